@@ -1,0 +1,11 @@
+//! confine builds, from one YAML fleet spec, everything a Mac admin needs to run an always-on AI agent
+//! under its own locked-down macOS account: configuration profiles, LaunchDaemon plists, and a signed
+//! installer package whose scripts create the account, its groups, directories and credentials.
+//!
+//! Data flows one way: [`spec`] (parse and validate) → [`plan`] (resolve every name, path and
+//! identifier) → artifacts ([`launchd`], [`openclaw`], [`profile`], [`installer`], [`pkg`], [`sign`]) →
+//! the output folder ([`output`]). The library API carries no stability promise; it exists for the
+//! `confine` binary and its tests.
+
+pub mod pkg;
+pub mod sign;

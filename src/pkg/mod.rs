@@ -1,0 +1,1 @@
+//! Flat installer packages (`.pkg`): component packages and product archives.

@@ -1,0 +1,21 @@
+//! Signing with a code-signing identity: CMS SignedData for configuration profiles and the RSA and CMS
+//! signatures of a xar table of contents.
+
+use anyhow::Result;
+
+/// What the xar writer needs from a signer. The writer reserves `rsa_signature_size()` and
+/// `cms_signature_size()` bytes in the heap right after the TOC checksum, records both in the TOC with
+/// `certificates()` in `KeyInfo`, compresses and hashes the TOC, then asks for the two signatures over the
+/// raw checksum bytes and writes them into the reserved space (zero-padded).
+pub trait TocSigner {
+    /// DER certificates for `KeyInfo`: the leaf first, then the chain.
+    fn certificates(&self) -> Vec<Vec<u8>>;
+    /// Exact length of the RSA signature (the key's modulus size).
+    fn rsa_signature_size(&self) -> usize;
+    /// Bytes to reserve for the CMS signature; the real one may be shorter.
+    fn cms_signature_size(&self) -> usize;
+    /// PKCS#1 v1.5 over DigestInfo(sha1, checksum): the checksum is not hashed again.
+    fn sign_rsa(&self, toc_checksum: &[u8]) -> Result<Vec<u8>>;
+    /// Detached CMS SignedData over the checksum bytes.
+    fn sign_cms(&self, toc_checksum: &[u8]) -> Result<Vec<u8>>;
+}
