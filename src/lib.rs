@@ -3,9 +3,12 @@
 //! installer package whose scripts create the account, its groups, directories and credentials.
 //!
 //! Data flows one way: [`spec`] (parse and validate) → [`plan`] (resolve every name, path and
-//! identifier) → artifacts ([`launchd`], [`openclaw`], [`profile`], [`installer`], [`pkg`], [`sign`]) →
-//! the output folder ([`output`]). The library API carries no stability promise; it exists for the
-//! `confine` binary and its tests.
+//! identifier) → artifacts ([`launchd`], [`openclaw`], [`pkg`], [`sign`]) → the output folder. The library
+//! API carries no stability promise; it exists for the `confine` binary and its tests.
 
+pub mod launchd;
+pub mod openclaw;
 pub mod pkg;
+pub mod plan;
 pub mod sign;
+pub mod spec;

@@ -1,0 +1,116 @@
+//! LaunchDaemon property lists: the job that runs an agent's OpenClaw gateway as the agent, at boot,
+//! without a login.
+//!
+//! The keys are documented in `launchd.plist(5)`. The plist carries no secret: launchd shows a daemon's
+//! environment to every local user (`launchctl print system/<label>`), so the gateway reads its token from
+//! a 0600 file instead. Keys are written sorted, so the same plan always gives the same bytes.
+
+use anyhow::{Context, Result};
+use plist::{Dictionary, Value};
+
+use crate::plan::AgentPlan;
+use crate::spec::ProcessType;
+
+/// The daemon plist of one agent, as XML.
+pub fn daemon_plist(agent: &AgentPlan) -> Result<Vec<u8>> {
+    let l = &agent.launchd;
+    let mut d = Dictionary::new();
+    d.insert("Label".into(), l.label.clone().into());
+    d.insert("UserName".into(), agent.name.clone().into());
+    d.insert("GroupName".into(), agent.primary_group.clone().into());
+    // initgroups(3) gives the daemon the agent's supplementary groups (the shared workspace group).
+    d.insert("InitGroups".into(), true.into());
+    // Property lists have no octal: launchd wants the umask as a decimal integer (0007 → 7).
+    d.insert("Umask".into(), Value::Integer(l.umask.into()));
+    d.insert(
+        "WorkingDirectory".into(),
+        agent.workspace.path.clone().into(),
+    );
+    d.insert("ProgramArguments".into(), program_arguments(agent));
+    let env: Dictionary = l
+        .environment
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+        .collect();
+    d.insert("EnvironmentVariables".into(), env.into());
+    d.insert("RunAtLoad".into(), true.into());
+    d.insert("KeepAlive".into(), l.keep_alive.into());
+    d.insert(
+        "ThrottleInterval".into(),
+        Value::Integer(l.throttle_interval.into()),
+    );
+    d.insert("ExitTimeOut".into(), Value::Integer(l.exit_timeout.into()));
+    d.insert("ProcessType".into(), process_type(l.process_type).into());
+    d.insert(
+        "StandardOutPath".into(),
+        format!("{}/gateway.out.log", agent.log_dir).into(),
+    );
+    d.insert(
+        "StandardErrorPath".into(),
+        format!("{}/gateway.err.log", agent.log_dir).into(),
+    );
+    d.sort_keys();
+    let mut out = Vec::new();
+    Value::Dictionary(d)
+        .to_writer_xml(&mut out)
+        .context("writing the LaunchDaemon plist")?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// `node <openclaw>/dist/index.js gateway --port N`, as OpenClaw's own service definition runs it.
+fn program_arguments(agent: &AgentPlan) -> Value {
+    let args = [
+        agent.openclaw.node.clone(),
+        agent.openclaw.entry.clone(),
+        "gateway".to_owned(),
+        "--port".to_owned(),
+        agent.gateway_port.to_string(),
+    ];
+    Value::Array(args.into_iter().map(Value::from).collect())
+}
+
+fn process_type(t: ProcessType) -> &'static str {
+    match t {
+        ProcessType::Background => "Background",
+        ProcessType::Standard => "Standard",
+        ProcessType::Adaptive => "Adaptive",
+        ProcessType::Interactive => "Interactive",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Plan;
+
+    fn example_plist() -> Dictionary {
+        let loaded = crate::spec::load(None).expect("example is valid");
+        let plan = Plan::new(&loaded.spec);
+        let bytes = daemon_plist(&plan.agents[0]).expect("plist");
+        plist::from_bytes::<Value>(&bytes)
+            .expect("parses")
+            .into_dictionary()
+            .expect("dict")
+    }
+
+    #[test]
+    fn runs_as_the_agent_with_its_own_group() {
+        let d = example_plist();
+        assert_eq!(d["UserName"].as_string(), Some("hexagent"));
+        assert_eq!(d["GroupName"].as_string(), Some("hexagent"));
+        assert_eq!(d["Umask"].as_signed_integer(), Some(7));
+        assert_eq!(
+            d["Label"].as_string(),
+            Some("com.halfday.agents.hexagent.gateway")
+        );
+    }
+
+    #[test]
+    fn environment_holds_no_token() {
+        let d = example_plist();
+        let env = d["EnvironmentVariables"].as_dictionary().expect("env");
+        assert!(env.keys().all(|k| !k.contains("TOKEN")), "{env:?}");
+        assert_eq!(env["OPENCLAW_NIX_MODE"].as_string(), Some("1"));
+    }
+}

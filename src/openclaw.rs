@@ -1,0 +1,63 @@
+//! The agent's OpenClaw config (`openclaw.json`), rendered from `templates/openclaw.json`.
+//!
+//! Keys follow OpenClaw's configuration reference for the pinned version: the gateway binds loopback
+//! with token auth, and the token is a file SecretRef (never inline), so the config holds no secret. The
+//! file is installed root-owned and group-readable by the agent: with `OPENCLAW_NIX_MODE=1` OpenClaw
+//! treats it as immutable, and the agent cannot loosen its own policy. The exec allowlist is not a config
+//! key; the installer seeds it with `openclaw approvals allowlist add`.
+
+use anyhow::{Context, Result};
+use askama::Template;
+
+use crate::plan::AgentPlan;
+use crate::spec::ExecMode;
+
+#[derive(Template)]
+#[template(path = "openclaw.json")]
+struct ConfigTemplate<'a> {
+    agent: &'a AgentPlan,
+    exec_mode: &'static str,
+    log_file: String,
+}
+
+/// The rendered config of one agent.
+pub fn config(agent: &AgentPlan) -> Result<Vec<u8>> {
+    let template = ConfigTemplate {
+        agent,
+        exec_mode: exec_mode(agent.tools.exec_mode),
+        log_file: format!("{}/openclaw.log", agent.log_dir),
+    };
+    let mut text = template.render().context("rendering the OpenClaw config")?;
+    text.push('\n');
+    Ok(text.into_bytes())
+}
+
+fn exec_mode(mode: ExecMode) -> &'static str {
+    match mode {
+        ExecMode::Deny => "deny",
+        ExecMode::Allowlist => "allowlist",
+        ExecMode::Ask => "ask",
+        ExecMode::Full => "full",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Plan;
+
+    #[test]
+    fn config_is_json_with_a_file_secret_ref() {
+        let loaded = crate::spec::load(None).expect("example is valid");
+        let plan = Plan::new(&loaded.spec);
+        let bytes = config(&plan.agents[0]).expect("config");
+        let v: serde_json::Value = serde_json::from_slice(&bytes).expect("valid JSON");
+        assert_eq!(v["gateway"]["bind"], "loopback");
+        assert_eq!(v["gateway"]["auth"]["token"]["source"], "file");
+        assert_eq!(
+            v["secrets"]["providers"]["gateway-token"]["path"],
+            "/Users/hexagent/.openclaw/secrets/gateway-token"
+        );
+        assert_eq!(v["tools"]["exec"]["mode"], "allowlist");
+    }
+}

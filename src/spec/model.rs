@@ -1,0 +1,500 @@
+//! The fleet spec as written in YAML, version 1.
+//!
+//! Every struct denies unknown fields so a typo fails loudly. Values that later checks must point back at
+//! (names, ids, paths, identifiers) are `Spanned`, which keeps the line and column they came from. Defaults
+//! are the secure choice, so a short spec works; values whose default depends on another value (an agent's
+//! home, its launchd label) stay `Option` here and are resolved by [`crate::plan`].
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A value that remembers where in the spec it was written.
+pub type Located<T> = Spanned<T>;
+
+/// The whole fleet spec.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(
+    title = "confine fleet spec",
+    description = "One YAML file that describes every agent account, its daemon, credentials and the hardening profiles of a fleet of Macs."
+)]
+pub struct Spec {
+    /// Format version of this file. Always 1.
+    #[schemars(with = "u32", range(min = 1, max = 1))]
+    pub version: Located<u32>,
+    pub fleet: Fleet,
+    /// Groups the package creates (besides each agent's personal group).
+    #[serde(default)]
+    pub groups: Vec<Group>,
+    /// The agent accounts to create on every Mac. At least one.
+    pub agents: Vec<Agent>,
+    #[serde(default)]
+    pub hardening: Hardening,
+    #[serde(default)]
+    pub package: Package,
+    #[serde(default)]
+    pub signing: Signing,
+}
+
+/// Who the fleet belongs to and how its artifacts are named.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Fleet {
+    /// Short name: lower-case letters, digits and dashes. Names the output files.
+    #[schemars(with = "String", regex(pattern = r"^[a-z][a-z0-9-]{0,62}$"))]
+    pub name: Located<String>,
+    /// Organization shown in profiles and the installer.
+    #[schemars(with = "String")]
+    pub organization: Located<String>,
+    /// Reverse-DNS prefix for every identifier (package, profiles, launchd labels), e.g. `com.example.agents`.
+    #[schemars(with = "String")]
+    pub identifier: Located<String>,
+    /// Release version of the artifacts, e.g. `1.0.0`. Raise it for every change you ship.
+    #[schemars(with = "String")]
+    pub release: Located<String>,
+    /// Oldest macOS the fleet runs, e.g. `14.0`. Managed Login Items need 13.0 or later.
+    #[serde(default = "default_minimum_macos")]
+    #[schemars(with = "String")]
+    pub minimum_macos: Located<String>,
+}
+
+/// A group created with an explicit GID.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// Group short name (POSIX portable: lower-case letter, then letters, digits, `_`, `-`).
+    #[schemars(with = "String")]
+    pub name: Located<String>,
+    /// Explicit GID, 501 to 65000 (below 500 collides with Apple's own groups).
+    #[schemars(with = "u32")]
+    pub gid: Located<u32>,
+    /// Human-readable name (RealName).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub full_name: Option<Located<String>>,
+    /// Agent accounts that belong to this group.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub members: Vec<Located<String>>,
+    /// Also add every local admin account present at install time (the blog's `$(whoami)`).
+    #[serde(default)]
+    pub include_local_admins: bool,
+}
+
+/// One agent: its account, its OpenClaw install, gateway, tool policy, daemon and credentials.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    /// Account short name (POSIX portable, at most 31 characters).
+    #[schemars(with = "String")]
+    pub name: Located<String>,
+    /// Full name (RealName) of the account.
+    #[schemars(with = "String")]
+    pub full_name: Located<String>,
+    /// Explicit UID, 501 to 65000. The account is hidden (IsHidden), so a UID above 500 is fine.
+    #[schemars(with = "u32")]
+    pub uid: Located<u32>,
+    /// The agent's personal primary group. Defaults to a group named like the agent with GID = UID.
+    #[serde(default)]
+    pub primary_group: Option<PrimaryGroup>,
+    /// Extra groups (defined under `groups`).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub groups: Vec<Located<String>>,
+    /// Home directory. Defaults to `/Users/<name>`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub home: Option<Located<String>>,
+    /// Login shell. `/usr/bin/false` keeps anyone from logging in as the agent.
+    #[serde(default = "default_shell")]
+    #[schemars(with = "String")]
+    pub shell: Located<String>,
+    #[serde(default)]
+    pub workspace: Workspace,
+    pub openclaw: OpenClaw,
+    #[serde(default)]
+    pub gateway: Gateway,
+    #[serde(default)]
+    pub tools: Tools,
+    #[serde(default)]
+    pub launchd: Launchd,
+    #[serde(default)]
+    pub credentials: Credentials,
+}
+
+/// The agent's personal group. Never `staff`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrimaryGroup {
+    #[schemars(with = "String")]
+    pub name: Located<String>,
+    #[schemars(with = "u32")]
+    pub gid: Located<u32>,
+}
+
+/// The directory the agent works in, shared with a group.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Workspace {
+    /// Defaults to `/Users/Shared/<agent>-workspace`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub path: Option<Located<String>>,
+    /// Group that shares it. Defaults to the agent's first extra group, else its personal group.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub group: Option<Located<String>>,
+    /// Octal mode as a string, e.g. `"0770"`. Never world-accessible.
+    #[serde(default)]
+    #[schemars(with = "Option<String>", regex(pattern = r"^0?[0-7]{3}$"))]
+    pub mode: Option<Located<String>>,
+}
+
+/// How OpenClaw gets onto the Mac.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenClaw {
+    /// Pinned npm version, e.g. `2026.9.6`. Never `latest`.
+    #[schemars(with = "String")]
+    pub version: Located<String>,
+    /// Absolute path of the node binary. The official nodejs.org installer puts a Developer ID signed
+    /// node at `/usr/local/bin/node`, which PPPC rules can pin by Team ID.
+    #[serde(default = "default_node")]
+    #[schemars(with = "String")]
+    pub node: Located<String>,
+    #[serde(default)]
+    pub install: InstallMethod,
+    /// Root-owned npm prefix the agent cannot write. Defaults to
+    /// `/Library/Application Support/confine/<agent>/openclaw`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub prefix: Option<Located<String>>,
+    /// Let npm run the packages' lifecycle scripts (as root) during install. Off: review first.
+    #[serde(default)]
+    pub allow_lifecycle_scripts: bool,
+}
+
+/// Who installs OpenClaw's code.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InstallMethod {
+    /// The postinstall runs `npm install --prefix <prefix> openclaw@<version>`.
+    #[default]
+    Npm,
+    /// OpenClaw is already at `<prefix>` (installed by another package or shipped as extra payload).
+    Preinstalled,
+}
+
+/// The OpenClaw gateway the daemon runs.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Gateway {
+    /// TCP port on 127.0.0.1, 1024 to 65535.
+    #[serde(default = "default_port")]
+    #[schemars(with = "u16")]
+    pub port: Located<u32>,
+    #[serde(default)]
+    pub bind: Bind,
+    #[serde(default)]
+    pub auth: Auth,
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        Gateway {
+            port: unlocated(default_port_value()),
+            bind: Bind::Loopback,
+            auth: Auth::Token,
+        }
+    }
+}
+
+/// Where the gateway listens. Only loopback: the agent is reached through SSH or a local client.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Bind {
+    #[default]
+    Loopback,
+}
+
+/// How clients authenticate to the gateway. Only a bearer token, generated on each Mac.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Auth {
+    #[default]
+    Token,
+}
+
+/// What the agent's tools may touch.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tools {
+    /// Restrict file tools to the workspace.
+    #[serde(default = "yes")]
+    pub fs_workspace_only: bool,
+    #[serde(default)]
+    pub exec: Exec,
+    /// OpenClaw's elevated mode bypasses its sandbox. Off.
+    #[serde(default)]
+    pub elevated: bool,
+}
+
+impl Default for Tools {
+    fn default() -> Self {
+        Tools {
+            fs_workspace_only: true,
+            exec: Exec::default(),
+            elevated: false,
+        }
+    }
+}
+
+/// The shell-command policy.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Exec {
+    #[serde(default)]
+    pub mode: ExecMode,
+    /// Absolute paths (or path globs) of the commands the agent may run in `allowlist` mode.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub allowlist: Vec<Located<String>>,
+}
+
+/// OpenClaw's `tools.exec.mode`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecMode {
+    Deny,
+    #[default]
+    Allowlist,
+    Ask,
+    Full,
+}
+
+/// The LaunchDaemon that runs the gateway as the agent.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Launchd {
+    /// Defaults to `<fleet.identifier>.<agent>.gateway`. Not OpenClaw's own `ai.openclaw.gateway`, which
+    /// OpenClaw would try to manage.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub label: Option<Located<String>>,
+    #[serde(default = "yes")]
+    pub keep_alive: bool,
+    /// Minimum seconds between restarts.
+    #[serde(default = "default_throttle")]
+    #[schemars(with = "u32")]
+    pub throttle_interval: Located<u32>,
+    /// Seconds between SIGTERM and SIGKILL at stop.
+    #[serde(default = "default_exit_timeout")]
+    #[schemars(with = "u32")]
+    pub exit_timeout: Located<u32>,
+    /// Octal umask as a string. `"0007"` keeps files group-shared and never world-readable.
+    #[serde(default = "default_umask")]
+    #[schemars(with = "String", regex(pattern = r"^0?[0-7]{3}$"))]
+    pub umask: Located<String>,
+    #[serde(default)]
+    pub process_type: ProcessType,
+    /// Extra environment variables. Never a secret: launchd shows them to every local user.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub environment: BTreeMap<String, Located<String>>,
+}
+
+impl Default for Launchd {
+    fn default() -> Self {
+        Launchd {
+            label: None,
+            keep_alive: true,
+            throttle_interval: default_throttle(),
+            exit_timeout: default_exit_timeout(),
+            umask: default_umask(),
+            process_type: ProcessType::default(),
+            environment: BTreeMap::new(),
+        }
+    }
+}
+
+/// launchd's `ProcessType`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum ProcessType {
+    Background,
+    #[default]
+    Standard,
+    Adaptive,
+    Interactive,
+}
+
+/// Credentials the agent gets. Secret values are generated on the Mac or delivered later, never built in.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// Random bytes in the gateway token (hex-encoded on the Mac by `openssl rand`). At least 24.
+    #[serde(default = "default_token_bytes")]
+    #[schemars(with = "u32")]
+    pub gateway_token_bytes: Located<u32>,
+    /// SSH deploy keys, generated on the Mac with `ssh-keygen -t ed25519`.
+    #[serde(default)]
+    pub ssh_keys: Vec<SshKey>,
+    /// Other secrets (a GitHub PAT, an API key): the package creates an empty 0600 file for an MDM script
+    /// to fill later.
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+}
+
+impl Default for Credentials {
+    fn default() -> Self {
+        Credentials {
+            gateway_token_bytes: default_token_bytes(),
+            ssh_keys: Vec::new(),
+            secrets: Vec::new(),
+        }
+    }
+}
+
+/// One SSH deploy key and its `~/.ssh/config` host entry.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SshKey {
+    /// Key file name under `~/.ssh`.
+    #[schemars(with = "String")]
+    pub name: Located<String>,
+    /// The `Host` alias in `~/.ssh/config`.
+    #[schemars(with = "String")]
+    pub host: Located<String>,
+    /// The real host name. Defaults to `host`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub hostname: Option<Located<String>>,
+    #[serde(default = "default_ssh_user")]
+    #[schemars(with = "String")]
+    pub user: Located<String>,
+    /// Key comment. Defaults to `<agent>-<name>`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub comment: Option<Located<String>>,
+}
+
+/// A secret delivered after install.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Secret {
+    /// File name under `~/.openclaw/secrets`.
+    #[schemars(with = "String")]
+    pub name: Located<String>,
+    /// Embed the value of this build-machine environment variable into the package. Needs
+    /// `confine build --embed-secrets`; anyone holding the package can read the value.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub embed_from_env: Option<Located<String>>,
+}
+
+/// Host hardening beyond the agent's own account.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Hardening {
+    /// `chmod 700` every human home directory (750 is not enough while homes are group `staff`).
+    #[serde(default = "yes")]
+    pub lock_human_homes: bool,
+    #[serde(default)]
+    pub profiles: super::profiles::Profiles,
+}
+
+impl Default for Hardening {
+    fn default() -> Self {
+        Hardening {
+            lock_human_homes: true,
+            profiles: super::profiles::Profiles::default(),
+        }
+    }
+}
+
+/// What goes into the package besides the generated files.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Package {
+    /// Also write the bare component package (for `installer -pkg` and agent-based MDMs).
+    #[serde(default)]
+    pub component: bool,
+    /// Files or directories copied into the payload, modes preserved.
+    #[serde(default)]
+    pub extra_payload: Vec<ExtraPayload>,
+}
+
+/// One file or directory from the build machine installed on every Mac.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraPayload {
+    /// Path on the build machine, relative to the spec file.
+    #[schemars(with = "String")]
+    pub source: Located<String>,
+    /// Absolute destination on the Mac.
+    #[schemars(with = "String")]
+    pub destination: Located<String>,
+}
+
+/// Where signing identities come from. The spec only names environment variables; it never holds keys.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Signing {
+    /// Environment variable holding the path of a PKCS#12 identity that signs both profiles and packages.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub identity_env: Option<Located<String>>,
+    /// Environment variable holding the path of the PKCS#12 identity for profiles only.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub profile_identity_env: Option<Located<String>>,
+    /// Environment variable holding the path of the PKCS#12 identity for packages only (Developer ID
+    /// Installer).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub pkg_identity_env: Option<Located<String>>,
+}
+
+fn unlocated<T>(value: T) -> Located<T> {
+    Spanned::new(
+        value,
+        serde_saphyr::Location::UNKNOWN,
+        serde_saphyr::Location::UNKNOWN,
+    )
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_minimum_macos() -> Located<String> {
+    unlocated("14.0".to_owned())
+}
+fn default_shell() -> Located<String> {
+    unlocated("/usr/bin/false".to_owned())
+}
+fn default_node() -> Located<String> {
+    unlocated("/usr/local/bin/node".to_owned())
+}
+fn default_port_value() -> u32 {
+    18789
+}
+fn default_port() -> Located<u32> {
+    unlocated(default_port_value())
+}
+fn default_throttle() -> Located<u32> {
+    unlocated(10)
+}
+fn default_exit_timeout() -> Located<u32> {
+    unlocated(30)
+}
+fn default_umask() -> Located<String> {
+    unlocated("0007".to_owned())
+}
+fn default_token_bytes() -> Located<u32> {
+    unlocated(32)
+}
+fn default_ssh_user() -> Located<String> {
+    unlocated("git".to_owned())
+}
