@@ -22,10 +22,7 @@ pub fn daemon_plist(agent: &AgentPlan) -> Result<Vec<u8>> {
     d.insert("InitGroups".into(), true.into());
     // Property lists have no octal: launchd wants the umask as a decimal integer (0007 → 7).
     d.insert("Umask".into(), Value::Integer(l.umask.into()));
-    d.insert(
-        "WorkingDirectory".into(),
-        agent.workspace.path.clone().into(),
-    );
+    d.insert("WorkingDirectory".into(), agent.workspace.path.clone().into());
     d.insert("ProgramArguments".into(), program_arguments(agent));
     let env: Dictionary = l
         .environment

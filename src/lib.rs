@@ -6,8 +6,11 @@
 //! identifier) → artifacts ([`launchd`], [`openclaw`], [`pkg`], [`sign`]) → the output folder. The library
 //! API carries no stability promise; it exists for the `confine` binary and its tests.
 
+pub mod build;
+pub mod cli;
 pub mod launchd;
 pub mod openclaw;
+pub mod output;
 pub mod pkg;
 pub mod plan;
 pub mod sign;

@@ -211,14 +211,9 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
     let state_dir = format!("{home}/.openclaw");
     let secrets_dir = format!("{state_dir}/secrets");
     let workspace = WorkspacePlan {
-        path: value_or(&a.workspace.path, || {
-            format!("/Users/Shared/{name}-workspace")
-        }),
+        path: value_or(&a.workspace.path, || format!("/Users/Shared/{name}-workspace")),
         group: value_or(&a.workspace.group, || {
-            groups
-                .first()
-                .cloned()
-                .unwrap_or_else(|| primary_group.clone())
+            groups.first().cloned().unwrap_or_else(|| primary_group.clone())
         }),
         mode: a
             .workspace
@@ -273,13 +268,7 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
         tools: ToolsPlan {
             fs_workspace_only: a.tools.fs_workspace_only,
             exec_mode: a.tools.exec.mode,
-            exec_allowlist: a
-                .tools
-                .exec
-                .allowlist
-                .iter()
-                .map(|e| e.value.clone())
-                .collect(),
+            exec_allowlist: a.tools.exec.allowlist.iter().map(|e| e.value.clone()).collect(),
             elevated: a.tools.elevated,
         },
         launchd,
@@ -343,11 +332,7 @@ fn daemon_environment(
         ("OPENCLAW_NO_AUTO_UPDATE", "1"),
         ("OPENCLAW_SERVICE_REPAIR_POLICY", "external"),
     ];
-    env.extend(
-        fixed
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
+    env.extend(fixed.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     env
 }
 

@@ -128,10 +128,7 @@ fn parse(text: &str, file: &Path) -> Result<Spec, SpecError> {
         return Err(fail(
             1,
             1,
-            format!(
-                "the spec is {} bytes; the limit is {MAX_SPEC_BYTES}",
-                text.len()
-            ),
+            format!("the spec is {} bytes; the limit is {MAX_SPEC_BYTES}", text.len()),
             "",
         ));
     }
@@ -150,8 +147,10 @@ fn parse(text: &str, file: &Path) -> Result<Spec, SpecError> {
         let (line, column) = e
             .location()
             .map_or((1, 1), |l| (l.line().max(1), l.column().max(1)));
-        let message = e.without_snippet().to_string();
-        let message = strip_location_prefix(&message);
+        let mut message = strip_location_suffix(&e.without_snippet().to_string());
+        if let Some(found) = token_at(text, line, column) {
+            message = format!("{message} (found `{found}`)");
+        }
         fail(
             line,
             column,
@@ -176,21 +175,44 @@ fn parse_options() -> serde_saphyr::Options {
     options
 }
 
-/// serde-saphyr puts `line N column M: ` in front of some messages; we print our own `file:line:column`.
-fn strip_location_prefix(message: &str) -> String {
+/// serde-saphyr ends some messages with `at line N, column M`; we print our own `file:line:column` first.
+fn strip_location_suffix(message: &str) -> String {
     let trimmed = message.trim();
-    if let Some(rest) = trimmed.strip_prefix("line ") {
-        if let Some(pos) = rest.find(": ") {
-            let (head, tail) = rest.split_at(pos);
-            if head
-                .split(" column ")
-                .all(|n| n.trim().chars().all(|c| c.is_ascii_digit()))
-            {
-                return tail[2..].to_owned();
-            }
+    match trimmed.rfind(" at line ") {
+        Some(pos)
+            if trimmed[pos + 9..]
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == ',' || c == ' ' || c.is_ascii_lowercase()) =>
+        {
+            trimmed[..pos].to_owned()
         }
+        _ => trimmed.to_owned(),
     }
-    trimmed.to_owned()
+}
+
+/// The text written at `line:column`, up to the end of the line, for messages like "invalid u32 (found
+/// `abc`)". Control characters are escaped so a hostile spec cannot garble the terminal.
+fn token_at(text: &str, line: u64, column: u64) -> Option<String> {
+    let line_text = text.lines().nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    let rest: String = line_text
+        .chars()
+        .skip(usize::try_from(column).ok()?.saturating_sub(1))
+        .collect();
+    let rest = rest.split(" #").next().unwrap_or_default().trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let shown: String = rest
+        .chars()
+        .take(40)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
+    Some(if rest.chars().count() > 40 {
+        format!("{shown}…")
+    } else {
+        shown
+    })
 }
 
 fn line_column(prefix: &[u8]) -> (u64, u64) {

@@ -64,8 +64,7 @@ struct Checker {
 
 impl Checker {
     fn fail<T>(&mut self, value: &Located<T>, message: impl Into<String>, help: impl Into<String>) {
-        self.problems
-            .push(Problem::at(&value.referenced, message, help));
+        self.problems.push(Problem::at(&value.referenced, message, help));
     }
 
     fn fleet(&mut self, spec: &Spec) {
@@ -167,10 +166,7 @@ impl Checker {
             match parse_octal(&mode.value) {
                 Some(m) if m & 0o007 != 0 => self.fail(
                     mode,
-                    format!(
-                        "workspace mode {} gives access to every local user",
-                        mode.value
-                    ),
+                    format!("workspace mode {} gives access to every local user", mode.value),
                     "clear the last digit, e.g. `0770`",
                 ),
                 Some(m) if m & 0o700 != 0o700 => self.fail(
@@ -234,10 +230,7 @@ impl Checker {
             if !v.starts_with('/') || v.split('/').any(|s| s == "..") || has_control(v, false) {
                 self.fail(
                     entry,
-                    format!(
-                        "exec allowlist entry `{}` is not an absolute path",
-                        escape(v)
-                    ),
+                    format!("exec allowlist entry `{}` is not an absolute path", escape(v)),
                     "list absolute paths or globs such as `/usr/bin/git`",
                 );
             }
@@ -259,10 +252,7 @@ impl Checker {
         if !(1..=3600).contains(&l.throttle_interval.value) {
             self.fail(
                 &l.throttle_interval,
-                format!(
-                    "throttle interval {} is out of range",
-                    l.throttle_interval.value
-                ),
+                format!("throttle interval {} is out of range", l.throttle_interval.value),
                 "use 1 to 3600 seconds",
             );
         }
@@ -308,13 +298,15 @@ impl Checker {
                 format!("`{name}` is set by confine"),
                 "remove it; the daemon's HOME, PATH and OPENCLAW_* come from the spec",
             );
-        } else if [
-            "TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "PRIVATE",
-        ]
-        .iter()
-        .any(|s| upper.contains(s))
+        } else if ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "PRIVATE"]
+            .iter()
+            .any(|s| upper.contains(s))
         {
-            self.fail(value, format!("`{name}` looks like a secret"), "launchd shows a daemon's environment to every local user; use `credentials.secrets` instead");
+            self.fail(
+                value,
+                format!("`{name}` looks like a secret"),
+                "launchd shows a daemon's environment to every local user; use `credentials.secrets` instead",
+            );
         }
         if has_control(&value.value, false) {
             self.fail(
@@ -386,10 +378,7 @@ impl Checker {
         let mut ports = BTreeMap::new();
         let mut labels = BTreeSet::new();
         for group in &spec.groups {
-            if gids
-                .insert(group.gid.value, group.name.value.as_str())
-                .is_some()
-            {
+            if gids.insert(group.gid.value, group.name.value.as_str()).is_some() {
                 self.fail(
                     &group.gid,
                     format!("GID {} is used twice", group.gid.value),
@@ -437,10 +426,7 @@ impl Checker {
                 );
             }
             if !group_names.insert(pname.clone()) {
-                let at = agent
-                    .primary_group
-                    .as_ref()
-                    .map_or(&agent.name, |g| &g.name);
+                let at = agent.primary_group.as_ref().map_or(&agent.name, |g| &g.name);
                 self.fail(
                     at,
                     format!("personal group `{pname}` clashes with another group"),
@@ -457,14 +443,14 @@ impl Checker {
                     "give every agent its own gateway port",
                 );
             }
-            if let Some(label) = &agent.launchd.label {
-                if !labels.insert(label.value.clone()) {
-                    self.fail(
-                        label,
-                        format!("launchd label `{}` is used twice", label.value),
-                        "give every agent its own label",
-                    );
-                }
+            if let Some(label) = &agent.launchd.label
+                && !labels.insert(label.value.clone())
+            {
+                self.fail(
+                    label,
+                    format!("launchd label `{}` is used twice", label.value),
+                    "give every agent its own label",
+                );
             }
         }
     }
@@ -474,10 +460,7 @@ impl Checker {
             if extra.source.value.is_empty() || has_control(&extra.source.value, false) {
                 self.fail(
                     &extra.source,
-                    format!(
-                        "`{}` is not a usable source path",
-                        escape(&extra.source.value)
-                    ),
+                    format!("`{}` is not a usable source path", escape(&extra.source.value)),
                     "give a path relative to the spec file",
                 );
             }
@@ -487,13 +470,9 @@ impl Checker {
 
     fn signing(&mut self, spec: &Spec) {
         let s = &spec.signing;
-        for env in [
-            &s.identity_env,
-            &s.profile_identity_env,
-            &s.pkg_identity_env,
-        ]
-        .into_iter()
-        .flatten()
+        for env in [&s.identity_env, &s.profile_identity_env, &s.pkg_identity_env]
+            .into_iter()
+            .flatten()
         {
             self.env_name(env);
         }
@@ -590,18 +569,14 @@ impl Checker {
     }
 
     fn minimum_macos(&mut self, value: &Located<String>) {
-        self.version(
-            value,
-            "minimum macOS",
-            "write a macOS version such as `14.0`",
-        );
-        let major = value
-            .value
-            .split('.')
-            .next()
-            .and_then(|m| m.parse::<u32>().ok());
+        self.version(value, "minimum macOS", "write a macOS version such as `14.0`");
+        let major = value.value.split('.').next().and_then(|m| m.parse::<u32>().ok());
         if matches!(major, Some(m) if m < 13) {
-            self.fail(value, format!("minimum macOS {} is too old", value.value), "confine needs macOS 13.0 or later: Managed Login Items pin the agent daemon only from 13.0");
+            self.fail(
+                value,
+                format!("minimum macOS {} is too old", value.value),
+                "confine needs macOS 13.0 or later: Managed Login Items pin the agent daemon only from 13.0",
+            );
         }
     }
 
@@ -612,9 +587,7 @@ impl Checker {
             && v.len() > 1
             && v.len() <= 1024
             && !has_control(v, false)
-            && segments
-                .iter()
-                .all(|s| !s.is_empty() && *s != "." && *s != "..");
+            && segments.iter().all(|s| !s.is_empty() && *s != "." && *s != "..");
         if !ok {
             self.fail(
                 value,
@@ -658,10 +631,7 @@ impl Checker {
         if !is_env_name(&value.value) {
             self.fail(
                 value,
-                format!(
-                    "`{}` is not an environment variable name",
-                    escape(&value.value)
-                ),
+                format!("`{}` is not an environment variable name", escape(&value.value)),
                 "use upper-case letters, digits and `_`, e.g. `FLEET_P12`",
             );
         }

@@ -1,1 +1,9 @@
+//! confine's one integration test binary. Each module tests one area, through the binary or the library.
 
+// Helpers shared by the modules: running the binary, temp folders, example-spec variants.
+mod util;
+
+// The command line: build, validate, init, schema, exit codes, atomic output, determinism.
+mod cli;
+// Bad specs: each one exits 1 with file:line:column, writes nothing, and never panics.
+mod bad_specs;

@@ -1,0 +1,141 @@
+use std::process::Command as StdCommand;
+
+use crate::util::{confine, example_spec, stderr, tree, write};
+
+#[test]
+fn build_without_a_spec_builds_the_example_fleet() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("dist");
+    confine().current_dir(dir.path()).arg("build").assert().success();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).expect("manifest")).expect("JSON");
+    let artifacts = manifest["artifacts"].as_array().expect("artifacts");
+    assert!(artifacts.iter().any(|a| a["kind"] == "launchd-plist"));
+    for a in artifacts {
+        let path = out.join(a["path"].as_str().expect("path"));
+        let bytes = std::fs::read(&path).expect("listed artifact exists");
+        assert_eq!(a["size"].as_u64(), Some(bytes.len() as u64));
+        let sha = openssl::sha::sha256(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>();
+        assert_eq!(a["sha256"].as_str(), Some(sha.as_str()), "{}", path.display());
+    }
+}
+
+#[test]
+fn two_builds_produce_identical_trees() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    confine().arg("build").arg("--out").arg(&a).assert().success();
+    confine().arg("build").arg("--out").arg(&b).assert().success();
+    assert_eq!(tree(&a), tree(&b));
+}
+
+#[test]
+fn every_plist_parses_with_python_plistlib() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("dist");
+    confine().arg("build").arg("--out").arg(&out).assert().success();
+    let plists: Vec<_> = tree(&out)
+        .into_iter()
+        .filter(|(p, _)| p.ends_with(".plist") || p.ends_with(".mobileconfig"))
+        .map(|(p, _)| out.join(p))
+        .collect();
+    assert!(!plists.is_empty());
+    for path in plists {
+        let status = StdCommand::new("python3")
+            .args(["-c", "import plistlib,sys; plistlib.load(open(sys.argv[1],'rb'))"])
+            .arg(&path)
+            .status()
+            .expect("python3 is installed");
+        assert!(status.success(), "plistlib rejected {}", path.display());
+    }
+}
+
+#[test]
+fn a_failed_build_keeps_the_previous_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("dist");
+    confine().arg("build").arg("--out").arg(&out).assert().success();
+    let before = tree(&out);
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        &example_spec().replace("port: 18789", "port: 80"),
+    );
+    confine()
+        .arg("build")
+        .arg(&bad)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(1);
+    assert_eq!(tree(&out), before);
+}
+
+#[test]
+fn build_refuses_to_replace_a_foreign_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "notes.txt", "mine");
+    let output = confine()
+        .arg("build")
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("not written by confine"));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("notes.txt")).expect("kept"),
+        "mine"
+    );
+}
+
+#[test]
+fn validate_reports_json_for_ci() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        &example_spec().replace("port: 18789", "port: 80"),
+    );
+    let output = confine()
+        .arg("validate")
+        .arg(&bad)
+        .arg("--json")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["problems"][0]["message"], "port 80 is out of range");
+    assert!(v["problems"][0]["line"].as_u64().is_some_and(|l| l > 1));
+}
+
+#[test]
+fn init_writes_a_valid_spec_and_never_overwrites() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("fleet.yaml");
+    confine().arg("init").arg(&path).assert().success();
+    confine().arg("validate").arg(&path).assert().success();
+    std::fs::write(&path, "mine").expect("write");
+    confine().arg("init").arg(&path).assert().code(1);
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), "mine");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    confine().arg("build").arg("--no-such-flag").assert().code(2);
+    confine().arg("frobnicate").assert().code(2);
+}
+
+#[test]
+fn schema_is_draft_07_and_stable() {
+    let output = confine().arg("schema").output().expect("runs");
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).expect("UTF-8");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(v["$schema"], "http://json-schema.org/draft-07/schema#");
+    insta::assert_snapshot!("fleet_schema", text);
+}
