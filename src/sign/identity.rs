@@ -6,10 +6,10 @@
 //!   legacy (RC2-40/3DES, `openssl pkcs12 -export -legacy`, older macOS exports) encryption work; the latter
 //!   needs OpenSSL 3's `legacy` provider, which is loaded once per process.
 //! * PEM files: one certificate, one *unencrypted* private key (PKCS#8 or traditional), and optional
-//!   chain files holding intermediate and root certificates.
+//!   chain files holding intermediate and root certificates (in any order; a copy of the leaf is ignored).
 //!
 //! Not supported: encrypted PEM keys (convert with `openssl pkey -in key.pem -out plain.pem` or use a
-//! `.p12`), DER-encoded certificate or key files, hardware tokens and keychains.
+//! `.p12`), DER-encoded leaf or key files (CA files may be DER), hardware tokens and keychains.
 //!
 //! Private keys and passwords never appear in error messages or `Debug` output.
 
@@ -155,15 +155,21 @@ impl Identity {
     }
 }
 
-/// Loads every certificate in a PEM file (for example a CA bundle given with `--ca`).
+/// Loads every certificate in a PEM file, or the single certificate in a DER file (for example a CA given
+/// with `--ca`).
 pub fn load_certificates(path: &Path) -> Result<Vec<X509>> {
-    let pem = std::fs::read(path)
+    let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read certificate file {}", path.display()))?;
-    let certs = X509::stack_from_pem(&pem)
+    if bytes.first() == Some(&0x30) {
+        let cert = X509::from_der(&bytes)
+            .with_context(|| format!("{} is not a DER certificate", path.display()))?;
+        return Ok(vec![cert]);
+    }
+    let certs = X509::stack_from_pem(&bytes)
         .with_context(|| format!("{} is not a PEM certificate file", path.display()))?;
     if certs.is_empty() {
         bail!(
-            "{} contains no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            "{} contains no certificate (-----BEGIN CERTIFICATE-----)",
             path.display()
         );
     }
@@ -202,24 +208,31 @@ fn parse_private_key(pem: &[u8]) -> Result<PKey<Private>> {
         .map_err(|_| anyhow!("not a PEM private key (-----BEGIN PRIVATE KEY----- or -----BEGIN RSA/EC PRIVATE KEY-----)"))
 }
 
-/// Orders `certs` as issuer-of-leaf first, then its issuer, and so on; certificates that are not on the
-/// path are appended in their original order so nothing the admin supplied is silently dropped.
-fn order_chain(leaf: &X509Ref, mut certs: Vec<X509>) -> Vec<X509> {
-    let mut ordered = Vec::with_capacity(certs.len());
+/// Orders `certs` as issuer-of-leaf first, then its issuer, and so on. Copies of the leaf (a
+/// "fullchain.pem" passed as `--chain`) and duplicates are dropped; other certificates that are not on the
+/// path are appended in their original order so nothing else the admin supplied disappears silently.
+fn order_chain(leaf: &X509Ref, certs: Vec<X509>) -> Vec<X509> {
+    let mut pool: Vec<X509> = Vec::with_capacity(certs.len());
+    for cert in certs {
+        if *leaf != cert && !pool.contains(&cert) {
+            pool.push(cert);
+        }
+    }
+    let mut ordered = Vec::with_capacity(pool.len());
     let mut current = leaf.to_owned();
-    while let Some(pos) = certs
+    while let Some(pos) = pool
         .iter()
         .position(|c| c.issued(&current) == X509VerifyResult::OK)
     {
-        let issuer = certs.remove(pos);
-        let done = is_self_signed(&issuer);
+        let issuer = pool.remove(pos);
+        let reached_root = is_self_signed(&issuer);
         current = issuer.clone();
         ordered.push(issuer);
-        if done {
+        if reached_root {
             break;
         }
     }
-    ordered.extend(certs);
+    ordered.extend(pool);
     ordered
 }
 
@@ -288,7 +301,9 @@ mod test {
         let root = cert_for("root", &root_key, None);
         let mid = cert_for("mid", &mid_key, Some((&root, &root_key)));
         let leaf = cert_for("leaf", &leaf_key, Some((&mid, &mid_key)));
-        let id = Identity::new(leaf, leaf_key, vec![root, mid]).unwrap();
+        // As from a "fullchain.pem" plus a root bundle: leaf copy, duplicate root, wrong order.
+        let supplied = vec![root.clone(), leaf.clone(), mid, root];
+        let id = Identity::new(leaf, leaf_key, supplied).unwrap();
         let names: Vec<String> = id
             .chain()
             .iter()

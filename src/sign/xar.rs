@@ -47,6 +47,8 @@ const CMS_RESERVE_MARGIN: usize = 512;
 /// MDM installs do not need a timestamp.
 pub struct PackageSigner<'a> {
     identity: &'a Identity,
+    /// DER of the leaf, then the chain as loaded, for `KeyInfo`.
+    certificates: Vec<Vec<u8>>,
     cms_reserve: usize,
 }
 
@@ -69,9 +71,14 @@ impl<'a> PackageSigner<'a> {
                 identity.subject()
             );
         }
+        let mut certificates = vec![identity.certificate().to_der()?];
+        for cert in identity.chain() {
+            certificates.push(cert.to_der()?);
+        }
         let trial = cms_sign(identity, &[0; 20])?;
         Ok(PackageSigner {
             identity,
+            certificates,
             cms_reserve: trial.len() + CMS_RESERVE_MARGIN,
         })
     }
@@ -79,12 +86,7 @@ impl<'a> PackageSigner<'a> {
 
 impl TocSigner for PackageSigner<'_> {
     fn certificates(&self) -> Vec<Vec<u8>> {
-        // `to_der` on a parsed certificate only fails on allocation failure; an empty entry would make the
-        // package verifier fail loudly rather than produce a silently wrong KeyInfo.
-        std::iter::once(self.identity.certificate())
-            .chain(self.identity.chain().iter().map(|c| c.as_ref()))
-            .map(|c| c.to_der().unwrap_or_default())
-            .collect()
+        self.certificates.clone()
     }
 
     fn rsa_signature_size(&self) -> usize {

@@ -312,7 +312,18 @@ fn package_verifiers_report_signer_and_chain() {
     let checksum = [7u8; 20];
     let mut cms = signer.sign_cms(&checksum).unwrap();
     cms.resize(signer.cms_signature_size(), 0); // as read back from the reserved heap space
-    let ca = load_certificates(&dir.join("dev-ca.pem")).unwrap();
+    let der_ca = [
+        "x509",
+        "-in",
+        "dev-ca.pem",
+        "-outform",
+        "DER",
+        "-out",
+        "dev-ca.cer",
+    ];
+    assert_success(&openssl(&dir, &der_ca), "openssl x509 -outform DER");
+    let ca = load_certificates(&dir.join("dev-ca.cer")).unwrap();
+    assert_eq!(ca, load_certificates(&dir.join("dev-ca.pem")).unwrap());
 
     let info = verify_toc_cms(&cms, &checksum, Some(&ca)).unwrap();
     assert_eq!(info.subject, id.subject());
@@ -445,6 +456,24 @@ fn identity_errors_are_clear_and_leak_no_secrets() {
     assert!(
         error_text(&not_p12).contains("not a PKCS#12"),
         "{not_p12:#}"
+    );
+
+    let encrypt = [
+        "pkey",
+        "-in",
+        "profile-signing.key",
+        "-aes256",
+        "-passout",
+        "env:P12PASS",
+        "-out",
+        "enc.key",
+    ];
+    assert_success(&openssl(&dir, &encrypt), "openssl pkey -aes256");
+    let encrypted = Identity::from_pem(&dir.join("profile-signing.pem"), &dir.join("enc.key"), &[])
+        .unwrap_err();
+    assert!(
+        error_text(&encrypted).contains("the key is encrypted"),
+        "{encrypted:#}"
     );
 
     let id = Identity::from_pkcs12(&p12, P12_PASSWORD).unwrap();
