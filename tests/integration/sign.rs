@@ -346,6 +346,60 @@ fn package_verifiers_report_signer_and_chain() {
 }
 
 #[test]
+fn chain_check_tolerates_only_apple_critical_extensions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let ca = [
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+    ];
+    assert_success(
+        &openssl(
+            dir,
+            &[&ca[..], &["-subj", "/CN=test CA", "-days", "1"]].concat(),
+        ),
+        "CA",
+    );
+    let anchors = load_certificates(&dir.join("ca.pem")).unwrap();
+    for (name, extension, trusted) in [
+        ("apple", "1.2.840.113635.100.6.1.14=critical,DER:0500", true),
+        ("unknown", "1.2.3.4=critical,DER:0500", false),
+    ] {
+        let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
+        let leaf = [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &pem,
+        ];
+        let issue = [
+            "-subj", "/CN=leaf", "-days", "1", "-CA", "ca.pem", "-CAkey", "ca.key", "-addext",
+            extension,
+        ];
+        assert_success(&openssl(dir, &[&leaf[..], &issue[..]].concat()), "leaf");
+        // OpenSSL alone rejects both, which is what makes the Apple case worth handling.
+        let plain = openssl(
+            dir,
+            &["verify", "-CAfile", "ca.pem", "-purpose", "any", &pem],
+        );
+        assert!(!plain.status.success(), "openssl verify accepted {name}");
+
+        let der = load_certificates(&dir.join(&pem)).unwrap()[0]
+            .to_der()
+            .unwrap();
+        let info = verify_key_info_chain(&[der], Some(&anchors)).unwrap();
+        assert_eq!(
+            info.chain_trusted,
+            Some(trusted),
+            "{name}: {:?}",
+            info.chain_error
+        );
+        if !trusted {
+            assert_eq!(
+                info.chain_error.as_deref(),
+                Some("unhandled critical extension")
+            );
+        }
+    }
+}
+
+#[test]
 fn apple_productsign_rsa_signature_verifies() {
     let fixture = XarSignature::read(Path::new(APPLE_FIXTURE));
     verify_toc_rsa(&fixture.leaf_der, &fixture.checksum, &fixture.signature).unwrap();
