@@ -7,8 +7,10 @@
 //! embedded without its self-signed root, and `CMS_BINARY` so OpenSSL does not rewrite line endings
 //! (MIME canonicalisation would change the plist bytes that the signature covers).
 //!
-//! Not supported: detached or PEM/S-MIME output, countersignatures, RFC 3161 timestamps on profiles
-//! (macOS does not use them for profiles), encryption (`EncryptedPayloadContent`).
+//! Not supported: detached or PEM/S-MIME output, countersignatures, RFC 3161 timestamps on profiles,
+//! encryption (`EncryptedPayloadContent`), and verifying SignedData whose signer is named by
+//! subjectKeyIdentifier (`openssl cms -keyid`) rather than issuerAndSerialNumber, which is what
+//! `security cms`, OpenSSL by default and this module emit.
 
 use {
     super::{

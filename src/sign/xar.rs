@@ -13,8 +13,8 @@
 //! Apple does not document the format; it is defined by Apple's open-source xar and productsign output.
 //!
 //! Not supported: DSA keys, ECDSA for packages (the `RSA` signature style needs an RSA key, as Developer ID
-//! Installer certificates have), and RFC 3161 timestamps. Timestamps are needed for notarization only,
-//! and notarization has to go through Apple's service anyway; see [`PackageSigner`] for what to do.
+//! Installer certificates have), and RFC 3161 timestamps (see [`PackageSigner`] for why and what to do
+//! instead).
 
 use {
     super::{
@@ -40,11 +40,20 @@ const CMS_RESERVE_MARGIN: usize = 512;
 
 /// Signs xar TOCs for the xar writer (see [`TocSigner`]) with an RSA identity.
 ///
-/// RFC 3161 timestamps are not added (the openssl crate has no TS API, and a hand-written TSA client
-/// would be the only network code in confine). Packages signed here therefore carry no secure timestamp,
-/// which notarization requires: for public distribution, sign or re-sign with `rcodesign sign` and
-/// `rcodesign notarize --staple` (they add Apple's timestamp), or `productsign --timestamp` on a Mac.
-/// MDM installs do not need a timestamp.
+/// # No RFC 3161 timestamp
+///
+/// The CMS signature carries no timestamp token, deliberately:
+/// * the openssl crate has no TS API, so it would take a hand-written TimeStampReq/TimeStampResp codec, a
+///   DER rewrite of the SignerInfo to add the `id-aa-timeStampToken` unsigned attribute, and a raw HTTP
+///   client for the TSA (Apple's is plain `http://timestamp.apple.com/ts01`);
+/// * that would be the only network access in an otherwise offline build, and builds would fail whenever
+///   the TSA is unreachable; the token's size is also unknown when the heap space is reserved.
+///
+/// What it costs: Apple's notary service rejects packages without a secure timestamp, and without one a
+/// signature stops being valid once the signing certificate expires (Developer ID Installer: 5 years).
+/// MDM installs of a current build need neither. For notarized public distribution, build the package
+/// unsigned and sign it with `rcodesign sign` (which timestamps with Apple's TSA by default), then
+/// `rcodesign notarize --staple`; or use `productsign --timestamp` on a Mac.
 pub struct PackageSigner<'a> {
     identity: &'a Identity,
     /// DER of the leaf, then the chain as loaded, for `KeyInfo`.
