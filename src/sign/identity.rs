@@ -1,8 +1,8 @@
 //! Signing identities: a leaf certificate, its private key and the certificates that chain it to a root.
 //!
 //! Two sources are supported:
-//! * PKCS#12 (RFC 7292), the `.p12` that Keychain Access exports ("Export Items…", Apple documents it in
-//!   Keychain Access User Guide) and that CI secret stores usually hold. Both modern (AES-256/PBKDF2) and
+//! * PKCS#12 (RFC 7292), the `.p12` that Keychain Access exports (File → Export Items…, described in
+//!   Apple's Keychain Access User Guide) and that CI secret stores usually hold. Both modern (AES-256/PBKDF2) and
 //!   legacy (RC2-40/3DES, `openssl pkcs12 -export -legacy`, older macOS exports) encryption work; the latter
 //!   needs OpenSSL 3's `legacy` provider, which is loaded once per process.
 //! * PEM files: one certificate, one *unencrypted* private key (PKCS#8 or traditional), and optional

@@ -184,3 +184,44 @@ fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     };
     (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn der_walk_rejects_truncated_input_without_panicking() {
+        for input in [
+            &[][..],
+            &[0x30],
+            &[0x30, 0x84, 0xFF, 0xFF, 0xFF, 0xFF],
+            &[0x30, 0x80],
+            &[0x30, 0x05, 0x30],
+        ] {
+            assert_eq!(critical_extension_oids(input), None, "{input:02x?}");
+        }
+    }
+
+    #[test]
+    fn der_walk_finds_critical_extensions() {
+        // Certificate { tbs { version [0], [3] { SEQ { ext(2.5.29.19, critical), ext(1.2.3, not critical) } } } }
+        let bc = [
+            0x30, 0x0A, 0x06, 0x03, 0x55, 0x1D, 0x13, 0x01, 0x01, 0xFF, 0x04, 0x00,
+        ];
+        let other = [0x30, 0x06, 0x06, 0x02, 0x2A, 0x03, 0x04, 0x00];
+        let mut list = vec![0x30, (bc.len() + other.len()) as u8];
+        list.extend(bc.iter().chain(&other));
+        let mut tbs = vec![0xA0, 0x03, 0x02, 0x01, 0x02, 0xA3, list.len() as u8];
+        tbs.extend(&list);
+        let cert = [
+            &[0x30, tbs.len() as u8 + 2, 0x30, tbs.len() as u8][..],
+            &tbs,
+        ]
+        .concat();
+        assert_eq!(
+            critical_extension_oids(&cert),
+            Some(vec![&[0x55, 0x1D, 0x13][..]])
+        );
+        assert!(only_known_critical_extensions(&cert));
+    }
+}
