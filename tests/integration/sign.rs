@@ -20,7 +20,12 @@ const P12_PASSWORD: &str = "correct horse battery staple 42";
 const PROFILE: &[u8] =
     b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\">\n<dict>\n\
     <key>PayloadIdentifier</key>\n<string>com.example.confine.test</string>\n</dict>\n</plist>\n";
-const APPLE_FIXTURE: &str = "/work/shared/fixtures/apple-productsign-2011.pkg";
+/// Apple productsign output from 2011 (RSA signature only, sha1), in the `shared/` folder that sits next to
+/// the repository checkout.
+const APPLE_FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/fixtures/apple-productsign-2011.pkg"
+);
 
 /// Runs the `openssl` CLI in `dir`. Secrets are passed through the environment (`env:P12PASS`), never as
 /// arguments, like the product itself does.
