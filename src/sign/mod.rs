@@ -1,5 +1,28 @@
 //! Signing with a code-signing identity: CMS SignedData for configuration profiles and the RSA and CMS
 //! signatures of a xar table of contents.
+//!
+//! * [`identity`]: load an [`Identity`] from PKCS#12 or PEM.
+//! * [`cms`]: sign and verify `.mobileconfig` profiles ([`sign_profile`], [`verify_profile`]).
+//! * [`xar`]: [`PackageSigner`] implements [`TocSigner`] for the xar writer; [`verify_toc_rsa`],
+//!   [`verify_toc_cms`] and [`verify_key_info_chain`] check a package's signatures.
+//! * [`dev_identity`]: [`create_dev_identity`] makes a development CA and signing certificates.
+//!
+//! All cryptography is OpenSSL's (through the `openssl` crate). Trust is checked only against a CA the
+//! caller names, never against Apple's roots or the system store; see [`trust`].
+
+pub mod cms;
+pub mod dev_identity;
+pub mod identity;
+pub mod trust;
+pub mod xar;
+
+pub use {
+    cms::{ProfileEncoding, ProfileSignature, profile_encoding, sign_profile, verify_profile},
+    dev_identity::create_dev_identity,
+    identity::{Identity, load_certificates},
+    trust::SignerInfo,
+    xar::{PackageSigner, verify_key_info_chain, verify_toc_cms, verify_toc_rsa},
+};
 
 use anyhow::Result;
 

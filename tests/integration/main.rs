@@ -7,3 +7,5 @@ mod util;
 mod cli;
 // Bad specs: each one exits 1 with file:line:column, writes nothing, and never panics.
 mod bad_specs;
+// Signing: identities, profile CMS and xar TOC signatures, checked with the openssl CLI.
+mod sign;

@@ -1,0 +1,164 @@
+//! Signed configuration profiles: a DER CMS SignedData (RFC 5652, `1.2.840.113549.1.7.2`) whose
+//! encapsulated `id-data` content is the profile plist, exactly what `security cms -S` produces on a Mac.
+//!
+//! Apple documents the signed form only in passing ("Configuration Profile Reference": profiles "can be
+//! signed"; `security(1)` `cms -S`/`-D`). Choices here: content encapsulated (not detached), SHA-256
+//! digest, RSA PKCS#1 v1.5 or ECDSA by key type (OpenSSL's default digest for both is SHA-256), the chain
+//! embedded without its self-signed root, and `CMS_BINARY` so OpenSSL does not rewrite line endings
+//! (MIME canonicalisation would change the plist bytes that the signature covers).
+//!
+//! Not supported: detached or PEM/S-MIME output, countersignatures, RFC 3161 timestamps on profiles,
+//! encryption (`EncryptedPayloadContent`), and verifying SignedData whose signer is named by
+//! subjectKeyIdentifier (`openssl cms -keyid`) rather than issuerAndSerialNumber, which is what
+//! `security cms`, OpenSSL by default and this module emit.
+
+use {
+    super::{
+        Identity,
+        trust::{SignerInfo, signer_info},
+    },
+    anyhow::{Context, Result, bail},
+    openssl::{
+        cms::{CMSOptions, CmsContentInfo},
+        pkcs7::{Pkcs7, Pkcs7Flags},
+        stack::Stack,
+        x509::X509,
+    },
+};
+
+/// The result of checking a signed profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileSignature {
+    /// Who signed, and whether that chains to the CA given to [`verify_profile`].
+    pub signer: SignerInfo,
+    /// The encapsulated profile (XML or binary plist) exactly as signed.
+    pub content: Vec<u8>,
+}
+
+/// How a `.mobileconfig` file is encoded, judged from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileEncoding {
+    /// A DER SEQUENCE: a CMS-signed profile.
+    SignedCms,
+    /// `<?xml` (optionally after a UTF-8 byte-order mark or whitespace) or `<plist`.
+    XmlPlist,
+    /// `bplist00`.
+    BinaryPlist,
+    Unknown,
+}
+
+/// Tells a signed profile from an unsigned XML or binary plist without parsing it.
+pub fn profile_encoding(bytes: &[u8]) -> ProfileEncoding {
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = text.trim_ascii_start();
+    if bytes.first() == Some(&0x30) {
+        ProfileEncoding::SignedCms
+    } else if bytes.starts_with(b"bplist00") {
+        ProfileEncoding::BinaryPlist
+    } else if text.starts_with(b"<?xml") || text.starts_with(b"<plist") {
+        ProfileEncoding::XmlPlist
+    } else {
+        ProfileEncoding::Unknown
+    }
+}
+
+/// Signs a profile: DER CMS SignedData with the plist encapsulated. The result is verified before it is
+/// returned, so a broken key or OpenSSL build cannot produce an unverifiable file silently.
+///
+/// Not deterministic: the signingTime attribute changes on every run. Review the unsigned plist instead.
+pub fn sign_profile(identity: &Identity, profile_xml: &[u8]) -> Result<Vec<u8>> {
+    let chain = identity.chain_without_root()?;
+    let cms = CmsContentInfo::sign(
+        Some(identity.certificate()),
+        Some(identity.key()),
+        Some(&chain),
+        Some(profile_xml),
+        CMSOptions::BINARY,
+    )
+    .with_context(|| format!("cannot sign the profile with \"{}\"", identity.subject()))?;
+    let der = cms.to_der()?;
+    let check = verify_profile(&der, None).context("the freshly signed profile does not verify")?;
+    if check.content != profile_xml {
+        bail!("the freshly signed profile does not contain the original plist");
+    }
+    Ok(der)
+}
+
+/// Verifies a signed profile's signature and returns its signer and content. With `ca`, also checks
+/// that the signer chains to one of those certificates (reported in `signer.chain_trusted`, not as an
+/// error, so a caller can show "signed, but not by your CA").
+pub fn verify_profile(der: &[u8], ca: Option<&[X509]>) -> Result<ProfileSignature> {
+    let mut cms = CmsContentInfo::from_der(der)
+        .context("not a DER CMS structure (is the profile signed?)")?;
+    let mut content = Vec::new();
+    // NOVERIFY: the signature is checked here; the chain is checked separately by `signer_info` so that
+    // an untrusted chain is a verdict rather than an error.
+    cms.verify(
+        None,
+        None,
+        None,
+        Some(&mut content),
+        CMSOptions::BINARY | CMSOptions::NOVERIFY,
+    )
+    .context("the profile's signature does not match its content (modified after signing?)")?;
+    let (signer, embedded) = signer_and_certificates(der)?;
+    Ok(ProfileSignature {
+        signer: signer_info(&signer, &embedded, ca)?,
+        content,
+    })
+}
+
+/// The signer certificate and every certificate embedded in a CMS SignedData.
+///
+/// OpenSSL's CMS API in the openssl crate has no `CMS_get0_signers`; a CMS SignedData made of
+/// `issuerAndSerialNumber` signer infos (what OpenSSL, `security cms` and productsign emit) is also a
+/// valid PKCS#7 SignedData, whose API has it.
+pub(crate) fn signer_and_certificates(der: &[u8]) -> Result<(X509, Vec<X509>)> {
+    let p7 = Pkcs7::from_der(der).context("cannot read the SignedData certificates")?;
+    let embedded: Vec<X509> = p7
+        .signed()
+        .and_then(|s| s.certificates())
+        .map(|certs| certs.iter().map(|c| c.to_owned()).collect())
+        .unwrap_or_default();
+    let no_extra_certs: Stack<X509> = Stack::new()?;
+    let signers = p7
+        .signers(&no_extra_certs, Pkcs7Flags::empty())
+        .context("the signer's certificate is not embedded in the signature")?;
+    let Some(signer) = signers.iter().next() else {
+        bail!("the signature has no signer");
+    };
+    Ok((signer.to_owned(), embedded))
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn detects_encodings() {
+        assert_eq!(
+            profile_encoding(b"\x30\x82\x01\x00"),
+            ProfileEncoding::SignedCms
+        );
+        assert_eq!(
+            profile_encoding(b"bplist00\xd1"),
+            ProfileEncoding::BinaryPlist
+        );
+        assert_eq!(
+            profile_encoding(b"\xEF\xBB\xBF <?xml version"),
+            ProfileEncoding::XmlPlist
+        );
+        assert_eq!(
+            profile_encoding(b"<plist version=\"1.0\">"),
+            ProfileEncoding::XmlPlist
+        );
+        assert_eq!(profile_encoding(b"{}"), ProfileEncoding::Unknown);
+        assert_eq!(profile_encoding(b""), ProfileEncoding::Unknown);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        let err = verify_profile(b"\x30\x03\x02\x01\x00", None).unwrap_err();
+        assert!(err.to_string().contains("not a DER CMS"), "{err}");
+    }
+}
