@@ -9,7 +9,11 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::build::{self, BuildOptions};
-use crate::spec::{self, SpecError};
+use crate::sign::{self, Identity};
+use crate::spec::{self, LoadedSpec, SpecError};
+
+/// The environment variable holding the password of PKCS#12 identities.
+const PASSWORD_VARIABLE: &str = "CONFINE_IDENTITY_PASSWORD";
 
 /// Build the signed package, LaunchDaemons and configuration profiles that run an AI agent under its own
 /// locked-down macOS account, on every Mac of a fleet.
@@ -34,6 +38,21 @@ enum Command {
     },
     /// Print the JSON Schema (draft-07) of the fleet spec, for editors.
     Schema,
+    /// Development signing identities.
+    #[command(subcommand)]
+    Identity(IdentityCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum IdentityCommand {
+    /// Create a development CA plus profile-signing and installer-signing identities (files 0600). The
+    /// `.p12` password is read from CONFINE_IDENTITY_PASSWORD. Fleets that trust their own CA deploy it with
+    /// a certificate payload; production packages want an Apple Developer ID Installer identity instead.
+    New {
+        /// The folder to write into. Existing files are never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -46,6 +65,37 @@ struct BuildArgs {
     /// Print the manifest as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Embed the secrets whose spec entry has `embed_from_env`, read from this machine's environment.
+    /// Anyone holding the package can then read them.
+    #[arg(long)]
+    embed_secrets: bool,
+    #[command(flatten)]
+    signing: SigningArgs,
+}
+
+/// Signing identities. A PKCS#12 file's password comes from the CONFINE_IDENTITY_PASSWORD environment
+/// variable, never from the command line. Without any identity, nothing is signed.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Signing")]
+struct SigningArgs {
+    /// PKCS#12 identity that signs profiles and packages.
+    #[arg(long, value_name = "FILE.p12")]
+    identity: Option<PathBuf>,
+    /// PKCS#12 identity for profiles only (overrides --identity).
+    #[arg(long, value_name = "FILE.p12")]
+    profile_identity: Option<PathBuf>,
+    /// PKCS#12 identity for packages only, e.g. Developer ID Installer (overrides --identity).
+    #[arg(long, value_name = "FILE.p12")]
+    pkg_identity: Option<PathBuf>,
+    /// PEM certificate of an identity that signs both kinds (with --key).
+    #[arg(long, value_name = "CERT.pem", requires = "key", conflicts_with = "identity")]
+    cert: Option<PathBuf>,
+    /// PEM private key matching --cert.
+    #[arg(long, value_name = "KEY.pem", requires = "cert")]
+    key: Option<PathBuf>,
+    /// PEM intermediate certificates to include with --cert.
+    #[arg(long, value_name = "CHAIN.pem", requires = "cert")]
+    chain: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -81,20 +131,21 @@ fn run(cli: Cli) -> Result<()> {
         Command::Validate(args) => validate_command(&args),
         Command::Init { path } => init_command(&path),
         Command::Schema => print_stdout(spec::json_schema().as_bytes()),
+        Command::Identity(IdentityCommand::New { out }) => identity_new_command(&out),
     }
 }
 
 fn build_command(args: &BuildArgs) -> Result<()> {
-    let result = spec::load(args.spec.as_deref())
-        .map_err(anyhow::Error::from)
-        .and_then(|loaded| {
-            build::build(
-                &loaded,
-                &BuildOptions {
-                    out: args.out.clone(),
-                },
-            )
-        });
+    let result = spec::load(args.spec.as_deref()).map_err(anyhow::Error::from).and_then(|loaded| {
+        let (profile_identity, pkg_identity) = identities(&args.signing, &loaded)?;
+        let options = BuildOptions {
+            out: args.out.clone(),
+            embed_secrets: args.embed_secrets,
+            profile_identity,
+            pkg_identity,
+        };
+        build::build(&loaded, &options)
+    });
     match result {
         Ok(manifest) => {
             if args.json {
@@ -137,6 +188,15 @@ fn validate_command(args: &ValidateArgs) -> Result<()> {
     }
 }
 
+fn identity_new_command(out: &Path) -> Result<()> {
+    let password = std::env::var(PASSWORD_VARIABLE)
+        .with_context(|| format!("set {PASSWORD_VARIABLE} to the password that will protect the .p12 files"))?;
+    for path in sign::create_dev_identity(out, &password)? {
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
 fn init_command(path: &Path) -> Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -152,6 +212,32 @@ fn init_command(path: &Path) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))?;
     eprintln!("wrote {}; check it with `confine validate {0}`", path.display());
     Ok(())
+}
+
+/// The identities a build signs with: command-line flags first, then the environment variables the spec
+/// names. Loaded before anything is built, so a wrong password fails fast with nothing written.
+fn identities(args: &SigningArgs, loaded: &LoadedSpec) -> Result<(Option<Identity>, Option<Identity>)> {
+    let s = &loaded.spec.signing;
+    let from_env = |name: &Option<spec::Located<String>>| -> Result<Option<PathBuf>> {
+        let Some(name) = name else { return Ok(None) };
+        let value = std::env::var_os(&name.value)
+            .filter(|v| !v.is_empty())
+            .with_context(|| format!("the spec's signing section names ${}, which is not set", name.value))?;
+        Ok(Some(PathBuf::from(value)))
+    };
+    let both = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => Some(Identity::from_pem(cert, key, &args.chain)?),
+        _ => load_p12(args.identity.clone().or(from_env(&s.identity_env)?))?,
+    };
+    let profile = load_p12(args.profile_identity.clone().or(from_env(&s.profile_identity_env)?))?;
+    let pkg = load_p12(args.pkg_identity.clone().or(from_env(&s.pkg_identity_env)?))?;
+    Ok((profile.or_else(|| both.clone()), pkg.or(both)))
+}
+
+fn load_p12(path: Option<PathBuf>) -> Result<Option<Identity>> {
+    let Some(path) = path else { return Ok(None) };
+    let password = std::env::var(PASSWORD_VARIABLE).unwrap_or_default();
+    Identity::from_pkcs12(&path, &password).map(Some)
 }
 
 /// `{"ok": false, ...}`: the spec's problems one by one when the error is a spec error.

@@ -88,8 +88,8 @@ pub fn sign_profile(identity: &Identity, profile_xml: &[u8]) -> Result<Vec<u8>> 
 /// that the signer chains to one of those certificates (reported in `signer.chain_trusted`, not as an
 /// error, so a caller can show "signed, but not by your CA").
 pub fn verify_profile(der: &[u8], ca: Option<&[X509]>) -> Result<ProfileSignature> {
-    let mut cms = CmsContentInfo::from_der(der)
-        .context("not a DER CMS structure (is the profile signed?)")?;
+    let mut cms =
+        CmsContentInfo::from_der(der).context("not a DER CMS structure (is the profile signed?)")?;
     let mut content = Vec::new();
     // NOVERIFY: the signature is checked here; the chain is checked separately by `signer_info` so that
     // an untrusted chain is a verdict rather than an error.
@@ -136,14 +136,8 @@ mod test {
 
     #[test]
     fn detects_encodings() {
-        assert_eq!(
-            profile_encoding(b"\x30\x82\x01\x00"),
-            ProfileEncoding::SignedCms
-        );
-        assert_eq!(
-            profile_encoding(b"bplist00\xd1"),
-            ProfileEncoding::BinaryPlist
-        );
+        assert_eq!(profile_encoding(b"\x30\x82\x01\x00"), ProfileEncoding::SignedCms);
+        assert_eq!(profile_encoding(b"bplist00\xd1"), ProfileEncoding::BinaryPlist);
         assert_eq!(
             profile_encoding(b"\xEF\xBB\xBF <?xml version"),
             ProfileEncoding::XmlPlist

@@ -31,8 +31,7 @@ use {
         x509::{
             X509, X509Builder, X509Extension, X509Name, X509NameBuilder,
             extension::{
-                AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage,
-                SubjectKeyIdentifier,
+                AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectKeyIdentifier,
             },
         },
     },
@@ -115,13 +114,7 @@ pub fn create_dev_identity(out_dir: &Path, p12_password: &str) -> Result<Vec<Pat
     Ok(paths)
 }
 
-fn write_leaf(
-    out_dir: &Path,
-    role: Role,
-    ca: &X509,
-    ca_key: &PKey<Private>,
-    password: &str,
-) -> Result<()> {
+fn write_leaf(out_dir: &Path, role: Role, ca: &X509, ca_key: &PKey<Private>, password: &str) -> Result<()> {
     let key = PKey::from_rsa(Rsa::generate(RSA_BITS)?)?;
     let cert = make_leaf(role, &key, ca, ca_key)?;
     let mut chain = Stack::new()?;
@@ -134,10 +127,7 @@ fn write_leaf(
         .build2(password)?;
     let stem = out_dir.join(role.stem());
     write_new(&stem.with_extension("pem"), &cert.to_pem()?)?;
-    write_new(
-        &stem.with_extension("key"),
-        &key.private_key_to_pem_pkcs8()?,
-    )?;
+    write_new(&stem.with_extension("key"), &key.private_key_to_pem_pkcs8()?)?;
     write_new(&stem.with_extension("p12"), &p12.to_der()?)?;
     Ok(())
 }
@@ -160,13 +150,7 @@ fn make_ca() -> Result<(X509, PKey<Private>)> {
     let name = name(DEV_CA_NAME)?;
     let mut b = base_builder(&name, &name, &key, CA_DAYS)?;
     b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
-    b.append_extension(
-        KeyUsage::new()
-            .critical()
-            .key_cert_sign()
-            .crl_sign()
-            .build()?,
-    )?;
+    b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build()?)?;
     let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
     b.append_extension(ski)?;
     b.sign(&key, MessageDigest::sha256())?;
@@ -174,12 +158,7 @@ fn make_ca() -> Result<(X509, PKey<Private>)> {
 }
 
 fn make_leaf(role: Role, key: &PKey<Private>, ca: &X509, ca_key: &PKey<Private>) -> Result<X509> {
-    let mut b = base_builder(
-        &name(role.common_name())?,
-        ca.subject_name(),
-        key,
-        LEAF_DAYS,
-    )?;
+    let mut b = base_builder(&name(role.common_name())?, ca.subject_name(), key, LEAF_DAYS)?;
     b.append_extension(BasicConstraints::new().critical().build()?)?;
     b.append_extension(KeyUsage::new().critical().digital_signature().build()?)?;
     match role {

@@ -30,6 +30,8 @@ use {
 };
 
 /// A certificate with its private key and chain, ready to sign profiles and packages.
+// Clone shares the underlying OpenSSL objects (reference-counted); nothing secret is copied out.
+#[derive(Clone)]
 pub struct Identity {
     cert: X509,
     key: PKey<Private>,
@@ -51,8 +53,8 @@ impl Identity {
     /// Loads a PKCS#12 file. `password` is the file's password (the CLI reads it from
     /// `CONFINE_IDENTITY_PASSWORD`); it is never included in errors.
     pub fn from_pkcs12(path: &Path, password: &str) -> Result<Identity> {
-        let der = std::fs::read(path)
-            .with_context(|| format!("cannot read identity file {}", path.display()))?;
+        let der =
+            std::fs::read(path).with_context(|| format!("cannot read identity file {}", path.display()))?;
         let legacy_available = load_legacy_provider();
         let parsed = Pkcs12::from_der(&der)
             .with_context(|| format!("{} is not a PKCS#12 (.p12) file", path.display()))?
@@ -78,19 +80,15 @@ impl Identity {
                 path.display()
             )
         })?;
-        let extra: Vec<X509> = parsed
-            .ca
-            .map(|s| s.into_iter().collect())
-            .unwrap_or_default();
-        Identity::new(cert, key, extra)
-            .with_context(|| format!("invalid identity in {}", path.display()))
+        let extra: Vec<X509> = parsed.ca.map(|s| s.into_iter().collect()).unwrap_or_default();
+        Identity::new(cert, key, extra).with_context(|| format!("invalid identity in {}", path.display()))
     }
 
     /// Loads a PEM certificate, its unencrypted PEM private key and optional PEM chain files.
     pub fn from_pem(cert: &Path, key: &Path, chain: &[PathBuf]) -> Result<Identity> {
         let leaf = first_certificate(cert)?;
-        let key_pem = std::fs::read(key)
-            .with_context(|| format!("cannot read private key file {}", key.display()))?;
+        let key_pem =
+            std::fs::read(key).with_context(|| format!("cannot read private key file {}", key.display()))?;
         let pkey = parse_private_key(&key_pem)
             .with_context(|| format!("cannot load private key {}", key.display()))?;
         let mut extra = Vec::new();
@@ -158,11 +156,11 @@ impl Identity {
 /// Loads every certificate in a PEM file, or the single certificate in a DER file (for example a CA given
 /// with `--ca`).
 pub fn load_certificates(path: &Path) -> Result<Vec<X509>> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read certificate file {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read certificate file {}", path.display()))?;
     if bytes.first() == Some(&0x30) {
-        let cert = X509::from_der(&bytes)
-            .with_context(|| format!("{} is not a DER certificate", path.display()))?;
+        let cert =
+            X509::from_der(&bytes).with_context(|| format!("{} is not a DER certificate", path.display()))?;
         return Ok(vec![cert]);
     }
     let certs = X509::stack_from_pem(&bytes)
@@ -204,8 +202,9 @@ fn parse_private_key(pem: &[u8]) -> Result<PKey<Private>> {
         );
     }
     // The callback form stops OpenSSL from prompting on a terminal for a passphrase.
-    PKey::private_key_from_pem_callback(pem, |_| Ok(0))
-        .map_err(|_| anyhow!("not a PEM private key (-----BEGIN PRIVATE KEY----- or -----BEGIN RSA/EC PRIVATE KEY-----)"))
+    PKey::private_key_from_pem_callback(pem, |_| Ok(0)).map_err(|_| {
+        anyhow!("not a PEM private key (-----BEGIN PRIVATE KEY----- or -----BEGIN RSA/EC PRIVATE KEY-----)")
+    })
 }
 
 /// Orders `certs` as issuer-of-leaf first, then its issuer, and so on. Copies of the leaf (a
@@ -282,10 +281,8 @@ mod test {
         b.set_issuer_name(issuer.map_or(&name, |(c, _)| c.subject_name()))
             .unwrap();
         b.set_pubkey(key).unwrap();
-        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
-            .unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap()).unwrap();
         b.sign(issuer.map_or(key, |(_, k)| k), MessageDigest::sha256())
             .unwrap();
         b.build()

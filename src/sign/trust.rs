@@ -43,11 +43,7 @@ pub struct SignerInfo {
 }
 
 /// Builds a [`SignerInfo`] for `leaf`, validating it against `ca` with `untrusted` as intermediates.
-pub(crate) fn signer_info(
-    leaf: &X509Ref,
-    untrusted: &[X509],
-    ca: Option<&[X509]>,
-) -> Result<SignerInfo> {
+pub(crate) fn signer_info(leaf: &X509Ref, untrusted: &[X509], ca: Option<&[X509]>) -> Result<SignerInfo> {
     let (chain_trusted, chain_error) = match ca {
         None => (None, None),
         Some(anchors) => match check_chain(leaf, untrusted, anchors)? {
@@ -67,10 +63,7 @@ pub(crate) fn signer_info(
 const UNHANDLED_CRITICAL_EXTENSION: i32 = 34;
 /// DER contents of the OID prefixes whose critical extensions may be left to the verifier's owner:
 /// id-ce (2.5.29, RFC 5280) and Apple's certificate extensions (1.2.840.113635.100.6).
-const KNOWN_CRITICAL_ARCS: [&[u8]; 2] = [
-    &[0x55, 0x1D],
-    &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x63, 0x64, 0x06],
-];
+const KNOWN_CRITICAL_ARCS: [&[u8]; 2] = [&[0x55, 0x1D], &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x63, 0x64, 0x06]];
 
 /// OpenSSL's path validation outcome: the validated chain (DER, leaf first) or its error code and reason.
 type Verdict = Result<Vec<Vec<u8>>, (i32, String)>;
@@ -89,12 +82,7 @@ fn check_chain(leaf: &X509Ref, untrusted: &[X509], anchors: &[X509]) -> Result<R
 }
 
 /// Runs OpenSSL's path validation with `flags`.
-fn validate(
-    leaf: &X509Ref,
-    untrusted: &[X509],
-    anchors: &[X509],
-    flags: X509VerifyFlags,
-) -> Result<Verdict> {
+fn validate(leaf: &X509Ref, untrusted: &[X509], anchors: &[X509], flags: X509VerifyFlags) -> Result<Verdict> {
     let store = anchor_store(anchors, flags)?;
     let mut intermediates = Stack::new()?;
     for cert in untrusted {
@@ -103,14 +91,9 @@ fn validate(
     let mut ctx = X509StoreContext::new()?;
     let verdict = ctx.init(&store, leaf, &intermediates, |ctx| {
         if !ctx.verify_cert()? {
-            return Ok(Err((
-                ctx.error().as_raw(),
-                ctx.error().error_string().to_owned(),
-            )));
+            return Ok(Err((ctx.error().as_raw(), ctx.error().error_string().to_owned())));
         }
-        let chain = ctx
-            .chain()
-            .map(|c| c.iter().map(|cert| cert.to_der()).collect());
+        let chain = ctx.chain().map(|c| c.iter().map(|cert| cert.to_der()).collect());
         Ok(Ok(chain.transpose()?.unwrap_or_default()))
     })?;
     Ok(verdict)
@@ -176,9 +159,7 @@ fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         }
         let (len_bytes, rest) = rest.split_at(count);
         (
-            len_bytes
-                .iter()
-                .fold(0, |len, &b| (len << 8) | usize::from(b)),
+            len_bytes.iter().fold(0, |len, &b| (len << 8) | usize::from(b)),
             rest,
         )
     };
@@ -213,11 +194,7 @@ mod test {
         list.extend(bc.iter().chain(&other));
         let mut tbs = vec![0xA0, 0x03, 0x02, 0x01, 0x02, 0xA3, list.len() as u8];
         tbs.extend(&list);
-        let cert = [
-            &[0x30, tbs.len() as u8 + 2, 0x30, tbs.len() as u8][..],
-            &tbs,
-        ]
-        .concat();
+        let cert = [&[0x30, tbs.len() as u8 + 2, 0x30, tbs.len() as u8][..], &tbs].concat();
         assert_eq!(
             critical_extension_oids(&cert),
             Some(vec![&[0x55, 0x1D, 0x13][..]])

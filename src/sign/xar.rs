@@ -125,8 +125,7 @@ impl TocSigner for PackageSigner<'_> {
                 self.cms_reserve
             );
         }
-        verify_toc_cms(&der, toc_checksum, None)
-            .context("the fresh CMS signature does not verify")?;
+        verify_toc_cms(&der, toc_checksum, None).context("the fresh CMS signature does not verify")?;
         Ok(der)
     }
 }
@@ -149,22 +148,15 @@ pub fn verify_toc_rsa(cert_der: &[u8], toc_checksum: &[u8], signature: &[u8]) ->
     // where the comparison fails; both mean the same thing here.
     match ctx.verify(toc_checksum, signature) {
         Ok(true) => Ok(()),
-        _ => bail!(
-            "the RSA signature does not match the TOC checksum (package modified after signing?)"
-        ),
+        _ => bail!("the RSA signature does not match the TOC checksum (package modified after signing?)"),
     }
 }
 
 /// Checks a TOC `<x-signature style="CMS">`: a detached SignedData over `toc_checksum`. Zero padding after
 /// the DER (the unused part of the reserved space) is ignored. With `ca`, also reports whether the signer
 /// chains to one of those certificates, using the certificates embedded in the CMS as intermediates.
-pub fn verify_toc_cms(
-    cms_der: &[u8],
-    toc_checksum: &[u8],
-    ca: Option<&[X509]>,
-) -> Result<SignerInfo> {
-    let mut cms =
-        CmsContentInfo::from_der(cms_der).context("the CMS signature is not valid DER")?;
+pub fn verify_toc_cms(cms_der: &[u8], toc_checksum: &[u8], ca: Option<&[X509]>) -> Result<SignerInfo> {
+    let mut cms = CmsContentInfo::from_der(cms_der).context("the CMS signature is not valid DER")?;
     cms.verify(
         None,
         None,
@@ -172,9 +164,7 @@ pub fn verify_toc_cms(
         None,
         CMSOptions::BINARY | CMSOptions::NOVERIFY,
     )
-    .context(
-        "the CMS signature does not match the TOC checksum (package modified after signing?)",
-    )?;
+    .context("the CMS signature does not match the TOC checksum (package modified after signing?)")?;
     let (signer, embedded) = signer_and_certificates(cms_der)?;
     signer_info(&signer, &embedded, ca)
 }
@@ -185,8 +175,7 @@ pub fn verify_key_info_chain(certificates: &[Vec<u8>], ca: Option<&[X509]>) -> R
     let mut certs = Vec::with_capacity(certificates.len());
     for (i, der) in certificates.iter().enumerate() {
         certs.push(
-            X509::from_der(der)
-                .with_context(|| format!("KeyInfo certificate {} is not valid DER", i + 1))?,
+            X509::from_der(der).with_context(|| format!("KeyInfo certificate {} is not valid DER", i + 1))?,
         );
     }
     let Some((leaf, rest)) = certs.split_first() else {
@@ -229,8 +218,6 @@ fn digest_for_checksum(toc_checksum: &[u8]) -> Result<&'static MdRef> {
         20 => Md::sha1(),
         32 => Md::sha256(),
         64 => Md::sha512(),
-        n => bail!(
-            "a {n}-byte TOC checksum matches no xar checksum algorithm (sha1, sha256, sha512)"
-        ),
+        n => bail!("a {n}-byte TOC checksum matches no xar checksum algorithm (sha1, sha256, sha512)"),
     })
 }

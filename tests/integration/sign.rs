@@ -17,8 +17,7 @@ use {
 };
 
 const P12_PASSWORD: &str = "correct horse battery staple 42";
-const PROFILE: &[u8] =
-    b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\">\n<dict>\n\
+const PROFILE: &[u8] = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\">\n<dict>\n\
     <key>PayloadIdentifier</key>\n<string>com.example.confine.test</string>\n</dict>\n</plist>\n";
 /// Apple productsign output from 2011 (RSA signature only, sha1), in the `shared/` folder that sits next to
 /// the repository checkout.
@@ -35,9 +34,7 @@ fn openssl(dir: &Path, args: &[&str]) -> Output {
         .current_dir(dir)
         .env("P12PASS", P12_PASSWORD)
         .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run the openssl CLI ({e}); install it (apt-get install openssl)")
-        })
+        .unwrap_or_else(|e| panic!("cannot run the openssl CLI ({e}); install it (apt-get install openssl)"))
 }
 
 fn assert_success(out: &Output, what: &str) {
@@ -80,11 +77,7 @@ fn signed_profile_verifies_with_openssl_and_tampering_is_detected() {
     ];
     let ok = openssl(
         &dir,
-        &[
-            &args[..],
-            &["-in", "p.mobileconfig", "-out", "content.plist"],
-        ]
-        .concat(),
+        &[&args[..], &["-in", "p.mobileconfig", "-out", "content.plist"]].concat(),
     );
     assert_success(&ok, "openssl cms -verify of the signed profile");
     assert_eq!(fs::read(dir.join("content.plist")).unwrap(), PROFILE);
@@ -95,11 +88,7 @@ fn signed_profile_verifies_with_openssl_and_tampering_is_detected() {
     fs::write(dir.join("tampered.mobileconfig"), &tampered).unwrap();
     let bad = openssl(
         &dir,
-        &[
-            &args[..],
-            &["-in", "tampered.mobileconfig", "-out", "/dev/null"],
-        ]
-        .concat(),
+        &[&args[..], &["-in", "tampered.mobileconfig", "-out", "/dev/null"]].concat(),
     );
     assert!(!bad.status.success(), "openssl accepted a tampered profile");
     assert!(verify_profile(&tampered, None).is_err());
@@ -158,10 +147,7 @@ fn verify_profile_reports_signer_content_and_trust() {
     assert_eq!(checked.content, PROFILE);
     assert_eq!(checked.signer.subject, id.subject());
     assert_eq!(checked.signer.chain_trusted, Some(true));
-    assert_eq!(
-        verify_profile(&signed, None).unwrap().signer.chain_trusted,
-        None
-    );
+    assert_eq!(verify_profile(&signed, None).unwrap().signer.chain_trusted, None);
 
     let (_other_tmp, other) = dev_pki();
     let foreign_ca = load_certificates(&other.join("dev-ca.pem")).unwrap();
@@ -255,14 +241,7 @@ fn package_cms_signature_is_detached_over_the_checksum() {
         &dir,
         &[
             &args[..],
-            &[
-                "-purpose",
-                "any",
-                "-content",
-                "checksum.bin",
-                "-out",
-                "/dev/null",
-            ],
+            &["-purpose", "any", "-content", "checksum.bin", "-out", "/dev/null"],
         ]
         .concat(),
     );
@@ -271,14 +250,7 @@ fn package_cms_signature_is_detached_over_the_checksum() {
         &dir,
         &[
             &args[..],
-            &[
-                "-purpose",
-                "any",
-                "-content",
-                "changed.bin",
-                "-out",
-                "/dev/null",
-            ],
+            &["-purpose", "any", "-content", "changed.bin", "-out", "/dev/null"],
         ]
         .concat(),
     );
@@ -289,9 +261,7 @@ fn package_cms_signature_is_detached_over_the_checksum() {
 
     let printed = openssl(
         &dir,
-        &[
-            "cms", "-cmsout", "-print", "-inform", "DER", "-in", "cms.der",
-        ],
+        &["cms", "-cmsout", "-print", "-inform", "DER", "-in", "cms.der"],
     );
     let text = String::from_utf8_lossy(&printed.stdout);
     for attr in [
@@ -340,12 +310,7 @@ fn package_verifiers_report_signer_and_chain() {
     assert_eq!(certs.len(), 2, "KeyInfo: leaf then CA");
     assert_eq!(certs[1], ca[0].to_der().unwrap());
     let key_info = verify_key_info_chain(&certs, Some(&ca)).unwrap();
-    assert_eq!(
-        key_info.chain_trusted,
-        Some(true),
-        "{:?}",
-        key_info.chain_error
-    );
+    assert_eq!(key_info.chain_trusted, Some(true), "{:?}", key_info.chain_error);
     let leaf_only = verify_key_info_chain(&certs[..1], None).unwrap();
     assert_eq!(leaf_only.chain_trusted, None);
 }
@@ -358,10 +323,7 @@ fn chain_check_tolerates_only_apple_critical_extensions() {
         "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
     ];
     assert_success(
-        &openssl(
-            dir,
-            &[&ca[..], &["-subj", "/CN=test CA", "-days", "1"]].concat(),
-        ),
+        &openssl(dir, &[&ca[..], &["-subj", "/CN=test CA", "-days", "1"]].concat()),
         "CA",
     );
     let anchors = load_certificates(&dir.join("ca.pem")).unwrap();
@@ -374,20 +336,14 @@ fn chain_check_tolerates_only_apple_critical_extensions() {
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &pem,
         ];
         let issue = [
-            "-subj", "/CN=leaf", "-days", "1", "-CA", "ca.pem", "-CAkey", "ca.key", "-addext",
-            extension,
+            "-subj", "/CN=leaf", "-days", "1", "-CA", "ca.pem", "-CAkey", "ca.key", "-addext", extension,
         ];
         assert_success(&openssl(dir, &[&leaf[..], &issue[..]].concat()), "leaf");
         // OpenSSL alone rejects both, which is what makes the Apple case worth handling.
-        let plain = openssl(
-            dir,
-            &["verify", "-CAfile", "ca.pem", "-purpose", "any", &pem],
-        );
+        let plain = openssl(dir, &["verify", "-CAfile", "ca.pem", "-purpose", "any", &pem]);
         assert!(!plain.status.success(), "openssl verify accepted {name}");
 
-        let der = load_certificates(&dir.join(&pem)).unwrap()[0]
-            .to_der()
-            .unwrap();
+        let der = load_certificates(&dir.join(&pem)).unwrap()[0].to_der().unwrap();
         let info = verify_key_info_chain(&[der], Some(&anchors)).unwrap();
         assert_eq!(
             info.chain_trusted,
@@ -396,10 +352,7 @@ fn chain_check_tolerates_only_apple_critical_extensions() {
             info.chain_error
         );
         if !trusted {
-            assert_eq!(
-                info.chain_error.as_deref(),
-                Some("unhandled critical extension")
-            );
+            assert_eq!(info.chain_error.as_deref(), Some("unhandled critical extension"));
         }
     }
 }
@@ -428,21 +381,11 @@ fn pkcs12_legacy_modern_and_pem_identities_load() {
             "-inkey",
             "profile-signing.key",
         ];
-        args.extend([
-            "-certfile",
-            "dev-ca.pem",
-            "-passout",
-            "env:P12PASS",
-            "-out",
-            name,
-        ]);
+        args.extend(["-certfile", "dev-ca.pem", "-passout", "env:P12PASS", "-out", name]);
         if legacy {
             args.push("-legacy");
         }
-        assert_success(
-            &openssl(&dir, &args),
-            &format!("openssl pkcs12 -export ({name})"),
-        );
+        assert_success(&openssl(&dir, &args), &format!("openssl pkcs12 -export ({name})"));
         let id = Identity::from_pkcs12(&dir.join(name), P12_PASSWORD).unwrap();
         assert_eq!(id.subject(), expected);
         assert_eq!(id.chain().len(), 1, "{name}: the CA travels in the .p12");
@@ -512,10 +455,7 @@ fn identity_errors_are_clear_and_leak_no_secrets() {
     let missing = Identity::from_pkcs12(&dir.join("nope.p12"), P12_PASSWORD).unwrap_err();
     assert!(error_text(&missing).contains("nope.p12"), "{missing:#}");
     let not_p12 = Identity::from_pkcs12(&dir.join("dev-ca.pem"), P12_PASSWORD).unwrap_err();
-    assert!(
-        error_text(&not_p12).contains("not a PKCS#12"),
-        "{not_p12:#}"
-    );
+    assert!(error_text(&not_p12).contains("not a PKCS#12"), "{not_p12:#}");
 
     let encrypt = [
         "pkey",
@@ -528,8 +468,8 @@ fn identity_errors_are_clear_and_leak_no_secrets() {
         "enc.key",
     ];
     assert_success(&openssl(&dir, &encrypt), "openssl pkey -aes256");
-    let encrypted = Identity::from_pem(&dir.join("profile-signing.pem"), &dir.join("enc.key"), &[])
-        .unwrap_err();
+    let encrypted =
+        Identity::from_pem(&dir.join("profile-signing.pem"), &dir.join("enc.key"), &[]).unwrap_err();
     assert!(
         error_text(&encrypted).contains("the key is encrypted"),
         "{encrypted:#}"
@@ -537,14 +477,8 @@ fn identity_errors_are_clear_and_leak_no_secrets() {
 
     let id = Identity::from_pkcs12(&p12, P12_PASSWORD).unwrap();
     let debug = format!("{id:?} {id:#?}");
-    assert!(
-        debug.contains("confine development profile signing"),
-        "{debug}"
-    );
-    assert!(
-        !debug.contains("PKey") && !debug.contains("PRIVATE"),
-        "{debug}"
-    );
+    assert!(debug.contains("confine development profile signing"), "{debug}");
+    assert!(!debug.contains("PKey") && !debug.contains("PRIVATE"), "{debug}");
 }
 
 #[test]
@@ -637,10 +571,7 @@ fn dev_identity_files_are_private_and_shaped_like_apple_certificates() {
         eku.contains("critical") && eku.contains("1.2.840.113635.100.4.13"),
         "{eku}"
     );
-    let text = openssl(
-        &dir,
-        &["x509", "-in", "installer-signing.pem", "-noout", "-text"],
-    );
+    let text = openssl(&dir, &["x509", "-in", "installer-signing.pem", "-noout", "-text"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("1.2.840.113635.100.6.1.14"));
     let ca = openssl(
         &dir,
@@ -720,8 +651,7 @@ struct XarSignature {
 
 impl XarSignature {
     fn read(path: &Path) -> XarSignature {
-        let xar = fs::read(path)
-            .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));
+        let xar = fs::read(path).unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));
         assert_eq!(&xar[..4], b"xar!");
         let header_size = usize::from(u16::from_be_bytes([xar[4], xar[5]]));
         let toc_len = usize::try_from(u64::from_be_bytes(xar[8..16].try_into().unwrap())).unwrap();
@@ -749,9 +679,7 @@ impl XarSignature {
 
 /// The text of the first `<tag>` after `anchor`.
 fn element<'t>(toc: &'t str, anchor: &str, tag: &str) -> &'t str {
-    let from = toc
-        .find(anchor)
-        .unwrap_or_else(|| panic!("{anchor} not in TOC"));
+    let from = toc.find(anchor).unwrap_or_else(|| panic!("{anchor} not in TOC"));
     let open = format!("<{tag}>");
     let start = from + toc[from..].find(&open).unwrap() + open.len();
     let end = start + toc[start..].find(&format!("</{tag}>")).unwrap();
