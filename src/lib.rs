@@ -10,5 +10,6 @@ pub mod launchd;
 pub mod openclaw;
 pub mod pkg;
 pub mod plan;
+pub mod profile;
 pub mod sign;
 pub mod spec;
