@@ -1,1 +1,2 @@
-
+// Configuration profiles: Apple-schema oracle, independent parsers, snapshots, catalog errors.
+mod profile;
