@@ -54,11 +54,11 @@ const COMMON: &str = "CommonPayloadKeys";
 
 /// A macOS version such as `10.14.4`, compared numerically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct MacOsVersion([u32; 3]);
+pub(crate) struct MacOsVersion([u32; 3]);
 
 impl MacOsVersion {
     /// Parses `14`, `14.0` or `10.14.4`.
-    pub fn parse(text: &str) -> Option<MacOsVersion> {
+    pub(crate) fn parse(text: &str) -> Option<MacOsVersion> {
         let mut parts = [0; 3];
         let mut count = 0;
         for part in text.trim().split('.') {
@@ -296,9 +296,36 @@ impl Catalog {
             .and_then(Value::as_string)
             .map(str::to_owned);
         let top = self.schema(CONFIGURATION);
-        checker.dictionary(dict, &top.keys, None, &[], "", &top.title);
+        checker.keys(dict, &Rule::new(&top.keys, None, &top.title), "");
         checker.unique_identifiers(dict);
         checker.findings
+    }
+}
+
+/// How to check one dictionary: its known keys, the schema of other keys' values (if free-form), groups of
+/// which exactly one key is present, and how messages name it.
+struct Rule<'a> {
+    keys: BTreeMap<&'a str, &'a KeySchema>,
+    values: Option<&'a KeySchema>,
+    exactly_one_of: &'a [Vec<String>],
+    what: String,
+    /// Apple's reference page, for payload dictionaries.
+    source: &'a str,
+}
+
+impl<'a> Rule<'a> {
+    fn new(
+        keys: &'a BTreeMap<String, KeySchema>,
+        values: Option<&'a KeySchema>,
+        what: &str,
+    ) -> Rule<'a> {
+        Rule {
+            keys: keys.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+            values,
+            exactly_one_of: &[],
+            what: what.to_owned(),
+            source: "",
+        }
     }
 }
 
@@ -331,7 +358,7 @@ impl<'a> Checker<'a> {
     fn payload(&mut self, dict: &Dictionary, path: &str) {
         let common = &self.catalog.schema(COMMON).keys;
         let Some(payload_type) = dict.get("PayloadType").and_then(Value::as_string) else {
-            self.dictionary(dict, common, None, &[], path, "a payload");
+            self.keys(dict, &Rule::new(common, None, "a payload"), path);
             return;
         };
         let Some(schema) = self.catalog.payload(payload_type) else {
@@ -339,66 +366,44 @@ impl<'a> Checker<'a> {
                 path,
                 format!("confine's catalog does not know PayloadType `{payload_type}`; only its common keys were checked"),
             );
-            self.dictionary(dict, common, Some(&ANY), &[], path, payload_type);
+            self.keys(dict, &Rule::new(common, Some(&ANY), payload_type), path);
             return;
         };
         self.introduced(path, payload_type, schema.macos);
         self.channel(path, schema);
-        let mut keys: BTreeMap<String, &KeySchema> =
-            common.iter().map(|(k, v)| (k.clone(), v)).collect();
-        keys.extend(schema.keys.iter().map(|(k, v)| (k.clone(), v)));
-        self.keys(dict, &keys, None, &[], path, &schema.title, &schema.source);
+        let mut rule = Rule::new(common, None, &schema.title);
+        rule.keys
+            .extend(schema.keys.iter().map(|(k, v)| (k.as_str(), v)));
+        rule.source = &schema.source;
+        self.keys(dict, &rule, path);
     }
 
-    fn dictionary(
-        &mut self,
-        dict: &Dictionary,
-        keys: &'a BTreeMap<String, KeySchema>,
-        values: Option<&'a KeySchema>,
-        exactly_one_of: &[Vec<String>],
-        path: &str,
-        what: &str,
-    ) {
-        let keys: BTreeMap<String, &KeySchema> = keys.iter().map(|(k, v)| (k.clone(), v)).collect();
-        self.keys(dict, &keys, values, exactly_one_of, path, what, "");
-    }
-
-    #[allow(clippy::too_many_arguments)] // one call site per container kind; a struct would only rename them
-    fn keys(
-        &mut self,
-        dict: &Dictionary,
-        keys: &BTreeMap<String, &'a KeySchema>,
-        values: Option<&'a KeySchema>,
-        exactly_one_of: &[Vec<String>],
-        path: &str,
-        what: &str,
-        source: &str,
-    ) {
+    fn keys(&mut self, dict: &Dictionary, rule: &Rule<'a>, path: &str) {
+        let what = &rule.what;
         for (name, value) in dict {
             let at = join(path, name);
-            match keys.get(name).copied().or(values) {
+            match rule.keys.get(name.as_str()).copied().or(rule.values) {
                 Some(schema) => self.value(value, schema, &at, name),
                 // Many tools emit PayloadEnabled; Apple does not define it and Jamf flags it.
                 None if name == "PayloadEnabled" => self.warning(
                     &at,
                     "`PayloadEnabled` is not an Apple key; macOS ignores it".to_owned(),
                 ),
-                None => {
-                    let see = if source.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (see {source})")
-                    };
-                    self.error(&at, format!("`{name}` is not a key of {what}{see}"));
+                None if rule.source.is_empty() => {
+                    self.error(&at, format!("`{name}` is not a key of {what}"));
                 }
+                None => self.error(
+                    &at,
+                    format!("`{name}` is not a key of {what} (see {})", rule.source),
+                ),
             }
         }
-        for (name, schema) in keys {
-            if schema.required && !dict.contains_key(name.as_str()) {
+        for (name, schema) in &rule.keys {
+            if schema.required && !dict.contains_key(name) {
                 self.error(path, format!("{what} is missing the required key `{name}`"));
             }
         }
-        for group in exactly_one_of {
+        for group in rule.exactly_one_of {
             let present = group
                 .iter()
                 .filter(|k| dict.contains_key(k.as_str()))
@@ -462,14 +467,9 @@ impl<'a> Checker<'a> {
             Value::Dictionary(dict) if schema.kind == Kind::Payload => self.payload(dict, path),
             Value::Dictionary(dict) if schema.kind == Kind::Dictionary => {
                 let what = format!("`{name}`");
-                self.dictionary(
-                    dict,
-                    &schema.keys,
-                    schema.values.as_deref(),
-                    &schema.exactly_one_of,
-                    path,
-                    &what,
-                );
+                let mut rule = Rule::new(&schema.keys, schema.values.as_deref(), &what);
+                rule.exactly_one_of = &schema.exactly_one_of;
+                self.keys(dict, &rule, path);
             }
             _ => {}
         }

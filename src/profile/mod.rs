@@ -30,7 +30,7 @@ use plist::{Dictionary, Value};
 use serde_saphyr::Location;
 use uuid::Uuid;
 
-pub use catalog::MacOsVersion;
+use catalog::MacOsVersion;
 
 use crate::plan::Plan;
 use crate::spec::{LoadedSpec, Problem, Spec, SpecError};
@@ -338,15 +338,6 @@ fn problem(ctx: &Context<'_>, profile: &Profile, identifier: &str, finding: &Fin
             finding
                 .version_gate
                 .then_some(ctx.spec.fleet.minimum_macos.referenced)
-        })
-        .or_else(|| {
-            ctx.spec
-                .hardening
-                .profiles
-                .consent_text
-                .as_ref()
-                .filter(|_| finding.path.starts_with("ConsentText"))
-                .map(|t| t.referenced)
         })
         .unwrap_or(Location::UNKNOWN);
     let help = if finding.version_gate {

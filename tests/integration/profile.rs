@@ -1113,3 +1113,16 @@ fn a_missing_certificate_file_names_the_line() {
         "{e}"
     );
 }
+
+#[test]
+fn the_spec_schema_documents_the_profile_blocks() {
+    let schema = spec::json_schema();
+    for needle in [
+        "allow_adhoc_node",
+        "HiddenUsersList",
+        "per_concern",
+        "$data",
+    ] {
+        assert!(schema.contains(needle), "{needle}");
+    }
+}
