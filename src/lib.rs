@@ -13,5 +13,6 @@ pub mod openclaw;
 pub mod output;
 pub mod pkg;
 pub mod plan;
+pub mod profile;
 pub mod sign;
 pub mod spec;

@@ -9,3 +9,5 @@ mod cli;
 mod bad_specs;
 // Signing: identities, profile CMS and xar TOC signatures, checked with the openssl CLI.
 mod sign;
+// Configuration profiles: Apple-schema oracle, independent parsers, snapshots, catalog errors.
+mod profile;
