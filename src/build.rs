@@ -6,9 +6,9 @@ use anyhow::{Context, Result, bail};
 
 use crate::output::{Kind, Manifest, Staging};
 use crate::plan::Plan;
-use crate::sign::Identity;
+use crate::sign::{self, Identity};
 use crate::spec::LoadedSpec;
-use crate::{launchd, openclaw};
+use crate::{launchd, openclaw, profile};
 
 /// The timestamp written where a format demands one (cpio mtimes, the xar creation time) when
 /// `SOURCE_DATE_EPOCH` is not set: 2024-01-01T00:00:00Z. A constant, so builds are reproducible.
@@ -35,6 +35,7 @@ pub fn build(loaded: &LoadedSpec, options: &BuildOptions) -> Result<Manifest> {
     let _secrets = embedded_secrets(&plan, options.embed_secrets)?;
     let mut staging = Staging::new(&options.out)?;
     write_agent_files(&plan, &mut staging)?;
+    write_profiles(loaded, &plan, options.profile_identity.as_ref(), &mut staging)?;
     staging.commit()
 }
 
@@ -56,6 +57,29 @@ fn write_agent_files(plan: &Plan, staging: &mut Staging) -> Result<()> {
             &config_id,
             &openclaw::config(agent)?,
         )?;
+    }
+    Ok(())
+}
+
+/// Every profile, unsigned (reviewable, byte-stable) and, with a profile identity, signed beside it.
+fn write_profiles(
+    loaded: &LoadedSpec,
+    plan: &Plan,
+    identity: Option<&Identity>,
+    staging: &mut Staging,
+) -> Result<()> {
+    for built in profile::build_loaded(loaded, plan)? {
+        for warning in &built.warnings {
+            eprintln!("warning: {}: {warning}", built.file_name);
+        }
+        let path = format!("profiles/{}", built.file_name);
+        staging.write(&path, Kind::Profile, &built.identifier, &built.xml)?;
+        if let Some(identity) = identity {
+            let signed = sign::sign_profile(identity, &built.xml)
+                .with_context(|| format!("signing {}", built.file_name))?;
+            let path = format!("profiles/signed/{}", built.file_name);
+            staging.write(&path, Kind::SignedProfile, &built.identifier, &signed)?;
+        }
     }
     Ok(())
 }

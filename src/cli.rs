@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::build::{self, BuildOptions};
+use crate::profile;
 use crate::sign::{self, Identity};
 use crate::spec::{self, LoadedSpec, SpecError};
 
@@ -100,8 +101,9 @@ struct SigningArgs {
 
 #[derive(Debug, Args)]
 struct ValidateArgs {
-    /// The fleet spec (YAML). Without it, the built-in example fleet is checked.
-    spec: Option<PathBuf>,
+    /// Fleet specs (YAML) and configuration profiles (`.mobileconfig`: XML, binary or signed). Without
+    /// any, the built-in example fleet is checked.
+    files: Vec<PathBuf>,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -136,16 +138,18 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn build_command(args: &BuildArgs) -> Result<()> {
-    let result = spec::load(args.spec.as_deref()).map_err(anyhow::Error::from).and_then(|loaded| {
-        let (profile_identity, pkg_identity) = identities(&args.signing, &loaded)?;
-        let options = BuildOptions {
-            out: args.out.clone(),
-            embed_secrets: args.embed_secrets,
-            profile_identity,
-            pkg_identity,
-        };
-        build::build(&loaded, &options)
-    });
+    let result = spec::load(args.spec.as_deref())
+        .map_err(anyhow::Error::from)
+        .and_then(|loaded| {
+            let (profile_identity, pkg_identity) = identities(&args.signing, &loaded)?;
+            let options = BuildOptions {
+                out: args.out.clone(),
+                embed_secrets: args.embed_secrets,
+                profile_identity,
+                pkg_identity,
+            };
+            build::build(&loaded, &options)
+        });
     match result {
         Ok(manifest) => {
             if args.json {
@@ -169,28 +173,78 @@ fn build_command(args: &BuildArgs) -> Result<()> {
 }
 
 fn validate_command(args: &ValidateArgs) -> Result<()> {
-    match spec::load(args.spec.as_deref()) {
+    let reports: Vec<serde_json::Value> = if args.files.is_empty() {
+        vec![validate_spec(None)]
+    } else {
+        args.files.iter().map(|f| validate_file(f)).collect()
+    };
+    let ok = reports.iter().all(|r| r["ok"] == true);
+    if args.json {
+        print_json(&serde_json::json!({ "ok": ok, "files": reports }))?;
+    }
+    if !ok {
+        bail!("validation failed");
+    }
+    Ok(())
+}
+
+/// A profile by its extension; anything else is a fleet spec.
+fn validate_file(path: &Path) -> serde_json::Value {
+    if path.extension().is_some_and(|e| e == "mobileconfig") {
+        validate_profile(path)
+    } else {
+        validate_spec(Some(path))
+    }
+}
+
+fn validate_spec(path: Option<&Path>) -> serde_json::Value {
+    match spec::load(path) {
         Ok(loaded) => {
-            if args.json {
-                print_json(&serde_json::json!({ "ok": true, "file": loaded.origin, "problems": [] }))?;
-            } else {
-                eprintln!("{}: valid", loaded.origin.display());
-            }
-            Ok(())
+            eprintln!("{}: valid", loaded.origin.display());
+            serde_json::json!({ "file": loaded.origin, "ok": true, "problems": [] })
         }
         Err(e) => {
             let e = anyhow::Error::from(e);
-            if args.json {
-                print_json(&error_json(&e))?;
+            eprintln!("error: {e:#}");
+            error_json(&e)
+        }
+    }
+}
+
+fn validate_profile(path: &Path) -> serde_json::Value {
+    match profile::validate_file(path) {
+        Ok(findings) => {
+            for finding in &findings {
+                eprintln!("{}: {finding}", path.display());
             }
-            Err(e)
+            let ok = findings.iter().all(|f| f.severity != profile::Severity::Error);
+            if ok {
+                eprintln!("{}: valid", path.display());
+            }
+            let problems: Vec<_> = findings
+                .iter()
+                .map(|f| {
+                    let severity = if f.severity == profile::Severity::Error {
+                        "error"
+                    } else {
+                        "warning"
+                    };
+                    serde_json::json!({ "severity": severity, "path": f.path, "message": f.message })
+                })
+                .collect();
+            serde_json::json!({ "file": path, "ok": ok, "problems": problems })
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            serde_json::json!({ "file": path, "ok": false, "error": format!("{e:#}") })
         }
     }
 }
 
 fn identity_new_command(out: &Path) -> Result<()> {
-    let password = std::env::var(PASSWORD_VARIABLE)
-        .with_context(|| format!("set {PASSWORD_VARIABLE} to the password that will protect the .p12 files"))?;
+    let password = std::env::var(PASSWORD_VARIABLE).with_context(|| {
+        format!("set {PASSWORD_VARIABLE} to the password that will protect the .p12 files")
+    })?;
     for path in sign::create_dev_identity(out, &password)? {
         println!("{}", path.display());
     }
@@ -222,14 +276,23 @@ fn identities(args: &SigningArgs, loaded: &LoadedSpec) -> Result<(Option<Identit
         let Some(name) = name else { return Ok(None) };
         let value = std::env::var_os(&name.value)
             .filter(|v| !v.is_empty())
-            .with_context(|| format!("the spec's signing section names ${}, which is not set", name.value))?;
+            .with_context(|| {
+                format!(
+                    "the spec's signing section names ${}, which is not set",
+                    name.value
+                )
+            })?;
         Ok(Some(PathBuf::from(value)))
     };
     let both = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => Some(Identity::from_pem(cert, key, &args.chain)?),
         _ => load_p12(args.identity.clone().or(from_env(&s.identity_env)?))?,
     };
-    let profile = load_p12(args.profile_identity.clone().or(from_env(&s.profile_identity_env)?))?;
+    let profile = load_p12(
+        args.profile_identity
+            .clone()
+            .or(from_env(&s.profile_identity_env)?),
+    )?;
     let pkg = load_p12(args.pkg_identity.clone().or(from_env(&s.pkg_identity_env)?))?;
     Ok((profile.or_else(|| both.clone()), pkg.or(both)))
 }
@@ -249,7 +312,7 @@ fn error_json(e: &anyhow::Error) -> serde_json::Value {
                 .iter()
                 .map(|p| serde_json::json!({ "line": p.line, "column": p.column, "message": p.message, "help": p.help }))
                 .collect();
-            serde_json::json!({ "ok": false, "file": spec_error.file, "problems": problems })
+            serde_json::json!({ "file": spec_error.file, "ok": false, "problems": problems })
         }
         None => serde_json::json!({ "ok": false, "error": format!("{e:#}") }),
     }

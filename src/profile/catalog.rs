@@ -25,10 +25,7 @@ use super::{Finding, Severity};
 /// One catalog file: its name (the PayloadType) and its text.
 macro_rules! catalog_file {
     ($name:literal) => {
-        (
-            $name,
-            include_str!(concat!("../../profiles/", $name, ".yaml")),
-        )
+        ($name, include_str!(concat!("../../profiles/", $name, ".yaml")))
     };
 }
 
@@ -276,11 +273,7 @@ impl Catalog {
 
     /// Checks a whole profile (its top-level dictionary) for a fleet whose oldest Mac runs `minimum`; without
     /// a minimum, version checks are limited to warnings about removed keys.
-    pub(crate) fn check_profile(
-        &self,
-        profile: &Value,
-        minimum: Option<MacOsVersion>,
-    ) -> Vec<Finding> {
+    pub(crate) fn check_profile(&self, profile: &Value, minimum: Option<MacOsVersion>) -> Vec<Finding> {
         let mut checker = Checker {
             catalog: self,
             minimum,
@@ -314,11 +307,7 @@ struct Rule<'a> {
 }
 
 impl<'a> Rule<'a> {
-    fn new(
-        keys: &'a BTreeMap<String, KeySchema>,
-        values: Option<&'a KeySchema>,
-        what: &str,
-    ) -> Rule<'a> {
+    fn new(keys: &'a BTreeMap<String, KeySchema>, values: Option<&'a KeySchema>, what: &str) -> Rule<'a> {
         Rule {
             keys: keys.iter().map(|(k, v)| (k.as_str(), v)).collect(),
             values,
@@ -372,8 +361,7 @@ impl<'a> Checker<'a> {
         self.introduced(path, payload_type, schema.macos);
         self.channel(path, schema);
         let mut rule = Rule::new(common, None, &schema.title);
-        rule.keys
-            .extend(schema.keys.iter().map(|(k, v)| (k.as_str(), v)));
+        rule.keys.extend(schema.keys.iter().map(|(k, v)| (k.as_str(), v)));
         rule.source = &schema.source;
         self.keys(dict, &rule, path);
     }
@@ -404,10 +392,7 @@ impl<'a> Checker<'a> {
             }
         }
         for group in rule.exactly_one_of {
-            let present = group
-                .iter()
-                .filter(|k| dict.contains_key(k.as_str()))
-                .count();
+            let present = group.iter().filter(|k| dict.contains_key(k.as_str())).count();
             if present != 1 {
                 self.error(
                     path,
@@ -499,9 +484,8 @@ impl<'a> Checker<'a> {
 
     fn introduced(&mut self, path: &str, what: &str, introduced: MacOsVersion) {
         if let Some(minimum) = self.minimum.filter(|m| introduced > *m) {
-            let message = format!(
-                "`{what}` needs macOS {introduced}, but the fleet's minimum macOS is {minimum}"
-            );
+            let message =
+                format!("`{what}` needs macOS {introduced}, but the fleet's minimum macOS is {minimum}");
             self.push(Severity::Error, path, message, true);
         }
     }
@@ -532,9 +516,27 @@ impl<'a> Checker<'a> {
         let device = schema.channels.contains(&Channel::Device);
         let user = schema.channels.contains(&Channel::User);
         match self.scope.as_deref() {
-            Some("User") if !user => self.error(path, format!("`{}` is only delivered on the device channel; the profile's PayloadScope must be System", schema.payload_type)),
-            Some("System") if !device => self.error(path, format!("`{}` is only delivered on the user channel; the profile's PayloadScope must be User", schema.payload_type)),
-            None if !user => self.warning(path, format!("`{}` is only delivered on the device channel; set the profile's PayloadScope to System", schema.payload_type)),
+            Some("User") if !user => self.error(
+                path,
+                format!(
+                    "`{}` is only delivered on the device channel; the profile's PayloadScope must be System",
+                    schema.payload_type
+                ),
+            ),
+            Some("System") if !device => self.error(
+                path,
+                format!(
+                    "`{}` is only delivered on the user channel; the profile's PayloadScope must be User",
+                    schema.payload_type
+                ),
+            ),
+            None if !user => self.warning(
+                path,
+                format!(
+                    "`{}` is only delivered on the device channel; set the profile's PayloadScope to System",
+                    schema.payload_type
+                ),
+            ),
             _ => {}
         }
     }
@@ -645,10 +647,7 @@ fn join(path: &str, key: &str) -> String {
 fn is_uuid(text: &str) -> bool {
     let groups: Vec<&str> = text.split('-').collect();
     let lengths: Vec<usize> = groups.iter().map(|g| g.len()).collect();
-    lengths == [8, 4, 4, 4, 12]
-        && groups
-            .iter()
-            .all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
+    lengths == [8, 4, 4, 4, 12] && groups.iter().all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]

@@ -163,20 +163,13 @@ pub fn build_loaded(loaded: &LoadedSpec, plan: &Plan) -> Result<Vec<BuiltProfile
     build_named(&loaded.spec, plan, &loaded.base_dir, &loaded.origin)
 }
 
-fn build_named(
-    spec: &Spec,
-    plan: &Plan,
-    base_dir: &Path,
-    spec_file: &Path,
-) -> Result<Vec<BuiltProfile>> {
+fn build_named(spec: &Spec, plan: &Plan, base_dir: &Path, spec_file: &Path) -> Result<Vec<BuiltProfile>> {
     let fail = |problems| SpecError {
         file: spec_file.to_path_buf(),
         problems,
     };
     let certificate = match &spec.hardening.profiles.certificate {
-        Some(block) => {
-            Some(payloads::load_certificate(block, base_dir).map_err(|p| fail(vec![p]))?)
-        }
+        Some(block) => Some(payloads::load_certificate(block, base_dir).map_err(|p| fail(vec![p]))?),
         None => None,
     };
     let (built, problems) = build_all(spec, plan, certificate.as_ref());
@@ -267,14 +260,8 @@ fn top_level(ctx: &Context<'_>, profile: &Profile, identifier: &str) -> Dictiona
         .map(|p| payload_dict(p, identifier, organization))
         .collect();
     top.insert("PayloadContent".into(), Value::Array(content));
-    top.insert(
-        "PayloadDescription".into(),
-        profile.description.clone().into(),
-    );
-    top.insert(
-        "PayloadDisplayName".into(),
-        profile.display_name.clone().into(),
-    );
+    top.insert("PayloadDescription".into(), profile.description.clone().into());
+    top.insert("PayloadDisplayName".into(), profile.display_name.clone().into());
     top.insert("PayloadIdentifier".into(), identifier.into());
     top.insert("PayloadOrganization".into(), organization.clone().into());
     top.insert(
@@ -297,10 +284,7 @@ fn top_level(ctx: &Context<'_>, profile: &Profile, identifier: &str) -> Dictiona
 fn payload_dict(payload: &Payload, profile_id: &str, organization: &str) -> Value {
     let identifier = format!("{profile_id}.{}", payload.kind);
     let mut d = payload.settings.clone();
-    d.insert(
-        "PayloadDisplayName".into(),
-        payload.display_name.clone().into(),
-    );
+    d.insert("PayloadDisplayName".into(), payload.display_name.clone().into());
     d.insert("PayloadIdentifier".into(), identifier.clone().into());
     d.insert("PayloadOrganization".into(), organization.into());
     d.insert("PayloadType".into(), payload.payload_type.clone().into());
@@ -411,10 +395,9 @@ pub fn validate_file(path: &Path) -> Result<Vec<Finding>> {
 /// runs `minimum_macos` (version gates are skipped without one).
 pub fn validate_bytes(bytes: &[u8], minimum_macos: Option<&str>) -> Result<Vec<Finding>> {
     let minimum = match minimum_macos {
-        Some(text) => Some(
-            MacOsVersion::parse(text)
-                .with_context(|| format!("`{text}` is not a macOS version"))?,
-        ),
+        Some(text) => {
+            Some(MacOsVersion::parse(text).with_context(|| format!("`{text}` is not a macOS version"))?)
+        }
         None => None,
     };
     let plist = unwrap_signed(bytes)?;
@@ -431,8 +414,7 @@ fn unwrap_signed(bytes: &[u8]) -> Result<Vec<u8>> {
     if bytes.first() != Some(&0x30) {
         return Ok(bytes.to_vec());
     }
-    let mut cms =
-        CmsContentInfo::from_der(bytes).context("the profile is neither a plist nor CMS (DER)")?;
+    let mut cms = CmsContentInfo::from_der(bytes).context("the profile is neither a plist nor CMS (DER)")?;
     let mut content = Vec::new();
     cms.verify(
         None,

@@ -22,8 +22,8 @@ use super::catalog::{self, MacOsVersion};
 use super::{Origins, Payload, Profile};
 use crate::plan::Plan;
 use crate::spec::profiles::{
-    Certificate, Firewall, Gatekeeper, Grouping, LoginWindow, ManagedLoginItems, Pppc, RawPayload,
-    RawValue, Restrictions,
+    Certificate, Firewall, Gatekeeper, Grouping, LoginWindow, ManagedLoginItems, Pppc, RawPayload, RawValue,
+    Restrictions,
 };
 use crate::spec::{Located, Problem, Spec};
 
@@ -59,11 +59,7 @@ const DENIED_SERVICES: &[&str] = &[
 ];
 
 /// Apps node may not script through AppleEvents: each could run anything as the agent or read the screen.
-const APPLE_EVENT_RECEIVERS: &[&str] = &[
-    "com.apple.systemevents",
-    "com.apple.finder",
-    "com.apple.Terminal",
-];
+const APPLE_EVENT_RECEIVERS: &[&str] = &["com.apple.systemevents", "com.apple.finder", "com.apple.Terminal"];
 
 /// Restrictions written by default. `allowLocalUserCreation` is deliberately absent: confine's installer
 /// creates the agent accounts, and Apple does not say whether the restriction also stops `dscl`.
@@ -98,10 +94,7 @@ impl CertificateFile {
 }
 
 /// Reads a PEM or DER certificate, relative to the spec's folder.
-pub(crate) fn load_certificate(
-    block: &Certificate,
-    base_dir: &Path,
-) -> Result<CertificateFile, Problem> {
+pub(crate) fn load_certificate(block: &Certificate, base_dir: &Path) -> Result<CertificateFile, Problem> {
     let path = base_dir.join(&block.path.value);
     let fail = |message: String| {
         Problem::at(
@@ -110,19 +103,14 @@ pub(crate) fn load_certificate(
             "give a PEM or DER certificate file, relative to the spec file",
         )
     };
-    let bytes = std::fs::read(&path)
-        .map_err(|e| fail(format!("cannot read certificate {}: {e}", path.display())))?;
+    let bytes =
+        std::fs::read(&path).map_err(|e| fail(format!("cannot read certificate {}: {e}", path.display())))?;
     let cert = if bytes.starts_with(b"-----BEGIN") {
         openssl::x509::X509::from_pem(&bytes)
     } else {
         openssl::x509::X509::from_der(&bytes)
     }
-    .map_err(|_| {
-        fail(format!(
-            "{} is not a PEM or DER certificate",
-            path.display()
-        ))
-    })?;
+    .map_err(|_| fail(format!("{} is not a PEM or DER certificate", path.display())))?;
     let der = cert
         .to_der()
         .map_err(|e| fail(format!("cannot encode {}: {e}", path.display())))?;
@@ -188,12 +176,7 @@ fn single(profiles: Vec<Profile>, organization: &str) -> Profile {
     }
 }
 
-fn profile(
-    concern: &str,
-    display_name: &str,
-    description: &str,
-    payloads: Vec<Payload>,
-) -> Profile {
+fn profile(concern: &str, display_name: &str, description: &str, payloads: Vec<Payload>) -> Profile {
     Profile {
         concern: concern.to_owned(),
         display_name: display_name.to_owned(),
@@ -213,10 +196,7 @@ fn payload(payload_type: &str, kind: &str, display_name: &str, settings: Diction
 }
 
 fn dict<const N: usize>(entries: [(&str, Value); N]) -> Dictionary {
-    entries
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+    entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 fn managed_login_items(block: &ManagedLoginItems, spec: &Spec, plan: &Plan) -> Option<Profile> {
@@ -236,10 +216,7 @@ fn managed_login_items(block: &ManagedLoginItems, spec: &Spec, plan: &Plan) -> O
             let mut rule = dict([
                 ("RuleType", "Label".into()),
                 ("RuleValue", agent.launchd.label.clone().into()),
-                (
-                    "Comment",
-                    format!("OpenClaw gateway of {}", agent.name).into(),
-                ),
+                ("Comment", format!("OpenClaw gateway of {}", agent.name).into()),
             ]);
             if let Some(team) = &block.team_identifier {
                 origins.add(format!("Rules[{i}].TeamIdentifier"), team.referenced);
@@ -346,11 +323,7 @@ fn pppc(block: &Pppc, plan: &Plan, minimum: Option<MacOsVersion>) -> Option<Prof
         || developer_id_requirement(&block.team_identifier.value),
         |r| r.value.clone(),
     );
-    let mut nodes: Vec<&str> = plan
-        .agents
-        .iter()
-        .map(|a| a.openclaw.node.as_str())
-        .collect();
+    let mut nodes: Vec<&str> = plan.agents.iter().map(|a| a.openclaw.node.as_str()).collect();
     nodes.sort_unstable();
     nodes.dedup();
     let mut origins = Origins::default();
@@ -385,10 +358,7 @@ fn pppc(block: &Pppc, plan: &Plan, minimum: Option<MacOsVersion>) -> Option<Prof
 /// The services to deny, with the spec line that asked for each (unknown for defaults).
 fn denied_services(block: &Pppc, minimum: Option<MacOsVersion>) -> Vec<(String, Location)> {
     match &block.deny {
-        Some(list) => list
-            .iter()
-            .map(|s| (s.value.clone(), s.referenced))
-            .collect(),
+        Some(list) => list.iter().map(|s| (s.value.clone(), s.referenced)).collect(),
         None => DENIED_SERVICES
             .iter()
             .filter(|s| catalog::catalog().key_available(TCC, &["Services", s], minimum))
@@ -411,10 +381,7 @@ fn deny_entries(service: &str, node: &str, requirement: &str) -> Vec<Dictionary>
             ("IdentifierType", "path".into()),
             ("CodeRequirement", requirement.into()),
             ("Allowed", false.into()),
-            (
-                "Comment",
-                "confine: the agent runtime never gets this".into(),
-            ),
+            ("Comment", "confine: the agent runtime never gets this".into()),
         ])
     };
     if service != "AppleEvents" {
@@ -533,10 +500,7 @@ fn raw(block: &RawPayload) -> Profile {
     profile(
         name,
         name,
-        &format!(
-            "{} settings written in the fleet spec.",
-            block.payload_type.value
-        ),
+        &format!("{} settings written in the fleet spec.", block.payload_type.value),
         vec![p],
     )
 }
@@ -551,8 +515,9 @@ fn plist_value(value: &Located<RawValue>, path: &str, origins: &mut Origins) -> 
         RawValue::String(s) => Value::String(s.clone()),
         RawValue::Data(bytes) => Value::Data(bytes.clone()),
         // The spec checked the format; an unparsable date cannot reach here, but stays a string if it did.
-        RawValue::Date(text) => plist::Date::from_xml_format(text)
-            .map_or_else(|_| Value::String(text.clone()), Value::Date),
+        RawValue::Date(text) => {
+            plist::Date::from_xml_format(text).map_or_else(|_| Value::String(text.clone()), Value::Date)
+        }
         RawValue::Array(items) => Value::Array(
             items
                 .iter()

@@ -531,11 +531,8 @@ fn raw_payloads(raw: &[RawPayload], problems: &mut Vec<Problem>) {
         }
         let t = &payload.payload_type.value;
         let ok = t.split('.').count() >= 2
-            && t.split('.').all(|l| {
-                !l.is_empty()
-                    && l.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-_()".contains(c))
-            });
+            && t.split('.')
+                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || "-_()".contains(c)));
         if !ok {
             problems.push(Problem::at(
                 &payload.payload_type.referenced,

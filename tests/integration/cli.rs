@@ -109,8 +109,9 @@ fn validate_reports_json_for_ci() {
     assert_eq!(output.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
     assert_eq!(v["ok"], false);
-    assert_eq!(v["problems"][0]["message"], "port 80 is out of range");
-    assert!(v["problems"][0]["line"].as_u64().is_some_and(|l| l > 1));
+    let problem = &v["files"][0]["problems"][0];
+    assert_eq!(problem["message"], "port 80 is out of range");
+    assert!(problem["line"].as_u64().is_some_and(|l| l > 1));
 }
 
 #[test]

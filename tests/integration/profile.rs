@@ -11,10 +11,7 @@ use confine::spec::{self, Spec};
 use plist::Value;
 use serde_json::Value as Json;
 
-const APPLE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/apple-device-management"
-);
+const APPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/apple-device-management");
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -176,21 +173,12 @@ fn apple_schema() -> AppleSchema {
     let mut payloads: BTreeMap<String, Vec<Json>> = BTreeMap::new();
     let mut unloadable = BTreeMap::new();
     let mut entries: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (CI clones shared/ beside the repository)",
-                dir.display()
-            )
-        })
+        .unwrap_or_else(|e| panic!("{}: {e} (CI clones shared/ beside the repository)", dir.display()))
         .map(|e| e.expect("entry").path())
         .collect();
     entries.sort();
     for path in entries {
-        let name = path
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
+        let name = path.file_name().expect("name").to_string_lossy().into_owned();
         let text = std::fs::read_to_string(&path).expect("read");
         match serde_saphyr::from_str::<Json>(&text) {
             Ok(doc) => {
@@ -205,9 +193,7 @@ fn apple_schema() -> AppleSchema {
             }
         }
     }
-    let take = |payloads: &mut BTreeMap<String, Vec<Json>>, t: &str| {
-        payloads.remove(t).expect(t).remove(0)
-    };
+    let take = |payloads: &mut BTreeMap<String, Vec<Json>>, t: &str| payloads.remove(t).expect(t).remove(0);
     AppleSchema {
         top: take(&mut payloads, "TopLevel"),
         common: take(&mut payloads, "CommonPayloadKeys"),
@@ -245,10 +231,7 @@ impl Oracle<'_> {
 
     fn profile(&mut self, profile: &Value) {
         let top = profile.as_dictionary().expect("dict");
-        let keys = self.apple.top["payloadkeys"]
-            .as_array()
-            .expect("keys")
-            .clone();
+        let keys = self.apple.top["payloadkeys"].as_array().expect("keys").clone();
         let macos = self.apple.top["payload"]["supportedOS"]["macOS"].clone();
         self.dict("Configuration", top, &keys, &macos, "");
         let scope = top
@@ -272,10 +255,7 @@ impl Oracle<'_> {
     fn payload(&mut self, p: &plist::Dictionary, scope: &str, path: &str) {
         let t = p["PayloadType"].as_string().expect("type").to_owned();
         let Some(docs) = self.apple.payloads.get(&t) else {
-            self.issue(
-                &t,
-                format!("{path}: Apple's schema has no payload type `{t}`"),
-            );
+            self.issue(&t, format!("{path}: Apple's schema has no payload type `{t}`"));
             return;
         };
         let mut keys: Vec<Json> = self.apple.common["payloadkeys"]
@@ -347,10 +327,7 @@ impl Oracle<'_> {
 
     fn value(&mut self, t: &str, value: &Value, def: &Json, inherited: &Json, path: &str) {
         let mut macos = inherited.clone();
-        if let (Some(own), Some(m)) = (
-            def["supportedOS"]["macOS"].as_object(),
-            macos.as_object_mut(),
-        ) {
+        if let (Some(own), Some(m)) = (def["supportedOS"]["macOS"].as_object(), macos.as_object_mut()) {
             m.extend(own.clone());
         }
         self.supported(t, path, &macos);
@@ -408,9 +385,9 @@ fn assert_apple_valid(profiles: &[BuiltProfile], minimum: &str) -> BTreeSet<&'st
         };
         oracle.profile(&Value::from_reader_xml(p.xml.as_slice()).expect("xml"));
         for (t, message) in oracle.findings {
-            let gap = KNOWN_GAPS.iter().find(|g| {
-                (g.payload_type == t || g.payload_type == "*") && message.contains(g.matches)
-            });
+            let gap = KNOWN_GAPS
+                .iter()
+                .find(|g| (g.payload_type == t || g.payload_type == "*") && message.contains(g.matches));
             match gap {
                 Some(g) => {
                     excused.insert(g.why);
@@ -482,17 +459,11 @@ fn example_fleet_emits_the_hardening_set() {
     );
     expect(
         "com.halfday.agents.profile.gatekeeper",
-        &[
-            "com.apple.systempolicy.control",
-            "com.apple.systempolicy.managed",
-        ],
+        &["com.apple.systempolicy.control", "com.apple.systempolicy.managed"],
     );
     assert_eq!(profiles.len(), 6);
     let excused = assert_apple_valid(&profiles, "14.0");
-    assert!(
-        excused.is_empty(),
-        "the default build needs no gap: {excused:?}"
-    );
+    assert!(excused.is_empty(), "the default build needs no gap: {excused:?}");
     for p in &profiles {
         assert!(p.warnings.is_empty(), "{}: {:?}", p.identifier, p.warnings);
         assert_eq!(p.file_name, format!("{}.mobileconfig", p.identifier));
@@ -506,14 +477,7 @@ fn example_fleet_emits_the_hardening_set() {
 #[test]
 fn example_fleet_rules_and_rules_targets() {
     let profiles = example();
-    let pick = |id: &str| {
-        plist_of(
-            profiles
-                .iter()
-                .find(|p| p.identifier.ends_with(id))
-                .expect(id),
-        )
-    };
+    let pick = |id: &str| plist_of(profiles.iter().find(|p| p.identifier.ends_with(id)).expect(id));
     let sm = pick(".managed-login-items");
     let rule = &sm["PayloadContent"].as_array().expect("a")[0]
         .as_dictionary()
@@ -560,14 +524,8 @@ fn example_fleet_rules_and_rules_targets() {
 fn every_option_validates_against_apple_schema() {
     let profiles = every_option();
     let ids: Vec<&str> = profiles.iter().map(|p| p.identifier.as_str()).collect();
-    assert!(
-        ids.contains(&"com.halfday.agents.profile.certificate"),
-        "{ids:?}"
-    );
-    assert!(
-        ids.contains(&"com.halfday.agents.profile.screensaver"),
-        "{ids:?}"
-    );
+    assert!(ids.contains(&"com.halfday.agents.profile.certificate"), "{ids:?}");
+    assert!(ids.contains(&"com.halfday.agents.profile.screensaver"), "{ids:?}");
     let excused = assert_apple_valid(&profiles, "15.0");
     let gaps: BTreeSet<&str> = KNOWN_GAPS.iter().map(|g| g.why).collect();
     assert!(excused.is_subset(&gaps));
@@ -602,10 +560,7 @@ fn single_grouping_validates_against_apple_schema() {
     let options = EVERY_OPTION.replace("grouping: per_concern", "grouping: single");
     let profiles = build(&spec_text("15.0", &options));
     assert_eq!(profiles.len(), 1);
-    assert_eq!(
-        profiles[0].identifier,
-        "com.halfday.agents.profile.hardening"
-    );
+    assert_eq!(profiles[0].identifier, "com.halfday.agents.profile.hardening");
     assert_eq!(payload_types(&profiles[0]).len(), 12);
     assert_apple_valid(&profiles, "15.0");
 }
@@ -620,8 +575,7 @@ fn blocks_turn_off() {
 fn defaults_follow_the_fleet_minimum() {
     let profiles = build(&spec_text("13.0", "    grouping: per_concern\n"));
     assert_apple_valid(&profiles, "13.0");
-    let all =
-        String::from_utf8(profiles.iter().flat_map(|p| p.xml.clone()).collect()).expect("utf8");
+    let all = String::from_utf8(profiles.iter().flat_map(|p| p.xml.clone()).collect()).expect("utf8");
     assert!(
         !all.contains("SystemPolicyAppData"),
         "a macOS 14 service stays out of a 13.0 fleet"
@@ -643,10 +597,7 @@ fn profiles_parse_with_independent_parsers() {
         let path = dir.path().join(&p.file_name);
         std::fs::write(&path, &p.xml).expect("write");
         let python = Command::new("python3")
-            .args([
-                "-c",
-                "import plistlib,sys; plistlib.load(open(sys.argv[1],'rb'))",
-            ])
+            .args(["-c", "import plistlib,sys; plistlib.load(open(sys.argv[1],'rb'))"])
             .arg(&path)
             .output()
             .expect("python3 runs");
@@ -723,8 +674,7 @@ fn firewall_profile(payload_extra: &str, top_extra: &str) -> String {
     )
 }
 
-const GOOD_PAYLOAD: &str =
-    "<key>PayloadVersion</key><integer>1</integer><key>EnableFirewall</key><true/>";
+const GOOD_PAYLOAD: &str = "<key>PayloadVersion</key><integer>1</integer><key>EnableFirewall</key><true/>";
 const SYSTEM: &str = "<key>PayloadScope</key><string>System</string>";
 
 fn findings(xml: &str, minimum: Option<&str>) -> Vec<Finding> {
@@ -777,19 +727,14 @@ fn a_37_digit_uuid_is_an_error() {
     let e = errors(&xml);
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(
-        e[0].contains(
-            "PayloadContent[0].PayloadUUID: `F4B204F7-AA5C-4904-8F0F-E7149501F6023` is not a UUID"
-        ),
+        e[0].contains("PayloadContent[0].PayloadUUID: `F4B204F7-AA5C-4904-8F0F-E7149501F6023` is not a UUID"),
         "{e:?}"
     );
 }
 
 #[test]
 fn a_value_outside_the_allowed_list_is_an_error() {
-    let xml = firewall_profile(
-        GOOD_PAYLOAD,
-        "<key>PayloadScope</key><string>Device</string>",
-    );
+    let xml = firewall_profile(GOOD_PAYLOAD, "<key>PayloadScope</key><string>Device</string>");
     let e = errors(&xml);
     assert!(e.iter().any(|m| m == "error: PayloadScope: <string> `Device` is not an allowed value of `PayloadScope`; allowed: `System`, `User`"), "{e:?}");
 }
@@ -805,9 +750,9 @@ fn an_unknown_key_is_an_error_and_payload_enabled_a_warning() {
     assert_eq!(all[0].severity, Severity::Error);
     assert_eq!(all[0].path, "PayloadContent[0].EnableFirewal");
     assert!(
-        all[0].message.starts_with(
-            "`EnableFirewal` is not a key of Firewall (see https://developer.apple.com/"
-        )
+        all[0]
+            .message
+            .starts_with("`EnableFirewal` is not a key of Firewall (see https://developer.apple.com/")
     );
     assert_eq!(all[1].severity, Severity::Warning);
     assert_eq!(all[1].path, "PayloadContent[0].PayloadEnabled");
@@ -817,10 +762,7 @@ fn an_unknown_key_is_an_error_and_payload_enabled_a_warning() {
 fn a_payload_newer_than_the_fleet_minimum_is_an_error() {
     let xml = firewall_profile(GOOD_PAYLOAD, SYSTEM)
         .replace("com.apple.security.firewall", "com.apple.servicemanagement")
-        .replace(
-            "<key>EnableFirewall</key><true/>",
-            "<key>Rules</key><array/>",
-        );
+        .replace("<key>EnableFirewall</key><true/>", "<key>Rules</key><array/>");
     let e: Vec<String> = findings(&xml, Some("12.0"))
         .iter()
         .map(ToString::to_string)
@@ -862,10 +804,7 @@ fn tcc_needs_exactly_one_of_allowed_and_authorization() {
         errors(&tcc("<key>Authorization</key><string>Deny</string>")),
         Vec::<String>::new()
     );
-    assert_eq!(
-        errors(&tcc("<key>Allowed</key><false/>")),
-        Vec::<String>::new()
-    );
+    assert_eq!(errors(&tcc("<key>Allowed</key><false/>")), Vec::<String>::new());
     let both = errors(&tcc(
         "<key>Allowed</key><false/><key>Authorization</key><string>Deny</string>",
     ));
@@ -879,8 +818,7 @@ fn tcc_needs_exactly_one_of_allowed_and_authorization() {
 
 #[test]
 fn duplicate_payload_identifiers_are_an_error() {
-    let xml =
-        firewall_profile(GOOD_PAYLOAD, SYSTEM).replace("com.example.fw.firewall", "com.example.fw");
+    let xml = firewall_profile(GOOD_PAYLOAD, SYSTEM).replace("com.example.fw.firewall", "com.example.fw");
     assert_eq!(
         errors(&xml),
         [
@@ -895,11 +833,7 @@ fn binary_and_signed_profiles_are_read() {
     let value = Value::from_reader_xml(xml.as_bytes()).expect("xml");
     let mut binary = Vec::new();
     value.to_writer_binary(&mut binary).expect("binary");
-    assert!(
-        profile::validate_bytes(&binary, None)
-            .expect("binary")
-            .is_empty()
-    );
+    assert!(profile::validate_bytes(&binary, None).expect("binary").is_empty());
 
     let signed = sign(xml.replace("<true/>", "<integer>1</integer>").as_bytes());
     let f = profile::validate_bytes(&signed, None).expect("signed");
@@ -913,10 +847,7 @@ fn binary_and_signed_profiles_are_read() {
         .expect("content is embedded");
     tampered[at] = b'f';
     let e = profile::validate_bytes(&tampered, None).expect_err("tampered");
-    assert!(
-        format!("{e:#}").contains("signature does not match"),
-        "{e:#}"
-    );
+    assert!(format!("{e:#}").contains("signature does not match"), "{e:#}");
 }
 
 /// A CMS SignedData with the content embedded, as `openssl cms -sign -nodetach -binary` makes it.
@@ -955,16 +886,10 @@ fn sign(content: &[u8]) -> Vec<u8> {
         .expect("na");
     cert.sign(&key, MessageDigest::sha256()).expect("sign cert");
     let cert = cert.build();
-    CmsContentInfo::sign(
-        Some(&cert),
-        Some(&key),
-        None,
-        Some(content),
-        CMSOptions::BINARY,
-    )
-    .expect("cms")
-    .to_der()
-    .expect("der")
+    CmsContentInfo::sign(Some(&cert), Some(&key), None, Some(content), CMSOptions::BINARY)
+        .expect("cms")
+        .to_der()
+        .expect("der")
 }
 
 // Spec-level errors point at the spec line.
@@ -1022,9 +947,7 @@ fn a_default_key_newer_than_the_minimum_points_at_minimum_macos() {
         "{e}"
     );
     assert!(
-        e.contains(
-            "`EnableXProtectMalwareUpload` needs macOS 15.0, but the fleet's minimum macOS is 13.0"
-        ),
+        e.contains("`EnableXProtectMalwareUpload` needs macOS 15.0, but the fleet's minimum macOS is 13.0"),
         "{e}"
     );
 }
@@ -1037,10 +960,7 @@ fn restriction_settings_are_checked_at_their_line() {
     );
     let e = spec_error(&text);
     assert!(
-        e.contains(&format!(
-            "fleet.yaml:{}:",
-            line_of(&text, "allowAirDrop: 0")
-        )),
+        e.contains(&format!("fleet.yaml:{}:", line_of(&text, "allowAirDrop: 0"))),
         "{e}"
     );
     assert!(e.contains("expected <boolean>, found <integer> 0"), "{e}");
@@ -1048,10 +968,7 @@ fn restriction_settings_are_checked_at_their_line() {
         e.contains(&format!("fleet.yaml:{}:", line_of(&text, "allowAirDorp"))),
         "{e}"
     );
-    assert!(
-        e.contains("`allowAirDorp` is not a key of Restrictions"),
-        "{e}"
-    );
+    assert!(e.contains("`allowAirDorp` is not a key of Restrictions"), "{e}");
 }
 
 #[test]
@@ -1087,10 +1004,7 @@ fn raw_payloads_may_not_set_confine_keys_or_take_block_names() {
         "    raw:\n      - name: firewall\n        payload_type: com.apple.security.firewall\n        settings:\n          PayloadUUID: x\n          EnableFirewall: true\n",
     );
     let e = spec_error(&text);
-    assert!(
-        e.contains("raw payload name `firewall` is already taken"),
-        "{e}"
-    );
+    assert!(e.contains("raw payload name `firewall` is already taken"), "{e}");
     assert!(
         e.contains(&format!("fleet.yaml:{}:", line_of(&text, "PayloadUUID")))
             && e.contains("is set by confine"),
@@ -1117,12 +1031,7 @@ fn a_missing_certificate_file_names_the_line() {
 #[test]
 fn the_spec_schema_documents_the_profile_blocks() {
     let schema = spec::json_schema();
-    for needle in [
-        "allow_adhoc_node",
-        "HiddenUsersList",
-        "per_concern",
-        "$data",
-    ] {
+    for needle in ["allow_adhoc_node", "HiddenUsersList", "per_concern", "$data"] {
         assert!(schema.contains(needle), "{needle}");
     }
 }
