@@ -1,1 +1,2 @@
-
+// Flat packages: writer output checked by independent readers, inspect and verify.
+mod pkg;
