@@ -37,7 +37,11 @@ const fn tables() -> [[u32; 256]; 8] {
         let mut crc = (byte as u32) << 24;
         let mut bit = 0;
         while bit < 8 {
-            crc = if crc & 0x8000_0000 != 0 { (crc << 1) ^ POLY } else { crc << 1 };
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ POLY
+            } else {
+                crc << 1
+            };
             bit += 1;
         }
         tables[0][byte] = crc;
@@ -133,7 +137,12 @@ struct Node<'a> {
 
 /// Build the BOM for `payload`, whose entries were streamed with the sizes and cksums in `stats`.
 pub(crate) fn write(payload: &Payload, stats: &[PathStats], mtime: u64) -> Result<Vec<u8>> {
-    ensure!(stats.len() == payload.len(), "BOM: {} stats for {} payload paths", stats.len(), payload.len());
+    ensure!(
+        stats.len() == payload.len(),
+        "BOM: {} stats for {} payload paths",
+        stats.len(),
+        payload.len()
+    );
     let mtime = u32::try_from(mtime).context("BOM: mtime does not fit the 32-bit field")?;
     let entries: Vec<_> = payload.entries().collect();
     let nodes = breadth_first(&entries);
@@ -143,8 +152,15 @@ pub(crate) fn write(payload: &Payload, stats: &[PathStats], mtime: u64) -> Resul
     let mut leaf_entries = Vec::with_capacity(nodes.len());
     for (id, node) in (1u32..).zip(&nodes) {
         let (_, entry) = entries[node.entry];
-        let record = path_record(&entry.kind, entry.st_mode(), entry.uid, entry.gid, mtime, stats[node.entry])
-            .with_context(|| format!("BOM: /{}", entries[node.entry].0.join("/")))?;
+        let record = path_record(
+            &entry.kind,
+            entry.st_mode(),
+            entry.uid,
+            entry.gid,
+            mtime,
+            stats[node.entry],
+        )
+        .with_context(|| format!("BOM: /{}", entries[node.entry].0.join("/")))?;
         let record = blocks.add(record);
         let info = blocks.add([id.to_be_bytes(), record.to_be_bytes()].concat());
         let mut file = node.parent_id.to_be_bytes().to_vec();
@@ -163,15 +179,29 @@ pub(crate) fn write(payload: &Payload, stats: &[PathStats], mtime: u64) -> Resul
 fn breadth_first<'a>(entries: &[(&'a [String], &super::Entry)]) -> Vec<Node<'a>> {
     let mut children: HashMap<&[String], Vec<usize>> = HashMap::new();
     for (index, (path, _)) in entries.iter().enumerate().skip(1) {
-        children.entry(&path[..path.len() - 1]).or_default().push(index);
+        children
+            .entry(&path[..path.len() - 1])
+            .or_default()
+            .push(index);
     }
-    let mut nodes = vec![Node { entry: 0, parent_id: 0, name: "." }];
+    let mut nodes = vec![Node {
+        entry: 0,
+        parent_id: 0,
+        name: ".",
+    }];
     let mut queue = VecDeque::from([(0usize, 1u32)]);
     while let Some((entry, id)) = queue.pop_front() {
         // Entries are already sorted, so each child list is in name order.
-        for &child in children.get(entries[entry].0).map_or(&[][..], Vec::as_slice) {
+        for &child in children
+            .get(entries[entry].0)
+            .map_or(&[][..], Vec::as_slice)
+        {
             let path = entries[child].0;
-            nodes.push(Node { entry: child, parent_id: id, name: &path[path.len() - 1] });
+            nodes.push(Node {
+                entry: child,
+                parent_id: id,
+                name: &path[path.len() - 1],
+            });
             queue.push_back((child, nodes.len() as u32));
         }
     }
@@ -190,7 +220,14 @@ fn bom_info(path_count: usize) -> Vec<u8> {
 }
 
 /// The 31-byte bomutils path record (plus the link target for symlinks).
-fn path_record(kind: &EntryKind, st_mode: u32, uid: u32, gid: u32, mtime: u32, stats: PathStats) -> Result<Vec<u8>> {
+fn path_record(
+    kind: &EntryKind,
+    st_mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: u32,
+    stats: PathStats,
+) -> Result<Vec<u8>> {
     let path_type = match kind {
         EntryKind::Directory => TYPE_DIR,
         EntryKind::File(_) => TYPE_FILE,
@@ -303,7 +340,14 @@ fn serialize(blocks: &Blocks, vars: &[(&str, u32)]) -> Vec<u8> {
     index.extend_from_slice(&[0; 4 + 16]);
     let mut out = Vec::with_capacity(address + index.len());
     out.extend_from_slice(b"BOMStore");
-    for value in [1, blocks.data.len(), address, index.len(), HEADER_LEN, var_bytes.len()] {
+    for value in [
+        1,
+        blocks.data.len(),
+        address,
+        index.len(),
+        HEADER_LEN,
+        var_bytes.len(),
+    ] {
         out.extend_from_slice(&(value as u32).to_be_bytes());
     }
     out.resize(HEADER_LEN, 0);
@@ -341,7 +385,10 @@ impl BomRecord {
 pub(crate) fn read(data: &[u8]) -> Result<Vec<BomRecord>> {
     let bom = ParsedBom::parse(data)?;
     let tree = bom.var("Paths")?;
-    ensure!(tree.get(..4) == Some(b"tree"), "BOM: Paths is not a tree block");
+    ensure!(
+        tree.get(..4) == Some(b"tree"),
+        "BOM: Paths is not a tree block"
+    );
     let mut node = be32(tree, 8)?;
     // Descend to the first leaf, then follow the forward links.
     let mut steps = 0;
@@ -354,7 +401,10 @@ pub(crate) fn read(data: &[u8]) -> Result<Vec<BomRecord>> {
     let mut leaves = 0;
     while node != 0 {
         leaves += 1;
-        ensure!(leaves <= bom.block_count(), "BOM: Paths leaves form a cycle");
+        ensure!(
+            leaves <= bom.block_count(),
+            "BOM: Paths leaves form a cycle"
+        );
         let leaf = bom.block(node)?;
         for index in 0..usize::from(be16(leaf, 2)?) {
             let info = bom.block(be32(leaf, 12 + 8 * index)?)?;
@@ -380,11 +430,18 @@ fn read_path(bom: &ParsedBom, info: &[u8], file: &[u8]) -> Result<RawPath> {
     let name = file.get(4..).context("BOM: File block too short")?;
     let name = name.split(|&b| b == 0).next().unwrap_or_default();
     let name = String::from_utf8(name.to_vec()).context("BOM: path name is not UTF-8")?;
-    ensure!(record.len() >= 22, "BOM: path record of {} bytes is too short", record.len());
+    ensure!(
+        record.len() >= 22,
+        "BOM: path record of {} bytes is too short",
+        record.len()
+    );
     let path_type = record[0];
     let link_target = if path_type == TYPE_LINK && record.len() > 31 {
         let target = &record[31..];
-        Some(String::from_utf8_lossy(target.split(|&b| b == 0).next().unwrap_or_default()).into_owned())
+        Some(
+            String::from_utf8_lossy(target.split(|&b| b == 0).next().unwrap_or_default())
+                .into_owned(),
+        )
     } else {
         None
     };
@@ -395,27 +452,48 @@ fn read_path(bom: &ParsedBom, info: &[u8], file: &[u8]) -> Result<RawPath> {
         uid: be32(record, 6)?,
         gid: be32(record, 10)?,
         size: be32(record, 18)?,
-        cksum: if record.len() >= 27 { Some(be32(record, 23)?) } else { None },
+        cksum: if record.len() >= 27 {
+            Some(be32(record, 23)?)
+        } else {
+            None
+        },
         link_target,
     };
-    Ok(RawPath { id, parent, name, record })
+    Ok(RawPath {
+        id,
+        parent,
+        name,
+        record,
+    })
 }
 
 /// Turn (id, parent id, name) triples into "./a/b" paths.
 fn resolve_names(raw: Vec<RawPath>) -> Result<Vec<BomRecord>> {
-    let by_id: HashMap<u32, (u32, &str)> = raw.iter().map(|p| (p.id, (p.parent, p.name.as_str()))).collect();
+    let by_id: HashMap<u32, (u32, &str)> = raw
+        .iter()
+        .map(|p| (p.id, (p.parent, p.name.as_str())))
+        .collect();
     let mut records = Vec::with_capacity(raw.len());
     for path in &raw {
         let mut names = vec![path.name.as_str()];
         let mut parent = path.parent;
         while parent != 0 {
-            ensure!(names.len() <= raw.len(), "BOM: parent ids form a cycle at {}", path.name);
-            let (grandparent, name) = by_id.get(&parent).with_context(|| format!("BOM: {} has unknown parent id {parent}", path.name))?;
+            ensure!(
+                names.len() <= raw.len(),
+                "BOM: parent ids form a cycle at {}",
+                path.name
+            );
+            let (grandparent, name) = by_id
+                .get(&parent)
+                .with_context(|| format!("BOM: {} has unknown parent id {parent}", path.name))?;
             names.push(name);
             parent = *grandparent;
         }
         names.reverse();
-        records.push(BomRecord { path: names.join("/"), ..path.record.clone() });
+        records.push(BomRecord {
+            path: names.join("/"),
+            ..path.record.clone()
+        });
     }
     Ok(records)
 }
@@ -429,18 +507,28 @@ struct ParsedBom<'a> {
 
 impl<'a> ParsedBom<'a> {
     fn parse(data: &'a [u8]) -> Result<Self> {
-        ensure!(data.get(..8) == Some(b"BOMStore"), "not a BOM (no BOMStore magic)");
+        ensure!(
+            data.get(..8) == Some(b"BOMStore"),
+            "not a BOM (no BOMStore magic)"
+        );
         let index = slice(data, be32(data, 16)?, be32(data, 20)?)?;
         let count = be32(index, 0)? as usize;
-        ensure!(count <= index.len() / 8, "BOM: block table claims {count} blocks");
-        let table = (0..count).map(|i| Ok((be32(index, 4 + 8 * i)?, be32(index, 8 + 8 * i)?))).collect::<Result<_>>()?;
+        ensure!(
+            count <= index.len() / 8,
+            "BOM: block table claims {count} blocks"
+        );
+        let table = (0..count)
+            .map(|i| Ok((be32(index, 4 + 8 * i)?, be32(index, 8 + 8 * i)?)))
+            .collect::<Result<_>>()?;
         let var_data = slice(data, be32(data, 24)?, be32(data, 28)?)?;
         let mut vars = Vec::new();
         let mut at = 4;
         for _ in 0..be32(var_data, 0)? {
             let block = be32(var_data, at)?;
             let len = usize::from(*var_data.get(at + 4).context("BOM: variables truncated")?);
-            let name = var_data.get(at + 5..at + 5 + len).context("BOM: variables truncated")?;
+            let name = var_data
+                .get(at + 5..at + 5 + len)
+                .context("BOM: variables truncated")?;
             vars.push((String::from_utf8_lossy(name).into_owned(), block));
             at += 5 + len;
         }
@@ -448,12 +536,19 @@ impl<'a> ParsedBom<'a> {
     }
 
     fn var(&self, name: &str) -> Result<&'a [u8]> {
-        let (_, block) = self.vars.iter().find(|(var, _)| var == name).with_context(|| format!("BOM: no {name} variable"))?;
+        let (_, block) = self
+            .vars
+            .iter()
+            .find(|(var, _)| var == name)
+            .with_context(|| format!("BOM: no {name} variable"))?;
         self.block(*block)
     }
 
     fn block(&self, index: u32) -> Result<&'a [u8]> {
-        let &(offset, length) = self.table.get(index as usize).with_context(|| format!("BOM: no block {index}"))?;
+        let &(offset, length) = self
+            .table
+            .get(index as usize)
+            .with_context(|| format!("BOM: no block {index}"))?;
         ensure!(index != 0, "BOM: reference to the null block");
         slice(self.data, offset, length)
     }
@@ -467,17 +562,24 @@ fn slice(data: &[u8], offset: u32, length: u32) -> Result<&[u8]> {
     let (offset, length) = (offset as usize, length as usize);
     match data.get(offset..offset.saturating_add(length)) {
         Some(slice) => Ok(slice),
-        None => bail!("BOM: range {offset}+{length} is outside the {}-byte file", data.len()),
+        None => bail!(
+            "BOM: range {offset}+{length} is outside the {}-byte file",
+            data.len()
+        ),
     }
 }
 
 fn be32(data: &[u8], at: usize) -> Result<u32> {
-    let bytes = data.get(at..at + 4).with_context(|| format!("BOM: truncated at offset {at}"))?;
+    let bytes = data
+        .get(at..at + 4)
+        .with_context(|| format!("BOM: truncated at offset {at}"))?;
     Ok(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
 }
 
 fn be16(data: &[u8], at: usize) -> Result<u16> {
-    let bytes = data.get(at..at + 2).with_context(|| format!("BOM: truncated at offset {at}"))?;
+    let bytes = data
+        .get(at..at + 2)
+        .with_context(|| format!("BOM: truncated at offset {at}"))?;
     Ok(u16::from_be_bytes([bytes[0], bytes[1]]))
 }
 
@@ -516,16 +618,31 @@ mod tests {
         let stats: Vec<PathStats> = payload
             .entries()
             .map(|(_, entry)| match &entry.kind {
-                EntryKind::File(super::super::FileSource::Memory(data)) => PathStats { size: data.len() as u64, cksum: cksum(data) },
-                EntryKind::Symlink(target) => PathStats { size: target.len() as u64, cksum: cksum(target.as_bytes()) },
+                EntryKind::File(super::super::FileSource::Memory(data)) => PathStats {
+                    size: data.len() as u64,
+                    cksum: cksum(data),
+                },
+                EntryKind::Symlink(target) => PathStats {
+                    size: target.len() as u64,
+                    cksum: cksum(target.as_bytes()),
+                },
                 _ => PathStats { size: 0, cksum: 0 },
             })
             .collect();
         let records = read(&write(&payload, &stats, 0)?)?;
-        let listing: Vec<_> = records.iter().map(|r| (r.path.as_str(), r.mode, r.uid, r.size)).collect();
+        let listing: Vec<_> = records
+            .iter()
+            .map(|r| (r.path.as_str(), r.mode, r.uid, r.size))
+            .collect();
         assert_eq!(
             listing,
-            [(".", 0o40755, 0, 0), ("./a", 0o100600, 501, 1), ("./b", 0o40755, 0, 0), ("./b/l", 0o120755, 0, 1), ("./b/z", 0o100644, 0, 2)]
+            [
+                (".", 0o40755, 0, 0),
+                ("./a", 0o100600, 501, 1),
+                ("./b", 0o40755, 0, 0),
+                ("./b/l", 0o120755, 0, 1),
+                ("./b/z", 0o100644, 0, 2)
+            ]
         );
         assert_eq!(records[3].link_target.as_deref(), Some("z"));
         assert_eq!(records[4].cksum, Some(cksum(b"zz")));
@@ -537,7 +654,9 @@ mod tests {
         assert!(read(b"BOMStore").is_err());
         assert!(read(&[0xff; 64]).is_err());
         let mut header = b"BOMStore".to_vec();
-        header.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xf0, 0, 0, 0, 0x20]);
+        header.extend_from_slice(&[
+            0, 0, 0, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xf0, 0, 0, 0, 0x20,
+        ]);
         header.resize(40, 0);
         assert!(read(&header).is_err());
     }

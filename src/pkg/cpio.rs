@@ -46,7 +46,10 @@ pub(crate) struct PathStats {
 }
 
 fn octal(out: &mut Vec<u8>, field: &str, value: u64, digits: u32) -> Result<()> {
-    ensure!(value < 8u64.pow(digits), "cpio {field} {value} does not fit in {digits} octal digits");
+    ensure!(
+        value < 8u64.pow(digits),
+        "cpio {field} {value} does not fit in {digits} octal digits"
+    );
     write!(out, "{value:0width$o}", width = digits as usize)?;
     Ok(())
 }
@@ -71,31 +74,56 @@ fn write_header(out: &mut impl Write, header: &OdcHeader) -> Result<()> {
 }
 
 fn write_trailer(out: &mut impl Write) -> Result<()> {
-    let trailer = OdcHeader { name: TRAILER.into(), ino: 0, mode: 0, uid: 0, gid: 0, nlink: 1, mtime: 0, file_size: 0 };
+    let trailer = OdcHeader {
+        name: TRAILER.into(),
+        ino: 0,
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        nlink: 1,
+        mtime: 0,
+        file_size: 0,
+    };
     write_header(out, &trailer)
 }
 
 /// The cpio name of a payload path: "." for the root, "./a/b" below it (what pkgbuild writes).
 fn cpio_name(components: &[String]) -> String {
-    std::iter::once(".").chain(components.iter().map(String::as_str)).collect::<Vec<_>>().join("/")
+    std::iter::once(".")
+        .chain(components.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Stream the payload as gzip'd odc cpio into `out`, returning each entry's size and cksum in
 /// [`Payload::entries`] order. File contents are read once, in `CHUNK`s.
-pub(crate) fn write_payload(payload: &Payload, mtime: u64, out: &mut dyn Write) -> Result<Vec<PathStats>> {
+pub(crate) fn write_payload(
+    payload: &Payload,
+    mtime: u64,
+    out: &mut dyn Write,
+) -> Result<Vec<PathStats>> {
     let mut gzip = GzipWriter::new(out);
     let mut stats = Vec::with_capacity(payload.len());
     // Inode numbers only need to be distinct: readers treat equal (dev, ino) with nlink > 1 as hard links.
     for (ino, (components, entry)) in (1..).zip(payload.entries()) {
         let name = cpio_name(components);
-        stats.push(write_entry(&mut gzip, &name, ino, entry, mtime).with_context(|| format!("payload entry {name}"))?);
+        stats.push(
+            write_entry(&mut gzip, &name, ino, entry, mtime)
+                .with_context(|| format!("payload entry {name}"))?,
+        );
     }
     write_trailer(&mut gzip)?;
     gzip.finish()?;
     Ok(stats)
 }
 
-fn write_entry(out: &mut impl Write, name: &str, ino: u64, entry: &Entry, mtime: u64) -> Result<PathStats> {
+fn write_entry(
+    out: &mut impl Write,
+    name: &str,
+    ino: u64,
+    entry: &Entry,
+    mtime: u64,
+) -> Result<PathStats> {
     let header = |file_size, nlink| OdcHeader {
         name: name.to_owned(),
         ino,
@@ -110,18 +138,35 @@ fn write_entry(out: &mut impl Write, name: &str, ino: u64, entry: &Entry, mtime:
         EntryKind::Directory => {
             // nlink 2 (".", and the entry in its parent) is what every cpio writer records for a leaf dir.
             write_header(out, &header(0, 2))?;
-            Ok(PathStats { size: 0, cksum: Cksum::new().finish() })
+            Ok(PathStats {
+                size: 0,
+                cksum: Cksum::new().finish(),
+            })
         }
-        EntryKind::Symlink(target) => write_data(out, header(target.len() as u64, 1), target.as_bytes()),
-        EntryKind::File(FileSource::Memory(contents)) => write_data(out, header(contents.len() as u64, 1), contents),
+        EntryKind::Symlink(target) => {
+            write_data(out, header(target.len() as u64, 1), target.as_bytes())
+        }
+        EntryKind::File(FileSource::Memory(contents)) => {
+            write_data(out, header(contents.len() as u64, 1), contents)
+        }
         EntryKind::File(FileSource::Disk(source)) => {
-            let mut file = File::open(source).with_context(|| format!("cannot open {}", source.display()))?;
-            let size = file.metadata().with_context(|| format!("cannot stat {}", source.display()))?.len();
+            let mut file =
+                File::open(source).with_context(|| format!("cannot open {}", source.display()))?;
+            let size = file
+                .metadata()
+                .with_context(|| format!("cannot stat {}", source.display()))?
+                .len();
             write_header(out, &header(size, 1))?;
-            let stats = copy_counting(&mut file, out).with_context(|| format!("cannot read {}", source.display()))?;
+            let stats = copy_counting(&mut file, out)
+                .with_context(|| format!("cannot read {}", source.display()))?;
             // The header already promised `size` bytes; a file that changed underneath would corrupt the
             // archive silently, so refuse.
-            ensure!(stats.size == size, "{} changed size while being read ({size} → {})", source.display(), stats.size);
+            ensure!(
+                stats.size == size,
+                "{} changed size while being read ({size} → {})",
+                source.display(),
+                stats.size
+            );
             Ok(stats)
         }
     }
@@ -132,7 +177,10 @@ fn write_data(out: &mut impl Write, header: OdcHeader, data: &[u8]) -> Result<Pa
     out.write_all(data)?;
     let mut cksum = Cksum::new();
     cksum.update(data);
-    Ok(PathStats { size: data.len() as u64, cksum: cksum.finish() })
+    Ok(PathStats {
+        size: data.len() as u64,
+        cksum: cksum.finish(),
+    })
 }
 
 fn copy_counting(from: &mut impl Read, to: &mut impl Write) -> io::Result<PathStats> {
@@ -150,7 +198,10 @@ fn copy_counting(from: &mut impl Read, to: &mut impl Write) -> io::Result<PathSt
         to.write_all(&buffer[..read])?;
         size += read as u64;
     }
-    Ok(PathStats { size, cksum: cksum.finish() })
+    Ok(PathStats {
+        size,
+        cksum: cksum.finish(),
+    })
 }
 
 /// Write the `Scripts` archive: "." and one `./name` per script, all owned by root.
@@ -158,7 +209,16 @@ pub(crate) fn write_scripts(scripts: &[Script], mtime: u64, out: &mut dyn Write)
     let mut sorted: Vec<&Script> = scripts.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let mut gzip = GzipWriter::new(out);
-    let root = OdcHeader { name: ".".into(), ino: 1, mode: S_IFDIR | 0o755, uid: 0, gid: 0, nlink: 2, mtime, file_size: 0 };
+    let root = OdcHeader {
+        name: ".".into(),
+        ino: 1,
+        mode: S_IFDIR | 0o755,
+        uid: 0,
+        gid: 0,
+        nlink: 2,
+        mtime,
+        file_size: 0,
+    };
     write_header(&mut gzip, &root)?;
     let mut previous: Option<&str> = None;
     for (ino, script) in (2..).zip(sorted) {
@@ -168,7 +228,11 @@ pub(crate) fn write_scripts(scripts: &[Script], mtime: u64, out: &mut dyn Write)
             "script name {name:?} must be a plain file name"
         );
         ensure!(previous != Some(name), "script {name} appears twice");
-        ensure!(script.mode & !0o7777 == 0, "script {name}: mode {:o} has bits outside 0o7777", script.mode);
+        ensure!(
+            script.mode & !0o7777 == 0,
+            "script {name}: mode {:o} has bits outside 0o7777",
+            script.mode
+        );
         previous = Some(name);
         let header = OdcHeader {
             name: format!("./{name}"),
@@ -218,13 +282,24 @@ impl<R: Read> OdcReader<R> {
             return Ok(None);
         }
         let mut raw = [0u8; HEADER_LEN];
-        self.inner.read_exact(&mut raw).context("cpio archive ends inside a header (no TRAILER!!!)")?;
-        ensure!(&raw[..6] == MAGIC, "not an odc cpio header (magic {:?})", String::from_utf8_lossy(&raw[..6]));
+        self.inner
+            .read_exact(&mut raw)
+            .context("cpio archive ends inside a header (no TRAILER!!!)")?;
+        ensure!(
+            &raw[..6] == MAGIC,
+            "not an odc cpio header (magic {:?})",
+            String::from_utf8_lossy(&raw[..6])
+        );
         let field = |start: usize, len: usize| parse_octal(&raw[start..start + len]);
         let name_size = field(59, 6)?;
-        ensure!((1..=MAX_NAME).contains(&name_size), "cpio name size {name_size} is out of range");
+        ensure!(
+            (1..=MAX_NAME).contains(&name_size),
+            "cpio name size {name_size} is out of range"
+        );
         let mut name = vec![0u8; name_size as usize];
-        self.inner.read_exact(&mut name).context("cpio archive ends inside a name")?;
+        self.inner
+            .read_exact(&mut name)
+            .context("cpio archive ends inside a name")?;
         ensure!(name.pop() == Some(0), "cpio name is not NUL-terminated");
         let name = String::from_utf8(name).context("cpio name is not UTF-8")?;
         let header = OdcHeader {
@@ -242,23 +317,43 @@ impl<R: Read> OdcReader<R> {
             return Ok(None);
         }
         let (data, link_target) = self.read_data(&header)?;
-        Ok(Some(OdcEntry { header, data, link_target }))
+        Ok(Some(OdcEntry {
+            header,
+            data,
+            link_target,
+        }))
     }
 
     fn read_data(&mut self, header: &OdcHeader) -> Result<(PathStats, Option<String>)> {
         let mut data = (&mut self.inner).take(header.file_size);
         if header.mode & 0o170_000 == super::S_IFLNK {
-            ensure!(header.file_size <= MAX_LINK, "{}: symlink target of {} bytes", header.name, header.file_size);
+            ensure!(
+                header.file_size <= MAX_LINK,
+                "{}: symlink target of {} bytes",
+                header.name,
+                header.file_size
+            );
             let mut target = Vec::new();
             data.read_to_end(&mut target)?;
-            ensure!(target.len() as u64 == header.file_size, "{}: cpio archive ends inside the data", header.name);
+            ensure!(
+                target.len() as u64 == header.file_size,
+                "{}: cpio archive ends inside the data",
+                header.name
+            );
             let mut cksum = Cksum::new();
             cksum.update(&target);
-            let stats = PathStats { size: target.len() as u64, cksum: cksum.finish() };
+            let stats = PathStats {
+                size: target.len() as u64,
+                cksum: cksum.finish(),
+            };
             return Ok((stats, Some(String::from_utf8_lossy(&target).into_owned())));
         }
         let stats = copy_counting(&mut data, &mut io::sink())?;
-        ensure!(stats.size == header.file_size, "{}: cpio archive ends inside the data", header.name);
+        ensure!(
+            stats.size == header.file_size,
+            "{}: cpio archive ends inside the data",
+            header.name
+        );
         Ok((stats, None))
     }
 }
@@ -267,7 +362,10 @@ fn parse_octal(field: &[u8]) -> Result<u64> {
     let mut value = 0u64;
     for &digit in field {
         if !(b'0'..=b'7').contains(&digit) {
-            bail!("cpio header field {:?} is not octal", String::from_utf8_lossy(field));
+            bail!(
+                "cpio header field {:?} is not octal",
+                String::from_utf8_lossy(field)
+            );
         }
         value = value * 8 + u64::from(digit - b'0');
     }
@@ -282,11 +380,30 @@ mod tests {
     #[test]
     fn header_layout_matches_odc() -> Result<()> {
         let mut out = Vec::new();
-        let header = OdcHeader { name: "./a".into(), ino: 3, mode: 0o100644, uid: 0, gid: 80, nlink: 1, mtime: 8, file_size: 5 };
+        let header = OdcHeader {
+            name: "./a".into(),
+            ino: 3,
+            mode: 0o100644,
+            uid: 0,
+            gid: 80,
+            nlink: 1,
+            mtime: 8,
+            file_size: 5,
+        };
         write_header(&mut out, &header)?;
         let expected = concat!(
-            "070707", "000000", "000003", "100644", "000000", "000120", "000001", "000000",
-            "00000000010", "000004", "00000000005", "./a\0"
+            "070707",
+            "000000",
+            "000003",
+            "100644",
+            "000000",
+            "000120",
+            "000001",
+            "000000",
+            "00000000010",
+            "000004",
+            "00000000005",
+            "./a\0"
         );
         assert_eq!(out, expected.as_bytes());
         Ok(())
@@ -302,19 +419,39 @@ mod tests {
         let mut reader = OdcReader::new(GzDecoder::new(gz.as_slice()));
         let mut names = Vec::new();
         while let Some(entry) = reader.next_entry()? {
-            names.push((entry.header.name, entry.header.mode, entry.data, entry.link_target));
+            names.push((
+                entry.header.name,
+                entry.header.mode,
+                entry.data,
+                entry.link_target,
+            ));
         }
         assert_eq!(names.len(), stats.len());
         assert_eq!(names[0].0, ".");
         assert_eq!(names[2], ("./etc/x".into(), 0o100600, stats[2], None));
-        assert_eq!(names[3], ("./etc/y".into(), 0o120755, stats[3], Some("x".into())));
+        assert_eq!(
+            names[3],
+            ("./etc/y".into(), 0o120755, stats[3], Some("x".into()))
+        );
         Ok(())
     }
 
     #[test]
     fn truncated_archive_is_an_error() -> Result<()> {
         let mut out = Vec::new();
-        write_header(&mut out, &OdcHeader { name: "./a".into(), ino: 1, mode: 0o100644, uid: 0, gid: 0, nlink: 1, mtime: 0, file_size: 9 })?;
+        write_header(
+            &mut out,
+            &OdcHeader {
+                name: "./a".into(),
+                ino: 1,
+                mode: 0o100644,
+                uid: 0,
+                gid: 0,
+                nlink: 1,
+                mtime: 0,
+                file_size: 9,
+            },
+        )?;
         out.extend_from_slice(b"abc");
         assert!(OdcReader::new(out.as_slice()).next_entry().is_err());
         assert!(OdcReader::new(&b"garbage"[..]).next_entry().is_err());

@@ -58,7 +58,9 @@ pub(crate) fn render(product: &Product, components: &[WrittenComponent]) -> Resu
 fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(byte).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(byte).to_string()
+            }
             _ => format!("%{byte:02X}"),
         })
         .collect()
@@ -70,7 +72,10 @@ mod tests {
 
     #[test]
     fn pkg_ref_urls_are_percent_encoded() {
-        assert_eq!(percent_encode("com.example.agent.pkg"), "com.example.agent.pkg");
+        assert_eq!(
+            percent_encode("com.example.agent.pkg"),
+            "com.example.agent.pkg"
+        );
         assert_eq!(percent_encode("My Agent+1.pkg"), "My%20Agent%2B1.pkg");
     }
 }

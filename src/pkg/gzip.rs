@@ -17,7 +17,9 @@ pub(crate) struct GzipWriter<W: Write> {
 
 impl<W: Write> GzipWriter<W> {
     pub(crate) fn new(inner: W) -> Self {
-        Self { encoder: GzEncoder::new(inner, Compression::new(LEVEL)) }
+        Self {
+            encoder: GzEncoder::new(inner, Compression::new(LEVEL)),
+        }
     }
 
     pub(crate) fn finish(self) -> io::Result<W> {

@@ -21,7 +21,8 @@ pub fn inspect(path: &Path) -> Result<String> {
         write_distribution(&mut out, &distribution)?;
     }
     for dir in toc.component_dirs() {
-        write_component(&mut out, &raw, &toc, dir).with_context(|| format!("{}: component {dir}", path.display()))?;
+        write_component(&mut out, &raw, &toc, dir)
+            .with_context(|| format!("{}: component {dir}", path.display()))?;
     }
     Ok(out)
 }
@@ -37,10 +38,18 @@ fn write_toc_summary(out: &mut String, raw: &RawXar, toc: &Toc) -> Result<()> {
         toc.files.len()
     )?;
     match &toc.checksum {
-        Some(checksum) => writeln!(out, "TOC checksum: {} at heap offset {}, {} bytes", checksum.style, checksum.offset, checksum.size)?,
+        Some(checksum) => writeln!(
+            out,
+            "TOC checksum: {} at heap offset {}, {} bytes",
+            checksum.style, checksum.offset, checksum.size
+        )?,
         None => writeln!(out, "TOC checksum: none")?,
     }
-    writeln!(out, "creation-time: {}", toc.creation_time.as_deref().unwrap_or("(none)"))?;
+    writeln!(
+        out,
+        "creation-time: {}",
+        toc.creation_time.as_deref().unwrap_or("(none)")
+    )?;
     if let Some(time) = &toc.signature_creation_time {
         writeln!(out, "signature-creation-time: {time}")?;
     }
@@ -85,21 +94,49 @@ fn subject(der: &[u8]) -> String {
 }
 
 fn write_distribution(out: &mut String, distribution: &Element) -> Result<()> {
-    writeln!(out, "\nDistribution: {}", distribution.child_text("title").unwrap_or("(no title)"))?;
+    writeln!(
+        out,
+        "\nDistribution: {}",
+        distribution.child_text("title").unwrap_or("(no title)")
+    )?;
     if let Some(product) = distribution.child("product") {
-        writeln!(out, "  product {} {}", product.attribute("id").unwrap_or("?"), product.attribute("version").unwrap_or(""))?;
+        writeln!(
+            out,
+            "  product {} {}",
+            product.attribute("id").unwrap_or("?"),
+            product.attribute("version").unwrap_or("")
+        )?;
     }
     if let Some(options) = distribution.child("options") {
-        writeln!(out, "  hostArchitectures {}", options.attribute("hostArchitectures").unwrap_or("(unset)"))?;
+        writeln!(
+            out,
+            "  hostArchitectures {}",
+            options.attribute("hostArchitectures").unwrap_or("(unset)")
+        )?;
     }
-    for os in distribution.child("allowed-os-versions").into_iter().flat_map(|a| a.children_named("os-version")) {
+    for os in distribution
+        .child("allowed-os-versions")
+        .into_iter()
+        .flat_map(|a| a.children_named("os-version"))
+    {
         writeln!(out, "  macOS >= {}", os.attribute("min").unwrap_or("?"))?;
     }
     for choice in distribution.children_named("choice") {
-        let refs: Vec<&str> = choice.children_named("pkg-ref").filter_map(|r| r.attribute("id")).collect();
-        writeln!(out, "  choice {} [{}]", choice.attribute("id").unwrap_or("?"), refs.join(", "))?;
+        let refs: Vec<&str> = choice
+            .children_named("pkg-ref")
+            .filter_map(|r| r.attribute("id"))
+            .collect();
+        writeln!(
+            out,
+            "  choice {} [{}]",
+            choice.attribute("id").unwrap_or("?"),
+            refs.join(", ")
+        )?;
     }
-    for pkg_ref in distribution.children_named("pkg-ref").filter(|r| !r.text().is_empty()) {
+    for pkg_ref in distribution
+        .children_named("pkg-ref")
+        .filter(|r| !r.text().is_empty())
+    {
         writeln!(
             out,
             "  pkg-ref {} {} installKBytes={} -> {}",
@@ -113,11 +150,29 @@ fn write_distribution(out: &mut String, distribution: &Element) -> Result<()> {
 }
 
 fn write_component(out: &mut String, raw: &RawXar, toc: &Toc, dir: &str) -> Result<()> {
-    writeln!(out, "\ncomponent {}", if dir.is_empty() { "(archive root)" } else { dir })?;
+    writeln!(
+        out,
+        "\ncomponent {}",
+        if dir.is_empty() {
+            "(archive root)"
+        } else {
+            dir
+        }
+    )?;
     if let Some(info) = read_package_xml(raw, toc, &join(dir, "PackageInfo"))? {
         let attribute = |name| info.attribute(name).unwrap_or("(unset)");
-        writeln!(out, "  identifier {} version {}", attribute("identifier"), attribute("version"))?;
-        writeln!(out, "  install-location {} auth {}", attribute("install-location"), attribute("auth"))?;
+        writeln!(
+            out,
+            "  identifier {} version {}",
+            attribute("identifier"),
+            attribute("version")
+        )?;
+        writeln!(
+            out,
+            "  install-location {} auth {}",
+            attribute("install-location"),
+            attribute("auth")
+        )?;
         match info.child("payload") {
             Some(payload) => writeln!(
                 out,
@@ -136,8 +191,15 @@ fn write_component(out: &mut String, raw: &RawXar, toc: &Toc, dir: &str) -> Resu
     if let Some(records) = bom_records(raw, toc, dir)? {
         writeln!(out, "  Bom ({} paths):", records.len())?;
         for record in records {
-            let link = record.link_target.map(|target| format!(" -> {target}")).unwrap_or_default();
-            writeln!(out, "    {:o} {}/{} {} {}{link}", record.mode, record.uid, record.gid, record.size, record.path)?;
+            let link = record
+                .link_target
+                .map(|target| format!(" -> {target}"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "    {:o} {}/{} {} {}{link}",
+                record.mode, record.uid, record.gid, record.size, record.path
+            )?;
         }
     }
     Ok(())

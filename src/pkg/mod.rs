@@ -93,8 +93,15 @@ impl Default for Payload {
 impl Payload {
     /// A payload holding only ".", the install location itself, as `0755 root:wheel`.
     pub fn new() -> Self {
-        let root = Entry { kind: EntryKind::Directory, mode: 0o755, uid: 0, gid: 0 };
-        Self { entries: BTreeMap::from([(Vec::new(), root)]) }
+        let root = Entry {
+            kind: EntryKind::Directory,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        };
+        Self {
+            entries: BTreeMap::from([(Vec::new(), root)]),
+        }
     }
 
     /// Add (or re-own) a directory. Missing parents are added as `0755 root:wheel`.
@@ -102,9 +109,19 @@ impl Payload {
         check_mode(path, mode)?;
         let components = components(path)?;
         self.add_parents(path, &components)?;
-        let entry = Entry { kind: EntryKind::Directory, mode, uid, gid };
+        let entry = Entry {
+            kind: EntryKind::Directory,
+            mode,
+            uid,
+            gid,
+        };
         match self.entries.get_mut(&components) {
-            Some(existing @ Entry { kind: EntryKind::Directory, .. }) => *existing = entry,
+            Some(
+                existing @ Entry {
+                    kind: EntryKind::Directory,
+                    ..
+                },
+            ) => *existing = entry,
             Some(_) => bail!("{path}: already in the payload as something other than a directory"),
             None => {
                 self.entries.insert(components, entry);
@@ -114,26 +131,67 @@ impl Payload {
     }
 
     /// Add a regular file whose contents are already in memory.
-    pub fn add_file(&mut self, path: &str, contents: Vec<u8>, mode: u32, uid: u32, gid: u32) -> Result<()> {
-        self.add_leaf(path, EntryKind::File(FileSource::Memory(contents)), mode, uid, gid)
+    pub fn add_file(
+        &mut self,
+        path: &str,
+        contents: Vec<u8>,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<()> {
+        self.add_leaf(
+            path,
+            EntryKind::File(FileSource::Memory(contents)),
+            mode,
+            uid,
+            gid,
+        )
     }
 
     /// Add a regular file that is read from `source` only while the package is written.
-    pub fn add_file_from_disk(&mut self, path: &str, source: &Path, mode: u32, uid: u32, gid: u32) -> Result<()> {
-        self.add_leaf(path, EntryKind::File(FileSource::Disk(source.to_owned())), mode, uid, gid)
+    pub fn add_file_from_disk(
+        &mut self,
+        path: &str,
+        source: &Path,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<()> {
+        self.add_leaf(
+            path,
+            EntryKind::File(FileSource::Disk(source.to_owned())),
+            mode,
+            uid,
+            gid,
+        )
     }
 
     /// Add a symbolic link pointing at `target` (stored verbatim, relative or absolute).
     pub fn add_symlink(&mut self, path: &str, target: &str, uid: u32, gid: u32) -> Result<()> {
-        ensure!(!target.is_empty() && !target.contains('\0'), "{path}: symlink target must be non-empty, without NUL");
-        self.add_leaf(path, EntryKind::Symlink(target.to_owned()), SYMLINK_MODE, uid, gid)
+        ensure!(
+            !target.is_empty() && !target.contains('\0'),
+            "{path}: symlink target must be non-empty, without NUL"
+        );
+        self.add_leaf(
+            path,
+            EntryKind::Symlink(target.to_owned()),
+            SYMLINK_MODE,
+            uid,
+            gid,
+        )
     }
 
     /// Add everything below `source_dir` under `dest`, walking in sorted order. Permission bits come from
     /// disk, owners from `uid`/`gid`, symlinks stay symlinks. `dest` itself (and its missing parents)
     /// are `0755 root:wheel` unless added with [`Payload::add_dir`]: the source directory's own mode is
     /// often a temp dir's 0700, which must not leak onto an install location.
-    pub fn add_tree_from_disk(&mut self, dest: &str, source_dir: &Path, uid: u32, gid: u32) -> Result<()> {
+    pub fn add_tree_from_disk(
+        &mut self,
+        dest: &str,
+        source_dir: &Path,
+        uid: u32,
+        gid: u32,
+    ) -> Result<()> {
         let components = components(dest)?;
         self.add_parents(dest, &components)?;
         if !self.entries.contains_key(&components) {
@@ -151,14 +209,20 @@ impl Payload {
         for child in children {
             let source = child.path();
             let name = child.file_name();
-            let name = name.to_str().with_context(|| format!("{}: file name is not UTF-8", source.display()))?;
+            let name = name
+                .to_str()
+                .with_context(|| format!("{}: file name is not UTF-8", source.display()))?;
             let path = format!("{dest}/{name}");
-            let metadata = std::fs::symlink_metadata(&source).with_context(|| format!("cannot stat {}", source.display()))?;
+            let metadata = std::fs::symlink_metadata(&source)
+                .with_context(|| format!("cannot stat {}", source.display()))?;
             let mode = std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o7777;
             let file_type = metadata.file_type();
             if file_type.is_symlink() {
-                let target = std::fs::read_link(&source).with_context(|| format!("cannot read link {}", source.display()))?;
-                let target = target.to_str().with_context(|| format!("{}: link target is not UTF-8", source.display()))?;
+                let target = std::fs::read_link(&source)
+                    .with_context(|| format!("cannot read link {}", source.display()))?;
+                let target = target
+                    .to_str()
+                    .with_context(|| format!("{}: link target is not UTF-8", source.display()))?;
                 self.add_symlink(&path, target, uid, gid)?;
             } else if file_type.is_dir() {
                 self.add_dir(&path, mode, uid, gid)?;
@@ -166,19 +230,43 @@ impl Payload {
             } else if file_type.is_file() {
                 self.add_file_from_disk(&path, &source, mode, uid, gid)?;
             } else {
-                bail!("{}: only files, directories and symlinks can go in a payload", source.display());
+                bail!(
+                    "{}: only files, directories and symlinks can go in a payload",
+                    source.display()
+                );
             }
         }
         Ok(())
     }
 
-    fn add_leaf(&mut self, path: &str, kind: EntryKind, mode: u32, uid: u32, gid: u32) -> Result<()> {
+    fn add_leaf(
+        &mut self,
+        path: &str,
+        kind: EntryKind,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<()> {
         check_mode(path, mode)?;
         let components = components(path)?;
-        ensure!(!components.is_empty(), "{path}: the payload root can only be a directory");
+        ensure!(
+            !components.is_empty(),
+            "{path}: the payload root can only be a directory"
+        );
         self.add_parents(path, &components)?;
-        ensure!(!self.entries.contains_key(&components), "{path}: already in the payload");
-        self.entries.insert(components, Entry { kind, mode, uid, gid });
+        ensure!(
+            !self.entries.contains_key(&components),
+            "{path}: already in the payload"
+        );
+        self.entries.insert(
+            components,
+            Entry {
+                kind,
+                mode,
+                uid,
+                gid,
+            },
+        );
         Ok(())
     }
 
@@ -186,10 +274,21 @@ impl Payload {
         for depth in 1..components.len() {
             let parent = &components[..depth];
             match self.entries.get(parent) {
-                Some(Entry { kind: EntryKind::Directory, .. }) => {}
-                Some(_) => bail!("{path}: /{} is not a directory in the payload", parent.join("/")),
+                Some(Entry {
+                    kind: EntryKind::Directory,
+                    ..
+                }) => {}
+                Some(_) => bail!(
+                    "{path}: /{} is not a directory in the payload",
+                    parent.join("/")
+                ),
                 None => {
-                    let entry = Entry { kind: EntryKind::Directory, mode: 0o755, uid: 0, gid: 0 };
+                    let entry = Entry {
+                        kind: EntryKind::Directory,
+                        mode: 0o755,
+                        uid: 0,
+                        gid: 0,
+                    };
                     self.entries.insert(parent.to_vec(), entry);
                 }
             }
@@ -199,7 +298,9 @@ impl Payload {
 
     /// Entries parents-first, "." first.
     pub(crate) fn entries(&self) -> impl Iterator<Item = (&[String], &Entry)> {
-        self.entries.iter().map(|(path, entry)| (path.as_slice(), entry))
+        self.entries
+            .iter()
+            .map(|(path, entry)| (path.as_slice(), entry))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -208,14 +309,19 @@ impl Payload {
 }
 
 fn check_mode(path: &str, mode: u32) -> Result<()> {
-    ensure!(mode & !0o7777 == 0, "{path}: mode {mode:o} has bits outside 0o7777 (give permission bits only)");
+    ensure!(
+        mode & !0o7777 == 0,
+        "{path}: mode {mode:o} has bits outside 0o7777 (give permission bits only)"
+    );
     Ok(())
 }
 
 /// Split an absolute payload path into components, refusing anything that could escape or confuse the
 /// install location ("..", ".", empty components, NUL).
 fn components(path: &str) -> Result<Vec<String>> {
-    let relative = path.strip_prefix('/').with_context(|| format!("{path}: payload paths must be absolute"))?;
+    let relative = path
+        .strip_prefix('/')
+        .with_context(|| format!("{path}: payload paths must be absolute"))?;
     let relative = relative.trim_end_matches('/');
     if relative.is_empty() {
         return Ok(Vec::new());
@@ -224,7 +330,10 @@ fn components(path: &str) -> Result<Vec<String>> {
         .split('/')
         .map(|component| {
             ensure!(
-                !component.is_empty() && component != "." && component != ".." && !component.contains('\0'),
+                !component.is_empty()
+                    && component != "."
+                    && component != ".."
+                    && !component.contains('\0'),
                 "{path}: invalid path component {component:?}"
             );
             Ok(component.to_owned())
@@ -284,22 +393,37 @@ pub fn write_product(
     options: &BuildOptions,
     signer: Option<&dyn TocSigner>,
 ) -> Result<()> {
-    ensure!(!product.components.is_empty(), "product {}: has no components", product.identifier);
+    ensure!(
+        !product.components.is_empty(),
+        "product {}: has no components",
+        product.identifier
+    );
     let mut archive = xar::XarBuilder::new()?;
     let mut written = Vec::with_capacity(product.components.len());
     for component in &product.components {
         let directory = format!("{}.pkg", component.identifier);
         ensure!(
-            !written.iter().any(|w: &WrittenComponent| w.identifier == component.identifier),
+            !written
+                .iter()
+                .any(|w: &WrittenComponent| w.identifier == component.identifier),
             "product {}: component {} appears twice",
             product.identifier,
             component.identifier
         );
         archive.add_directory(&[&directory])?;
-        written.push(add_component(&mut archive, Some(&directory), component, options)?);
+        written.push(add_component(
+            &mut archive,
+            Some(&directory),
+            component,
+            options,
+        )?);
     }
     let distribution = distribution::render(product, &written)?;
-    archive.add_bytes(&["Distribution"], distribution.as_bytes(), xar::Encoding::Zlib)?;
+    archive.add_bytes(
+        &["Distribution"],
+        distribution.as_bytes(),
+        xar::Encoding::Zlib,
+    )?;
     archive.finish(dest, options.mtime, signer)
 }
 
@@ -330,19 +454,28 @@ fn add_component<'a>(
     let mut payload_summary = None;
     if let Some(payload) = &component.payload {
         let stats = archive
-            .add_stream(&at("Payload"), |out| cpio::write_payload(payload, options.mtime, out))
+            .add_stream(&at("Payload"), |out| {
+                cpio::write_payload(payload, options.mtime, out)
+            })
             .with_context(|| format!("component {id}: writing the Payload"))?;
-        let bom = bom::write(payload, &stats, options.mtime).with_context(|| format!("component {id}: writing the Bom"))?;
+        let bom = bom::write(payload, &stats, options.mtime)
+            .with_context(|| format!("component {id}: writing the Bom"))?;
         archive.add_bytes(&at("Bom"), &bom, xar::Encoding::Zlib)?;
         payload_summary = Some(package_info::PayloadSummary::new(payload, &stats));
     }
     if !component.scripts.is_empty() {
         archive
-            .add_stream(&at("Scripts"), |out| cpio::write_scripts(&component.scripts, options.mtime, out))
+            .add_stream(&at("Scripts"), |out| {
+                cpio::write_scripts(&component.scripts, options.mtime, out)
+            })
             .with_context(|| format!("component {id}: writing the Scripts"))?;
     }
     let package_info = package_info::render(component, payload_summary.as_ref())?;
-    archive.add_bytes(&at("PackageInfo"), package_info.as_bytes(), xar::Encoding::Zlib)?;
+    archive.add_bytes(
+        &at("PackageInfo"),
+        package_info.as_bytes(),
+        xar::Encoding::Zlib,
+    )?;
     Ok(WrittenComponent {
         identifier: id,
         version: &component.version,
@@ -355,7 +488,10 @@ mod tests {
     use super::*;
 
     fn paths(payload: &Payload) -> Vec<String> {
-        payload.entries().map(|(path, entry)| format!("/{} {:o}", path.join("/"), entry.st_mode())).collect()
+        payload
+            .entries()
+            .map(|(path, entry)| format!("/{} {:o}", path.join("/"), entry.st_mode()))
+            .collect()
     }
 
     #[test]
@@ -366,7 +502,13 @@ mod tests {
         payload.add_file("/Library-x", Vec::new(), 0o600, 0, 0)?;
         assert_eq!(
             paths(&payload),
-            ["/ 40755", "/Library 40755", "/Library/LaunchDaemons 40755", "/Library/LaunchDaemons/x.plist 100644", "/Library-x 100600"]
+            [
+                "/ 40755",
+                "/Library 40755",
+                "/Library/LaunchDaemons 40755",
+                "/Library/LaunchDaemons/x.plist 100644",
+                "/Library-x 100600"
+            ]
         );
         Ok(())
     }
@@ -374,14 +516,31 @@ mod tests {
     #[test]
     fn bad_paths_and_modes_are_refused() {
         let mut payload = Payload::new();
-        assert!(payload.add_file("relative", Vec::new(), 0o644, 0, 0).is_err());
-        assert!(payload.add_file("/a/../b", Vec::new(), 0o644, 0, 0).is_err());
+        assert!(
+            payload
+                .add_file("relative", Vec::new(), 0o644, 0, 0)
+                .is_err()
+        );
+        assert!(
+            payload
+                .add_file("/a/../b", Vec::new(), 0o644, 0, 0)
+                .is_err()
+        );
         assert!(payload.add_file("/a//b", Vec::new(), 0o644, 0, 0).is_err());
         assert!(payload.add_file("/a", Vec::new(), 0o100644, 0, 0).is_err());
         assert!(payload.add_file("/", Vec::new(), 0o644, 0, 0).is_err());
         assert!(payload.add_file("/f", Vec::new(), 0o644, 0, 0).is_ok());
-        assert!(payload.add_file("/f", Vec::new(), 0o644, 0, 0).is_err(), "duplicate");
-        assert!(payload.add_file("/f/g", Vec::new(), 0o644, 0, 0).is_err(), "parent is a file");
-        assert!(payload.add_dir("/f", 0o755, 0, 0).is_err(), "file re-added as directory");
+        assert!(
+            payload.add_file("/f", Vec::new(), 0o644, 0, 0).is_err(),
+            "duplicate"
+        );
+        assert!(
+            payload.add_file("/f/g", Vec::new(), 0o644, 0, 0).is_err(),
+            "parent is a file"
+        );
+        assert!(
+            payload.add_dir("/f", 0o755, 0, 0).is_err(),
+            "file re-added as directory"
+        );
     }
 }

@@ -31,7 +31,10 @@ impl PayloadSummary {
             .filter(|((_, entry), _)| !matches!(entry.kind, EntryKind::Directory))
             .map(|(_, stats)| stats.size.div_ceil(4096) * 4)
             .sum();
-        Self { number_of_files: payload.len(), install_kbytes }
+        Self {
+            number_of_files: payload.len(),
+            install_kbytes,
+        }
     }
 }
 

@@ -42,7 +42,10 @@ impl Element {
     }
 
     pub(crate) fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+        self.attributes
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
     }
 
     pub(crate) fn text(&self) -> &str {
@@ -68,7 +71,10 @@ fn parse_elements(bytes: &[u8]) -> Result<Element> {
         let event = reader.read_event_into(&mut buffer)?;
         match event {
             Event::Start(start) => {
-                ensure!(stack.len() < MAX_XML_DEPTH, "elements nested deeper than {MAX_XML_DEPTH}");
+                ensure!(
+                    stack.len() < MAX_XML_DEPTH,
+                    "elements nested deeper than {MAX_XML_DEPTH}"
+                );
                 stack.push(element(&start)?);
             }
             Event::Empty(start) => attach(&mut stack, &mut root, element(&start)?)?,
@@ -90,7 +96,11 @@ fn parse_elements(bytes: &[u8]) -> Result<Element> {
         }
         buffer.clear();
     }
-    ensure!(stack.is_empty(), "document ends inside <{}>", stack.last().map_or("", |e| e.name.as_str()));
+    ensure!(
+        stack.is_empty(),
+        "document ends inside <{}>",
+        stack.last().map_or("", |e| e.name.as_str())
+    );
     root.context("document has no root element")
 }
 
@@ -102,7 +112,11 @@ fn element(start: &quick_xml::events::BytesStart) -> Result<Element> {
         let value = attribute.normalized_value(quick_xml::XmlVersion::Explicit1_0)?;
         attributes.push((attribute.key.as_ref().to_owned(), value.into_owned()));
     }
-    Ok(Element { name, attributes, ..Element::default() })
+    Ok(Element {
+        name,
+        attributes,
+        ..Element::default()
+    })
 }
 
 fn attach(stack: &mut [Element], root: &mut Option<Element>, done: Element) -> Result<()> {
@@ -203,7 +217,9 @@ impl Toc {
         }
         self.files
             .iter()
-            .filter(|file| file.kind == "directory" && !file.path.contains('/') && file.path.ends_with(".pkg"))
+            .filter(|file| {
+                file.kind == "directory" && !file.path.contains('/') && file.path.ends_with(".pkg")
+            })
             .map(|file| file.path.as_str())
             .collect()
     }
@@ -234,19 +250,44 @@ pub(crate) fn header_style(cksum_alg: u32) -> Option<&'static str> {
 impl RawXar {
     /// Read the header and the compressed TOC. Fails on anything that is not a complete XAR header+TOC.
     pub(crate) fn open(path: &Path) -> Result<Self> {
-        let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        let file_len = file.metadata().with_context(|| format!("cannot stat {}", path.display()))?.len();
+        let mut file =
+            File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let file_len = file
+            .metadata()
+            .with_context(|| format!("cannot stat {}", path.display()))?
+            .len();
         let mut raw = [0u8; HEADER_LEN as usize];
-        file.read_exact(&mut raw).with_context(|| format!("{}: too short for a xar header", path.display()))?;
-        let be64 = |at: usize| u64::from_be_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3], raw[at + 4], raw[at + 5], raw[at + 6], raw[at + 7]]);
-        ensure!(u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]) == MAGIC, "{}: not a xar archive (no \"xar!\" magic)", path.display());
+        file.read_exact(&mut raw)
+            .with_context(|| format!("{}: too short for a xar header", path.display()))?;
+        let be64 = |at: usize| {
+            u64::from_be_bytes([
+                raw[at],
+                raw[at + 1],
+                raw[at + 2],
+                raw[at + 3],
+                raw[at + 4],
+                raw[at + 5],
+                raw[at + 6],
+                raw[at + 7],
+            ])
+        };
+        ensure!(
+            u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]) == MAGIC,
+            "{}: not a xar archive (no \"xar!\" magic)",
+            path.display()
+        );
         let header = XarHeader {
             header_size: u16::from_be_bytes([raw[4], raw[5]]),
             toc_compressed_len: be64(8),
             toc_len: be64(16),
             cksum_alg: u32::from_be_bytes([raw[24], raw[25], raw[26], raw[27]]),
         };
-        ensure!(header.header_size >= HEADER_LEN, "{}: xar header size {} is below 28", path.display(), header.header_size);
+        ensure!(
+            header.header_size >= HEADER_LEN,
+            "{}: xar header size {} is below 28",
+            path.display(),
+            header.header_size
+        );
         ensure!(
             header.toc_compressed_len <= MAX_TOC && header.toc_len <= MAX_TOC,
             "{}: xar TOC sizes {}/{} are implausible",
@@ -256,11 +297,22 @@ impl RawXar {
         );
         let toc_start = u64::from(header.header_size);
         let heap_start = toc_start + header.toc_compressed_len;
-        ensure!(heap_start <= file_len, "{}: truncated inside the xar TOC ({file_len} bytes, TOC ends at {heap_start})", path.display());
+        ensure!(
+            heap_start <= file_len,
+            "{}: truncated inside the xar TOC ({file_len} bytes, TOC ends at {heap_start})",
+            path.display()
+        );
         file.seek(SeekFrom::Start(toc_start))?;
         let mut toc_compressed = vec![0; header.toc_compressed_len as usize];
-        file.read_exact(&mut toc_compressed).with_context(|| format!("{}: cannot read the xar TOC", path.display()))?;
-        Ok(Self { path: path.to_owned(), header, toc_compressed, heap_start, file_len })
+        file.read_exact(&mut toc_compressed)
+            .with_context(|| format!("{}: cannot read the xar TOC", path.display()))?;
+        Ok(Self {
+            path: path.to_owned(),
+            header,
+            toc_compressed,
+            heap_start,
+            file_len,
+        })
     }
 
     /// Decompress and parse the TOC.
@@ -269,7 +321,12 @@ impl RawXar {
         ZlibDecoder::new(self.toc_compressed.as_slice())
             .take(MAX_TOC + 1)
             .read_to_end(&mut xml)
-            .with_context(|| format!("{}: the xar TOC is not a valid zlib stream", self.path.display()))?;
+            .with_context(|| {
+                format!(
+                    "{}: the xar TOC is not a valid zlib stream",
+                    self.path.display()
+                )
+            })?;
         ensure!(
             xml.len() as u64 == self.header.toc_len,
             "{}: the xar TOC is {} bytes, the header says {}",
@@ -286,32 +343,52 @@ impl RawXar {
         let mut reader = self.heap_reader(offset, size)?;
         let mut bytes = Vec::new();
         reader.read_to_end(&mut bytes)?;
-        ensure!(bytes.len() as u64 == size, "{}: heap range {offset}+{size} is truncated", self.path.display());
+        ensure!(
+            bytes.len() as u64 == size,
+            "{}: heap range {offset}+{size} is truncated",
+            self.path.display()
+        );
         Ok(bytes)
     }
 
     fn heap_reader(&self, offset: u64, length: u64) -> Result<Take<BufReader<File>>> {
-        ensure!(length <= self.file_len, "{}: heap range {offset}+{length} is larger than the file", self.path.display());
-        let start = self.heap_start.checked_add(offset).and_then(|s| s.checked_add(length).map(|end| (s, end)));
+        ensure!(
+            length <= self.file_len,
+            "{}: heap range {offset}+{length} is larger than the file",
+            self.path.display()
+        );
+        let start = self
+            .heap_start
+            .checked_add(offset)
+            .and_then(|s| s.checked_add(length).map(|end| (s, end)));
         match start {
             Some((start, end)) if end <= self.file_len => {
-                let mut file = File::open(&self.path).with_context(|| format!("cannot open {}", self.path.display()))?;
+                let mut file = File::open(&self.path)
+                    .with_context(|| format!("cannot open {}", self.path.display()))?;
                 file.seek(SeekFrom::Start(start))?;
                 Ok(BufReader::with_capacity(256 * 1024, file).take(length))
             }
-            _ => bail!("{}: heap range {offset}+{length} runs past the end of the file (truncated?)", self.path.display()),
+            _ => bail!(
+                "{}: heap range {offset}+{length} runs past the end of the file (truncated?)",
+                self.path.display()
+            ),
         }
     }
 
     /// A reader of a file's decoded contents that also hashes the archived and extracted bytes.
     pub(crate) fn data_reader(&self, data: &TocData) -> Result<DataReader> {
-        let raw = DigestReader::new(self.heap_reader(data.offset, data.length)?, data.archived.as_ref())?;
+        let raw = DigestReader::new(
+            self.heap_reader(data.offset, data.length)?,
+            data.archived.as_ref(),
+        )?;
         let decoded = match data.encoding.as_str() {
             "application/octet-stream" => Decoded::Stored(raw),
             "application/x-gzip" => Decoded::Zlib(Box::new(ZlibDecoder::new(raw))),
             other => bail!("encoding {other} is not supported"),
         };
-        Ok(DataReader { inner: DigestReader::new(decoded, data.extracted.as_ref())? })
+        Ok(DataReader {
+            inner: DigestReader::new(decoded, data.extracted.as_ref())?,
+        })
     }
 
     /// Read a small file (PackageInfo, Bom, …) whole.
@@ -319,7 +396,11 @@ impl RawXar {
         let Some(data) = toc.file(path).and_then(|file| file.data.as_ref()) else {
             return Ok(None);
         };
-        ensure!(data.size <= MAX_SMALL_FILE, "{path}: {} bytes is too large to read", data.size);
+        ensure!(
+            data.size <= MAX_SMALL_FILE,
+            "{path}: {} bytes is too large to read",
+            data.size
+        );
         let mut bytes = Vec::new();
         self.data_reader(data)?
             .take(MAX_SMALL_FILE)
@@ -330,7 +411,11 @@ impl RawXar {
 }
 
 fn parse_toc(root: &Element) -> Result<Toc> {
-    ensure!(root.name == "xar", "root element is <{}>, not <xar>", root.name);
+    ensure!(
+        root.name == "xar",
+        "root element is <{}>, not <xar>",
+        root.name
+    );
     let toc = root.child("toc").context("no <toc> element")?;
     let mut files = Vec::new();
     for file in toc.children_named("file") {
@@ -348,15 +433,23 @@ fn parse_toc(root: &Element) -> Result<Toc> {
 
 fn heap_ref(element: &Element) -> Result<HeapRef> {
     let number = |name: &str| -> Result<u64> {
-        let text = element.child_text(name).with_context(|| format!("<{}> has no <{name}>", element.name))?;
-        text.parse().with_context(|| format!("<{}><{name}> {text:?} is not a number", element.name))
+        let text = element
+            .child_text(name)
+            .with_context(|| format!("<{}> has no <{name}>", element.name))?;
+        text.parse()
+            .with_context(|| format!("<{}><{name}> {text:?} is not a number", element.name))
     };
     let mut certificates = Vec::new();
-    if let Some(data) = element.child("KeyInfo").and_then(|key_info| key_info.child("X509Data")) {
+    if let Some(data) = element
+        .child("KeyInfo")
+        .and_then(|key_info| key_info.child("X509Data"))
+    {
         for certificate in data.children_named("X509Certificate") {
             // Apple wraps the base64 at 76 columns; openssl's decoder wants it unbroken.
             let base64: String = certificate.text().split_whitespace().collect();
-            certificates.push(openssl::base64::decode_block(&base64).context("X509Certificate is not base64")?);
+            certificates.push(
+                openssl::base64::decode_block(&base64).context("X509Certificate is not base64")?,
+            );
         }
     }
     Ok(HeapRef {
@@ -367,13 +460,34 @@ fn heap_ref(element: &Element) -> Result<HeapRef> {
     })
 }
 
-fn collect_files(element: &Element, parent: &str, files: &mut Vec<TocFile>, depth: usize) -> Result<()> {
+fn collect_files(
+    element: &Element,
+    parent: &str,
+    files: &mut Vec<TocFile>,
+    depth: usize,
+) -> Result<()> {
     ensure!(depth < MAX_XML_DEPTH, "file entries nested too deeply");
-    let name = element.child_text("name").context("a <file> has no <name>")?;
-    ensure!(!name.is_empty() && !name.contains('/') && name != "..", "bad file name {name:?}");
-    let path = if parent.is_empty() { name.to_owned() } else { format!("{parent}/{name}") };
-    let data = element.child("data").map(|data| file_data(data).with_context(|| format!("{path}: bad <data>"))).transpose()?;
-    files.push(TocFile { path: path.clone(), kind: element.child_text("type").unwrap_or("file").to_owned(), data });
+    let name = element
+        .child_text("name")
+        .context("a <file> has no <name>")?;
+    ensure!(
+        !name.is_empty() && !name.contains('/') && name != "..",
+        "bad file name {name:?}"
+    );
+    let path = if parent.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{parent}/{name}")
+    };
+    let data = element
+        .child("data")
+        .map(|data| file_data(data).with_context(|| format!("{path}: bad <data>")))
+        .transpose()?;
+    files.push(TocFile {
+        path: path.clone(),
+        kind: element.child_text("type").unwrap_or("file").to_owned(),
+        data,
+    });
     for child in element.children_named("file") {
         collect_files(child, &path, files, depth + 1)?;
     }
@@ -382,17 +496,29 @@ fn collect_files(element: &Element, parent: &str, files: &mut Vec<TocFile>, dept
 
 fn file_data(data: &Element) -> Result<TocData> {
     let number = |name: &str| -> Result<u64> {
-        let text = data.child_text(name).with_context(|| format!("no <{name}>"))?;
-        text.parse().with_context(|| format!("<{name}> {text:?} is not a number"))
+        let text = data
+            .child_text(name)
+            .with_context(|| format!("no <{name}>"))?;
+        text.parse()
+            .with_context(|| format!("<{name}> {text:?} is not a number"))
     };
     let checksum = |name: &str| {
-        data.child(name).map(|element| (element.attribute("style").unwrap_or_default().to_owned(), element.text().to_owned()))
+        data.child(name).map(|element| {
+            (
+                element.attribute("style").unwrap_or_default().to_owned(),
+                element.text().to_owned(),
+            )
+        })
     };
     Ok(TocData {
         offset: number("offset")?,
         length: number("length")?,
         size: number("size")?,
-        encoding: data.child("encoding").and_then(|e| e.attribute("style")).unwrap_or("application/octet-stream").to_owned(),
+        encoding: data
+            .child("encoding")
+            .and_then(|e| e.attribute("style"))
+            .unwrap_or("application/octet-stream")
+            .to_owned(),
         archived: checksum("archived-checksum"),
         extracted: checksum("extracted-checksum"),
     })
@@ -407,12 +533,23 @@ pub(crate) struct DigestReader<R> {
 
 impl<R: Read> DigestReader<R> {
     fn new(inner: R, checksum: Option<&(String, String)>) -> Result<Self> {
-        let hasher = checksum.and_then(|(style, _)| digest_for(style)).map(Hasher::new).transpose()?;
-        Ok(Self { inner, hasher, count: 0 })
+        let hasher = checksum
+            .and_then(|(style, _)| digest_for(style))
+            .map(Hasher::new)
+            .transpose()?;
+        Ok(Self {
+            inner,
+            hasher,
+            count: 0,
+        })
     }
 
     fn finish(&mut self) -> Result<(Option<Vec<u8>>, u64)> {
-        let digest = self.hasher.as_mut().map(|hasher| hasher.finish().map(|d| d.to_vec())).transpose()?;
+        let digest = self
+            .hasher
+            .as_mut()
+            .map(|hasher| hasher.finish().map(|d| d.to_vec()))
+            .transpose()?;
         Ok((digest, self.count))
     }
 }
@@ -467,7 +604,12 @@ impl DataReader {
         // A zlib stream may end before the heap range does; the archived checksum covers the range.
         io::copy(raw, &mut io::sink())?;
         let (archived, archived_len) = raw.finish()?;
-        Ok(DataDigests { archived, archived_len, extracted, extracted_len })
+        Ok(DataDigests {
+            archived,
+            archived_len,
+            extracted,
+            extracted_len,
+        })
     }
 }
 
@@ -483,7 +625,10 @@ mod tests {
 
     #[test]
     fn xml_entities_attributes_and_nesting() -> Result<()> {
-        let root = parse_xml(br#"<?xml version="1.0"?><a x="1&amp;2"><b>t&lt;&#65;</b><c/><b>u</b></a>"#, "test")?;
+        let root = parse_xml(
+            br#"<?xml version="1.0"?><a x="1&amp;2"><b>t&lt;&#65;</b><c/><b>u</b></a>"#,
+            "test",
+        )?;
         assert_eq!(root.attribute("x"), Some("1&2"));
         assert_eq!(root.child_text("b"), Some("t<A"));
         assert_eq!(root.children_named("b").count(), 2);
@@ -493,8 +638,18 @@ mod tests {
 
     #[test]
     fn malformed_xml_is_an_error() {
-        for bad in [&b"<a><b></a>"[..], b"<a>", b"", b"<a/><b/>", b"<a>&bogus;</a>"] {
-            assert!(parse_xml(bad, "test").is_err(), "{}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"<a><b></a>"[..],
+            b"<a>",
+            b"",
+            b"<a/><b/>",
+            b"<a>&bogus;</a>",
+        ] {
+            assert!(
+                parse_xml(bad, "test").is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -60,7 +60,10 @@ pub fn verify(path: &Path) -> Result<Verification> {
     let raw = RawXar::open(path)?;
     let mut report = Verification::default();
     if raw.header.header_size != HEADER_LEN {
-        report.problems.push(format!("xar header size is {}, not 28 (Apple's libxar assumes 28)", raw.header.header_size));
+        report.problems.push(format!(
+            "xar header size is {}, not 28 (Apple's libxar assumes 28)",
+            raw.header.header_size
+        ));
     }
     let toc = match raw.decode_toc() {
         Ok(toc) => toc,
@@ -88,10 +91,17 @@ pub fn verify(path: &Path) -> Result<Verification> {
 }
 
 /// Compare the stored TOC checksum with the digest of the compressed TOC.
-fn check_toc_checksum(raw: &RawXar, checksum: Option<&reader::HeapRef>, report: &mut Verification) -> Option<SignatureParts> {
+fn check_toc_checksum(
+    raw: &RawXar,
+    checksum: Option<&reader::HeapRef>,
+    report: &mut Verification,
+) -> Option<SignatureParts> {
     let problems = &mut report.problems;
     let Some(header_style) = header_style(raw.header.cksum_alg) else {
-        problems.push(format!("xar header checksum algorithm {} is not sha1/sha256/sha512", raw.header.cksum_alg));
+        problems.push(format!(
+            "xar header checksum algorithm {} is not sha1/sha256/sha512",
+            raw.header.cksum_alg
+        ));
         return None;
     };
     let (style, offset, size) = match checksum {
@@ -101,7 +111,8 @@ fn check_toc_checksum(raw: &RawXar, checksum: Option<&reader::HeapRef>, report: 
     if checksum.is_some() && style != header_style {
         problems.push(format!("TOC checksum style {style:?} does not match the header's {header_style} (libxar compares exactly)"));
     }
-    let digest = digest_for(header_style).and_then(|md| openssl::hash::hash(md, &raw.toc_compressed).ok())?;
+    let digest = digest_for(header_style)
+        .and_then(|md| openssl::hash::hash(md, &raw.toc_compressed).ok())?;
     let size = if size == 0 { digest.len() as u64 } else { size };
     let stored = match raw.read_heap(offset, size) {
         Ok(stored) => stored,
@@ -111,18 +122,33 @@ fn check_toc_checksum(raw: &RawXar, checksum: Option<&reader::HeapRef>, report: 
         }
     };
     if stored != digest.as_ref() {
-        problems.push(format!("TOC checksum does not match: stored {}, computed {}", hex(&stored), hex(&digest)));
+        problems.push(format!(
+            "TOC checksum does not match: stored {}, computed {}",
+            hex(&stored),
+            hex(&digest)
+        ));
     }
-    Some(SignatureParts { checksum_style: style.to_owned(), toc_checksum: stored, ..SignatureParts::default() })
+    Some(SignatureParts {
+        checksum_style: style.to_owned(),
+        toc_checksum: stored,
+        ..SignatureParts::default()
+    })
 }
 
-fn read_signatures(raw: &RawXar, toc: &Toc, parts: &mut SignatureParts, problems: &mut Vec<String>) {
+fn read_signatures(
+    raw: &RawXar,
+    toc: &Toc,
+    parts: &mut SignatureParts,
+    problems: &mut Vec<String>,
+) {
     let mut read = |name: &str, heap_ref: &reader::HeapRef| -> Option<Vec<u8>> {
         if heap_ref.size > MAX_SIGNATURE {
             problems.push(format!("{name} claims {} bytes", heap_ref.size));
             return None;
         }
-        raw.read_heap(heap_ref.offset, heap_ref.size).map_err(|error| problems.push(format!("{name}: {error:#}"))).ok()
+        raw.read_heap(heap_ref.offset, heap_ref.size)
+            .map_err(|error| problems.push(format!("{name}: {error:#}")))
+            .ok()
     };
     if let Some(signature) = &toc.signature {
         parts.rsa_signature = read("RSA signature", signature);
@@ -145,7 +171,12 @@ fn der_length(der: &[u8]) -> Option<usize> {
     } else {
         let count = first & 0x7f;
         let bytes = der.get(2..2 + count)?;
-        (2 + count, bytes.iter().fold(0usize, |n, &b| n.saturating_mul(256).saturating_add(usize::from(b))))
+        (
+            2 + count,
+            bytes.iter().fold(0usize, |n, &b| {
+                n.saturating_mul(256).saturating_add(usize::from(b))
+            }),
+        )
     };
     let total = header.checked_add(content)?;
     (total <= der.len()).then_some(total)
@@ -163,19 +194,31 @@ fn check_file_data(raw: &RawXar, file: &TocFile, problems: &mut Vec<String>) -> 
         }
     };
     if digests.archived_len != data.length {
-        problems.push(format!("{path}: {} archived bytes, the TOC says {}", digests.archived_len, data.length));
+        problems.push(format!(
+            "{path}: {} archived bytes, the TOC says {}",
+            digests.archived_len, data.length
+        ));
     }
     if digests.extracted_len != data.size {
-        problems.push(format!("{path}: {} extracted bytes, the TOC says {}", digests.extracted_len, data.size));
+        problems.push(format!(
+            "{path}: {} extracted bytes, the TOC says {}",
+            digests.extracted_len, data.size
+        ));
     }
-    for (what, expected, actual) in
-        [("archived", &data.archived, &digests.archived), ("extracted", &data.extracted, &digests.extracted)]
-    {
+    for (what, expected, actual) in [
+        ("archived", &data.archived, &digests.archived),
+        ("extracted", &data.extracted, &digests.extracted),
+    ] {
         match (expected, actual) {
             (None, _) => problems.push(format!("{path}: no {what}-checksum")),
-            (Some((style, _)), None) => problems.push(format!("{path}: unknown {what}-checksum style {style:?}")),
+            (Some((style, _)), None) => {
+                problems.push(format!("{path}: unknown {what}-checksum style {style:?}"))
+            }
             (Some((_, expected)), Some(actual)) if !expected.eq_ignore_ascii_case(&hex(actual)) => {
-                problems.push(format!("{path}: {what}-checksum mismatch: TOC {expected}, data {}", hex(actual)));
+                problems.push(format!(
+                    "{path}: {what}-checksum mismatch: TOC {expected}, data {}",
+                    hex(actual)
+                ));
             }
             _ => {}
         }
@@ -185,7 +228,11 @@ fn check_file_data(raw: &RawXar, file: &TocFile, problems: &mut Vec<String>) -> 
 
 /// The path of `name` inside component directory `dir` ("" for a bare component package).
 pub(crate) fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() { name.to_owned() } else { format!("{dir}/{name}") }
+    if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
 }
 
 fn check_component(raw: &RawXar, toc: &Toc, dir: &str, problems: &mut Vec<String>) -> Result<()> {
@@ -202,7 +249,9 @@ fn check_component(raw: &RawXar, toc: &Toc, dir: &str, problems: &mut Vec<String
             return Ok(());
         }
     };
-    let payload = toc.file(&join(dir, "Payload")).and_then(|file| file.data.as_ref());
+    let payload = toc
+        .file(&join(dir, "Payload"))
+        .and_then(|file| file.data.as_ref());
     match (bom, payload, package_info.child("payload")) {
         (None, None, None) => {}
         (Some(bom), Some(payload), declared) => {
@@ -219,16 +268,25 @@ fn check_component(raw: &RawXar, toc: &Toc, dir: &str, problems: &mut Vec<String
                 Err(error) => problems.push(format!("{label}/Payload: {error:#}")),
             }
         }
-        _ => problems.push(format!("{label}: Bom, Payload and <payload> must be all present or all absent")),
+        _ => problems.push(format!(
+            "{label}: Bom, Payload and <payload> must be all present or all absent"
+        )),
     }
     check_scripts(raw, toc, dir, label, &package_info, problems);
     Ok(())
 }
 
-fn check_declared_count(label: &str, declared: Option<&Element>, count: usize, problems: &mut Vec<String>) {
+fn check_declared_count(
+    label: &str,
+    declared: Option<&Element>,
+    count: usize,
+    problems: &mut Vec<String>,
+) {
     let declared = declared.and_then(|payload| payload.attribute("numberOfFiles"));
     if declared.and_then(|n| n.parse::<usize>().ok()) != Some(count) {
-        problems.push(format!("{label}: PackageInfo numberOfFiles is {declared:?}, the BOM lists {count} paths"));
+        problems.push(format!(
+            "{label}: PackageInfo numberOfFiles is {declared:?}, the BOM lists {count} paths"
+        ));
     }
 }
 
@@ -248,51 +306,102 @@ fn payload_entries(raw: &RawXar, data: &reader::TocData) -> Result<BTreeMap<Stri
     let mut entries = BTreeMap::new();
     while let Some(entry) = cpio.next_entry()? {
         let header = entry.header;
-        let value = PayloadEntry { mode: header.mode, uid: header.uid, gid: header.gid, size: entry.data.size, cksum: entry.data.cksum, link_target: entry.link_target };
-        anyhow::ensure!(entries.insert(header.name.clone(), value).is_none(), "{} appears twice", header.name);
+        let value = PayloadEntry {
+            mode: header.mode,
+            uid: header.uid,
+            gid: header.gid,
+            size: entry.data.size,
+            cksum: entry.data.cksum,
+            link_target: entry.link_target,
+        };
+        anyhow::ensure!(
+            entries.insert(header.name.clone(), value).is_none(),
+            "{} appears twice",
+            header.name
+        );
     }
     Ok(entries)
 }
 
-fn compare_bom_and_payload(label: &str, records: &[BomRecord], payload: &BTreeMap<String, PayloadEntry>, problems: &mut Vec<String>) {
+fn compare_bom_and_payload(
+    label: &str,
+    records: &[BomRecord],
+    payload: &BTreeMap<String, PayloadEntry>,
+    problems: &mut Vec<String>,
+) {
     let mut seen = 0;
     for record in records {
         let path = &record.path;
         let Some(entry) = payload.get(path) else {
-            problems.push(format!("{label}: {path} is in the BOM but not in the Payload"));
+            problems.push(format!(
+                "{label}: {path} is in the BOM but not in the Payload"
+            ));
             continue;
         };
         seen += 1;
         let mut differs = |what: &str, bom: String, cpio: String| {
             if bom != cpio {
-                problems.push(format!("{label}: {path}: {what} is {bom} in the BOM, {cpio} in the Payload"));
+                problems.push(format!(
+                    "{label}: {path}: {what} is {bom} in the BOM, {cpio} in the Payload"
+                ));
             }
         };
-        differs("mode", format!("{:o}", record.mode), format!("{:o}", entry.mode));
-        differs("owner", format!("{}/{}", record.uid, record.gid), format!("{}/{}", entry.uid, entry.gid));
+        differs(
+            "mode",
+            format!("{:o}", record.mode),
+            format!("{:o}", entry.mode),
+        );
+        differs(
+            "owner",
+            format!("{}/{}", record.uid, record.gid),
+            format!("{}/{}", entry.uid, entry.gid),
+        );
         if !record.is_directory() {
             differs("size", record.size.to_string(), entry.size.to_string());
             if let Some(cksum) = record.cksum {
                 differs("cksum", cksum.to_string(), entry.cksum.to_string());
             }
             if let Some(target) = &record.link_target {
-                differs("link target", target.clone(), entry.link_target.clone().unwrap_or_default());
+                differs(
+                    "link target",
+                    target.clone(),
+                    entry.link_target.clone().unwrap_or_default(),
+                );
             }
         }
     }
     if seen != payload.len() {
-        let in_bom: std::collections::HashSet<&str> = records.iter().map(|r| r.path.as_str()).collect();
-        for path in payload.keys().filter(|path| !in_bom.contains(path.as_str())) {
-            problems.push(format!("{label}: {path} is in the Payload but not in the BOM"));
+        let in_bom: std::collections::HashSet<&str> =
+            records.iter().map(|r| r.path.as_str()).collect();
+        for path in payload
+            .keys()
+            .filter(|path| !in_bom.contains(path.as_str()))
+        {
+            problems.push(format!(
+                "{label}: {path} is in the Payload but not in the BOM"
+            ));
         }
     }
 }
 
 /// Every script PackageInfo names must be in the Scripts archive.
-fn check_scripts(raw: &RawXar, toc: &Toc, dir: &str, label: &str, package_info: &Element, problems: &mut Vec<String>) {
+fn check_scripts(
+    raw: &RawXar,
+    toc: &Toc,
+    dir: &str,
+    label: &str,
+    package_info: &Element,
+    problems: &mut Vec<String>,
+) {
     let declared: Vec<&str> = package_info
         .child("scripts")
-        .map(|scripts| scripts.children.iter().filter_map(|script| script.attribute("file")).collect())
+        .map(|scripts| {
+            scripts
+                .children
+                .iter()
+                .filter_map(|script| script.attribute("file"))
+                .collect()
+        })
         .unwrap_or_default();
     if declared.is_empty() {
         return;
@@ -307,13 +416,18 @@ fn check_scripts(raw: &RawXar, toc: &Toc, dir: &str, label: &str, package_info: 
     for file in declared {
         let name = file.trim_start_matches("./");
         if !present.iter().any(|present| present == name) {
-            problems.push(format!("{label}: PackageInfo names script {file}, which is not in Scripts"));
+            problems.push(format!(
+                "{label}: PackageInfo names script {file}, which is not in Scripts"
+            ));
         }
     }
 }
 
 fn script_names(raw: &RawXar, toc: &Toc, dir: &str) -> Result<Vec<String>> {
-    let data = toc.file(&join(dir, "Scripts")).and_then(|file| file.data.as_ref()).context("no Scripts archive")?;
+    let data = toc
+        .file(&join(dir, "Scripts"))
+        .and_then(|file| file.data.as_ref())
+        .context("no Scripts archive")?;
     let mut cpio = OdcReader::new(GzDecoder::new(raw.data_reader(data)?));
     let mut names = Vec::new();
     while let Some(entry) = cpio.next_entry()? {
@@ -322,8 +436,17 @@ fn script_names(raw: &RawXar, toc: &Toc, dir: &str) -> Result<Vec<String>> {
     Ok(names)
 }
 
-fn read_xml(raw: &RawXar, toc: &Toc, path: &str, problems: &mut Vec<String>) -> Result<Option<Element>> {
-    let parsed = raw.read_file(toc, path).and_then(|bytes| bytes.map(|bytes| reader::parse_xml(&bytes, path)).transpose());
+fn read_xml(
+    raw: &RawXar,
+    toc: &Toc,
+    path: &str,
+    problems: &mut Vec<String>,
+) -> Result<Option<Element>> {
+    let parsed = raw.read_file(toc, path).and_then(|bytes| {
+        bytes
+            .map(|bytes| reader::parse_xml(&bytes, path))
+            .transpose()
+    });
     Ok(parsed.unwrap_or_else(|error| {
         problems.push(format!("{error:#}"));
         None
@@ -332,12 +455,22 @@ fn read_xml(raw: &RawXar, toc: &Toc, path: &str, problems: &mut Vec<String>) -> 
 
 /// Each `<pkg-ref>` with a `#name.pkg` target must name a directory in the archive.
 fn check_distribution(raw: &RawXar, toc: &Toc, problems: &mut Vec<String>) -> Result<()> {
-    let Some(distribution) = read_xml(raw, toc, "Distribution", problems)? else { return Ok(()) };
+    let Some(distribution) = read_xml(raw, toc, "Distribution", problems)? else {
+        return Ok(());
+    };
     for pkg_ref in distribution.children_named("pkg-ref") {
-        let Some(target) = pkg_ref.text().strip_prefix('#') else { continue };
+        let Some(target) = pkg_ref.text().strip_prefix('#') else {
+            continue;
+        };
         let target = percent_decode(target);
-        if !toc.file(&target).is_some_and(|file| file.kind == "directory") {
-            problems.push(format!("Distribution: pkg-ref {} points at {target:?}, which is not in the archive", pkg_ref.attribute("id").unwrap_or("?")));
+        if !toc
+            .file(&target)
+            .is_some_and(|file| file.kind == "directory")
+        {
+            problems.push(format!(
+                "Distribution: pkg-ref {} points at {target:?}, which is not in the archive",
+                pkg_ref.attribute("id").unwrap_or("?")
+            ));
         }
     }
     Ok(())
@@ -348,7 +481,10 @@ fn percent_decode(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex_pair = bytes.get(i + 1..i + 3).and_then(|pair| std::str::from_utf8(pair).ok()).and_then(|pair| u8::from_str_radix(pair, 16).ok());
+        let hex_pair = bytes
+            .get(i + 1..i + 3)
+            .and_then(|pair| std::str::from_utf8(pair).ok())
+            .and_then(|pair| u8::from_str_radix(pair, 16).ok());
         match (bytes[i], hex_pair) {
             (b'%', Some(byte)) => {
                 out.push(byte);
@@ -365,24 +501,41 @@ fn percent_decode(text: &str) -> String {
 
 /// Used by inspect: the payload listing source of truth is the BOM, like `lsbom`.
 pub(crate) fn bom_records(raw: &RawXar, toc: &Toc, dir: &str) -> Result<Option<Vec<BomRecord>>> {
-    raw.read_file(toc, &join(dir, "Bom"))?.map(|bom| bom::read(&bom)).transpose()
+    raw.read_file(toc, &join(dir, "Bom"))?
+        .map(|bom| bom::read(&bom))
+        .transpose()
 }
 
 /// Used by inspect: script names with their sizes and modes.
-pub(crate) fn scripts_listing(raw: &RawXar, toc: &Toc, dir: &str) -> Result<Option<Vec<(String, u64, u32)>>> {
-    let Some(data) = toc.file(&join(dir, "Scripts")).and_then(|file| file.data.as_ref()) else { return Ok(None) };
+pub(crate) fn scripts_listing(
+    raw: &RawXar,
+    toc: &Toc,
+    dir: &str,
+) -> Result<Option<Vec<(String, u64, u32)>>> {
+    let Some(data) = toc
+        .file(&join(dir, "Scripts"))
+        .and_then(|file| file.data.as_ref())
+    else {
+        return Ok(None);
+    };
     let mut cpio = OdcReader::new(GzDecoder::new(raw.data_reader(data)?));
     let mut scripts = Vec::new();
     while let Some(entry) = cpio.next_entry()? {
         if entry.header.name != "." {
-            scripts.push((entry.header.name.trim_start_matches("./").to_owned(), entry.data.size, entry.header.mode));
+            scripts.push((
+                entry.header.name.trim_start_matches("./").to_owned(),
+                entry.data.size,
+                entry.header.mode,
+            ));
         }
     }
     Ok(Some(scripts))
 }
 
 pub(crate) fn read_package_xml(raw: &RawXar, toc: &Toc, path: &str) -> Result<Option<Element>> {
-    raw.read_file(toc, path)?.map(|bytes| reader::parse_xml(&bytes, path)).transpose()
+    raw.read_file(toc, path)?
+        .map(|bytes| reader::parse_xml(&bytes, path))
+        .transpose()
 }
 
 #[cfg(test)]

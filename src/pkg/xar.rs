@@ -88,7 +88,11 @@ struct DigestWriter<W> {
 
 impl<W: Write> DigestWriter<W> {
     fn new(inner: W) -> Result<Self> {
-        Ok(Self { inner, sha1: Hasher::new(MessageDigest::sha1())?, count: 0 })
+        Ok(Self {
+            inner,
+            sha1: Hasher::new(MessageDigest::sha1())?,
+            count: 0,
+        })
     }
 
     fn finish(mut self) -> Result<(W, Vec<u8>, u64)> {
@@ -101,7 +105,9 @@ impl<W: Write> DigestWriter<W> {
 impl<W: Write> Write for DigestWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let written = self.inner.write(buf)?;
-        self.sha1.update(&buf[..written]).map_err(io::Error::other)?;
+        self.sha1
+            .update(&buf[..written])
+            .map_err(io::Error::other)?;
         self.count += written as u64;
         Ok(written)
     }
@@ -117,21 +123,38 @@ fn sha1(data: &[u8]) -> Result<Vec<u8>> {
 
 impl XarBuilder {
     pub(crate) fn new() -> Result<Self> {
-        let heap = tempfile::tempfile().context("cannot create a temporary file for the xar heap")?;
-        Ok(Self { heap, heap_len: 0, root: Vec::new() })
+        let heap =
+            tempfile::tempfile().context("cannot create a temporary file for the xar heap")?;
+        Ok(Self {
+            heap,
+            heap_len: 0,
+            root: Vec::new(),
+        })
     }
 
     /// Add an (empty) directory; files added below it later are nested inside.
     pub(crate) fn add_directory(&mut self, path: &[&str]) -> Result<()> {
         let (name, parent) = path.split_last().context("xar: empty path")?;
         let siblings = self.directory_mut(parent)?;
-        ensure!(!siblings.iter().any(|node| node.name() == *name), "xar: {} added twice", path.join("/"));
-        siblings.push(Node::Directory { name: (*name).to_owned(), children: Vec::new() });
+        ensure!(
+            !siblings.iter().any(|node| node.name() == *name),
+            "xar: {} added twice",
+            path.join("/")
+        );
+        siblings.push(Node::Directory {
+            name: (*name).to_owned(),
+            children: Vec::new(),
+        });
         Ok(())
     }
 
     /// Add a file whose (small) contents are in memory.
-    pub(crate) fn add_bytes(&mut self, path: &[&str], data: &[u8], encoding: Encoding) -> Result<()> {
+    pub(crate) fn add_bytes(
+        &mut self,
+        path: &[&str],
+        data: &[u8],
+        encoding: Encoding,
+    ) -> Result<()> {
         let archived = match encoding {
             Encoding::Stored => data.to_vec(),
             Encoding::Zlib => {
@@ -141,7 +164,9 @@ impl XarBuilder {
             }
         };
         let offset = self.heap_len;
-        self.heap.write_all(&archived).context("cannot write the xar heap")?;
+        self.heap
+            .write_all(&archived)
+            .context("cannot write the xar heap")?;
         self.heap_len += archived.len() as u64;
         let data = HeapData {
             offset,
@@ -155,7 +180,11 @@ impl XarBuilder {
     }
 
     /// Add a stored file whose bytes `produce` writes; they go straight to the heap file.
-    pub(crate) fn add_stream<T>(&mut self, path: &[&str], produce: impl FnOnce(&mut dyn Write) -> Result<T>) -> Result<T> {
+    pub(crate) fn add_stream<T>(
+        &mut self,
+        path: &[&str],
+        produce: impl FnOnce(&mut dyn Write) -> Result<T>,
+    ) -> Result<T> {
         let offset = self.heap_len;
         let mut out = DigestWriter::new(BufWriter::with_capacity(256 * 1024, &mut self.heap))?;
         let produced = produce(&mut out)?;
@@ -176,8 +205,15 @@ impl XarBuilder {
     fn insert_file(&mut self, path: &[&str], data: HeapData) -> Result<()> {
         let (name, parent) = path.split_last().context("xar: empty path")?;
         let siblings = self.directory_mut(parent)?;
-        ensure!(!siblings.iter().any(|node| node.name() == *name), "xar: {} added twice", path.join("/"));
-        siblings.push(Node::File { name: (*name).to_owned(), data });
+        ensure!(
+            !siblings.iter().any(|node| node.name() == *name),
+            "xar: {} added twice",
+            path.join("/")
+        );
+        siblings.push(Node::File {
+            name: (*name).to_owned(),
+            data,
+        });
         Ok(())
     }
 
@@ -193,9 +229,22 @@ impl XarBuilder {
     }
 
     /// Write header, TOC, checksum (and signatures), then the spooled heap to `dest`.
-    pub(crate) fn finish(mut self, dest: &mut impl Write, mtime: u64, signer: Option<&dyn TocSigner>) -> Result<()> {
-        let reserved = signer.map_or(0, |s| (s.rsa_signature_size() + s.cms_signature_size()) as u64);
-        let toc = Toc { nodes: &self.root, mtime, signer, data_start: SHA1_LEN + reserved }.render()?;
+    pub(crate) fn finish(
+        mut self,
+        dest: &mut impl Write,
+        mtime: u64,
+        signer: Option<&dyn TocSigner>,
+    ) -> Result<()> {
+        let reserved = signer.map_or(0, |s| {
+            (s.rsa_signature_size() + s.cms_signature_size()) as u64
+        });
+        let toc = Toc {
+            nodes: &self.root,
+            mtime,
+            signer,
+            data_start: SHA1_LEN + reserved,
+        }
+        .render()?;
         let mut encoder = ZlibEncoder::new(Vec::new(), Compression::best());
         encoder.write_all(toc.as_bytes())?;
         let compressed = encoder.finish()?;
@@ -207,8 +256,13 @@ impl XarBuilder {
             write_signatures(dest, signer, &checksum)?;
         }
         self.heap.seek(SeekFrom::Start(0))?;
-        let copied = io::copy(&mut (&mut self.heap).take(self.heap_len), dest).context("cannot copy the xar heap")?;
-        ensure!(copied == self.heap_len, "xar heap file shrank while copying ({copied} of {} bytes)", self.heap_len);
+        let copied = io::copy(&mut (&mut self.heap).take(self.heap_len), dest)
+            .context("cannot copy the xar heap")?;
+        ensure!(
+            copied == self.heap_len,
+            "xar heap file shrank while copying ({copied} of {} bytes)",
+            self.heap_len
+        );
         dest.flush()?;
         Ok(())
     }
@@ -226,16 +280,24 @@ fn header(toc_compressed: u64, toc_uncompressed: u64) -> Vec<u8> {
 }
 
 fn write_signatures(dest: &mut impl Write, signer: &dyn TocSigner, checksum: &[u8]) -> Result<()> {
-    let rsa = signer.sign_rsa(checksum).context("RSA signature of the TOC checksum")?;
+    let rsa = signer
+        .sign_rsa(checksum)
+        .context("RSA signature of the TOC checksum")?;
     ensure!(
         rsa.len() == signer.rsa_signature_size(),
         "RSA signature is {} bytes, the signer promised {}",
         rsa.len(),
         signer.rsa_signature_size()
     );
-    let cms = signer.sign_cms(checksum).context("CMS signature of the TOC checksum")?;
+    let cms = signer
+        .sign_cms(checksum)
+        .context("CMS signature of the TOC checksum")?;
     let reserved = signer.cms_signature_size();
-    ensure!(cms.len() <= reserved, "CMS signature is {} bytes, only {reserved} were reserved", cms.len());
+    ensure!(
+        cms.len() <= reserved,
+        "CMS signature is {} bytes, only {reserved} were reserved",
+        cms.len()
+    );
     dest.write_all(&rsa)?;
     dest.write_all(&cms)?;
     // Readers take the CMS blob's own DER length; the rest of the reservation is zero padding.
@@ -256,13 +318,28 @@ impl Toc<'_> {
     fn render(&self) -> Result<String> {
         let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<xar>\n <toc>\n");
         xml.push_str("  <checksum style=\"sha1\">\n   <offset>0</offset>\n   <size>20</size>\n  </checksum>\n");
-        xml.push_str(&format!("  <creation-time>{}</creation-time>\n", timestamp(self.mtime)?));
+        xml.push_str(&format!(
+            "  <creation-time>{}</creation-time>\n",
+            timestamp(self.mtime)?
+        ));
         if let Some(signer) = self.signer {
             let rsa_size = signer.rsa_signature_size() as u64;
             let key_info = key_info(&signer.certificates());
-            xml.push_str(&signature_element("signature", "RSA", SHA1_LEN, rsa_size, &key_info));
+            xml.push_str(&signature_element(
+                "signature",
+                "RSA",
+                SHA1_LEN,
+                rsa_size,
+                &key_info,
+            ));
             let cms_size = signer.cms_signature_size() as u64;
-            xml.push_str(&signature_element("x-signature", "CMS", SHA1_LEN + rsa_size, cms_size, &key_info));
+            xml.push_str(&signature_element(
+                "x-signature",
+                "CMS",
+                SHA1_LEN + rsa_size,
+                cms_size,
+                &key_info,
+            ));
         }
         let mut next_id = 1;
         for node in self.nodes {
@@ -272,7 +349,13 @@ impl Toc<'_> {
         Ok(xml)
     }
 
-    fn render_node(&self, xml: &mut String, node: &Node, next_id: &mut u64, depth: usize) -> Result<()> {
+    fn render_node(
+        &self,
+        xml: &mut String,
+        node: &Node,
+        next_id: &mut u64,
+        depth: usize,
+    ) -> Result<()> {
         let indent = " ".repeat(depth);
         let id = *next_id;
         *next_id += 1;
@@ -313,13 +396,19 @@ impl Toc<'_> {
 }
 
 fn signature_element(element: &str, style: &str, offset: u64, size: u64, key_info: &str) -> String {
-    format!("  <{element} style=\"{style}\">\n   <offset>{offset}</offset>\n   <size>{size}</size>\n{key_info}  </{element}>\n")
+    format!(
+        "  <{element} style=\"{style}\">\n   <offset>{offset}</offset>\n   <size>{size}</size>\n{key_info}  </{element}>\n"
+    )
 }
 
 fn key_info(certificates: &[Vec<u8>]) -> String {
-    let mut xml = String::from("   <KeyInfo xmlns=\"http://www.w3.org/2000/09/xmldsig#\">\n    <X509Data>\n");
+    let mut xml =
+        String::from("   <KeyInfo xmlns=\"http://www.w3.org/2000/09/xmldsig#\">\n    <X509Data>\n");
     for certificate in certificates {
-        xml.push_str(&format!("     <X509Certificate>{}</X509Certificate>\n", openssl::base64::encode_block(certificate)));
+        xml.push_str(&format!(
+            "     <X509Certificate>{}</X509Certificate>\n",
+            openssl::base64::encode_block(certificate)
+        ));
     }
     xml.push_str("    </X509Data>\n   </KeyInfo>\n");
     xml
@@ -351,8 +440,16 @@ pub(crate) fn timestamp(unix: u64) -> Result<String> {
     let days = i64::try_from(unix / 86_400).context("timestamp out of range")?;
     let seconds = unix % 86_400;
     let (year, month, day) = civil_from_days(days);
-    ensure!((0..=9999).contains(&year), "timestamp {unix} is past year 9999");
-    Ok(format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", seconds / 3600, seconds / 60 % 60, seconds % 60))
+    ensure!(
+        (0..=9999).contains(&year),
+        "timestamp {unix} is past year 9999"
+    );
+    Ok(format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    ))
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `civil_from_days`).
