@@ -102,7 +102,7 @@ pub(crate) fn write_payload(
     mtime: u64,
     out: &mut dyn Write,
 ) -> Result<Vec<PathStats>> {
-    let mut gzip = GzipWriter::new(out);
+    let mut gzip = GzipWriter::new(out)?;
     let mut stats = Vec::with_capacity(payload.len());
     // Inode numbers only need to be distinct: readers treat equal (dev, ino) with nlink > 1 as hard links.
     for (ino, (components, entry)) in (1..).zip(payload.entries()) {
@@ -208,7 +208,7 @@ fn copy_counting(from: &mut impl Read, to: &mut impl Write) -> io::Result<PathSt
 pub(crate) fn write_scripts(scripts: &[Script], mtime: u64, out: &mut dyn Write) -> Result<()> {
     let mut sorted: Vec<&Script> = scripts.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut gzip = GzipWriter::new(out);
+    let mut gzip = GzipWriter::new(out)?;
     let root = OdcHeader {
         name: ".".into(),
         ino: 1,

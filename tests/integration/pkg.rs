@@ -129,14 +129,18 @@ fn build(
     Ok((dir, path))
 }
 
-/// A command-line tool the tests need; missing tools fail loudly with the package that provides them.
-fn tool(name: &str, apt_package: &str) -> Command {
+/// Fail loudly, naming the Debian package, when a command-line tool the tests need is missing.
+fn require(name: &str, apt_package: &str) {
     let found = std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()));
     assert!(
         found,
         "`{name}` is not installed: apt-get install {apt_package}"
     );
+}
+
+fn tool(name: &str, apt_package: &str) -> Command {
+    require(name, apt_package);
     Command::new(name)
 }
 
@@ -771,6 +775,50 @@ fn signed_products_reserve_and_fill_the_signature_space() -> Result<()> {
     ensure!(
         header[..4] == *b"xar!" && header[4..6] == [0, 28],
         "bad header {header:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn multi_block_payloads_are_one_standard_gzip_stream() -> Result<()> {
+    let mut product = sample_product(3)?;
+    let big: Vec<u8> = (0..3_500_000u32)
+        .map(|i| b"agent plist launchd "[(i % 20) as usize] ^ u8::from(i % 7919 == 0))
+        .collect();
+    let payload = product.components[0].payload.as_mut().context("payload")?;
+    payload.add_file("/opt/agent/big.bin", big.clone(), 0o644, 0, 0)?;
+    let (dir, path) = build(&product, None)?;
+    let (_, gz) = bom_of(&path, AGENT)?;
+    let payload_file = dir.path().join("Payload");
+    fs::write(&payload_file, &gz)?;
+    let tested = run(tool("gzip", "gzip").arg("-t").arg(&payload_file))?;
+    assert!(
+        tested.status.success() && tested.stderr.is_empty(),
+        "{tested:?}"
+    );
+    require("cpio", "cpio");
+    let pipeline = format!("gzip -dc < '{}' | cpio -itv", payload_file.display());
+    let listing = run(Command::new("sh").arg("-c").arg(pipeline))?;
+    let stdout = String::from_utf8(listing.stdout)?;
+    assert!(
+        listing.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listing.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|line| line.ends_with("./opt/agent/big.bin"))
+        .context(stdout.clone())?;
+    assert!(
+        line.starts_with("-rw-r--r--   1 root     root      3500000 "),
+        "{line}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .next()
+            .is_some_and(|line| line.starts_with("drwxr-xr-x") && line.ends_with(" .")),
+        "{stdout}"
     );
     Ok(())
 }
