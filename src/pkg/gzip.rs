@@ -30,11 +30,14 @@ const MAX_WORKERS: usize = 8;
 /// RFC 1952 header: deflate, no flags, mtime 0, no extra flags, OS "unknown" (255).
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 
+/// A compressed block and the CRC-32 of its input, or the error that stopped it.
+type BlockResult = io::Result<(Vec<u8>, Crc)>;
+
 struct Job {
     input: Vec<u8>,
     dictionary: Vec<u8>,
     last: bool,
-    done: SyncSender<io::Result<(Vec<u8>, Crc)>>,
+    done: SyncSender<BlockResult>,
 }
 
 /// A gzip stream writer; call [`GzipWriter::finish`] to write the last block and the trailer.
@@ -44,7 +47,7 @@ pub(crate) struct GzipWriter<W: Write> {
     /// The last `WINDOW` bytes of the previous block's input.
     dictionary: Vec<u8>,
     crc: Crc,
-    in_flight: VecDeque<Receiver<io::Result<(Vec<u8>, Crc)>>>,
+    in_flight: VecDeque<Receiver<BlockResult>>,
     jobs: Option<SyncSender<Job>>,
     workers: Vec<JoinHandle<()>>,
 }

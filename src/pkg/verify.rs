@@ -463,9 +463,9 @@ fn check_distribution(raw: &RawXar, toc: &Toc, problems: &mut Vec<String>) -> Re
             continue;
         };
         let target = percent_decode(target);
-        if !toc
+        if toc
             .file(&target)
-            .is_some_and(|file| file.kind == "directory")
+            .is_none_or(|file| file.kind != "directory")
         {
             problems.push(format!(
                 "Distribution: pkg-ref {} points at {target:?}, which is not in the archive",

@@ -42,7 +42,11 @@ fn contents(rng: &mut Lcg, size: usize, random: bool) -> Vec<u8> {
         while out.len() < size {
             let word = WORDS[(rng.next() % WORDS.len() as u64) as usize];
             out.extend_from_slice(word.as_bytes());
-            out.push(if rng.next() % 9 == 0 { b'\n' } else { b' ' });
+            out.push(if rng.next().is_multiple_of(9) {
+                b'\n'
+            } else {
+                b' '
+            });
         }
     }
     out.truncate(size);
@@ -56,7 +60,7 @@ fn generate_tree(root: &Path, files: usize) -> Result<u64> {
     for i in 0..files {
         let dir = root.join(format!("d{:03}", i % 200));
         fs::create_dir_all(&dir)?;
-        let size = if i % 1000 == 0 {
+        let size = if i.is_multiple_of(1000) {
             4 << 20
         } else {
             1024 + (rng.next() % (23 * 1024)) as usize

@@ -393,7 +393,7 @@ fn corrupt(path: &Path, offset: u64) -> Result<PathBuf> {
 #[test]
 fn a_corrupt_payload_byte_is_caught() -> Result<()> {
     let (_dir, path) = build(&sample_product(3)?, None)?;
-    let mut xar = XarReader::new(File::open(&path)?)?;
+    let xar = XarReader::new(File::open(&path)?)?;
     let payload = xar
         .find_file("com.example.agent.pkg/Payload")?
         .and_then(|f| f.data)
