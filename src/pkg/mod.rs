@@ -1,8 +1,8 @@
 //! Flat installer packages (`.pkg`): component packages and product archives.
 //!
-//! A flat package is a XAR archive ([`xar`]) holding, per component, a `PackageInfo` ([`package_info`]),
-//! a `Bom` ([`bom`]), a gzip'd odc cpio `Payload` and `Scripts` ([`cpio`], [`gzip`]); a product archive
-//! adds a `Distribution` ([`distribution`]) at the root and puts each component in `<identifier>.pkg/`.
+//! A flat package is a XAR archive (`xar`) holding, per component, a `PackageInfo` (`package_info`),
+//! a `Bom` (`bom`), a gzip'd odc cpio `Payload` and `Scripts` (`cpio`, `gzip`); a product archive
+//! adds a `Distribution` (`distribution`) at the root and puts each component in `<identifier>.pkg/`.
 //! Apple documents only the Distribution XML; the rest follows Apple's open-source xar, bomutils and the
 //! byte-level notes in `shared/reference/pkg.md`.
 //!

@@ -550,6 +550,51 @@ mod tests {
     }
 
     #[test]
+    fn bom_and_payload_disagreements_are_each_reported() {
+        let record = |path: &str, mode, size| BomRecord {
+            path: path.into(),
+            path_type: if mode & 0o040000 != 0 { 2 } else { 1 },
+            mode,
+            uid: 0,
+            gid: 0,
+            size,
+            cksum: Some(7),
+            link_target: None,
+        };
+        let entry = |mode, uid, size, cksum| PayloadEntry {
+            mode,
+            uid,
+            gid: 0,
+            size,
+            cksum,
+            link_target: None,
+        };
+        let records = [
+            record(".", 0o40755, 0),
+            record("./a", 0o100644, 3),
+            record("./gone", 0o100644, 1),
+        ];
+        let payload = BTreeMap::from([
+            (".".to_owned(), entry(0o40755, 0, 0, 0)),
+            ("./a".to_owned(), entry(0o100600, 501, 4, 8)),
+            ("./extra".to_owned(), entry(0o100644, 0, 0, 7)),
+        ]);
+        let mut problems = Vec::new();
+        compare_bom_and_payload("c.pkg", &records, &payload, &mut problems);
+        assert_eq!(
+            problems,
+            [
+                "c.pkg: ./a: mode is 100644 in the BOM, 100600 in the Payload",
+                "c.pkg: ./a: owner is 0/0 in the BOM, 501/0 in the Payload",
+                "c.pkg: ./a: size is 3 in the BOM, 4 in the Payload",
+                "c.pkg: ./a: cksum is 7 in the BOM, 8 in the Payload",
+                "c.pkg: ./gone is in the BOM but not in the Payload",
+                "c.pkg: ./extra is in the Payload but not in the BOM",
+            ]
+        );
+    }
+
+    #[test]
     fn percent_decoding() {
         assert_eq!(percent_decode("My%20Agent%2B1.pkg"), "My Agent+1.pkg");
         assert_eq!(percent_decode("100%"), "100%");
