@@ -1,1 +1,548 @@
 //! Flat installer packages (`.pkg`): component packages and product archives.
+//!
+//! A flat package is a XAR archive (`xar`) holding, per component, a `PackageInfo` (`package_info`),
+//! a `Bom` (`bom`), a gzip'd odc cpio `Payload` and `Scripts` (`cpio`, `gzip`); a product archive
+//! adds a `Distribution` (`distribution`) at the root and puts each component in `<identifier>.pkg/`.
+//! Apple documents only the Distribution XML; the rest follows Apple's open-source xar, bomutils and the
+//! byte-level notes in `shared/reference/pkg.md`.
+//!
+//! The [`Payload`] is the one in-memory file list: the cpio writer streams it, gathering each path's size
+//! and POSIX cksum, and the BOM is built afterwards from the same list and those numbers, so the two
+//! cannot disagree. Payload bytes are read once from their source and spooled to a temporary heap file;
+//! memory use does not grow with payload size.
+//!
+//! Not supported: hard links, device nodes, files of 4 GiB or more (the BOM's 32-bit size), extended
+//! attributes, `Resources/` (welcome, license, background), pbzx payloads.
+
+mod bom;
+mod cpio;
+mod distribution;
+mod gzip;
+mod inspect;
+mod package_info;
+mod reader;
+mod verify;
+mod xar;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+
+pub use inspect::inspect;
+pub use verify::{SignatureParts, Verification, verify};
+
+use crate::sign::TocSigner;
+
+/// Files, directories and symlinks to install, keyed by their path components below the install
+/// location ("/"). Ordered parents-first (a path sorts before everything below it), which is the order
+/// the cpio Payload needs.
+#[derive(Debug)]
+pub struct Payload {
+    entries: BTreeMap<Vec<String>, Entry>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) kind: EntryKind,
+    /// Permission bits only (`0o7777`); the file-type bits come from `kind`.
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+}
+
+#[derive(Debug)]
+pub(crate) enum EntryKind {
+    Directory,
+    File(FileSource),
+    Symlink(String),
+}
+
+#[derive(Debug)]
+pub(crate) enum FileSource {
+    Memory(Vec<u8>),
+    /// Opened and streamed while the Payload is written.
+    Disk(PathBuf),
+}
+
+const S_IFDIR: u32 = 0o040_000;
+const S_IFREG: u32 = 0o100_000;
+const S_IFLNK: u32 = 0o120_000;
+/// pkgbuild and cpio(1) record symlinks as `lrwxr-xr-x`; the mode of a link is not used on macOS.
+const SYMLINK_MODE: u32 = 0o755;
+
+impl Entry {
+    /// The full `st_mode`, with the file-type bits that cpio and the BOM both record.
+    pub(crate) fn st_mode(&self) -> u32 {
+        let file_type = match self.kind {
+            EntryKind::Directory => S_IFDIR,
+            EntryKind::File(_) => S_IFREG,
+            EntryKind::Symlink(_) => S_IFLNK,
+        };
+        file_type | self.mode
+    }
+}
+
+impl Default for Payload {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Payload {
+    /// A payload holding only ".", the install location itself, as `0755 root:wheel`.
+    pub fn new() -> Self {
+        let root = Entry {
+            kind: EntryKind::Directory,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        };
+        Self {
+            entries: BTreeMap::from([(Vec::new(), root)]),
+        }
+    }
+
+    /// Add (or re-own) a directory. Missing parents are added as `0755 root:wheel`.
+    pub fn add_dir(&mut self, path: &str, mode: u32, uid: u32, gid: u32) -> Result<()> {
+        check_mode(path, mode)?;
+        let components = components(path)?;
+        self.add_parents(path, &components)?;
+        let entry = Entry {
+            kind: EntryKind::Directory,
+            mode,
+            uid,
+            gid,
+        };
+        match self.entries.get_mut(&components) {
+            Some(
+                existing @ Entry {
+                    kind: EntryKind::Directory,
+                    ..
+                },
+            ) => *existing = entry,
+            Some(_) => bail!("{path}: already in the payload as something other than a directory"),
+            None => {
+                self.entries.insert(components, entry);
+            }
+        }
+        Ok(())
+    }
+
+    /// Add a regular file whose contents are already in memory.
+    pub fn add_file(
+        &mut self,
+        path: &str,
+        contents: Vec<u8>,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<()> {
+        self.add_leaf(
+            path,
+            EntryKind::File(FileSource::Memory(contents)),
+            mode,
+            uid,
+            gid,
+        )
+    }
+
+    /// Add a regular file that is read from `source` only while the package is written.
+    pub fn add_file_from_disk(
+        &mut self,
+        path: &str,
+        source: &Path,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<()> {
+        self.add_leaf(
+            path,
+            EntryKind::File(FileSource::Disk(source.to_owned())),
+            mode,
+            uid,
+            gid,
+        )
+    }
+
+    /// Add a symbolic link pointing at `target` (stored verbatim, relative or absolute).
+    pub fn add_symlink(&mut self, path: &str, target: &str, uid: u32, gid: u32) -> Result<()> {
+        ensure!(
+            !target.is_empty() && !target.contains('\0'),
+            "{path}: symlink target must be non-empty, without NUL"
+        );
+        self.add_leaf(
+            path,
+            EntryKind::Symlink(target.to_owned()),
+            SYMLINK_MODE,
+            uid,
+            gid,
+        )
+    }
+
+    /// Add everything below `source_dir` under `dest`, walking in sorted order. Permission bits come from
+    /// disk, owners from `uid`/`gid`, symlinks stay symlinks. `dest` itself (and its missing parents)
+    /// are `0755 root:wheel` unless added with [`Payload::add_dir`]: the source directory's own mode is
+    /// often a temp dir's 0700, which must not leak onto an install location.
+    pub fn add_tree_from_disk(
+        &mut self,
+        dest: &str,
+        source_dir: &Path,
+        uid: u32,
+        gid: u32,
+    ) -> Result<()> {
+        let components = components(dest)?;
+        self.add_parents(dest, &components)?;
+        if !self.entries.contains_key(&components) {
+            self.add_dir(dest, 0o755, 0, 0)?;
+        }
+        self.add_disk_children(dest.trim_end_matches('/'), source_dir, uid, gid)
+    }
+
+    fn add_disk_children(&mut self, dest: &str, dir: &Path, uid: u32, gid: u32) -> Result<()> {
+        let mut children = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot list {}", dir.display()))?
+            .collect::<std::io::Result<Vec<_>>>()
+            .with_context(|| format!("cannot list {}", dir.display()))?;
+        children.sort_by_key(|child| child.file_name());
+        for child in children {
+            let source = child.path();
+            let name = child.file_name();
+            let name = name
+                .to_str()
+                .with_context(|| format!("{}: file name is not UTF-8", source.display()))?;
+            let path = format!("{dest}/{name}");
+            let metadata = std::fs::symlink_metadata(&source)
+                .with_context(|| format!("cannot stat {}", source.display()))?;
+            let mode = std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o7777;
+            let file_type = metadata.file_type();
+            if file_type.is_symlink() {
+                let target = std::fs::read_link(&source)
+                    .with_context(|| format!("cannot read link {}", source.display()))?;
+                let target = target
+                    .to_str()
+                    .with_context(|| format!("{}: link target is not UTF-8", source.display()))?;
+                self.add_symlink(&path, target, uid, gid)?;
+            } else if file_type.is_dir() {
+                self.add_dir(&path, mode, uid, gid)?;
+                self.add_disk_children(&path, &source, uid, gid)?;
+            } else if file_type.is_file() {
+                self.add_file_from_disk(&path, &source, mode, uid, gid)?;
+            } else {
+                bail!(
+                    "{}: only files, directories and symlinks can go in a payload",
+                    source.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn add_leaf(
+        &mut self,
+        path: &str,
+        kind: EntryKind,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<()> {
+        check_mode(path, mode)?;
+        let components = components(path)?;
+        ensure!(
+            !components.is_empty(),
+            "{path}: the payload root can only be a directory"
+        );
+        self.add_parents(path, &components)?;
+        ensure!(
+            !self.entries.contains_key(&components),
+            "{path}: already in the payload"
+        );
+        self.entries.insert(
+            components,
+            Entry {
+                kind,
+                mode,
+                uid,
+                gid,
+            },
+        );
+        Ok(())
+    }
+
+    fn add_parents(&mut self, path: &str, components: &[String]) -> Result<()> {
+        for depth in 1..components.len() {
+            let parent = &components[..depth];
+            match self.entries.get(parent) {
+                Some(Entry {
+                    kind: EntryKind::Directory,
+                    ..
+                }) => {}
+                Some(_) => bail!(
+                    "{path}: /{} is not a directory in the payload",
+                    parent.join("/")
+                ),
+                None => {
+                    let entry = Entry {
+                        kind: EntryKind::Directory,
+                        mode: 0o755,
+                        uid: 0,
+                        gid: 0,
+                    };
+                    self.entries.insert(parent.to_vec(), entry);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Entries parents-first, "." first.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&[String], &Entry)> {
+        self.entries
+            .iter()
+            .map(|(path, entry)| (path.as_slice(), entry))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+fn check_mode(path: &str, mode: u32) -> Result<()> {
+    ensure!(
+        mode & !0o7777 == 0,
+        "{path}: mode {mode:o} has bits outside 0o7777 (give permission bits only)"
+    );
+    Ok(())
+}
+
+/// Split an absolute payload path into components, refusing anything that could escape or confuse the
+/// install location ("..", ".", empty components, NUL).
+fn components(path: &str) -> Result<Vec<String>> {
+    let relative = path
+        .strip_prefix('/')
+        .with_context(|| format!("{path}: payload paths must be absolute"))?;
+    let relative = relative.trim_end_matches('/');
+    if relative.is_empty() {
+        return Ok(Vec::new());
+    }
+    relative
+        .split('/')
+        .map(|component| {
+            ensure!(
+                !component.is_empty()
+                    && component != "."
+                    && component != ".."
+                    && !component.contains('\0'),
+                "{path}: invalid path component {component:?}"
+            );
+            Ok(component.to_owned())
+        })
+        .collect()
+}
+
+/// A file in the component's `Scripts` archive: `preinstall`, `postinstall`, or a helper they call.
+#[derive(Debug)]
+pub struct Script {
+    pub name: String,
+    pub contents: Vec<u8>,
+    /// Permission bits, usually 0o755.
+    pub mode: u32,
+}
+
+/// One component package: a receipt identifier, its payload and scripts.
+#[derive(Debug)]
+pub struct Component {
+    pub identifier: String,
+    pub version: String,
+    /// `None` makes a payload-free package: no Bom, no Payload, no receipt.
+    pub payload: Option<Payload>,
+    pub scripts: Vec<Script>,
+}
+
+/// A product archive: a Distribution plus its components.
+#[derive(Debug)]
+pub struct Product {
+    pub title: String,
+    pub identifier: String,
+    pub version: String,
+    /// Lowest macOS version allowed, e.g. "13.0".
+    pub minimum_macos: String,
+    pub components: Vec<Component>,
+}
+
+/// Settings that are not part of the package description.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildOptions {
+    /// Every timestamp in the package (cpio, BOM, TOC), in Unix seconds. Callers pass
+    /// `SOURCE_DATE_EPOCH` or a fixed epoch so that builds are reproducible.
+    pub mtime: u64,
+}
+
+/// What the Distribution needs to know about a component once it is written.
+pub(crate) struct WrittenComponent<'a> {
+    pub(crate) identifier: &'a str,
+    pub(crate) version: &'a str,
+    pub(crate) install_kbytes: u64,
+}
+
+/// Write a product archive (Distribution + `<identifier>.pkg/` per component) to `dest`.
+pub fn write_product(
+    product: &Product,
+    dest: &mut impl Write,
+    options: &BuildOptions,
+    signer: Option<&dyn TocSigner>,
+) -> Result<()> {
+    ensure!(
+        !product.components.is_empty(),
+        "product {}: has no components",
+        product.identifier
+    );
+    let mut archive = xar::XarBuilder::new()?;
+    let mut written = Vec::with_capacity(product.components.len());
+    for component in &product.components {
+        let directory = format!("{}.pkg", component.identifier);
+        ensure!(
+            !written
+                .iter()
+                .any(|w: &WrittenComponent| w.identifier == component.identifier),
+            "product {}: component {} appears twice",
+            product.identifier,
+            component.identifier
+        );
+        archive.add_directory(&[&directory])?;
+        written.push(add_component(
+            &mut archive,
+            Some(&directory),
+            component,
+            options,
+        )?);
+    }
+    let distribution = distribution::render(product, &written)?;
+    archive.add_bytes(
+        &["Distribution"],
+        distribution.as_bytes(),
+        xar::Encoding::Zlib,
+    )?;
+    archive.finish(dest, options.mtime, signer)
+}
+
+/// Write a bare component package (PackageInfo, Bom, Payload, Scripts at the root) to `dest`.
+pub fn write_component(
+    component: &Component,
+    dest: &mut impl Write,
+    options: &BuildOptions,
+    signer: Option<&dyn TocSigner>,
+) -> Result<()> {
+    let mut archive = xar::XarBuilder::new()?;
+    add_component(&mut archive, None, component, options)?;
+    archive.finish(dest, options.mtime, signer)
+}
+
+fn add_component<'a>(
+    archive: &mut xar::XarBuilder,
+    directory: Option<&str>,
+    component: &'a Component,
+    options: &BuildOptions,
+) -> Result<WrittenComponent<'a>> {
+    let id = &component.identifier;
+    ensure!(
+        !id.is_empty() && !id.contains(['/', '\0']) && id != "." && id != "..",
+        "component identifier {id:?} cannot name a directory in the archive"
+    );
+    let at = |name: &'static str| -> Vec<&str> { directory.into_iter().chain([name]).collect() };
+    let mut payload_summary = None;
+    if let Some(payload) = &component.payload {
+        let stats = archive
+            .add_stream(&at("Payload"), |out| {
+                cpio::write_payload(payload, options.mtime, out)
+            })
+            .with_context(|| format!("component {id}: writing the Payload"))?;
+        let bom = bom::write(payload, &stats, options.mtime)
+            .with_context(|| format!("component {id}: writing the Bom"))?;
+        // Metadata is zlib'd as productbuild does it (the Installer's most travelled path); a BOM of
+        // 20,000 paths shrinks about tenfold. Payload and Scripts stay stored: they are gzip already.
+        archive.add_bytes(&at("Bom"), &bom, xar::Encoding::Zlib)?;
+        payload_summary = Some(package_info::PayloadSummary::new(payload, &stats));
+    }
+    if !component.scripts.is_empty() {
+        archive
+            .add_stream(&at("Scripts"), |out| {
+                cpio::write_scripts(&component.scripts, options.mtime, out)
+            })
+            .with_context(|| format!("component {id}: writing the Scripts"))?;
+    }
+    let package_info = package_info::render(component, payload_summary.as_ref())?;
+    archive.add_bytes(
+        &at("PackageInfo"),
+        package_info.as_bytes(),
+        xar::Encoding::Zlib,
+    )?;
+    Ok(WrittenComponent {
+        identifier: id,
+        version: &component.version,
+        install_kbytes: payload_summary.map_or(0, |summary| summary.install_kbytes),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(payload: &Payload) -> Vec<String> {
+        payload
+            .entries()
+            .map(|(path, entry)| format!("/{} {:o}", path.join("/"), entry.st_mode()))
+            .collect()
+    }
+
+    #[test]
+    fn parents_are_added_and_sorted_before_children() -> Result<()> {
+        let mut payload = Payload::new();
+        payload.add_file("/Library/LaunchDaemons/x.plist", b"x".to_vec(), 0o644, 0, 0)?;
+        payload.add_dir("/Library", 0o755, 0, 80)?;
+        payload.add_file("/Library-x", Vec::new(), 0o600, 0, 0)?;
+        assert_eq!(
+            paths(&payload),
+            [
+                "/ 40755",
+                "/Library 40755",
+                "/Library/LaunchDaemons 40755",
+                "/Library/LaunchDaemons/x.plist 100644",
+                "/Library-x 100600"
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn bad_paths_and_modes_are_refused() {
+        let mut payload = Payload::new();
+        assert!(
+            payload
+                .add_file("relative", Vec::new(), 0o644, 0, 0)
+                .is_err()
+        );
+        assert!(
+            payload
+                .add_file("/a/../b", Vec::new(), 0o644, 0, 0)
+                .is_err()
+        );
+        assert!(payload.add_file("/a//b", Vec::new(), 0o644, 0, 0).is_err());
+        assert!(payload.add_file("/a", Vec::new(), 0o100644, 0, 0).is_err());
+        assert!(payload.add_file("/", Vec::new(), 0o644, 0, 0).is_err());
+        assert!(payload.add_file("/f", Vec::new(), 0o644, 0, 0).is_ok());
+        assert!(
+            payload.add_file("/f", Vec::new(), 0o644, 0, 0).is_err(),
+            "duplicate"
+        );
+        assert!(
+            payload.add_file("/f/g", Vec::new(), 0o644, 0, 0).is_err(),
+            "parent is a file"
+        );
+        assert!(
+            payload.add_dir("/f", 0o755, 0, 0).is_err(),
+            "file re-added as directory"
+        );
+    }
+}

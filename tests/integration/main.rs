@@ -11,3 +11,5 @@ mod bad_specs;
 mod sign;
 // Configuration profiles: Apple-schema oracle, independent parsers, snapshots, catalog errors.
 mod profile;
+// Flat packages: writer output checked by independent readers, inspect and verify.
+mod pkg;

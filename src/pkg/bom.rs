@@ -1,0 +1,663 @@
+//! The bill of materials (`Bom`): Apple's "BOMStore" file listing every payload path with its mode,
+//! owner, size and checksum. It becomes the install receipt (`pkgutil --files`, `lsbom`).
+//!
+//! Apple does not document the format. The layout here follows bomutils' `mkbom` (hogliux/bomutils
+//! `src/bom.h`, `src/mkbom.cpp`) as summarised in `shared/reference/pkg.md` §3: a 512-byte header,
+//! named variables (`BomInfo`, `Paths`, `HLIndex`, `VIndex`, `Size64`), a block table, big-endian
+//! integers throughout. Paths get ids in breadth-first order with siblings sorted by name, so the leaf
+//! entries come out sorted by (parent id, name); leaves hold at most 256 entries and are linked
+//! forward/backward under one branch node. Checksums are POSIX `cksum` CRCs.
+//!
+//! Not supported: hard-link (`HLIndex`) and 64-bit size (`Size64`) entries (both trees are written
+//! empty), Mach-O architecture records, files of 4 GiB or more.
+
+use std::collections::{HashMap, VecDeque};
+
+use anyhow::{Context, Result, bail, ensure};
+
+use super::cpio::PathStats;
+use super::{EntryKind, Payload};
+
+/// POSIX `cksum`: CRC-32 with polynomial 0x04C11DB7, MSB first, initial value 0, the length appended
+/// least-significant byte first, the result inverted. Not zlib's (reflected) crc32.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cksum {
+    crc: u32,
+    len: u64,
+}
+
+const POLY: u32 = 0x04C1_1DB7;
+/// Slicing-by-8 tables: `TABLES[k][b]` is the CRC of byte `b` followed by `k` zero bytes.
+static TABLES: [[u32; 256]; 8] = tables();
+
+const fn tables() -> [[u32; 256]; 8] {
+    let mut tables = [[0u32; 256]; 8];
+    let mut byte = 0;
+    while byte < 256 {
+        let mut crc = (byte as u32) << 24;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ POLY
+            } else {
+                crc << 1
+            };
+            bit += 1;
+        }
+        tables[0][byte] = crc;
+        byte += 1;
+    }
+    let mut k = 1;
+    while k < 8 {
+        let mut byte = 0;
+        while byte < 256 {
+            let previous = tables[k - 1][byte];
+            tables[k][byte] = (previous << 8) ^ tables[0][(previous >> 24) as usize];
+            byte += 1;
+        }
+        k += 1;
+    }
+    tables
+}
+
+impl Cksum {
+    pub(crate) fn new() -> Self {
+        Self { crc: 0, len: 0 }
+    }
+
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        self.len += data.len() as u64;
+        let mut chunks = data.chunks_exact(8);
+        let t = &TABLES;
+        for chunk in &mut chunks {
+            let a = self.crc ^ u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+            let b = u32::from_be_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]);
+            self.crc = t[7][(a >> 24) as usize]
+                ^ t[6][((a >> 16) & 0xff) as usize]
+                ^ t[5][((a >> 8) & 0xff) as usize]
+                ^ t[4][(a & 0xff) as usize]
+                ^ t[3][(b >> 24) as usize]
+                ^ t[2][((b >> 16) & 0xff) as usize]
+                ^ t[1][((b >> 8) & 0xff) as usize]
+                ^ t[0][(b & 0xff) as usize];
+        }
+        for &byte in chunks.remainder() {
+            self.crc = self.update_byte(byte);
+        }
+    }
+
+    fn update_byte(&self, byte: u8) -> u32 {
+        (self.crc << 8) ^ TABLES[0][((self.crc >> 24) as u8 ^ byte) as usize]
+    }
+
+    pub(crate) fn finish(mut self) -> u32 {
+        let mut len = self.len;
+        while len != 0 {
+            self.crc = self.update_byte(len as u8);
+            len >>= 8;
+        }
+        !self.crc
+    }
+}
+
+/// BOM path types (bomutils `bom.h`).
+const TYPE_FILE: u8 = 1;
+const TYPE_DIR: u8 = 2;
+const TYPE_LINK: u8 = 3;
+/// mkbom's value for non-Mach-O files; Apple writes 0x000f, but the field is only meaningful for fat
+/// binaries.
+const ARCHITECTURE: u16 = 3;
+const HEADER_LEN: usize = 512;
+const LEAF_CAPACITY: usize = 256;
+
+/// Blocks are numbered from 1; block 0 is the null block every BOM starts its table with.
+struct Blocks {
+    data: Vec<Vec<u8>>,
+}
+
+impl Blocks {
+    fn add(&mut self, block: Vec<u8>) -> u32 {
+        self.data.push(block);
+        self.data.len() as u32
+    }
+
+    /// The index the next [`Blocks::add`] returns.
+    fn next_index(&self) -> u32 {
+        self.data.len() as u32 + 1
+    }
+}
+
+/// One BOM path in breadth-first order.
+struct Node<'a> {
+    /// Index into the payload's entry list (also into `stats`).
+    entry: usize,
+    parent_id: u32,
+    name: &'a str,
+}
+
+/// Build the BOM for `payload`, whose entries were streamed with the sizes and cksums in `stats`.
+pub(crate) fn write(payload: &Payload, stats: &[PathStats], mtime: u64) -> Result<Vec<u8>> {
+    ensure!(
+        stats.len() == payload.len(),
+        "BOM: {} stats for {} payload paths",
+        stats.len(),
+        payload.len()
+    );
+    let mtime = u32::try_from(mtime).context("BOM: mtime does not fit the 32-bit field")?;
+    let entries: Vec<_> = payload.entries().collect();
+    let nodes = breadth_first(&entries);
+    let mut blocks = Blocks { data: Vec::new() };
+    let mut vars = Vec::new();
+    vars.push(("BomInfo", blocks.add(bom_info(nodes.len()))));
+    let mut leaf_entries = Vec::with_capacity(nodes.len());
+    for (id, node) in (1u32..).zip(&nodes) {
+        let (_, entry) = entries[node.entry];
+        let record = path_record(
+            &entry.kind,
+            entry.st_mode(),
+            entry.uid,
+            entry.gid,
+            mtime,
+            stats[node.entry],
+        )
+        .with_context(|| format!("BOM: /{}", entries[node.entry].0.join("/")))?;
+        let record = blocks.add(record);
+        let info = blocks.add([id.to_be_bytes(), record.to_be_bytes()].concat());
+        let mut file = node.parent_id.to_be_bytes().to_vec();
+        file.extend_from_slice(node.name.as_bytes());
+        file.push(0);
+        leaf_entries.push((info, blocks.add(file)));
+    }
+    let root = paths_tree(&mut blocks, &leaf_entries)?;
+    vars.push(("Paths", blocks.add(tree(root, 4096, nodes.len() as u32))));
+    add_empty_trees(&mut blocks, &mut vars);
+    Ok(serialize(&blocks, &vars))
+}
+
+/// Path ids in breadth-first order, siblings by name: mkbom's order, which makes the leaf list sorted
+/// by (parent id, name) as lsbom and the Installer expect. "." is id 1 with parent 0.
+fn breadth_first<'a>(entries: &[(&'a [String], &super::Entry)]) -> Vec<Node<'a>> {
+    let mut children: HashMap<&[String], Vec<usize>> = HashMap::new();
+    for (index, (path, _)) in entries.iter().enumerate().skip(1) {
+        children
+            .entry(&path[..path.len() - 1])
+            .or_default()
+            .push(index);
+    }
+    let mut nodes = vec![Node {
+        entry: 0,
+        parent_id: 0,
+        name: ".",
+    }];
+    let mut queue = VecDeque::from([(0usize, 1u32)]);
+    while let Some((entry, id)) = queue.pop_front() {
+        // Entries are already sorted, so each child list is in name order.
+        for &child in children
+            .get(entries[entry].0)
+            .map_or(&[][..], Vec::as_slice)
+        {
+            let path = entries[child].0;
+            nodes.push(Node {
+                entry: child,
+                parent_id: id,
+                name: &path[path.len() - 1],
+            });
+            queue.push_back((child, nodes.len() as u32));
+        }
+    }
+    nodes
+}
+
+fn bom_info(path_count: usize) -> Vec<u8> {
+    let mut block = Vec::with_capacity(28);
+    block.extend_from_slice(&1u32.to_be_bytes());
+    // mkbom counts the paths plus one; Apple's fixture agrees.
+    block.extend_from_slice(&(path_count as u32 + 1).to_be_bytes());
+    // One all-zero info entry, as mkbom writes; its meaning is unknown.
+    block.extend_from_slice(&1u32.to_be_bytes());
+    block.extend_from_slice(&[0; 16]);
+    block
+}
+
+/// The 31-byte bomutils path record (plus the link target for symlinks).
+fn path_record(
+    kind: &EntryKind,
+    st_mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: u32,
+    stats: PathStats,
+) -> Result<Vec<u8>> {
+    let path_type = match kind {
+        EntryKind::Directory => TYPE_DIR,
+        EntryKind::File(_) => TYPE_FILE,
+        EntryKind::Symlink(_) => TYPE_LINK,
+    };
+    let size = u32::try_from(stats.size).context("files of 4 GiB or more are not supported")?;
+    let mut record = Vec::with_capacity(31);
+    record.extend_from_slice(&[path_type, 1]);
+    record.extend_from_slice(&ARCHITECTURE.to_be_bytes());
+    record.extend_from_slice(&u16::try_from(st_mode)?.to_be_bytes());
+    for value in [uid, gid, mtime, size] {
+        record.extend_from_slice(&value.to_be_bytes());
+    }
+    record.push(1);
+    let (cksum, link) = match kind {
+        EntryKind::Directory => (0, None),
+        EntryKind::File(_) => (stats.cksum, None),
+        EntryKind::Symlink(target) => (stats.cksum, Some(target)),
+    };
+    record.extend_from_slice(&cksum.to_be_bytes());
+    match link {
+        Some(target) => {
+            record.extend_from_slice(&(target.len() as u32 + 1).to_be_bytes());
+            record.extend_from_slice(target.as_bytes());
+            record.push(0);
+        }
+        None => record.extend_from_slice(&0u32.to_be_bytes()),
+    }
+    Ok(record)
+}
+
+/// A `Paths` node: u16 isLeaf, u16 count, u32 forward, u32 backward, then (u32, u32) pairs.
+fn paths_node(is_leaf: bool, forward: u32, backward: u32, pairs: &[(u32, u32)]) -> Result<Vec<u8>> {
+    let count = u16::try_from(pairs.len()).context("BOM: too many paths")?;
+    let mut node = Vec::with_capacity(12 + 8 * pairs.len());
+    node.extend_from_slice(&u16::from(is_leaf).to_be_bytes());
+    node.extend_from_slice(&count.to_be_bytes());
+    node.extend_from_slice(&forward.to_be_bytes());
+    node.extend_from_slice(&backward.to_be_bytes());
+    for (first, second) in pairs {
+        node.extend_from_slice(&first.to_be_bytes());
+        node.extend_from_slice(&second.to_be_bytes());
+    }
+    Ok(node)
+}
+
+/// Write the leaves (256 entries each, linked both ways) and, if there is more than one, a branch
+/// whose entries are (leaf block, block of the leaf's last File), as mkbom does. Returns the root.
+fn paths_tree(blocks: &mut Blocks, leaf_entries: &[(u32, u32)]) -> Result<u32> {
+    let leaves: Vec<&[(u32, u32)]> = leaf_entries.chunks(LEAF_CAPACITY).collect();
+    let first = blocks.next_index();
+    let last = first + leaves.len() as u32 - 1;
+    let mut branch = Vec::with_capacity(leaves.len());
+    for (index, leaf) in (first..).zip(&leaves) {
+        let forward = if index == last { 0 } else { index + 1 };
+        let backward = if index == first { 0 } else { index - 1 };
+        let added = blocks.add(paths_node(true, forward, backward, leaf)?);
+        debug_assert_eq!(added, index);
+        branch.push((index, leaf.last().map_or(0, |&(_, file)| file)));
+    }
+    if leaves.len() == 1 {
+        return Ok(first);
+    }
+    Ok(blocks.add(paths_node(false, 0, 0, &branch)?))
+}
+
+/// A `tree` block: "tree", version 1, root Paths block, block size, path count, one zero byte.
+fn tree(child: u32, block_size: u32, path_count: u32) -> Vec<u8> {
+    let mut block = b"tree".to_vec();
+    for value in [1, child, block_size, path_count] {
+        block.extend_from_slice(&value.to_be_bytes());
+    }
+    block.push(0);
+    block
+}
+
+/// `HLIndex`, `VIndex` and `Size64` are present but empty in every pkgbuild BOM without hard links.
+fn add_empty_trees(blocks: &mut Blocks, vars: &mut Vec<(&'static str, u32)>) {
+    let empty_leaf = || [1u16.to_be_bytes().as_slice(), &[0; 10]].concat();
+    let hl_index = blocks.add(empty_leaf());
+    vars.push(("HLIndex", blocks.add(tree(hl_index, 4096, 0))));
+    let v_leaf = blocks.add(empty_leaf());
+    let v_tree = blocks.add(tree(v_leaf, 128, 0));
+    let v_index = [1u32.to_be_bytes(), v_tree.to_be_bytes(), 0u32.to_be_bytes()].concat();
+    vars.push(("VIndex", blocks.add([v_index.as_slice(), &[0]].concat())));
+    let size64 = blocks.add(empty_leaf());
+    vars.push(("Size64", blocks.add(tree(size64, 4096, 0))));
+}
+
+/// Header (padded to 512), vars, block data, then the block table and an empty free list, as mkbom
+/// lays them out.
+fn serialize(blocks: &Blocks, vars: &[(&str, u32)]) -> Vec<u8> {
+    let mut var_bytes = (vars.len() as u32).to_be_bytes().to_vec();
+    for (name, block) in vars {
+        var_bytes.extend_from_slice(&block.to_be_bytes());
+        // Names carry a length byte and no NUL: apple-bom 0.3's extra NUL is what broke its BOMs.
+        var_bytes.push(name.len() as u8);
+        var_bytes.extend_from_slice(name.as_bytes());
+    }
+    let data_start = HEADER_LEN + var_bytes.len();
+    let mut index = (blocks.data.len() as u32 + 1).to_be_bytes().to_vec();
+    index.extend_from_slice(&[0; 8]);
+    let mut address = data_start;
+    for block in &blocks.data {
+        index.extend_from_slice(&(address as u32).to_be_bytes());
+        index.extend_from_slice(&(block.len() as u32).to_be_bytes());
+        address += block.len();
+    }
+    // Free list: zero entries, followed by two empty slots like mkbom.
+    index.extend_from_slice(&[0; 4 + 16]);
+    let mut out = Vec::with_capacity(address + index.len());
+    out.extend_from_slice(b"BOMStore");
+    for value in [
+        1,
+        blocks.data.len(),
+        address,
+        index.len(),
+        HEADER_LEN,
+        var_bytes.len(),
+    ] {
+        out.extend_from_slice(&(value as u32).to_be_bytes());
+    }
+    out.resize(HEADER_LEN, 0);
+    out.extend_from_slice(&var_bytes);
+    for block in &blocks.data {
+        out.extend_from_slice(block);
+    }
+    out.extend_from_slice(&index);
+    out
+}
+
+/// One path as read back from a BOM (ours or Apple's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BomRecord {
+    /// "." or "./a/b", as in the cpio Payload.
+    pub(crate) path: String,
+    pub(crate) path_type: u8,
+    pub(crate) mode: u16,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) size: u32,
+    /// Absent from Apple's 23-byte directory records.
+    pub(crate) cksum: Option<u32>,
+    pub(crate) link_target: Option<String>,
+}
+
+impl BomRecord {
+    pub(crate) fn is_directory(&self) -> bool {
+        self.path_type == TYPE_DIR
+    }
+}
+
+/// Read the `Paths` tree of a BOM. Lenient about record length (Apple's 2011 records are 23 or 27
+/// bytes, bomutils' 31), strict about every offset, so a corrupt BOM gives an error, not a panic.
+pub(crate) fn read(data: &[u8]) -> Result<Vec<BomRecord>> {
+    let bom = ParsedBom::parse(data)?;
+    let tree = bom.var("Paths")?;
+    ensure!(
+        tree.get(..4) == Some(b"tree"),
+        "BOM: Paths is not a tree block"
+    );
+    let mut node = be32(tree, 8)?;
+    // Descend to the first leaf, then follow the forward links.
+    let mut steps = 0;
+    while be16(bom.block(node)?, 0)? == 0 {
+        node = be32(bom.block(node)?, 12)?;
+        steps += 1;
+        ensure!(steps < 64, "BOM: Paths tree is too deep (a cycle?)");
+    }
+    let mut found = Vec::new();
+    let mut leaves = 0;
+    while node != 0 {
+        leaves += 1;
+        ensure!(
+            leaves <= bom.block_count(),
+            "BOM: Paths leaves form a cycle"
+        );
+        let leaf = bom.block(node)?;
+        for index in 0..usize::from(be16(leaf, 2)?) {
+            let info = bom.block(be32(leaf, 12 + 8 * index)?)?;
+            let file = bom.block(be32(leaf, 16 + 8 * index)?)?;
+            found.push(read_path(&bom, info, file)?);
+        }
+        node = be32(leaf, 4)?;
+    }
+    resolve_names(found)
+}
+
+struct RawPath {
+    id: u32,
+    parent: u32,
+    name: String,
+    record: BomRecord,
+}
+
+fn read_path(bom: &ParsedBom, info: &[u8], file: &[u8]) -> Result<RawPath> {
+    let id = be32(info, 0)?;
+    let record = bom.block(be32(info, 4)?)?;
+    let parent = be32(file, 0)?;
+    let name = file.get(4..).context("BOM: File block too short")?;
+    let name = name.split(|&b| b == 0).next().unwrap_or_default();
+    let name = String::from_utf8(name.to_vec()).context("BOM: path name is not UTF-8")?;
+    ensure!(
+        record.len() >= 22,
+        "BOM: path record of {} bytes is too short",
+        record.len()
+    );
+    let path_type = record[0];
+    let link_target = if path_type == TYPE_LINK && record.len() > 31 {
+        let target = &record[31..];
+        Some(
+            String::from_utf8_lossy(target.split(|&b| b == 0).next().unwrap_or_default())
+                .into_owned(),
+        )
+    } else {
+        None
+    };
+    let record = BomRecord {
+        path: String::new(),
+        path_type,
+        mode: be16(record, 4)?,
+        uid: be32(record, 6)?,
+        gid: be32(record, 10)?,
+        size: be32(record, 18)?,
+        cksum: if record.len() >= 27 {
+            Some(be32(record, 23)?)
+        } else {
+            None
+        },
+        link_target,
+    };
+    Ok(RawPath {
+        id,
+        parent,
+        name,
+        record,
+    })
+}
+
+/// Turn (id, parent id, name) triples into "./a/b" paths.
+fn resolve_names(raw: Vec<RawPath>) -> Result<Vec<BomRecord>> {
+    let by_id: HashMap<u32, (u32, &str)> = raw
+        .iter()
+        .map(|p| (p.id, (p.parent, p.name.as_str())))
+        .collect();
+    let mut records = Vec::with_capacity(raw.len());
+    for path in &raw {
+        let mut names = vec![path.name.as_str()];
+        let mut parent = path.parent;
+        while parent != 0 {
+            ensure!(
+                names.len() <= raw.len(),
+                "BOM: parent ids form a cycle at {}",
+                path.name
+            );
+            let (grandparent, name) = by_id
+                .get(&parent)
+                .with_context(|| format!("BOM: {} has unknown parent id {parent}", path.name))?;
+            names.push(name);
+            parent = *grandparent;
+        }
+        names.reverse();
+        records.push(BomRecord {
+            path: names.join("/"),
+            ..path.record.clone()
+        });
+    }
+    Ok(records)
+}
+
+struct ParsedBom<'a> {
+    data: &'a [u8],
+    /// (offset, length) per block index.
+    table: Vec<(u32, u32)>,
+    vars: Vec<(String, u32)>,
+}
+
+impl<'a> ParsedBom<'a> {
+    fn parse(data: &'a [u8]) -> Result<Self> {
+        ensure!(
+            data.get(..8) == Some(b"BOMStore"),
+            "not a BOM (no BOMStore magic)"
+        );
+        let index = slice(data, be32(data, 16)?, be32(data, 20)?)?;
+        let count = be32(index, 0)? as usize;
+        ensure!(
+            count <= index.len() / 8,
+            "BOM: block table claims {count} blocks"
+        );
+        let table = (0..count)
+            .map(|i| Ok((be32(index, 4 + 8 * i)?, be32(index, 8 + 8 * i)?)))
+            .collect::<Result<_>>()?;
+        let var_data = slice(data, be32(data, 24)?, be32(data, 28)?)?;
+        let mut vars = Vec::new();
+        let mut at = 4;
+        for _ in 0..be32(var_data, 0)? {
+            let block = be32(var_data, at)?;
+            let len = usize::from(*var_data.get(at + 4).context("BOM: variables truncated")?);
+            let name = var_data
+                .get(at + 5..at + 5 + len)
+                .context("BOM: variables truncated")?;
+            vars.push((String::from_utf8_lossy(name).into_owned(), block));
+            at += 5 + len;
+        }
+        Ok(Self { data, table, vars })
+    }
+
+    fn var(&self, name: &str) -> Result<&'a [u8]> {
+        let (_, block) = self
+            .vars
+            .iter()
+            .find(|(var, _)| var == name)
+            .with_context(|| format!("BOM: no {name} variable"))?;
+        self.block(*block)
+    }
+
+    fn block(&self, index: u32) -> Result<&'a [u8]> {
+        let &(offset, length) = self
+            .table
+            .get(index as usize)
+            .with_context(|| format!("BOM: no block {index}"))?;
+        ensure!(index != 0, "BOM: reference to the null block");
+        slice(self.data, offset, length)
+    }
+
+    fn block_count(&self) -> usize {
+        self.table.len()
+    }
+}
+
+fn slice(data: &[u8], offset: u32, length: u32) -> Result<&[u8]> {
+    let (offset, length) = (offset as usize, length as usize);
+    match data.get(offset..offset.saturating_add(length)) {
+        Some(slice) => Ok(slice),
+        None => bail!(
+            "BOM: range {offset}+{length} is outside the {}-byte file",
+            data.len()
+        ),
+    }
+}
+
+fn be32(data: &[u8], at: usize) -> Result<u32> {
+    let bytes = data
+        .get(at..at + 4)
+        .with_context(|| format!("BOM: truncated at offset {at}"))?;
+    Ok(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+}
+
+fn be16(data: &[u8], at: usize) -> Result<u16> {
+    let bytes = data
+        .get(at..at + 2)
+        .with_context(|| format!("BOM: truncated at offset {at}"))?;
+    Ok(u16::from_be_bytes([bytes[0], bytes[1]]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cksum(data: &[u8]) -> u32 {
+        let mut sum = Cksum::new();
+        sum.update(data);
+        sum.finish()
+    }
+
+    #[test]
+    fn cksum_matches_posix_reference_values() {
+        // Values printed by GNU coreutils `cksum`.
+        assert_eq!(cksum(b""), 4_294_967_295);
+        assert_eq!(cksum(b"123456789"), 930_766_865);
+        // Slicing-by-8 and the byte-at-a-time tail agree across every split point.
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let whole = cksum(&data);
+        for split in [1, 7, 8, 9, 500] {
+            let mut sum = Cksum::new();
+            sum.update(&data[..split]);
+            sum.update(&data[split..]);
+            assert_eq!(sum.finish(), whole, "split at {split}");
+        }
+    }
+
+    #[test]
+    fn written_bom_reads_back_in_parent_name_order() -> Result<()> {
+        let mut payload = Payload::new();
+        payload.add_file("/b/z", b"zz".to_vec(), 0o644, 0, 0)?;
+        payload.add_file("/a", b"a".to_vec(), 0o600, 501, 20)?;
+        payload.add_symlink("/b/l", "z", 0, 0)?;
+        let stats: Vec<PathStats> = payload
+            .entries()
+            .map(|(_, entry)| match &entry.kind {
+                EntryKind::File(super::super::FileSource::Memory(data)) => PathStats {
+                    size: data.len() as u64,
+                    cksum: cksum(data),
+                },
+                EntryKind::Symlink(target) => PathStats {
+                    size: target.len() as u64,
+                    cksum: cksum(target.as_bytes()),
+                },
+                _ => PathStats { size: 0, cksum: 0 },
+            })
+            .collect();
+        let records = read(&write(&payload, &stats, 0)?)?;
+        let listing: Vec<_> = records
+            .iter()
+            .map(|r| (r.path.as_str(), r.mode, r.uid, r.size))
+            .collect();
+        assert_eq!(
+            listing,
+            [
+                (".", 0o40755, 0, 0),
+                ("./a", 0o100600, 501, 1),
+                ("./b", 0o40755, 0, 0),
+                ("./b/l", 0o120755, 0, 1),
+                ("./b/z", 0o100644, 0, 2)
+            ]
+        );
+        assert_eq!(records[3].link_target.as_deref(), Some("z"));
+        assert_eq!(records[4].cksum, Some(cksum(b"zz")));
+        Ok(())
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(read(b"BOMStore").is_err());
+        assert!(read(&[0xff; 64]).is_err());
+        let mut header = b"BOMStore".to_vec();
+        header.extend_from_slice(&[
+            0, 0, 0, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xf0, 0, 0, 0, 0x20,
+        ]);
+        header.resize(40, 0);
+        assert!(read(&header).is_err());
+    }
+}

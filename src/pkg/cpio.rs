@@ -1,0 +1,460 @@
+//! The odc ("portable ASCII", magic `070707`) cpio archives inside a flat package: `Payload` and
+//! `Scripts`, each gzip-compressed.
+//!
+//! The format is POSIX.1-1988 `cpio` (documented in the `pax` rationale and FreeBSD's `cpio(5)`); Apple's
+//! pkgbuild writes it and the Installer's BOMCopier reads it. Each entry is a 76-byte ASCII header of
+//! octal fields, the NUL-terminated name, then the data, with no padding; a `TRAILER!!!` entry ends the
+//! archive. Names are `.` then `./path`, parents before children.
+//!
+//! Not supported: the newc/crc formats (`070701`/`070702`), hard links, device nodes, files of
+//! 8 GiB or more (the 11-digit size field).
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+
+use anyhow::{Context, Result, bail, ensure};
+
+use super::bom::Cksum;
+use super::gzip::GzipWriter;
+use super::{Entry, EntryKind, FileSource, Payload, S_IFDIR, S_IFREG, Script};
+
+const MAGIC: &[u8; 6] = b"070707";
+const HEADER_LEN: usize = 76;
+const TRAILER: &str = "TRAILER!!!";
+/// Reading buffer for file data; large enough that syscalls and per-call overhead are noise.
+const CHUNK: usize = 256 * 1024;
+
+/// One odc header: what both writers emit and the reader returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OdcHeader {
+    pub(crate) name: String,
+    pub(crate) ino: u64,
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) nlink: u32,
+    pub(crate) mtime: u64,
+    pub(crate) file_size: u64,
+}
+
+/// What the BOM needs to know about each payload path after streaming it: the byte count and the POSIX
+/// cksum of the data (file contents, or a symlink's target).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PathStats {
+    pub(crate) size: u64,
+    pub(crate) cksum: u32,
+}
+
+fn octal(out: &mut Vec<u8>, field: &str, value: u64, digits: u32) -> Result<()> {
+    ensure!(
+        value < 8u64.pow(digits),
+        "cpio {field} {value} does not fit in {digits} octal digits"
+    );
+    write!(out, "{value:0width$o}", width = digits as usize)?;
+    Ok(())
+}
+
+fn write_header(out: &mut impl Write, header: &OdcHeader) -> Result<()> {
+    let mut bytes = Vec::with_capacity(HEADER_LEN + header.name.len() + 1);
+    bytes.extend_from_slice(MAGIC);
+    octal(&mut bytes, "dev", 0, 6)?;
+    octal(&mut bytes, "ino", header.ino, 6)?;
+    octal(&mut bytes, "mode", header.mode.into(), 6)?;
+    octal(&mut bytes, "uid", header.uid.into(), 6)?;
+    octal(&mut bytes, "gid", header.gid.into(), 6)?;
+    octal(&mut bytes, "nlink", header.nlink.into(), 6)?;
+    octal(&mut bytes, "rdev", 0, 6)?;
+    octal(&mut bytes, "mtime", header.mtime, 11)?;
+    octal(&mut bytes, "namesize", header.name.len() as u64 + 1, 6)?;
+    octal(&mut bytes, "filesize", header.file_size, 11)?;
+    bytes.extend_from_slice(header.name.as_bytes());
+    bytes.push(0);
+    out.write_all(&bytes)?;
+    Ok(())
+}
+
+fn write_trailer(out: &mut impl Write) -> Result<()> {
+    let trailer = OdcHeader {
+        name: TRAILER.into(),
+        ino: 0,
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        nlink: 1,
+        mtime: 0,
+        file_size: 0,
+    };
+    write_header(out, &trailer)
+}
+
+/// The cpio name of a payload path: "." for the root, "./a/b" below it (what pkgbuild writes).
+fn cpio_name(components: &[String]) -> String {
+    std::iter::once(".")
+        .chain(components.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Stream the payload as gzip'd odc cpio into `out`, returning each entry's size and cksum in
+/// [`Payload::entries`] order. File contents are read once, in `CHUNK`s.
+pub(crate) fn write_payload(
+    payload: &Payload,
+    mtime: u64,
+    out: &mut dyn Write,
+) -> Result<Vec<PathStats>> {
+    let mut gzip = GzipWriter::new(out)?;
+    let mut stats = Vec::with_capacity(payload.len());
+    // Inode numbers only need to be distinct: readers treat equal (dev, ino) with nlink > 1 as hard links.
+    for (ino, (components, entry)) in (1..).zip(payload.entries()) {
+        let name = cpio_name(components);
+        stats.push(
+            write_entry(&mut gzip, &name, ino, entry, mtime)
+                .with_context(|| format!("payload entry {name}"))?,
+        );
+    }
+    write_trailer(&mut gzip)?;
+    gzip.finish()?;
+    Ok(stats)
+}
+
+fn write_entry(
+    out: &mut impl Write,
+    name: &str,
+    ino: u64,
+    entry: &Entry,
+    mtime: u64,
+) -> Result<PathStats> {
+    let header = |file_size, nlink| OdcHeader {
+        name: name.to_owned(),
+        ino,
+        mode: entry.st_mode(),
+        uid: entry.uid,
+        gid: entry.gid,
+        nlink,
+        mtime,
+        file_size,
+    };
+    match &entry.kind {
+        EntryKind::Directory => {
+            // nlink 2 (".", and the entry in its parent) is what every cpio writer records for a leaf dir.
+            write_header(out, &header(0, 2))?;
+            Ok(PathStats {
+                size: 0,
+                cksum: Cksum::new().finish(),
+            })
+        }
+        EntryKind::Symlink(target) => {
+            write_data(out, header(target.len() as u64, 1), target.as_bytes())
+        }
+        EntryKind::File(FileSource::Memory(contents)) => {
+            write_data(out, header(contents.len() as u64, 1), contents)
+        }
+        EntryKind::File(FileSource::Disk(source)) => {
+            let mut file =
+                File::open(source).with_context(|| format!("cannot open {}", source.display()))?;
+            let size = file
+                .metadata()
+                .with_context(|| format!("cannot stat {}", source.display()))?
+                .len();
+            write_header(out, &header(size, 1))?;
+            let stats = copy_counting(&mut file, out)
+                .with_context(|| format!("cannot read {}", source.display()))?;
+            // The header already promised `size` bytes; a file that changed underneath would corrupt the
+            // archive silently, so refuse.
+            ensure!(
+                stats.size == size,
+                "{} changed size while being read ({size} → {})",
+                source.display(),
+                stats.size
+            );
+            Ok(stats)
+        }
+    }
+}
+
+fn write_data(out: &mut impl Write, header: OdcHeader, data: &[u8]) -> Result<PathStats> {
+    write_header(out, &header)?;
+    out.write_all(data)?;
+    let mut cksum = Cksum::new();
+    cksum.update(data);
+    Ok(PathStats {
+        size: data.len() as u64,
+        cksum: cksum.finish(),
+    })
+}
+
+fn copy_counting(from: &mut impl Read, to: &mut impl Write) -> io::Result<PathStats> {
+    let mut buffer = vec![0; CHUNK];
+    let mut cksum = Cksum::new();
+    let mut size = 0u64;
+    loop {
+        let read = match from.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        cksum.update(&buffer[..read]);
+        to.write_all(&buffer[..read])?;
+        size += read as u64;
+    }
+    Ok(PathStats {
+        size,
+        cksum: cksum.finish(),
+    })
+}
+
+/// Write the `Scripts` archive: "." and one `./name` per script, all owned by root.
+pub(crate) fn write_scripts(scripts: &[Script], mtime: u64, out: &mut dyn Write) -> Result<()> {
+    let mut sorted: Vec<&Script> = scripts.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut gzip = GzipWriter::new(out)?;
+    let root = OdcHeader {
+        name: ".".into(),
+        ino: 1,
+        mode: S_IFDIR | 0o755,
+        uid: 0,
+        gid: 0,
+        nlink: 2,
+        mtime,
+        file_size: 0,
+    };
+    write_header(&mut gzip, &root)?;
+    let mut previous: Option<&str> = None;
+    for (ino, script) in (2..).zip(sorted) {
+        let name = &script.name;
+        ensure!(
+            !name.is_empty() && !name.contains(['/', '\0']) && name != "." && name != "..",
+            "script name {name:?} must be a plain file name"
+        );
+        ensure!(previous != Some(name), "script {name} appears twice");
+        ensure!(
+            script.mode & !0o7777 == 0,
+            "script {name}: mode {:o} has bits outside 0o7777",
+            script.mode
+        );
+        previous = Some(name);
+        let header = OdcHeader {
+            name: format!("./{name}"),
+            ino,
+            mode: S_IFREG | script.mode,
+            uid: 0,
+            gid: 0,
+            nlink: 1,
+            mtime,
+            file_size: script.contents.len() as u64,
+        };
+        write_data(&mut gzip, header, &script.contents)?;
+    }
+    write_trailer(&mut gzip)?;
+    gzip.finish()?;
+    Ok(())
+}
+
+/// One entry read back from an odc archive, its data already consumed.
+#[derive(Debug)]
+pub(crate) struct OdcEntry {
+    pub(crate) header: OdcHeader,
+    pub(crate) data: PathStats,
+    /// The data as text when the entry is a symlink (its target).
+    pub(crate) link_target: Option<String>,
+}
+
+/// Names longer than this are refused: macOS's PATH_MAX is 1024, so this is only a sanity bound.
+const MAX_NAME: u64 = 64 * 1024;
+/// Symlink targets are read into memory; anything larger is certainly not a link target.
+const MAX_LINK: u64 = 64 * 1024;
+
+/// Reads odc entries one at a time from an uncompressed cpio stream (wrap gzip data in a decoder first).
+pub(crate) struct OdcReader<R> {
+    inner: R,
+    done: bool,
+}
+
+impl<R: Read> OdcReader<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        Self { inner, done: false }
+    }
+
+    /// The next entry, or `None` after `TRAILER!!!`.
+    pub(crate) fn next_entry(&mut self) -> Result<Option<OdcEntry>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut raw = [0u8; HEADER_LEN];
+        self.inner
+            .read_exact(&mut raw)
+            .context("cpio archive ends inside a header (no TRAILER!!!)")?;
+        ensure!(
+            &raw[..6] == MAGIC,
+            "not an odc cpio header (magic {:?})",
+            String::from_utf8_lossy(&raw[..6])
+        );
+        let field = |start: usize, len: usize| parse_octal(&raw[start..start + len]);
+        let name_size = field(59, 6)?;
+        ensure!(
+            (1..=MAX_NAME).contains(&name_size),
+            "cpio name size {name_size} is out of range"
+        );
+        let mut name = vec![0u8; name_size as usize];
+        self.inner
+            .read_exact(&mut name)
+            .context("cpio archive ends inside a name")?;
+        ensure!(name.pop() == Some(0), "cpio name is not NUL-terminated");
+        let name = String::from_utf8(name).context("cpio name is not UTF-8")?;
+        let header = OdcHeader {
+            ino: field(12, 6)?,
+            mode: u32::try_from(field(18, 6)?)?,
+            uid: u32::try_from(field(24, 6)?)?,
+            gid: u32::try_from(field(30, 6)?)?,
+            nlink: u32::try_from(field(36, 6)?)?,
+            mtime: field(48, 11)?,
+            file_size: field(65, 11)?,
+            name,
+        };
+        if header.name == TRAILER {
+            self.done = true;
+            return Ok(None);
+        }
+        let (data, link_target) = self.read_data(&header)?;
+        Ok(Some(OdcEntry {
+            header,
+            data,
+            link_target,
+        }))
+    }
+
+    fn read_data(&mut self, header: &OdcHeader) -> Result<(PathStats, Option<String>)> {
+        let mut data = (&mut self.inner).take(header.file_size);
+        if header.mode & 0o170_000 == super::S_IFLNK {
+            ensure!(
+                header.file_size <= MAX_LINK,
+                "{}: symlink target of {} bytes",
+                header.name,
+                header.file_size
+            );
+            let mut target = Vec::new();
+            data.read_to_end(&mut target)?;
+            ensure!(
+                target.len() as u64 == header.file_size,
+                "{}: cpio archive ends inside the data",
+                header.name
+            );
+            let mut cksum = Cksum::new();
+            cksum.update(&target);
+            let stats = PathStats {
+                size: target.len() as u64,
+                cksum: cksum.finish(),
+            };
+            return Ok((stats, Some(String::from_utf8_lossy(&target).into_owned())));
+        }
+        let stats = copy_counting(&mut data, &mut io::sink())?;
+        ensure!(
+            stats.size == header.file_size,
+            "{}: cpio archive ends inside the data",
+            header.name
+        );
+        Ok((stats, None))
+    }
+}
+
+fn parse_octal(field: &[u8]) -> Result<u64> {
+    let mut value = 0u64;
+    for &digit in field {
+        if !(b'0'..=b'7').contains(&digit) {
+            bail!(
+                "cpio header field {:?} is not octal",
+                String::from_utf8_lossy(field)
+            );
+        }
+        value = value * 8 + u64::from(digit - b'0');
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::read::GzDecoder;
+
+    #[test]
+    fn header_layout_matches_odc() -> Result<()> {
+        let mut out = Vec::new();
+        let header = OdcHeader {
+            name: "./a".into(),
+            ino: 3,
+            mode: 0o100644,
+            uid: 0,
+            gid: 80,
+            nlink: 1,
+            mtime: 8,
+            file_size: 5,
+        };
+        write_header(&mut out, &header)?;
+        let expected = concat!(
+            "070707",
+            "000000",
+            "000003",
+            "100644",
+            "000000",
+            "000120",
+            "000001",
+            "000000",
+            "00000000010",
+            "000004",
+            "00000000005",
+            "./a\0"
+        );
+        assert_eq!(out, expected.as_bytes());
+        Ok(())
+    }
+
+    #[test]
+    fn payload_round_trips_through_the_reader() -> Result<()> {
+        let mut payload = Payload::new();
+        payload.add_file("/etc/x", b"hello".to_vec(), 0o600, 0, 0)?;
+        payload.add_symlink("/etc/y", "x", 0, 0)?;
+        let mut gz = Vec::new();
+        let stats = write_payload(&payload, 1_700_000_000, &mut gz)?;
+        let mut reader = OdcReader::new(GzDecoder::new(gz.as_slice()));
+        let mut names = Vec::new();
+        while let Some(entry) = reader.next_entry()? {
+            names.push((
+                entry.header.name,
+                entry.header.mode,
+                entry.data,
+                entry.link_target,
+            ));
+        }
+        assert_eq!(names.len(), stats.len());
+        assert_eq!(names[0].0, ".");
+        assert_eq!(names[2], ("./etc/x".into(), 0o100600, stats[2], None));
+        assert_eq!(
+            names[3],
+            ("./etc/y".into(), 0o120755, stats[3], Some("x".into()))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn truncated_archive_is_an_error() -> Result<()> {
+        let mut out = Vec::new();
+        write_header(
+            &mut out,
+            &OdcHeader {
+                name: "./a".into(),
+                ino: 1,
+                mode: 0o100644,
+                uid: 0,
+                gid: 0,
+                nlink: 1,
+                mtime: 0,
+                file_size: 9,
+            },
+        )?;
+        out.extend_from_slice(b"abc");
+        assert!(OdcReader::new(out.as_slice()).next_entry().is_err());
+        assert!(OdcReader::new(&b"garbage"[..]).next_entry().is_err());
+        Ok(())
+    }
+}
