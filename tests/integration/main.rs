@@ -1,1 +1,2 @@
-
+// The installer scripts run as root against a simulated macOS (tests/macos-sim).
+mod installer;
