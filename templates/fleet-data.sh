@@ -1,3 +1,4 @@
+{# Template note: `|safe` appears only on loop counters, which are part of variable names; every value goes through the `sh` escaper. -#}
 # shellcheck shell=sh disable=SC2034
 # confine fleet data, generated from the fleet spec by `confine build`. Do not edit: rebuild instead.
 #
@@ -21,7 +22,6 @@ GROUP_COUNT={{ plan.groups.len() }}
 GROUP_{{ i|safe }}_NAME={{ g.name }}
 GROUP_{{ i|safe }}_GID={{ g.gid }}
 GROUP_{{ i|safe }}_FULL_NAME={{ g.full_name }}
-GROUP_{{ i|safe }}_PERSONAL_OF={{ g.personal_of.as_deref().unwrap_or_default() }}
 GROUP_{{ i|safe }}_INCLUDE_LOCAL_ADMINS={{ g.include_local_admins }}
 GROUP_{{ i|safe }}_MEMBER_COUNT={{ g.members.len() }}
 {%- for m in g.members %}
@@ -36,7 +36,6 @@ AGENT_{{ i|safe }}_NAME={{ a.name }}
 AGENT_{{ i|safe }}_FULL_NAME={{ a.full_name }}
 AGENT_{{ i|safe }}_UID={{ a.uid }}
 AGENT_{{ i|safe }}_GID={{ a.primary_gid }}
-AGENT_{{ i|safe }}_PRIMARY_GROUP={{ a.primary_group }}
 AGENT_{{ i|safe }}_HOME={{ a.home }}
 AGENT_{{ i|safe }}_SHELL={{ a.shell }}
 AGENT_{{ i|safe }}_WORKSPACE={{ a.workspace.path }}

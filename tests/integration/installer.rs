@@ -530,6 +530,12 @@ fn upgrade_reloads_only_the_daemon_whose_plist_changed() {
         ),
         "{log}"
     );
+    // bootout is asynchronous: the script waits until launchd has let go before bootstrapping.
+    let reload = format!(
+        "launchctl bootout {hex}\nlaunchctl print {hex}\nsleep 1\nlaunchctl print {hex}\n\
+         launchctl bootstrap system /Library/LaunchDaemons/com.example.duo.hexagent.gateway.plist\n"
+    );
+    assert!(log.contains(&reload), "{log}");
     assert!(
         !lines.contains(&format!("launchctl kickstart -k {hex}").as_str()),
         "{log}"
