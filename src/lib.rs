@@ -8,6 +8,7 @@
 
 pub mod build;
 pub mod cli;
+pub mod installer;
 pub mod launchd;
 pub mod openclaw;
 pub mod output;

@@ -13,3 +13,5 @@ mod sign;
 mod profile;
 // Flat packages: writer output checked by independent readers, inspect and verify.
 mod pkg;
+// The installer scripts run as root against a simulated macOS (tests/macos-sim).
+mod installer;

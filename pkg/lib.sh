@@ -1,0 +1,356 @@
+# shellcheck shell=sh disable=SC2034
+# (SC2034: this file sets variables for the scripts that source it.)
+# confine: functions shared by preinstall, postinstall and uninstall. Sourced, never run.
+#
+# Rules every script follows: POSIX sh only (macOS's /bin/sh is bash 3.2 in sh mode, or dash); `set -eu`;
+# each step is idempotent; every line of output starts with "confine: " so it can be found in
+# /var/log/install.log; a failure is one "confine: ERROR: ..." line and a non-zero exit. Values from the
+# fleet spec come only from fleet-data.sh, beside this file. Paths there are paths on the Mac; the scripts
+# put the target volume ($T, empty for "/") in front of every file path they touch.
+
+# A fixed PATH: Installer's environment is not a user's, and nothing is picked up from a folder the agent
+# could write. CONFINE_SIM_BIN is for tests only: the simulated-macOS suite (tests/macos-sim) points it at
+# its fake dscl, launchctl, ... so they shadow the real tools while everything else stays as on a Mac. No
+# Mac sets it, and whoever can set Installer's environment is root already.
+PATH=/usr/bin:/bin:/usr/sbin:/sbin
+if [ -n "${CONFINE_SIM_BIN:-}" ]; then
+	PATH=$CONFINE_SIM_BIN:$PATH
+fi
+export PATH
+umask 022
+# No pathname expansion anywhere: values are never meant as patterns.
+set -f
+
+NL='
+'
+# The local admin group; macOS gives it GID 80.
+ADMIN_GID=80
+
+log() { printf 'confine: %s\n' "$*"; }
+fail() {
+	printf 'confine: ERROR: %s\n' "$*" >&2
+	exit 1
+}
+
+CONFINE_DIR=$(cd "$(dirname "$0")" && pwd -P)
+# shellcheck source=fleet-data.sh
+. "$CONFINE_DIR/fleet-data.sh"
+
+require_root() {
+	[ "$(id -u)" = 0 ] || fail "must run as root (Installer runs package scripts as root)"
+}
+
+# set_target VOLUME: T is Installer's target volume ($3) without its trailing slash: "" for "/".
+set_target() {
+	case $1 in
+	/*) T=${1%/} ;;
+	*) fail "the target volume '$1' is not an absolute path" ;;
+	esac
+}
+
+# Accounts are records in the directory service of the running system, so the package can only install
+# onto the volume the Mac booted from. Installer passes "/" for it; any other target must report the same
+# Volume UUID in `diskutil info` as "/" (that is also how the simulation presents its temporary volume).
+require_booted_volume() {
+	if [ -z "$T" ]; then
+		return 0
+	fi
+	booted=$(volume_uuid /) || booted=
+	target=$(volume_uuid "$T") || target=
+	if [ -z "$booted" ] || [ "$booted" != "$target" ]; then
+		fail "the target volume $T is not the running system; install onto the boot volume"
+	fi
+}
+
+volume_uuid() {
+	diskutil info "$1" | awk -F': *' '$1 ~ /^ *Volume UUID$/ { print $2; exit }'
+}
+
+# version_at_least HAVE WANT: compares dotted versions numerically, up to three parts.
+version_at_least() {
+	awk -v have="$1" -v want="$2" 'BEGIN {
+		split(have, h, "."); split(want, w, ".")
+		for (i = 1; i <= 3; i++) {
+			if (h[i] + 0 > w[i] + 0) exit 0
+			if (h[i] + 0 < w[i] + 0) exit 1
+		}
+		exit 0
+	}'
+}
+
+# field PREFIX N NAME: REPLY=${PREFIX_N_NAME}, a list element from the data file. N is one of the scripts'
+# own counters and PREFIX and NAME are literals, so eval only ever sees a variable name, never a value.
+field() {
+	case $2 in '' | *[!0-9]*) fail "internal error: bad index '$2'" ;; esac
+	case $1$3 in '' | *[!A-Z0-9_]*) fail "internal error: bad field '$1 $3'" ;; esac
+	REPLY=
+	eval "REPLY=\${$1_$2_$3}"
+}
+
+# load_group N: G_* from GROUP_N_*.
+load_group() {
+	field GROUP "$1" NAME
+	G_NAME=$REPLY
+	field GROUP "$1" GID
+	G_GID=$REPLY
+	field GROUP "$1" FULL_NAME
+	G_FULL_NAME=$REPLY
+	field GROUP "$1" INCLUDE_LOCAL_ADMINS
+	G_INCLUDE_LOCAL_ADMINS=$REPLY
+	field GROUP "$1" MEMBER_COUNT
+	G_MEMBER_COUNT=$REPLY
+}
+
+# load_agent N: A_* from AGENT_N_*.
+load_agent() {
+	ai=$1
+	field AGENT "$1" NAME
+	A_NAME=$REPLY
+	field AGENT "$1" FULL_NAME
+	A_FULL_NAME=$REPLY
+	field AGENT "$1" UID
+	A_UID=$REPLY
+	field AGENT "$1" GID
+	A_GID=$REPLY
+	field AGENT "$1" HOME
+	A_HOME=$REPLY
+	field AGENT "$1" SHELL
+	A_SHELL=$REPLY
+	field AGENT "$1" WORKSPACE
+	A_WORKSPACE=$REPLY
+	field AGENT "$1" WORKSPACE_GROUP
+	A_WORKSPACE_GROUP=$REPLY
+	field AGENT "$1" WORKSPACE_MODE
+	A_WORKSPACE_MODE=$REPLY
+	field AGENT "$1" CONFIG_DIR
+	A_CONFIG_DIR=$REPLY
+	field AGENT "$1" CONFIG_PATH
+	A_CONFIG_PATH=$REPLY
+	field AGENT "$1" STATE_DIR
+	A_STATE_DIR=$REPLY
+	field AGENT "$1" SECRETS_DIR
+	A_SECRETS_DIR=$REPLY
+	field AGENT "$1" TOKEN_PATH
+	A_TOKEN_PATH=$REPLY
+	field AGENT "$1" TOKEN_BYTES
+	A_TOKEN_BYTES=$REPLY
+	field AGENT "$1" LOG_DIR
+	A_LOG_DIR=$REPLY
+	field AGENT "$1" LABEL
+	A_LABEL=$REPLY
+	field AGENT "$1" PLIST
+	A_PLIST=$REPLY
+	field AGENT "$1" PORT
+	A_PORT=$REPLY
+	field AGENT "$1" NODE
+	A_NODE=$REPLY
+	field AGENT "$1" INSTALL
+	A_INSTALL=$REPLY
+	field AGENT "$1" PREFIX
+	A_PREFIX=$REPLY
+	field AGENT "$1" ENTRY
+	A_ENTRY=$REPLY
+	field AGENT "$1" OPENCLAW_VERSION
+	A_OPENCLAW_VERSION=$REPLY
+	field AGENT "$1" ALLOW_LIFECYCLE_SCRIPTS
+	A_ALLOW_LIFECYCLE_SCRIPTS=$REPLY
+	field AGENT "$1" SSH_KEY_COUNT
+	A_SSH_KEY_COUNT=$REPLY
+	field AGENT "$1" SECRET_COUNT
+	A_SECRET_COUNT=$REPLY
+	field AGENT "$1" ALLOWLIST_COUNT
+	A_ALLOWLIST_COUNT=$REPLY
+}
+
+# each_agent FUNCTION: runs FUNCTION once per agent, with that agent's A_* loaded.
+each_agent() {
+	ei=1
+	while [ "$ei" -le "$AGENT_COUNT" ]; do
+		load_agent "$ei"
+		"$1"
+		ei=$((ei + 1))
+	done
+}
+
+# each_group FUNCTION: runs FUNCTION once per group (personal groups first), with G_* and gi set.
+each_group() {
+	gi=1
+	while [ "$gi" -le "$GROUP_COUNT" ]; do
+		load_group "$gi"
+		"$1"
+		gi=$((gi + 1))
+	done
+}
+
+is_agent() {
+	xi=1
+	while [ "$xi" -le "$AGENT_COUNT" ]; do
+		field AGENT "$xi" NAME
+		if [ "$REPLY" = "$1" ]; then
+			return 0
+		fi
+		xi=$((xi + 1))
+	done
+	return 1
+}
+
+# group_gid NAME: REPLY = the GID the spec gives group NAME.
+group_gid() {
+	xi=1
+	while [ "$xi" -le "$GROUP_COUNT" ]; do
+		field GROUP "$xi" NAME
+		if [ "$REPLY" = "$1" ]; then
+			field GROUP "$xi" GID
+			return 0
+		fi
+		xi=$((xi + 1))
+	done
+	fail "internal error: group $1 is not in the data file"
+}
+
+# ds_get RECORD ATTRIBUTE: REPLY = the attribute as `dscl . -read` prints it (several values are separated
+# by spaces); returns 1 if the record or attribute is missing. dscl prints "Attr: value", or "Attr:" and
+# the value on the next line after one space when the value contains a space. The trailing "x" keeps
+# newlines at the end of a value, which command substitution would otherwise drop.
+ds_get() {
+	REPLY=$(
+		dscl . -read "$1" "$2" 2>/dev/null || :
+		printf x
+	)
+	REPLY=${REPLY%x}
+	REPLY=${REPLY%"$NL"}
+	case $REPLY in
+	"$2:$NL "*) REPLY=${REPLY#"$2:$NL "} ;;
+	"$2: "*) REPLY=${REPLY#"$2: "} ;;
+	*)
+		REPLY=
+		return 1
+		;;
+	esac
+}
+
+# ds_set RECORD ATTRIBUTE VALUE: writes the attribute only if it differs, so a rerun changes nothing.
+ds_set() {
+	if ! ds_get "$1" "$2" || [ "$REPLY" != "$3" ]; then
+		dscl . -create "$1" "$2" "$3"
+	fi
+}
+
+# check_id KIND ATTRIBUTE NAME ID WHAT: NAME must be absent or have ID, and no other record may hold ID.
+# KIND is Users or Groups. Both cases name both parties, so the admin knows what to change.
+check_id() {
+	if ds_get "/$1/$3" "$2" && [ "$REPLY" != "$4" ]; then
+		fail "$5 '$3' already exists with ID $REPLY, but the spec gives it ID $4; nothing was changed"
+	fi
+	owner=$(dscl . -list "/$1" "$2" | awk -v id="$4" -v me="$3" '$2 == id && $1 != me { print $1; exit }')
+	if [ -n "$owner" ]; then
+		fail "ID $4 of $5 '$3' already belongs to $5 '$owner'; nothing was changed"
+	fi
+}
+
+check_collisions() {
+	each_group check_group_id
+	each_agent check_user_id
+}
+
+check_group_id() { check_id Groups PrimaryGroupID "$G_NAME" "$G_GID" group; }
+check_user_id() { check_id Users UniqueID "$A_NAME" "$A_UID" user; }
+
+# own OWNER MODE PATH: sets owner (numeric uid:gid: no directory-service lookup, which can lag right
+# after dscl creates a record) and mode. Refuses a symbolic link: many paths sit in folders the agent
+# owns, and chown/chmod through a link the agent planted would hand it any file on the Mac.
+own() {
+	if [ -L "$3" ]; then
+		fail "$3 is a symbolic link; refusing to change its owner"
+	fi
+	chown -h "$1" "$3"
+	chmod "$2" "$3"
+}
+
+# ensure_dir OWNER MODE PATH
+ensure_dir() {
+	if [ -L "$3" ]; then
+		fail "$3 is a symbolic link; refusing to use it"
+	fi
+	mkdir -p "$3"
+	own "$1" "$2" "$3"
+}
+
+# place SOURCE DEST OWNER MODE: moves a file made in the root-only work folder into place. rename(2)
+# replaces DEST itself, even a link, and never writes through it.
+place() {
+	chown "$3" "$1"
+	chmod "$4" "$1"
+	mv -f "$1" "$2"
+}
+
+# file_info PATH: "<permissions> <uid> <gid>" of PATH itself, e.g. "drwxr-x--- 501 20". ls, not stat:
+# BSD and GNU stat take different options, while `ls -ldn` prints alike on both.
+file_info() {
+	# shellcheck disable=SC2012
+	ls -ldn "$1" | awk '{ print $1, $3, $4 }'
+}
+
+# mode_of PATH: the permission bits in octal (e.g. 750).
+mode_of() {
+	file_info "$1" | awk '{
+		s = substr($1, 2, 9); m = 0
+		for (i = 1; i <= 9; i++) m = m * 2 + (substr(s, i, 1) != "-")
+		printf "%o\n", m
+	}'
+}
+
+# human_homes: the home of every real user (UniqueID 501 and up, not an agent of this fleet, home under
+# /Users but not /Users/Shared), one per line.
+human_homes() {
+	dscl . -list /Users UniqueID | while read -r hname huid; do
+		if [ "$huid" -ge 501 ] 2>/dev/null && ! is_agent "$hname" && ds_get "/Users/$hname" NFSHomeDirectory; then
+			case $REPLY in
+			/Users/Shared | /Users/Shared/*) ;;
+			/Users/?*) printf '%s\n' "$REPLY" ;;
+			esac
+		fi
+	done
+}
+
+daemon_loaded() { launchctl print "system/$1" >/dev/null 2>&1; }
+
+# wait_unloaded LABEL: `launchctl bootout` returns before launchd has let go of the label; bootstrapping
+# again too early fails with EIO. Wait (bounded) until `launchctl print` no longer finds it.
+wait_unloaded() {
+	wi=0
+	while daemon_loaded "$1"; do
+		wi=$((wi + 1))
+		if [ "$wi" -gt 30 ]; then
+			fail "$1 is still loaded 30 seconds after bootout"
+		fi
+		sleep 1
+	done
+}
+
+# stop_daemon: boots the agent's daemon out, if loaded, and waits until launchd has let it go.
+stop_daemon() {
+	if daemon_loaded "$A_LABEL"; then
+		log "stopping $A_LABEL"
+		launchctl bootout "system/$A_LABEL" || :
+		wait_unloaded "$A_LABEL"
+	fi
+}
+
+# json_str VALUE: VALUE as a JSON string. awk reads it from the environment, which (unlike -v) keeps
+# backslashes as they are.
+json_str() {
+	CONFINE_JSON=$1 awk 'BEGIN {
+		s = ENVIRON["CONFINE_JSON"]; out = ""
+		for (i = 1; i <= length(s); i++) {
+			c = substr(s, i, 1)
+			if (c == "\\") c = "\\\\"
+			else if (c == "\"") c = "\\\""
+			else if (c == "\n") c = "\\n"
+			else if (c == "\t") c = "\\t"
+			else if (c == "\r") c = "\\r"
+			out = out c
+		}
+		printf "\"%s\"", out
+	}'
+}

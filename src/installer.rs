@@ -1,0 +1,252 @@
+//! The installer package's scripts: what runs as root on the Mac to create the agents' accounts, groups,
+//! directories and credentials, load their daemons and check the result.
+//!
+//! Data flow: the scripts themselves (`pkg/preinstall`, `pkg/postinstall`, `pkg/uninstall` and the
+//! functions they share, `pkg/lib.sh`) are static POSIX `sh`, embedded here with `include_str!`. The
+//! only thing generated per fleet is one data file, `fleet-data.sh`, rendered by askama from
+//! `templates/fleet-data.sh`. It only assigns variables, and the scripts source it from their own folder.
+//!
+//! Quoting rule: askama passes every value interpolated into a `.sh` template through [`ShellQuote`]
+//! (declared for the `sh` extension in `askama.toml`), which single-quotes it. Inside single quotes the
+//! shell expands nothing, so a full name such as `$(touch /tmp/x)` stays text. The only unquoted
+//! interpolations are loop counters that form variable names (`AGENT_{{ i|safe }}_NAME`). The scripts
+//! read list elements with `eval "x=\${AGENT_${i}_NAME}"`, where `i` is their own counter: a spec value
+//! is never evaluated. No other shell is generated anywhere.
+
+use std::fmt::Write;
+
+use anyhow::{Context, Result};
+use askama::Template;
+
+use crate::plan::{AgentPlan, LOG_ROOT, Plan};
+use crate::spec::InstallMethod;
+
+/// askama's escaper for `.sh` templates: the value in single quotes, each `'` written as `'\''` (close
+/// the quotes, an escaped quote, reopen). The empty string becomes `''`.
+#[derive(Debug, Clone, Copy)]
+pub struct ShellQuote;
+
+impl askama::filters::Escaper for ShellQuote {
+    fn write_escaped_str<W: Write>(&self, mut dest: W, string: &str) -> std::fmt::Result {
+        dest.write_char('\'')?;
+        for (i, part) in string.split('\'').enumerate() {
+            if i > 0 {
+                dest.write_str("'\\''")?;
+            }
+            dest.write_str(part)?;
+        }
+        dest.write_char('\'')
+    }
+}
+
+/// A file in a package's `Scripts` folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptFile {
+    pub name: String,
+    pub contents: Vec<u8>,
+    pub mode: u32,
+}
+
+/// A file the payload installs on the Mac, owned root:wheel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupportFile {
+    /// Absolute path on the Mac.
+    pub path: String,
+    pub contents: Vec<u8>,
+    pub mode: u32,
+}
+
+/// File name of the generated data file, beside the scripts and in the support folder.
+pub const DATA_FILE: &str = "fleet-data.sh";
+/// File name of the shared functions, beside the scripts and in the support folder.
+pub const LIB_FILE: &str = "lib.sh";
+/// File name of the uninstaller in the support folder.
+pub const UNINSTALL_FILE: &str = "uninstall";
+
+const LIB: &str = include_str!("../pkg/lib.sh");
+const PREINSTALL: &str = include_str!("../pkg/preinstall");
+const POSTINSTALL: &str = include_str!("../pkg/postinstall");
+const UNINSTALL: &str = include_str!("../pkg/uninstall");
+
+#[derive(Template)]
+#[template(path = "fleet-data.sh")]
+struct FleetData<'a> {
+    plan: &'a Plan,
+    log_root: &'static str,
+}
+
+impl FleetData<'_> {
+    /// `chmod` wants the mode in octal.
+    fn octal(&self, mode: &u32) -> String {
+        format!("{mode:04o}")
+    }
+
+    fn install_method(&self, agent: &AgentPlan) -> &'static str {
+        match agent.openclaw.install {
+            InstallMethod::Npm => "npm",
+            InstallMethod::Preinstalled => "preinstalled",
+        }
+    }
+}
+
+/// The data file the scripts source: the plan as shell variable assignments.
+pub fn data_file(plan: &Plan) -> Result<Vec<u8>> {
+    let data = FleetData {
+        plan,
+        log_root: LOG_ROOT,
+    };
+    let mut text = data.render().context("rendering the installer data file")?;
+    text.push('\n');
+    Ok(text.into_bytes())
+}
+
+/// Everything in the install package's `Scripts`: `preinstall`, `postinstall`, `lib.sh` and the data file.
+pub fn scripts(plan: &Plan) -> Result<Vec<ScriptFile>> {
+    Ok(vec![
+        script("preinstall", PREINSTALL.as_bytes().to_vec(), 0o755),
+        script("postinstall", POSTINSTALL.as_bytes().to_vec(), 0o755),
+        script(LIB_FILE, LIB.as_bytes().to_vec(), 0o644),
+        script(DATA_FILE, data_file(plan)?, 0o644),
+    ])
+}
+
+/// What the payload adds under `plan.support_dir`, so the Mac can be uninstalled later without the
+/// package: the uninstaller, the functions it uses and the data file.
+pub fn support_files(plan: &Plan) -> Result<Vec<SupportFile>> {
+    let at = |name: &str| format!("{}/{name}", plan.support_dir);
+    Ok(vec![
+        SupportFile {
+            path: at(UNINSTALL_FILE),
+            contents: UNINSTALL.as_bytes().to_vec(),
+            mode: 0o755,
+        },
+        SupportFile {
+            path: at(LIB_FILE),
+            contents: LIB.as_bytes().to_vec(),
+            mode: 0o644,
+        },
+        SupportFile {
+            path: at(DATA_FILE),
+            contents: data_file(plan)?,
+            mode: 0o644,
+        },
+    ])
+}
+
+/// The `Scripts` of the payload-free uninstall package: its `postinstall` is the uninstaller.
+pub fn uninstall_scripts(plan: &Plan) -> Result<Vec<ScriptFile>> {
+    Ok(vec![
+        script("postinstall", UNINSTALL.as_bytes().to_vec(), 0o755),
+        script(LIB_FILE, LIB.as_bytes().to_vec(), 0o644),
+        script(DATA_FILE, data_file(plan)?, 0o644),
+    ])
+}
+
+fn script(name: &str, contents: Vec<u8>, mode: u32) -> ScriptFile {
+    ScriptFile {
+        name: name.to_owned(),
+        contents,
+        mode,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use super::*;
+
+    #[derive(Template)]
+    #[template(source = "V={{ value }}\n", ext = "sh")]
+    struct One<'a> {
+        value: &'a str,
+    }
+
+    const HOSTILE: &[&str] = &[
+        "",
+        "plain",
+        "it's",
+        "''",
+        "'",
+        "a'b'c",
+        "$(touch /tmp/confine-pwned-unit)",
+        "`touch /tmp/confine-pwned-unit`",
+        "${HOME}$HOME",
+        "line one\nline two\n",
+        "\n",
+        "a; rm -rf /; b",
+        "back\\slash\\",
+        "\\'",
+        "*",
+        "/*",
+        "-n",
+        "--",
+        " lead and trail ",
+        "tab\there",
+        "\"double\"",
+        "!bang #hash &amp |pipe <in >out",
+        "ünïcødé ✓",
+    ];
+
+    /// Renders `V=<value>`, sources it in `shell` and returns the bytes `$V` holds.
+    fn round_trip(shell: &[&str], value: &str) -> Vec<u8> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("data.sh");
+        let text = One { value }.render().expect("renders");
+        std::fs::write(&file, text).expect("write");
+        let out = Command::new(shell[0])
+            .args(&shell[1..])
+            .arg("-c")
+            .arg(r#"set -eu; . "$1"; printf '%s' "$V""#)
+            .arg("sh")
+            .arg(&file)
+            .output()
+            .expect("runs the shell");
+        assert!(out.status.success(), "{shell:?} {value:?}: {out:?}");
+        out.stdout
+    }
+
+    #[test]
+    fn quoting_survives_sourcing_byte_for_byte() {
+        for shell in [&["dash"][..], &["bash", "--posix"][..]] {
+            for value in HOSTILE {
+                assert_eq!(
+                    round_trip(shell, value),
+                    value.as_bytes(),
+                    "{shell:?} {value:?}"
+                );
+            }
+        }
+        assert!(!std::path::Path::new("/tmp/confine-pwned-unit").exists());
+    }
+
+    #[test]
+    fn quoting_is_single_quotes_only() {
+        let text = One { value: "it's" }.render().expect("renders");
+        assert_eq!(text, "V='it'\\''s'\n");
+        let text = One { value: "" }.render().expect("renders");
+        assert_eq!(text, "V=''\n");
+    }
+
+    #[test]
+    fn data_file_only_assigns_quoted_values() {
+        let loaded = crate::spec::load(None).expect("example is valid");
+        let plan = Plan::new(&loaded.spec);
+        let text = String::from_utf8(data_file(&plan).expect("renders")).expect("utf-8");
+        for line in text
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            let (name, value) = line.split_once('=').expect("an assignment");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'),
+                "{line}"
+            );
+            assert!(value.starts_with('\'') && value.ends_with('\''), "{line}");
+        }
+        assert!(text.contains("AGENT_1_NAME='hexagent'\n"));
+        assert!(text.contains("AGENT_1_WORKSPACE_MODE='0770'\n"));
+        assert!(text.contains("GROUP_2_MEMBER_1='hexagent'\n"));
+    }
+}

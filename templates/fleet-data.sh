@@ -1,0 +1,77 @@
+{# Template note: `|safe` appears only on loop counters, which are part of variable names; every value goes through the `sh` escaper. -#}
+# shellcheck shell=sh disable=SC2034
+# confine fleet data, generated from the fleet spec by `confine build`. Do not edit: rebuild instead.
+#
+# This file only assigns variables. Every value is single-quoted by confine's one shell-quoting escaper
+# (src/installer.rs), so sourcing it never expands or runs anything taken from the spec. Lists are
+# numbered: GROUP_COUNT, then GROUP_1_*, GROUP_2_*, ...; the scripts read an element with
+# `eval "x=\${GROUP_${i}_NAME}"`, where `i` is a counter of their own, never a spec value.
+# (SC2034: the variables are used by the scripts that source this file.)
+FLEET_NAME={{ plan.fleet.name }}
+FLEET_ORGANIZATION={{ plan.fleet.organization }}
+FLEET_RELEASE={{ plan.fleet.release }}
+FLEET_MINIMUM_MACOS={{ plan.fleet.minimum_macos }}
+PKG_IDENTIFIER={{ plan.pkg_identifier }}
+SUPPORT_DIR={{ plan.support_dir }}
+LOG_ROOT={{ log_root }}
+LOCK_HUMAN_HOMES={{ plan.lock_human_homes }}
+
+GROUP_COUNT={{ plan.groups.len() }}
+{%- for g in plan.groups %}
+{%- let i = loop.index %}
+GROUP_{{ i|safe }}_NAME={{ g.name }}
+GROUP_{{ i|safe }}_GID={{ g.gid }}
+GROUP_{{ i|safe }}_FULL_NAME={{ g.full_name }}
+GROUP_{{ i|safe }}_INCLUDE_LOCAL_ADMINS={{ g.include_local_admins }}
+GROUP_{{ i|safe }}_MEMBER_COUNT={{ g.members.len() }}
+{%- for m in g.members %}
+GROUP_{{ i|safe }}_MEMBER_{{ loop.index|safe }}={{ m }}
+{%- endfor %}
+{%- endfor %}
+
+AGENT_COUNT={{ plan.agents.len() }}
+{%- for a in plan.agents %}
+{%- let i = loop.index %}
+AGENT_{{ i|safe }}_NAME={{ a.name }}
+AGENT_{{ i|safe }}_FULL_NAME={{ a.full_name }}
+AGENT_{{ i|safe }}_UID={{ a.uid }}
+AGENT_{{ i|safe }}_GID={{ a.primary_gid }}
+AGENT_{{ i|safe }}_HOME={{ a.home }}
+AGENT_{{ i|safe }}_SHELL={{ a.shell }}
+AGENT_{{ i|safe }}_WORKSPACE={{ a.workspace.path }}
+AGENT_{{ i|safe }}_WORKSPACE_GROUP={{ a.workspace.group }}
+AGENT_{{ i|safe }}_WORKSPACE_MODE={{ self.octal(a.workspace.mode) }}
+AGENT_{{ i|safe }}_CONFIG_DIR={{ a.config_dir }}
+AGENT_{{ i|safe }}_CONFIG_PATH={{ a.config_path }}
+AGENT_{{ i|safe }}_STATE_DIR={{ a.state_dir }}
+AGENT_{{ i|safe }}_SECRETS_DIR={{ a.secrets_dir }}
+AGENT_{{ i|safe }}_TOKEN_PATH={{ a.token_path }}
+AGENT_{{ i|safe }}_TOKEN_BYTES={{ a.token_bytes }}
+AGENT_{{ i|safe }}_LOG_DIR={{ a.log_dir }}
+AGENT_{{ i|safe }}_LABEL={{ a.launchd.label }}
+AGENT_{{ i|safe }}_PLIST={{ a.launchd.plist_path }}
+AGENT_{{ i|safe }}_PORT={{ a.gateway_port }}
+AGENT_{{ i|safe }}_NODE={{ a.openclaw.node }}
+AGENT_{{ i|safe }}_INSTALL={{ self.install_method(a) }}
+AGENT_{{ i|safe }}_PREFIX={{ a.openclaw.prefix }}
+AGENT_{{ i|safe }}_ENTRY={{ a.openclaw.entry }}
+AGENT_{{ i|safe }}_OPENCLAW_VERSION={{ a.openclaw.version }}
+AGENT_{{ i|safe }}_ALLOW_LIFECYCLE_SCRIPTS={{ a.openclaw.allow_lifecycle_scripts }}
+AGENT_{{ i|safe }}_SSH_KEY_COUNT={{ a.ssh_keys.len() }}
+{%- for k in a.ssh_keys %}
+{%- let j = loop.index %}
+AGENT_{{ i|safe }}_SSH_KEY_{{ j|safe }}_PATH={{ k.path }}
+AGENT_{{ i|safe }}_SSH_KEY_{{ j|safe }}_HOST={{ k.host }}
+AGENT_{{ i|safe }}_SSH_KEY_{{ j|safe }}_HOSTNAME={{ k.hostname }}
+AGENT_{{ i|safe }}_SSH_KEY_{{ j|safe }}_USER={{ k.user }}
+AGENT_{{ i|safe }}_SSH_KEY_{{ j|safe }}_COMMENT={{ k.comment }}
+{%- endfor %}
+AGENT_{{ i|safe }}_SECRET_COUNT={{ a.secrets.len() }}
+{%- for s in a.secrets %}
+AGENT_{{ i|safe }}_SECRET_{{ loop.index|safe }}_PATH={{ s.path }}
+{%- endfor %}
+AGENT_{{ i|safe }}_ALLOWLIST_COUNT={{ a.tools.exec_allowlist.len() }}
+{%- for e in a.tools.exec_allowlist %}
+AGENT_{{ i|safe }}_ALLOWLIST_{{ loop.index|safe }}={{ e }}
+{%- endfor %}
+{%- endfor %}
