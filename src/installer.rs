@@ -210,11 +210,7 @@ mod tests {
     fn quoting_survives_sourcing_byte_for_byte() {
         for shell in [&["dash"][..], &["bash", "--posix"][..]] {
             for value in HOSTILE {
-                assert_eq!(
-                    round_trip(shell, value),
-                    value.as_bytes(),
-                    "{shell:?} {value:?}"
-                );
+                assert_eq!(round_trip(shell, value), value.as_bytes(), "{shell:?} {value:?}");
             }
         }
         assert!(!std::path::Path::new("/tmp/confine-pwned-unit").exists());
@@ -233,10 +229,7 @@ mod tests {
         let loaded = crate::spec::load(None).expect("example is valid");
         let plan = Plan::new(&loaded.spec);
         let text = String::from_utf8(data_file(&plan).expect("renders")).expect("utf-8");
-        for line in text
-            .lines()
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        {
+        for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
             let (name, value) = line.split_once('=').expect("an assignment");
             assert!(
                 name.chars()

@@ -179,10 +179,7 @@ pub(crate) fn write(payload: &Payload, stats: &[PathStats], mtime: u64) -> Resul
 fn breadth_first<'a>(entries: &[(&'a [String], &super::Entry)]) -> Vec<Node<'a>> {
     let mut children: HashMap<&[String], Vec<usize>> = HashMap::new();
     for (index, (path, _)) in entries.iter().enumerate().skip(1) {
-        children
-            .entry(&path[..path.len() - 1])
-            .or_default()
-            .push(index);
+        children.entry(&path[..path.len() - 1]).or_default().push(index);
     }
     let mut nodes = vec![Node {
         entry: 0,
@@ -192,10 +189,7 @@ fn breadth_first<'a>(entries: &[(&'a [String], &super::Entry)]) -> Vec<Node<'a>>
     let mut queue = VecDeque::from([(0usize, 1u32)]);
     while let Some((entry, id)) = queue.pop_front() {
         // Entries are already sorted, so each child list is in name order.
-        for &child in children
-            .get(entries[entry].0)
-            .map_or(&[][..], Vec::as_slice)
-        {
+        for &child in children.get(entries[entry].0).map_or(&[][..], Vec::as_slice) {
             let path = entries[child].0;
             nodes.push(Node {
                 entry: child,
@@ -385,10 +379,7 @@ impl BomRecord {
 pub(crate) fn read(data: &[u8]) -> Result<Vec<BomRecord>> {
     let bom = ParsedBom::parse(data)?;
     let tree = bom.var("Paths")?;
-    ensure!(
-        tree.get(..4) == Some(b"tree"),
-        "BOM: Paths is not a tree block"
-    );
+    ensure!(tree.get(..4) == Some(b"tree"), "BOM: Paths is not a tree block");
     let mut node = be32(tree, 8)?;
     // Descend to the first leaf, then follow the forward links.
     let mut steps = 0;
@@ -401,10 +392,7 @@ pub(crate) fn read(data: &[u8]) -> Result<Vec<BomRecord>> {
     let mut leaves = 0;
     while node != 0 {
         leaves += 1;
-        ensure!(
-            leaves <= bom.block_count(),
-            "BOM: Paths leaves form a cycle"
-        );
+        ensure!(leaves <= bom.block_count(), "BOM: Paths leaves form a cycle");
         let leaf = bom.block(node)?;
         for index in 0..usize::from(be16(leaf, 2)?) {
             let info = bom.block(be32(leaf, 12 + 8 * index)?)?;
@@ -438,10 +426,7 @@ fn read_path(bom: &ParsedBom, info: &[u8], file: &[u8]) -> Result<RawPath> {
     let path_type = record[0];
     let link_target = if path_type == TYPE_LINK && record.len() > 31 {
         let target = &record[31..];
-        Some(
-            String::from_utf8_lossy(target.split(|&b| b == 0).next().unwrap_or_default())
-                .into_owned(),
-        )
+        Some(String::from_utf8_lossy(target.split(|&b| b == 0).next().unwrap_or_default()).into_owned())
     } else {
         None
     };
@@ -469,10 +454,7 @@ fn read_path(bom: &ParsedBom, info: &[u8], file: &[u8]) -> Result<RawPath> {
 
 /// Turn (id, parent id, name) triples into "./a/b" paths.
 fn resolve_names(raw: Vec<RawPath>) -> Result<Vec<BomRecord>> {
-    let by_id: HashMap<u32, (u32, &str)> = raw
-        .iter()
-        .map(|p| (p.id, (p.parent, p.name.as_str())))
-        .collect();
+    let by_id: HashMap<u32, (u32, &str)> = raw.iter().map(|p| (p.id, (p.parent, p.name.as_str()))).collect();
     let mut records = Vec::with_capacity(raw.len());
     for path in &raw {
         let mut names = vec![path.name.as_str()];
@@ -513,10 +495,7 @@ impl<'a> ParsedBom<'a> {
         );
         let index = slice(data, be32(data, 16)?, be32(data, 20)?)?;
         let count = be32(index, 0)? as usize;
-        ensure!(
-            count <= index.len() / 8,
-            "BOM: block table claims {count} blocks"
-        );
+        ensure!(count <= index.len() / 8, "BOM: block table claims {count} blocks");
         let table = (0..count)
             .map(|i| Ok((be32(index, 4 + 8 * i)?, be32(index, 8 + 8 * i)?)))
             .collect::<Result<_>>()?;
@@ -654,9 +633,7 @@ mod tests {
         assert!(read(b"BOMStore").is_err());
         assert!(read(&[0xff; 64]).is_err());
         let mut header = b"BOMStore".to_vec();
-        header.extend_from_slice(&[
-            0, 0, 0, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xf0, 0, 0, 0, 0x20,
-        ]);
+        header.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xf0, 0, 0, 0, 0x20]);
         header.resize(40, 0);
         assert!(read(&header).is_err());
     }

@@ -97,11 +97,7 @@ fn cpio_name(components: &[String]) -> String {
 
 /// Stream the payload as gzip'd odc cpio into `out`, returning each entry's size and cksum in
 /// [`Payload::entries`] order. File contents are read once, in `CHUNK`s.
-pub(crate) fn write_payload(
-    payload: &Payload,
-    mtime: u64,
-    out: &mut dyn Write,
-) -> Result<Vec<PathStats>> {
+pub(crate) fn write_payload(payload: &Payload, mtime: u64, out: &mut dyn Write) -> Result<Vec<PathStats>> {
     let mut gzip = GzipWriter::new(out)?;
     let mut stats = Vec::with_capacity(payload.len());
     // Inode numbers only need to be distinct: readers treat equal (dev, ino) with nlink > 1 as hard links.
@@ -117,13 +113,7 @@ pub(crate) fn write_payload(
     Ok(stats)
 }
 
-fn write_entry(
-    out: &mut impl Write,
-    name: &str,
-    ino: u64,
-    entry: &Entry,
-    mtime: u64,
-) -> Result<PathStats> {
+fn write_entry(out: &mut impl Write, name: &str, ino: u64, entry: &Entry, mtime: u64) -> Result<PathStats> {
     let header = |file_size, nlink| OdcHeader {
         name: name.to_owned(),
         ino,
@@ -143,22 +133,19 @@ fn write_entry(
                 cksum: Cksum::new().finish(),
             })
         }
-        EntryKind::Symlink(target) => {
-            write_data(out, header(target.len() as u64, 1), target.as_bytes())
-        }
+        EntryKind::Symlink(target) => write_data(out, header(target.len() as u64, 1), target.as_bytes()),
         EntryKind::File(FileSource::Memory(contents)) => {
             write_data(out, header(contents.len() as u64, 1), contents)
         }
         EntryKind::File(FileSource::Disk(source)) => {
-            let mut file =
-                File::open(source).with_context(|| format!("cannot open {}", source.display()))?;
+            let mut file = File::open(source).with_context(|| format!("cannot open {}", source.display()))?;
             let size = file
                 .metadata()
                 .with_context(|| format!("cannot stat {}", source.display()))?
                 .len();
             write_header(out, &header(size, 1))?;
-            let stats = copy_counting(&mut file, out)
-                .with_context(|| format!("cannot read {}", source.display()))?;
+            let stats =
+                copy_counting(&mut file, out).with_context(|| format!("cannot read {}", source.display()))?;
             // The header already promised `size` bytes; a file that changed underneath would corrupt the
             // archive silently, so refuse.
             ensure!(
@@ -429,10 +416,7 @@ mod tests {
         assert_eq!(names.len(), stats.len());
         assert_eq!(names[0].0, ".");
         assert_eq!(names[2], ("./etc/x".into(), 0o100600, stats[2], None));
-        assert_eq!(
-            names[3],
-            ("./etc/y".into(), 0o120755, stats[3], Some("x".into()))
-        );
+        assert_eq!(names[3], ("./etc/y".into(), 0o120755, stats[3], Some("x".into())));
         Ok(())
     }
 

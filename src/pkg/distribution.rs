@@ -72,10 +72,7 @@ mod tests {
 
     #[test]
     fn pkg_ref_urls_are_percent_encoded() {
-        assert_eq!(
-            percent_encode("com.example.agent.pkg"),
-            "com.example.agent.pkg"
-        );
+        assert_eq!(percent_encode("com.example.agent.pkg"), "com.example.agent.pkg");
         assert_eq!(percent_encode("My Agent+1.pkg"), "My%20Agent%2B1.pkg");
     }
 }

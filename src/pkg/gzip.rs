@@ -159,8 +159,7 @@ fn work(queue: &Mutex<Receiver<Job>>) {
         let Ok(job) = job else { return };
         let mut crc = Crc::new();
         crc.update(&job.input);
-        let result = deflate_block(&job.input, &job.dictionary, job.last)
-            .map(|compressed| (compressed, crc));
+        let result = deflate_block(&job.input, &job.dictionary, job.last).map(|compressed| (compressed, crc));
         // The writer may have gone away after an error elsewhere; nothing to report to then.
         let _ = job.done.send(result);
     }
@@ -170,9 +169,7 @@ fn work(queue: &Mutex<Receiver<Job>>) {
 fn deflate_block(input: &[u8], dictionary: &[u8], last: bool) -> io::Result<Vec<u8>> {
     let mut compress = Compress::new(Compression::new(LEVEL), false);
     if !dictionary.is_empty() {
-        compress
-            .set_dictionary(dictionary)
-            .map_err(io::Error::other)?;
+        compress.set_dictionary(dictionary).map_err(io::Error::other)?;
     }
     let flush = if last {
         FlushCompress::Finish
@@ -229,11 +226,7 @@ mod tests {
         flate2::read::GzDecoder::new(compressed.as_slice()).read_to_end(&mut decoded)?;
         assert!(decoded == data);
         // Dictionary priming keeps the ratio of a serial stream: this text is ~100x compressible.
-        assert!(
-            compressed.len() < data.len() / 50,
-            "{} bytes",
-            compressed.len()
-        );
+        assert!(compressed.len() < data.len() / 50, "{} bytes", compressed.len());
         Ok(())
     }
 

@@ -153,11 +153,7 @@ fn write_component(out: &mut String, raw: &RawXar, toc: &Toc, dir: &str) -> Resu
     writeln!(
         out,
         "\ncomponent {}",
-        if dir.is_empty() {
-            "(archive root)"
-        } else {
-            dir
-        }
+        if dir.is_empty() { "(archive root)" } else { dir }
     )?;
     if let Some(info) = read_package_xml(raw, toc, &join(dir, "PackageInfo"))? {
         let attribute = |name| info.attribute(name).unwrap_or("(unset)");

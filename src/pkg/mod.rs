@@ -131,14 +131,7 @@ impl Payload {
     }
 
     /// Add a regular file whose contents are already in memory.
-    pub fn add_file(
-        &mut self,
-        path: &str,
-        contents: Vec<u8>,
-        mode: u32,
-        uid: u32,
-        gid: u32,
-    ) -> Result<()> {
+    pub fn add_file(&mut self, path: &str, contents: Vec<u8>, mode: u32, uid: u32, gid: u32) -> Result<()> {
         self.add_leaf(
             path,
             EntryKind::File(FileSource::Memory(contents)),
@@ -185,13 +178,7 @@ impl Payload {
     /// disk, owners from `uid`/`gid`, symlinks stay symlinks. `dest` itself (and its missing parents)
     /// are `0755 root:wheel` unless added with [`Payload::add_dir`]: the source directory's own mode is
     /// often a temp dir's 0700, which must not leak onto an install location.
-    pub fn add_tree_from_disk(
-        &mut self,
-        dest: &str,
-        source_dir: &Path,
-        uid: u32,
-        gid: u32,
-    ) -> Result<()> {
+    pub fn add_tree_from_disk(&mut self, dest: &str, source_dir: &Path, uid: u32, gid: u32) -> Result<()> {
         let components = components(dest)?;
         self.add_parents(dest, &components)?;
         if !self.entries.contains_key(&components) {
@@ -239,14 +226,7 @@ impl Payload {
         Ok(())
     }
 
-    fn add_leaf(
-        &mut self,
-        path: &str,
-        kind: EntryKind,
-        mode: u32,
-        uid: u32,
-        gid: u32,
-    ) -> Result<()> {
+    fn add_leaf(&mut self, path: &str, kind: EntryKind, mode: u32, uid: u32, gid: u32) -> Result<()> {
         check_mode(path, mode)?;
         let components = components(path)?;
         ensure!(
@@ -258,15 +238,7 @@ impl Payload {
             !self.entries.contains_key(&components),
             "{path}: already in the payload"
         );
-        self.entries.insert(
-            components,
-            Entry {
-                kind,
-                mode,
-                uid,
-                gid,
-            },
-        );
+        self.entries.insert(components, Entry { kind, mode, uid, gid });
         Ok(())
     }
 
@@ -278,10 +250,7 @@ impl Payload {
                     kind: EntryKind::Directory,
                     ..
                 }) => {}
-                Some(_) => bail!(
-                    "{path}: /{} is not a directory in the payload",
-                    parent.join("/")
-                ),
+                Some(_) => bail!("{path}: /{} is not a directory in the payload", parent.join("/")),
                 None => {
                     let entry = Entry {
                         kind: EntryKind::Directory,
@@ -298,9 +267,7 @@ impl Payload {
 
     /// Entries parents-first, "." first.
     pub(crate) fn entries(&self) -> impl Iterator<Item = (&[String], &Entry)> {
-        self.entries
-            .iter()
-            .map(|(path, entry)| (path.as_slice(), entry))
+        self.entries.iter().map(|(path, entry)| (path.as_slice(), entry))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -330,10 +297,7 @@ fn components(path: &str) -> Result<Vec<String>> {
         .split('/')
         .map(|component| {
             ensure!(
-                !component.is_empty()
-                    && component != "."
-                    && component != ".."
-                    && !component.contains('\0'),
+                !component.is_empty() && component != "." && component != ".." && !component.contains('\0'),
                 "{path}: invalid path component {component:?}"
             );
             Ok(component.to_owned())
@@ -411,19 +375,10 @@ pub fn write_product(
             component.identifier
         );
         archive.add_directory(&[&directory])?;
-        written.push(add_component(
-            &mut archive,
-            Some(&directory),
-            component,
-            options,
-        )?);
+        written.push(add_component(&mut archive, Some(&directory), component, options)?);
     }
     let distribution = distribution::render(product, &written)?;
-    archive.add_bytes(
-        &["Distribution"],
-        distribution.as_bytes(),
-        xar::Encoding::Zlib,
-    )?;
+    archive.add_bytes(&["Distribution"], distribution.as_bytes(), xar::Encoding::Zlib)?;
     archive.finish(dest, options.mtime, signer)
 }
 
@@ -473,11 +428,7 @@ fn add_component<'a>(
             .with_context(|| format!("component {id}: writing the Scripts"))?;
     }
     let package_info = package_info::render(component, payload_summary.as_ref())?;
-    archive.add_bytes(
-        &at("PackageInfo"),
-        package_info.as_bytes(),
-        xar::Encoding::Zlib,
-    )?;
+    archive.add_bytes(&at("PackageInfo"), package_info.as_bytes(), xar::Encoding::Zlib)?;
     Ok(WrittenComponent {
         identifier: id,
         version: &component.version,
@@ -518,16 +469,8 @@ mod tests {
     #[test]
     fn bad_paths_and_modes_are_refused() {
         let mut payload = Payload::new();
-        assert!(
-            payload
-                .add_file("relative", Vec::new(), 0o644, 0, 0)
-                .is_err()
-        );
-        assert!(
-            payload
-                .add_file("/a/../b", Vec::new(), 0o644, 0, 0)
-                .is_err()
-        );
+        assert!(payload.add_file("relative", Vec::new(), 0o644, 0, 0).is_err());
+        assert!(payload.add_file("/a/../b", Vec::new(), 0o644, 0, 0).is_err());
         assert!(payload.add_file("/a//b", Vec::new(), 0o644, 0, 0).is_err());
         assert!(payload.add_file("/a", Vec::new(), 0o100644, 0, 0).is_err());
         assert!(payload.add_file("/", Vec::new(), 0o644, 0, 0).is_err());

@@ -250,8 +250,7 @@ pub(crate) fn header_style(cksum_alg: u32) -> Option<&'static str> {
 impl RawXar {
     /// Read the header and the compressed TOC. Fails on anything that is not a complete XAR header+TOC.
     pub(crate) fn open(path: &Path) -> Result<Self> {
-        let mut file =
-            File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         let file_len = file
             .metadata()
             .with_context(|| format!("cannot stat {}", path.display()))?
@@ -321,12 +320,7 @@ impl RawXar {
         ZlibDecoder::new(self.toc_compressed.as_slice())
             .take(MAX_TOC + 1)
             .read_to_end(&mut xml)
-            .with_context(|| {
-                format!(
-                    "{}: the xar TOC is not a valid zlib stream",
-                    self.path.display()
-                )
-            })?;
+            .with_context(|| format!("{}: the xar TOC is not a valid zlib stream", self.path.display()))?;
         ensure!(
             xml.len() as u64 == self.header.toc_len,
             "{}: the xar TOC is {} bytes, the header says {}",
@@ -363,8 +357,8 @@ impl RawXar {
             .and_then(|s| s.checked_add(length).map(|end| (s, end)));
         match start {
             Some((start, end)) if end <= self.file_len => {
-                let mut file = File::open(&self.path)
-                    .with_context(|| format!("cannot open {}", self.path.display()))?;
+                let mut file =
+                    File::open(&self.path).with_context(|| format!("cannot open {}", self.path.display()))?;
                 file.seek(SeekFrom::Start(start))?;
                 Ok(BufReader::with_capacity(256 * 1024, file).take(length))
             }
@@ -411,11 +405,7 @@ impl RawXar {
 }
 
 fn parse_toc(root: &Element) -> Result<Toc> {
-    ensure!(
-        root.name == "xar",
-        "root element is <{}>, not <xar>",
-        root.name
-    );
+    ensure!(root.name == "xar", "root element is <{}>, not <xar>", root.name);
     let toc = root.child("toc").context("no <toc> element")?;
     let mut files = Vec::new();
     for file in toc.children_named("file") {
@@ -447,9 +437,8 @@ fn heap_ref(element: &Element) -> Result<HeapRef> {
         for certificate in data.children_named("X509Certificate") {
             // Apple wraps the base64 at 76 columns; openssl's decoder wants it unbroken.
             let base64: String = certificate.text().split_whitespace().collect();
-            certificates.push(
-                openssl::base64::decode_block(&base64).context("X509Certificate is not base64")?,
-            );
+            certificates
+                .push(openssl::base64::decode_block(&base64).context("X509Certificate is not base64")?);
         }
     }
     Ok(HeapRef {
@@ -460,16 +449,9 @@ fn heap_ref(element: &Element) -> Result<HeapRef> {
     })
 }
 
-fn collect_files(
-    element: &Element,
-    parent: &str,
-    files: &mut Vec<TocFile>,
-    depth: usize,
-) -> Result<()> {
+fn collect_files(element: &Element, parent: &str, files: &mut Vec<TocFile>, depth: usize) -> Result<()> {
     ensure!(depth < MAX_XML_DEPTH, "file entries nested too deeply");
-    let name = element
-        .child_text("name")
-        .context("a <file> has no <name>")?;
+    let name = element.child_text("name").context("a <file> has no <name>")?;
     ensure!(
         !name.is_empty() && !name.contains('/') && name != "..",
         "bad file name {name:?}"
@@ -496,9 +478,7 @@ fn collect_files(
 
 fn file_data(data: &Element) -> Result<TocData> {
     let number = |name: &str| -> Result<u64> {
-        let text = data
-            .child_text(name)
-            .with_context(|| format!("no <{name}>"))?;
+        let text = data.child_text(name).with_context(|| format!("no <{name}>"))?;
         text.parse()
             .with_context(|| format!("<{name}> {text:?} is not a number"))
     };
@@ -638,13 +618,7 @@ mod tests {
 
     #[test]
     fn malformed_xml_is_an_error() {
-        for bad in [
-            &b"<a><b></a>"[..],
-            b"<a>",
-            b"",
-            b"<a/><b/>",
-            b"<a>&bogus;</a>",
-        ] {
+        for bad in [&b"<a><b></a>"[..], b"<a>", b"", b"<a/><b/>", b"<a>&bogus;</a>"] {
             assert!(
                 parse_xml(bad, "test").is_err(),
                 "{}",

@@ -111,8 +111,7 @@ fn check_toc_checksum(
     if checksum.is_some() && style != header_style {
         problems.push(format!("TOC checksum style {style:?} does not match the header's {header_style} (libxar compares exactly)"));
     }
-    let digest = digest_for(header_style)
-        .and_then(|md| openssl::hash::hash(md, &raw.toc_compressed).ok())?;
+    let digest = digest_for(header_style).and_then(|md| openssl::hash::hash(md, &raw.toc_compressed).ok())?;
     let size = if size == 0 { digest.len() as u64 } else { size };
     let stored = match raw.read_heap(offset, size) {
         Ok(stored) => stored,
@@ -135,12 +134,7 @@ fn check_toc_checksum(
     })
 }
 
-fn read_signatures(
-    raw: &RawXar,
-    toc: &Toc,
-    parts: &mut SignatureParts,
-    problems: &mut Vec<String>,
-) {
+fn read_signatures(raw: &RawXar, toc: &Toc, parts: &mut SignatureParts, problems: &mut Vec<String>) {
     let mut read = |name: &str, heap_ref: &reader::HeapRef| -> Option<Vec<u8>> {
         if heap_ref.size > MAX_SIGNATURE {
             problems.push(format!("{name} claims {} bytes", heap_ref.size));
@@ -276,12 +270,7 @@ fn check_component(raw: &RawXar, toc: &Toc, dir: &str, problems: &mut Vec<String
     Ok(())
 }
 
-fn check_declared_count(
-    label: &str,
-    declared: Option<&Element>,
-    count: usize,
-    problems: &mut Vec<String>,
-) {
+fn check_declared_count(label: &str, declared: Option<&Element>, count: usize, problems: &mut Vec<String>) {
     let declared = declared.and_then(|payload| payload.attribute("numberOfFiles"));
     if declared.and_then(|n| n.parse::<usize>().ok()) != Some(count) {
         problems.push(format!(
@@ -333,9 +322,7 @@ fn compare_bom_and_payload(
     for record in records {
         let path = &record.path;
         let Some(entry) = payload.get(path) else {
-            problems.push(format!(
-                "{label}: {path} is in the BOM but not in the Payload"
-            ));
+            problems.push(format!("{label}: {path} is in the BOM but not in the Payload"));
             continue;
         };
         seen += 1;
@@ -346,11 +333,7 @@ fn compare_bom_and_payload(
                 ));
             }
         };
-        differs(
-            "mode",
-            format!("{:o}", record.mode),
-            format!("{:o}", entry.mode),
-        );
+        differs("mode", format!("{:o}", record.mode), format!("{:o}", entry.mode));
         differs(
             "owner",
             format!("{}/{}", record.uid, record.gid),
@@ -371,15 +354,9 @@ fn compare_bom_and_payload(
         }
     }
     if seen != payload.len() {
-        let in_bom: std::collections::HashSet<&str> =
-            records.iter().map(|r| r.path.as_str()).collect();
-        for path in payload
-            .keys()
-            .filter(|path| !in_bom.contains(path.as_str()))
-        {
-            problems.push(format!(
-                "{label}: {path} is in the Payload but not in the BOM"
-            ));
+        let in_bom: std::collections::HashSet<&str> = records.iter().map(|r| r.path.as_str()).collect();
+        for path in payload.keys().filter(|path| !in_bom.contains(path.as_str())) {
+            problems.push(format!("{label}: {path} is in the Payload but not in the BOM"));
         }
     }
 }
@@ -436,17 +413,10 @@ fn script_names(raw: &RawXar, toc: &Toc, dir: &str) -> Result<Vec<String>> {
     Ok(names)
 }
 
-fn read_xml(
-    raw: &RawXar,
-    toc: &Toc,
-    path: &str,
-    problems: &mut Vec<String>,
-) -> Result<Option<Element>> {
-    let parsed = raw.read_file(toc, path).and_then(|bytes| {
-        bytes
-            .map(|bytes| reader::parse_xml(&bytes, path))
-            .transpose()
-    });
+fn read_xml(raw: &RawXar, toc: &Toc, path: &str, problems: &mut Vec<String>) -> Result<Option<Element>> {
+    let parsed = raw
+        .read_file(toc, path)
+        .and_then(|bytes| bytes.map(|bytes| reader::parse_xml(&bytes, path)).transpose());
     Ok(parsed.unwrap_or_else(|error| {
         problems.push(format!("{error:#}"));
         None
@@ -463,10 +433,7 @@ fn check_distribution(raw: &RawXar, toc: &Toc, problems: &mut Vec<String>) -> Re
             continue;
         };
         let target = percent_decode(target);
-        if toc
-            .file(&target)
-            .is_none_or(|file| file.kind != "directory")
-        {
+        if toc.file(&target).is_none_or(|file| file.kind != "directory") {
             problems.push(format!(
                 "Distribution: pkg-ref {} points at {target:?}, which is not in the archive",
                 pkg_ref.attribute("id").unwrap_or("?")
@@ -507,11 +474,7 @@ pub(crate) fn bom_records(raw: &RawXar, toc: &Toc, dir: &str) -> Result<Option<V
 }
 
 /// Used by inspect: script names with their sizes and modes.
-pub(crate) fn scripts_listing(
-    raw: &RawXar,
-    toc: &Toc,
-    dir: &str,
-) -> Result<Option<Vec<(String, u64, u32)>>> {
+pub(crate) fn scripts_listing(raw: &RawXar, toc: &Toc, dir: &str) -> Result<Option<Vec<(String, u64, u32)>>> {
     let Some(data) = toc
         .file(&join(dir, "Scripts"))
         .and_then(|file| file.data.as_ref())

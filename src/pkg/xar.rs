@@ -105,9 +105,7 @@ impl<W: Write> DigestWriter<W> {
 impl<W: Write> Write for DigestWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let written = self.inner.write(buf)?;
-        self.sha1
-            .update(&buf[..written])
-            .map_err(io::Error::other)?;
+        self.sha1.update(&buf[..written]).map_err(io::Error::other)?;
         self.count += written as u64;
         Ok(written)
     }
@@ -123,8 +121,7 @@ fn sha1(data: &[u8]) -> Result<Vec<u8>> {
 
 impl XarBuilder {
     pub(crate) fn new() -> Result<Self> {
-        let heap =
-            tempfile::tempfile().context("cannot create a temporary file for the xar heap")?;
+        let heap = tempfile::tempfile().context("cannot create a temporary file for the xar heap")?;
         Ok(Self {
             heap,
             heap_len: 0,
@@ -149,12 +146,7 @@ impl XarBuilder {
     }
 
     /// Add a file whose (small) contents are in memory.
-    pub(crate) fn add_bytes(
-        &mut self,
-        path: &[&str],
-        data: &[u8],
-        encoding: Encoding,
-    ) -> Result<()> {
+    pub(crate) fn add_bytes(&mut self, path: &[&str], data: &[u8], encoding: Encoding) -> Result<()> {
         let archived = match encoding {
             Encoding::Stored => data.to_vec(),
             Encoding::Zlib => {
@@ -235,9 +227,7 @@ impl XarBuilder {
         mtime: u64,
         signer: Option<&dyn TocSigner>,
     ) -> Result<()> {
-        let reserved = signer.map_or(0, |s| {
-            (s.rsa_signature_size() + s.cms_signature_size()) as u64
-        });
+        let reserved = signer.map_or(0, |s| (s.rsa_signature_size() + s.cms_signature_size()) as u64);
         let toc = Toc {
             nodes: &self.root,
             mtime,
@@ -256,8 +246,8 @@ impl XarBuilder {
             write_signatures(dest, signer, &checksum)?;
         }
         self.heap.seek(SeekFrom::Start(0))?;
-        let copied = io::copy(&mut (&mut self.heap).take(self.heap_len), dest)
-            .context("cannot copy the xar heap")?;
+        let copied =
+            io::copy(&mut (&mut self.heap).take(self.heap_len), dest).context("cannot copy the xar heap")?;
         ensure!(
             copied == self.heap_len,
             "xar heap file shrank while copying ({copied} of {} bytes)",
@@ -317,7 +307,9 @@ struct Toc<'a> {
 impl Toc<'_> {
     fn render(&self) -> Result<String> {
         let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<xar>\n <toc>\n");
-        xml.push_str("  <checksum style=\"sha1\">\n   <offset>0</offset>\n   <size>20</size>\n  </checksum>\n");
+        xml.push_str(
+            "  <checksum style=\"sha1\">\n   <offset>0</offset>\n   <size>20</size>\n  </checksum>\n",
+        );
         xml.push_str(&format!(
             "  <creation-time>{}</creation-time>\n",
             timestamp(self.mtime)?
@@ -349,13 +341,7 @@ impl Toc<'_> {
         Ok(xml)
     }
 
-    fn render_node(
-        &self,
-        xml: &mut String,
-        node: &Node,
-        next_id: &mut u64,
-        depth: usize,
-    ) -> Result<()> {
+    fn render_node(&self, xml: &mut String, node: &Node, next_id: &mut u64, depth: usize) -> Result<()> {
         let indent = " ".repeat(depth);
         let id = *next_id;
         *next_id += 1;
@@ -402,8 +388,7 @@ fn signature_element(element: &str, style: &str, offset: u64, size: u64, key_inf
 }
 
 fn key_info(certificates: &[Vec<u8>]) -> String {
-    let mut xml =
-        String::from("   <KeyInfo xmlns=\"http://www.w3.org/2000/09/xmldsig#\">\n    <X509Data>\n");
+    let mut xml = String::from("   <KeyInfo xmlns=\"http://www.w3.org/2000/09/xmldsig#\">\n    <X509Data>\n");
     for certificate in certificates {
         xml.push_str(&format!(
             "     <X509Certificate>{}</X509Certificate>\n",
@@ -440,10 +425,7 @@ pub(crate) fn timestamp(unix: u64) -> Result<String> {
     let days = i64::try_from(unix / 86_400).context("timestamp out of range")?;
     let seconds = unix % 86_400;
     let (year, month, day) = civil_from_days(days);
-    ensure!(
-        (0..=9999).contains(&year),
-        "timestamp {unix} is past year 9999"
-    );
+    ensure!((0..=9999).contains(&year), "timestamp {unix} is past year 9999");
     Ok(format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
         seconds / 3600,

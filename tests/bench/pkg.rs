@@ -26,9 +26,8 @@ impl Lcg {
 }
 
 const WORDS: &[&str] = &[
-    "agent", "launchd", "plist", "config", "token", "session", "model", "request", "response",
-    "error", "retry", "socket", "user", "group", "install", "payload", "string", "integer", "true",
-    "false",
+    "agent", "launchd", "plist", "config", "token", "session", "model", "request", "response", "error",
+    "retry", "socket", "user", "group", "install", "payload", "string", "integer", "true", "false",
 ];
 
 /// Text-like lines from a small vocabulary (compresses like logs or config), or LCG bytes (does not).
@@ -42,11 +41,7 @@ fn contents(rng: &mut Lcg, size: usize, random: bool) -> Vec<u8> {
         while out.len() < size {
             let word = WORDS[(rng.next() % WORDS.len() as u64) as usize];
             out.extend_from_slice(word.as_bytes());
-            out.push(if rng.next().is_multiple_of(9) {
-                b'\n'
-            } else {
-                b' '
-            });
+            out.push(if rng.next().is_multiple_of(9) { b'\n' } else { b' ' });
         }
     }
     out.truncate(size);
@@ -80,11 +75,7 @@ fn peak_rss_kib() -> Result<u64> {
         .lines()
         .find(|line| line.starts_with("VmHWM:"))
         .context("no VmHWM")?;
-    Ok(line
-        .split_whitespace()
-        .nth(1)
-        .context("bad VmHWM")?
-        .parse()?)
+    Ok(line.split_whitespace().nth(1).context("bad VmHWM")?.parse()?)
 }
 
 /// Concatenate the tree's files (sorted, like the payload) into one file for `gzip`.
@@ -138,9 +129,7 @@ fn main() -> Result<()> {
     write_product(
         &product,
         &mut BufWriter::new(File::create(&pkg)?),
-        &BuildOptions {
-            mtime: 1_700_000_000,
-        },
+        &BuildOptions { mtime: 1_700_000_000 },
         None,
     )?;
     let ours = started.elapsed();

@@ -10,9 +10,7 @@ use std::process::{Command, Output};
 use anyhow::{Context, Result, ensure};
 use apple_flat_package::{PkgReader, reader::PkgFlavor};
 use apple_xar::reader::XarReader;
-use confine::pkg::{
-    BuildOptions, Component, Payload, Product, Script, inspect, verify, write_product,
-};
+use confine::pkg::{BuildOptions, Component, Payload, Product, Script, inspect, verify, write_product};
 use confine::sign::TocSigner;
 use cpio_archive::{CpioReader, odc::OdcReader};
 use flate2::read::GzDecoder;
@@ -27,9 +25,7 @@ const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../shared/fixtures/apple-productsign-2011.pkg"
 );
-const OPTIONS: BuildOptions = BuildOptions {
-    mtime: 1_700_000_000,
-};
+const OPTIONS: BuildOptions = BuildOptions { mtime: 1_700_000_000 };
 const AGENT: &str = "com.example.agent";
 const SETUP: &str = "com.example.agent.setup";
 
@@ -118,10 +114,7 @@ fn sample_product(extra: usize) -> Result<Product> {
     })
 }
 
-fn build(
-    product: &Product,
-    signer: Option<&dyn TocSigner>,
-) -> Result<(tempfile::TempDir, PathBuf)> {
+fn build(product: &Product, signer: Option<&dyn TocSigner>) -> Result<(tempfile::TempDir, PathBuf)> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("agent.pkg");
     let mut file = File::create(&path)?;
@@ -133,10 +126,7 @@ fn build(
 fn require(name: &str, apt_package: &str) {
     let found = std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()));
-    assert!(
-        found,
-        "`{name}` is not installed: apt-get install {apt_package}"
-    );
+    assert!(found, "`{name}` is not installed: apt-get install {apt_package}");
 }
 
 fn tool(name: &str, apt_package: &str) -> Command {
@@ -176,9 +166,7 @@ fn apple_xar_reads_every_file_and_the_toc_checksum() -> Result<()> {
         );
     }
     assert!(
-        !names
-            .iter()
-            .any(|name| name == "com.example.agent.setup.pkg/Bom"),
+        !names.iter().any(|name| name == "com.example.agent.setup.pkg/Bom"),
         "payload-free component has a Bom"
     );
     for (name, file) in xar.files()? {
@@ -213,11 +201,7 @@ fn apple_flat_package_sees_a_product_with_two_components() -> Result<()> {
         .find(|i| i.identifier == AGENT)
         .context("agent")?;
     assert_eq!(
-        (
-            info.format_version,
-            info.version.as_str(),
-            info.auth.as_str()
-        ),
+        (info.format_version, info.version.as_str(), info.auth.as_str()),
         (2, "1.2.3", "root")
     );
     assert_eq!(info.install_location.as_deref(), Some("/"));
@@ -242,12 +226,7 @@ fn cpio_listing(payload_gz: &[u8]) -> Result<BTreeMap<String, (u32, u32, u32, u6
     while let Some(header) = reader.read_next()? {
         listing.insert(
             header.name().to_owned(),
-            (
-                header.mode(),
-                header.uid(),
-                header.gid(),
-                header.file_size(),
-            ),
+            (header.mode(), header.uid(), header.gid(), header.file_size()),
         );
     }
     Ok(listing)
@@ -284,14 +263,8 @@ fn apple_bom_paths_equal_the_payload_cpio_entries() -> Result<()> {
         );
     }
     assert_eq!(from_bom, cpio);
-    assert_eq!(
-        cpio["./Library/Application Support/Agent/secret.env"].0,
-        0o100600
-    );
-    assert_eq!(
-        cpio["./Library/Application Support/Agent"],
-        (0o040750, 0, 80, 0)
-    );
+    assert_eq!(cpio["./Library/Application Support/Agent/secret.env"].0, 0o100600);
+    assert_eq!(cpio["./Library/Application Support/Agent"], (0o040750, 0, 80, 0));
     assert_eq!(cpio["./usr/local/libexec/agent"].0, 0o100755);
     assert_eq!(cpio["./usr/local/bin/agent"], (0o120755, 0, 0, 16));
     Ok(())
@@ -308,11 +281,7 @@ fn bom_checksums_equal_the_cksum_command() -> Result<()> {
         .map(|p| (p.path().to_owned(), p.crc32()))
         .collect();
     let mut expected = sample_files(3);
-    expected.push((
-        "/usr/local/bin/agent".into(),
-        b"../libexec/agent".to_vec(),
-        0,
-    ));
+    expected.push(("/usr/local/bin/agent".into(), b"../libexec/agent".to_vec(), 0));
     for (index, (payload_path, contents, _)) in expected.iter().enumerate() {
         let copy = dir.path().join(format!("copy{index}"));
         fs::write(&copy, contents)?;
@@ -323,11 +292,7 @@ fn bom_checksums_equal_the_cksum_command() -> Result<()> {
             .next()
             .context("no cksum output")?
             .parse()?;
-        assert_eq!(
-            crcs[&format!(".{payload_path}")],
-            Some(value),
-            "{payload_path}"
-        );
+        assert_eq!(crcs[&format!(".{payload_path}")], Some(value), "{payload_path}");
     }
     Ok(())
 }
@@ -341,11 +306,7 @@ fn more_than_256_paths_split_the_bom_into_linked_leaves() -> Result<()> {
     let root = tree.paths(&parsed)?;
     assert_eq!(root.is_path_info, 0, "the Paths root should be a branch");
     assert_eq!(root.count, 3, "616 paths make three leaves of at most 256");
-    let bom_paths: Vec<String> = parsed
-        .paths()?
-        .iter()
-        .map(|p| p.path().to_owned())
-        .collect();
+    let bom_paths: Vec<String> = parsed.paths()?.iter().map(|p| p.path().to_owned()).collect();
     let cpio_paths: Vec<String> = cpio_listing(&payload)?.into_keys().collect();
     assert_eq!(bom_paths.len(), 616);
     let mut sorted = bom_paths.clone();
@@ -359,10 +320,7 @@ fn more_than_256_paths_split_the_bom_into_linked_leaves() -> Result<()> {
 fn bsdtar_and_7zip_read_it_cleanly() -> Result<()> {
     let (_dir, path) = build(&sample_product(300)?, None)?;
     let listed = run(tool("bsdtar", "libarchive-tools").arg("-tvf").arg(&path))?;
-    assert!(
-        listed.status.success() && listed.stderr.is_empty(),
-        "{listed:?}"
-    );
+    assert!(listed.status.success() && listed.stderr.is_empty(), "{listed:?}");
     assert!(String::from_utf8(listed.stdout)?.contains("com.example.agent.pkg/Payload"));
     let extracted = run(tool("bsdtar", "libarchive-tools").arg("-xOf").arg(&path))?;
     assert!(
@@ -372,18 +330,13 @@ fn bsdtar_and_7zip_read_it_cleanly() -> Result<()> {
     );
     let tested = run(tool("7zz", "7zip").arg("t").arg(&path))?;
     let stdout = String::from_utf8(tested.stdout)?;
-    assert!(
-        tested.status.success() && !stdout.contains("Warning"),
-        "{stdout}"
-    );
+    assert!(tested.status.success() && !stdout.contains("Warning"), "{stdout}");
     Ok(())
 }
 
 fn corrupt(path: &Path, offset: u64) -> Result<PathBuf> {
     let mut bytes = fs::read(path)?;
-    let byte = bytes
-        .get_mut(offset as usize)
-        .context("offset past the end")?;
+    let byte = bytes.get_mut(offset as usize).context("offset past the end")?;
     *byte ^= 0x55;
     let corrupted = path.with_extension("corrupt.pkg");
     fs::write(&corrupted, bytes)?;
@@ -403,10 +356,7 @@ fn a_corrupt_payload_byte_is_caught() -> Result<()> {
         xar.heap_start_offset() + payload.offset + payload.length / 2,
     )?;
     let extracted = run(tool("bsdtar", "libarchive-tools").arg("-xOf").arg(&bad))?;
-    assert!(
-        !extracted.status.success(),
-        "bsdtar accepted a corrupt payload"
-    );
+    assert!(!extracted.status.success(), "bsdtar accepted a corrupt payload");
     let tested = run(tool("7zz", "7zip").arg("t").arg(&bad))?;
     assert_eq!(
         tested.status.code(),
@@ -461,10 +411,7 @@ fn a_corrupt_toc_checksum_is_caught() -> Result<()> {
     // The stored checksum is the first heap byte: the TOC itself stays decodable.
     let bad = corrupt(&path, xar.heap_start_offset())?;
     let listed = run(tool("bsdtar", "libarchive-tools").arg("-tvf").arg(&bad))?;
-    assert!(
-        !listed.status.success(),
-        "bsdtar accepted a bad TOC checksum"
-    );
+    assert!(!listed.status.success(), "bsdtar accepted a bad TOC checksum");
     // pkg.md §1.5: 7-Zip only warns about the TOC checksum.
     let tested = run(tool("7zz", "7zip").arg("t").arg(&bad))?;
     let stdout = String::from_utf8_lossy(&tested.stdout);
@@ -532,10 +479,7 @@ fn trees_from_disk_keep_modes_and_symlinks() -> Result<()> {
     assert_eq!(cpio["./opt/agent/link"], (0o120755, 0, 0, 10));
     assert_eq!(cpio["./opt/agent/private"].0, 0o100600);
     assert_eq!(cpio["./opt/agent/sub/deeper"].0, 0o040700);
-    assert_eq!(
-        cpio["./opt/agent/sub/deeper/data"],
-        (0o100644, 0, 0, 100_000)
-    );
+    assert_eq!(cpio["./opt/agent/sub/deeper/data"], (0o100644, 0, 0, 100_000));
     assert!(verify(&path)?.is_ok());
     Ok(())
 }
@@ -550,10 +494,7 @@ fn package_info_and_distribution_snapshots() -> Result<()> {
     );
     insta::assert_snapshot!(
         "package_info_payload_free",
-        String::from_utf8(xar_file(
-            &mut xar,
-            "com.example.agent.setup.pkg/PackageInfo"
-        )?)?
+        String::from_utf8(xar_file(&mut xar, "com.example.agent.setup.pkg/PackageInfo")?)?
     );
     insta::assert_snapshot!(
         "distribution",
@@ -630,10 +571,7 @@ fn garbage_and_truncated_files_are_errors_not_panics() -> Result<()> {
     for keep in [0, 3, 27, 28, 100, bytes.len() / 2, bytes.len() - 1] {
         let truncated = dir.path().join(format!("cut{keep}.pkg"));
         fs::write(&truncated, &bytes[..keep])?;
-        assert!(
-            inspect(&truncated).is_err(),
-            "inspect accepted {keep} bytes"
-        );
+        assert!(inspect(&truncated).is_err(), "inspect accepted {keep} bytes");
         let verified = verify(&truncated);
         assert!(
             verified.as_ref().map_or(true, |report| !report.is_ok()),
@@ -714,10 +652,7 @@ fn signed_products_reserve_and_fill_the_signature_space() -> Result<()> {
     let toc = xar.table_of_contents().clone();
     let rsa = toc.signature.as_ref().context("no <signature>")?;
     let cms = toc.x_signature.as_ref().context("no <x-signature>")?;
-    assert_eq!(
-        (rsa.offset, rsa.size, cms.offset, cms.size),
-        (20, 256, 276, 4096)
-    );
+    assert_eq!((rsa.offset, rsa.size, cms.offset, cms.size), (20, 256, 276, 4096));
     // Every file's data now starts after the reserved space and still decodes (checked by apple-xar).
     for (name, file) in xar.files()? {
         if let Some(data) = file.data {
@@ -733,10 +668,7 @@ fn signed_products_reserve_and_fill_the_signature_space() -> Result<()> {
     context.verify_init()?;
     context.set_signature_md(Md::sha1())?;
     assert!(context.verify(&checksum, &signature)?);
-    assert!(
-        xar.verify_cms_signature()?,
-        "apple-xar rejects the CMS signature"
-    );
+    assert!(xar.verify_cms_signature()?, "apple-xar rejects the CMS signature");
     let report = verify(&path)?;
     assert!(report.is_ok(), "{:?}", report.problems);
     let parts = report.signature_parts.context("no parts")?;
@@ -759,16 +691,10 @@ fn signed_products_reserve_and_fill_the_signature_space() -> Result<()> {
     )?;
     assert_eq!(parts.cms_certificates, vec![signer.certificate.to_der()?]);
     let listed = run(tool("bsdtar", "libarchive-tools").arg("-xOf").arg(&path))?;
-    assert!(
-        listed.status.success() && listed.stderr.is_empty(),
-        "{listed:?}"
-    );
+    assert!(listed.status.success() && listed.stderr.is_empty(), "{listed:?}");
     let tested = run(tool("7zz", "7zip").arg("t").arg(&path))?;
     let stdout = String::from_utf8(tested.stdout)?;
-    assert!(
-        tested.status.success() && !stdout.contains("Warning"),
-        "{stdout}"
-    );
+    assert!(tested.status.success() && !stdout.contains("Warning"), "{stdout}");
     assert!(inspect(&path)?.contains("signer CN=confine test installer"));
     let mut header = [0u8; 28];
     File::open(&path)?.read_exact(&mut header)?;
@@ -792,10 +718,7 @@ fn multi_block_payloads_are_one_standard_gzip_stream() -> Result<()> {
     let payload_file = dir.path().join("Payload");
     fs::write(&payload_file, &gz)?;
     let tested = run(tool("gzip", "gzip").arg("-t").arg(&payload_file))?;
-    assert!(
-        tested.status.success() && tested.stderr.is_empty(),
-        "{tested:?}"
-    );
+    assert!(tested.status.success() && tested.stderr.is_empty(), "{tested:?}");
     require("cpio", "cpio");
     let pipeline = format!("gzip -dc < '{}' | cpio -itv", payload_file.display());
     let listing = run(Command::new("sh").arg("-c").arg(pipeline))?;
