@@ -6,9 +6,9 @@ use anyhow::{Context, Result, bail};
 
 use crate::output::{Kind, Manifest, Staging};
 use crate::plan::Plan;
-use crate::sign::{self, Identity};
+use crate::sign::{self, Identity, PackageSigner, TocSigner};
 use crate::spec::LoadedSpec;
-use crate::{launchd, openclaw, profile};
+use crate::{installer, launchd, layout, openclaw, pkg, profile};
 
 /// The timestamp written where a format demands one (cpio mtimes, the xar creation time) when
 /// `SOURCE_DATE_EPOCH` is not set: 2024-01-01T00:00:00Z. A constant, so builds are reproducible.
@@ -31,11 +31,20 @@ pub struct BuildOptions {
 /// Builds every artifact of the fleet into `options.out` and returns the manifest.
 pub fn build(loaded: &LoadedSpec, options: &BuildOptions) -> Result<Manifest> {
     let plan = Plan::new(&loaded.spec);
-    let _epoch = source_date_epoch()?;
-    let _secrets = embedded_secrets(&plan, options.embed_secrets)?;
+    let packages = PackageOptions {
+        mtime: source_date_epoch()?,
+        secrets: embedded_secrets(&plan, options.embed_secrets)?,
+        signer: options
+            .pkg_identity
+            .as_ref()
+            .map(PackageSigner::new)
+            .transpose()?,
+    };
     let mut staging = Staging::new(&options.out)?;
     write_agent_files(&plan, &mut staging)?;
+    write_scripts(&plan, &mut staging)?;
     write_profiles(loaded, &plan, options.profile_identity.as_ref(), &mut staging)?;
+    write_packages(loaded, &plan, &packages, &mut staging)?;
     staging.commit()
 }
 
@@ -59,6 +68,76 @@ fn write_agent_files(plan: &Plan, staging: &mut Staging) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The installer scripts, standalone so a reviewer can read exactly what runs on the Mac as root.
+fn write_scripts(plan: &Plan, staging: &mut Staging) -> Result<()> {
+    for script in installer::scripts(plan)? {
+        let path = format!("scripts/{}", script.name);
+        staging.write(&path, Kind::Script, &plan.pkg_identifier, &script.contents)?;
+    }
+    Ok(())
+}
+
+struct PackageOptions<'a> {
+    mtime: u64,
+    secrets: Vec<EmbeddedSecret>,
+    signer: Option<PackageSigner<'a>>,
+}
+
+/// The install product archive, the payload-free uninstall product and, if the spec asks, the bare
+/// component package. Each streams straight into its file in the staging folder.
+fn write_packages(
+    loaded: &LoadedSpec,
+    plan: &Plan,
+    options: &PackageOptions,
+    staging: &mut Staging,
+) -> Result<()> {
+    let write = pkg::BuildOptions { mtime: options.mtime };
+    let signer = options.signer.as_ref().map(|s| s as &dyn TocSigner);
+    let (name, release) = (&plan.fleet.name, &plan.fleet.release);
+    let install = layout::install_product(loaded, plan, &options.secrets)?;
+    write_pkg(
+        staging,
+        &format!("{name}-{release}.pkg"),
+        Kind::Pkg,
+        &plan.pkg_identifier,
+        |out| pkg::write_product(&install, out, &write, signer),
+    )?;
+    let uninstall = layout::uninstall_product(plan)?;
+    let uninstall_path = format!("{name}-uninstall-{release}.pkg");
+    write_pkg(
+        staging,
+        &uninstall_path,
+        Kind::UninstallPkg,
+        &plan.uninstall_pkg_identifier,
+        |out| pkg::write_product(&uninstall, out, &write, signer),
+    )?;
+    if loaded.spec.package.component {
+        let component = layout::install_component(loaded, plan, &options.secrets)?;
+        let path = format!("{name}-{release}-component.pkg");
+        write_pkg(staging, &path, Kind::ComponentPkg, &plan.pkg_identifier, |out| {
+            pkg::write_component(&component, out, &write, signer)
+        })?;
+    }
+    Ok(())
+}
+
+fn write_pkg(
+    staging: &mut Staging,
+    relative: &str,
+    kind: Kind,
+    identifier: &str,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<()>,
+) -> Result<()> {
+    let path = staging.path(relative)?;
+    let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    write(&mut out).with_context(|| format!("writing {relative}"))?;
+    out.into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing {relative}"))?;
+    staging.record(relative, kind, identifier)
 }
 
 /// Every profile, unsigned (reviewable, byte-stable) and, with a profile identity, signed beside it.

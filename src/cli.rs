@@ -9,9 +9,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::build::{self, BuildOptions};
-use crate::profile;
 use crate::sign::{self, Identity};
 use crate::spec::{self, LoadedSpec, SpecError};
+use crate::{pkg, profile, verify};
 
 /// The environment variable holding the password of PKCS#12 identities.
 const PASSWORD_VARIABLE: &str = "CONFINE_IDENTITY_PASSWORD";
@@ -39,6 +39,22 @@ enum Command {
     },
     /// Print the JSON Schema (draft-07) of the fleet spec, for editors.
     Schema,
+    /// Show what a package holds: TOC, components, PackageInfo, payload listing (like lsbom), scripts and
+    /// signatures.
+    Inspect {
+        /// A flat package (`.pkg`).
+        file: PathBuf,
+    },
+    /// Check packages and signed profiles: structure, every checksum and every signature. Exits 1 on any
+    /// failure.
+    Verify {
+        /// Packages (`.pkg`) and signed profiles (`.mobileconfig`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Also require a signature whose chain reaches one of these CA certificates (PEM or DER).
+        #[arg(long, value_name = "CA.pem")]
+        ca: Option<PathBuf>,
+    },
     /// Development signing identities.
     #[command(subcommand)]
     Identity(IdentityCommand),
@@ -134,6 +150,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Init { path } => init_command(&path),
         Command::Schema => print_stdout(spec::json_schema().as_bytes()),
         Command::Identity(IdentityCommand::New { out }) => identity_new_command(&out),
+        Command::Inspect { file } => print_stdout(pkg::inspect(&file)?.as_bytes()),
+        Command::Verify { files, ca } => verify_command(&files, ca.as_deref()),
     }
 }
 
@@ -239,6 +257,31 @@ fn validate_profile(path: &Path) -> serde_json::Value {
             serde_json::json!({ "file": path, "ok": false, "error": format!("{e:#}") })
         }
     }
+}
+
+fn verify_command(files: &[PathBuf], ca: Option<&Path>) -> Result<()> {
+    let ca = ca.map(sign::load_certificates).transpose()?;
+    let mut failed = 0;
+    for file in files {
+        match verify::verify_file(file, ca.as_deref()) {
+            Ok(report) if report.is_ok() => println!("{}: ok: {}", file.display(), report.summary),
+            Ok(report) => {
+                failed += 1;
+                println!("{}: FAILED: {}", file.display(), report.summary);
+                for problem in &report.problems {
+                    println!("  {problem}");
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                println!("{}: FAILED: {e:#}", file.display());
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} files failed verification", files.len());
+    }
+    Ok(())
 }
 
 fn identity_new_command(out: &Path) -> Result<()> {

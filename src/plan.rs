@@ -16,7 +16,7 @@ pub const LOG_ROOT: &str = "/Library/Logs/confine";
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub fleet: FleetPlan,
-    /// Receipt identifier of the install package (`pkgutil --pkgs`).
+    /// Receipt identifier of the install package (`pkgutil --pkgs`): the fleet identifier itself.
     pub pkg_identifier: String,
     /// Identifier of the payload-free uninstall package.
     pub uninstall_pkg_identifier: String,
@@ -167,7 +167,7 @@ impl Plan {
             .collect();
         groups.extend(spec.groups.iter().map(|g| group_plan(g, &agents)));
         Plan {
-            pkg_identifier: format!("{}.pkg", fleet.identifier),
+            pkg_identifier: fleet.identifier.clone(),
             uninstall_pkg_identifier: format!("{}.uninstall", fleet.identifier),
             support_dir,
             groups,

@@ -9,25 +9,52 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use confine::build::EmbeddedSecret;
 use confine::installer::{self, ScriptFile};
 use confine::plan::Plan;
+use confine::spec::LoadedSpec;
 
 const SIM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/macos-sim");
 const DASH: &[&str] = &["dash"];
 const BASH_POSIX: &[&str] = &["bash", "--posix"];
 
-fn plan_from(yaml: &str) -> Plan {
-    let spec = confine::spec::parse_and_validate(yaml, Path::new("test.yaml"))
-        .unwrap_or_else(|e| panic!("test spec is invalid: {e:?}"));
-    Plan::new(&spec)
+/// A spec and its plan: the payload is built from both, like `confine build` does.
+struct Fleet {
+    loaded: LoadedSpec,
+    plan: Plan,
+    /// Secrets embedded as with `confine build --embed-secrets`.
+    secrets: Vec<EmbeddedSecret>,
 }
 
-fn example() -> Plan {
+impl std::ops::Deref for Fleet {
+    type Target = Plan;
+    fn deref(&self) -> &Plan {
+        &self.plan
+    }
+}
+
+fn plan_from(yaml: &str) -> Fleet {
+    let spec = confine::spec::parse_and_validate(yaml, Path::new("test.yaml"))
+        .unwrap_or_else(|e| panic!("test spec is invalid: {e:?}"));
+    let plan = Plan::new(&spec);
+    let loaded = LoadedSpec {
+        spec,
+        origin: "test.yaml".into(),
+        base_dir: ".".into(),
+    };
+    Fleet {
+        loaded,
+        plan,
+        secrets: Vec::new(),
+    }
+}
+
+fn example() -> Fleet {
     plan_from(confine::spec::EXAMPLE)
 }
 
 /// Two agents sharing a group; `port` is the first agent's gateway port.
-fn two_agents(port: u32) -> Plan {
+fn two_agents(port: u32) -> Fleet {
     plan_from(&format!(
         r#"
 version: 1
@@ -145,6 +172,8 @@ impl Mac {
             fs::create_dir_all(&dir).expect("volume dir");
             set_mode(&dir, mode);
         }
+        // root:admin, as on a Mac (and as the payload repeats it).
+        chown(self.target.join("Library/Application Support"), Some(0), Some(80)).expect("chown");
         let home = self.target.join("Users/alice");
         fs::create_dir_all(home.join(".ssh")).expect("alice's home");
         fs::write(home.join(".ssh/id_ed25519"), "alice's private key\n").expect("key");
@@ -183,9 +212,7 @@ impl Mac {
     /// Runs one package script the way Installer does, with `$1..$4`.
     fn run(&self, scripts: &[ScriptFile], name: &str) -> Output {
         self.runs.set(self.runs.get() + 1);
-        let dir = self
-            .state
-            .with_file_name(format!("scripts-{}", self.runs.get()));
+        let dir = self.state.with_file_name(format!("scripts-{}", self.runs.get()));
         fs::create_dir_all(&dir).expect("scripts dir");
         for s in scripts {
             let path = dir.join(&s.name);
@@ -208,7 +235,7 @@ impl Mac {
     }
 
     /// preinstall, the payload, postinstall and the receipt, as Installer runs a package.
-    fn install(&self, plan: &Plan) -> Result<String, String> {
+    fn install(&self, plan: &Fleet) -> Result<String, String> {
         let scripts = installer::scripts(plan).expect("scripts");
         let pre = self.run(&scripts, "preinstall");
         if !pre.status.success() {
@@ -224,28 +251,34 @@ impl Mac {
         Ok(output_text(&pre) + &output_text(&post))
     }
 
-    /// What the lead's payload puts down: plists, configs and the support files.
-    fn lay_payload(&self, plan: &Plan) {
-        for agent in &plan.agents {
-            let plist = confine::launchd::daemon_plist(agent).expect("plist");
-            self.put(&agent.launchd.plist_path, &plist, 0, 0o644);
-            let config = confine::openclaw::config(agent).expect("config");
-            self.put(&agent.config_path, &config, agent.primary_gid, 0o640);
-        }
-        for file in installer::support_files(plan).expect("support files") {
-            self.put(&file.path, &file.contents, 0, file.mode);
-        }
+    /// Lays down the payload of the component package confine builds, as Installer would: the Payload
+    /// is taken out of the real package with bsdtar and extracted by GNU cpio (as root, so owners and modes
+    /// are the archive's).
+    fn lay_payload(&self, fleet: &Fleet) {
+        let component = confine::layout::install_component(&fleet.loaded, &fleet.plan, &fleet.secrets)
+            .expect("component");
+        let pkg = self.state.join("component.pkg");
+        let mut file = fs::File::create(&pkg).expect("create pkg");
+        confine::pkg::write_component(
+            &component,
+            &mut file,
+            &confine::pkg::BuildOptions { mtime: 0 },
+            None,
+        )
+        .expect("write pkg");
+        fs::create_dir_all(&self.target).expect("target");
+        let script = "bsdtar -xOf \"$1\" Payload | gzip -dc | cpio -idmu --quiet";
+        let status = Command::new("sh")
+            .args(["-c", script, "sh"])
+            .arg(&pkg)
+            .current_dir(&self.target)
+            .status()
+            .expect("bsdtar, gzip and cpio are installed (apt-get install libarchive-tools cpio)");
+        assert!(status.success(), "extracting the payload failed");
+        fs::remove_file(&pkg).expect("remove pkg");
     }
 
-    fn put(&self, path: &str, contents: &[u8], gid: u32, mode: u32) {
-        let path = self.on_mac(path);
-        fs::create_dir_all(path.parent().expect("parent")).expect("payload dirs");
-        fs::write(&path, contents).expect("payload file");
-        chown(&path, Some(0), Some(gid)).expect("chown");
-        set_mode(&path, mode);
-    }
-
-    fn uninstall(&self, plan: &Plan) -> Output {
+    fn uninstall(&self, plan: &Fleet) -> Output {
         self.run(
             &installer::uninstall_scripts(plan).expect("scripts"),
             "postinstall",
@@ -271,10 +304,7 @@ impl Mac {
         let mut snap = BTreeMap::new();
         for part in ["ds", "launchd", "launchd-disabled", "receipts"] {
             walk(&self.state.join(part), &mut |path, meta| {
-                let key = format!(
-                    "state/{}",
-                    path.strip_prefix(&self.state).unwrap().display()
-                );
+                let key = format!("state/{}", path.strip_prefix(&self.state).unwrap().display());
                 let value = if meta.is_file() {
                     fs::read_to_string(path).unwrap_or_default()
                 } else {
@@ -342,27 +372,15 @@ fn fresh_install_creates_accounts_folders_credentials_and_daemons() {
     let out = mac
         .install(&plan)
         .unwrap_or_else(|e| panic!("install failed:\n{e}"));
-    assert!(
-        out.contains("confine: installed halfday-agents 1.0.0"),
-        "{out}"
-    );
+    assert!(out.contains("confine: installed halfday-agents 1.0.0"), "{out}");
 
-    assert_eq!(
-        mac.ds("Users", "hexagent", "UniqueID").as_deref(),
-        Some("1051")
-    );
+    assert_eq!(mac.ds("Users", "hexagent", "UniqueID").as_deref(), Some("1051"));
     assert_eq!(
         mac.ds("Users", "hexagent", "PrimaryGroupID").as_deref(),
         Some("1051")
     );
-    assert_eq!(
-        mac.ds("Users", "hexagent", "Password").as_deref(),
-        Some("*")
-    );
-    assert_eq!(
-        mac.ds("Users", "hexagent", "IsHidden").as_deref(),
-        Some("1")
-    );
+    assert_eq!(mac.ds("Users", "hexagent", "Password").as_deref(), Some("*"));
+    assert_eq!(mac.ds("Users", "hexagent", "IsHidden").as_deref(), Some("1"));
     assert_eq!(
         mac.ds("Users", "hexagent", "UserShell").as_deref(),
         Some("/usr/bin/false")
@@ -377,13 +395,11 @@ fn fresh_install_creates_accounts_folders_credentials_and_daemons() {
         Some("1051")
     );
     assert_eq!(
-        mac.ds("Groups", "shared_agents", "PrimaryGroupID")
-            .as_deref(),
+        mac.ds("Groups", "shared_agents", "PrimaryGroupID").as_deref(),
         Some("1050")
     );
     assert_eq!(
-        mac.ds("Groups", "shared_agents", "GroupMembership")
-            .as_deref(),
+        mac.ds("Groups", "shared_agents", "GroupMembership").as_deref(),
         Some("hexagent\nalice\n")
     );
     assert_eq!(
@@ -412,10 +428,7 @@ fn fresh_install_creates_accounts_folders_credentials_and_daemons() {
         ("/Users/hexagent/.ssh", (0o700, 1051, 1051)),
         ("/Users/hexagent/.ssh/config", (0o600, 1051, 1051)),
         ("/Users/hexagent/.ssh/deploy_halfday", (0o600, 1051, 1051)),
-        (
-            "/Users/hexagent/.ssh/deploy_halfday.pub",
-            (0o644, 1051, 1051),
-        ),
+        ("/Users/hexagent/.ssh/deploy_halfday.pub", (0o644, 1051, 1051)),
         ("/Users/Shared/hexagent-workspace", (0o770, 1051, 1050)),
         ("/Library/Logs/confine/hexagent", (0o750, 1051, 80)),
         (agent.config_dir.as_str(), (0o755, 0, 0)),
@@ -440,14 +453,8 @@ fn fresh_install_creates_accounts_folders_credentials_and_daemons() {
         "Host github.com\n  HostName github.com\n  User git\n  IdentityFile \"/Users/hexagent/.ssh/deploy_halfday\"\n  IdentitiesOnly yes\n"
     ), "{ssh_config}");
     let keys = fs::read_to_string(mac.on_mac(&format!("{support}/public-keys.txt"))).expect("keys");
-    assert!(
-        keys.starts_with("hexagent deploy_halfday ssh-ed25519 "),
-        "{keys}"
-    );
-    assert!(
-        keys.trim_end().ends_with(" hexagent-deploy-halfday"),
-        "{keys}"
-    );
+    assert!(keys.starts_with("hexagent deploy_halfday ssh-ed25519 "), "{keys}");
+    assert!(keys.trim_end().ends_with(" hexagent-deploy-halfday"), "{keys}");
 
     let status: serde_json::Value =
         serde_json::from_slice(&fs::read(mac.on_mac(&format!("{support}/status.json"))).unwrap())
@@ -514,10 +521,7 @@ fn upgrade_reloads_only_the_daemon_whose_plist_changed() {
         ]
     );
     let log = mac.commands();
-    let lines: Vec<&str> = log
-        .lines()
-        .filter(|l| l.starts_with("launchctl "))
-        .collect();
+    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("launchctl ")).collect();
     let hex = "system/com.example.duo.hexagent.gateway";
     let doc = "system/com.example.duo.docbot.gateway";
     assert!(
@@ -595,8 +599,7 @@ fn uninstall_returns_the_mac_to_its_starting_state() {
     let mac = Mac::new(DASH);
     let plan = example();
     let start = mac.snapshot(true);
-    mac.install(&plan)
-        .unwrap_or_else(|e| panic!("install:\n{e}"));
+    mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
     assert_ne!(changed(&start, &mac.snapshot(true)), Vec::<String>::new());
     let out = mac.uninstall(&plan);
     assert!(out.status.success(), "{}", output_text(&out));
@@ -615,10 +618,9 @@ fn self_check_fails_when_the_gateway_listens_beyond_loopback() {
         err.contains("confine: ERROR: self-check failed: hexagent/listens-on-loopback-only"),
         "{err}"
     );
-    let status: serde_json::Value = serde_json::from_slice(
-        &fs::read(mac.on_mac(&format!("{}/status.json", plan.support_dir))).unwrap(),
-    )
-    .unwrap();
+    let status: serde_json::Value =
+        serde_json::from_slice(&fs::read(mac.on_mac(&format!("{}/status.json", plan.support_dir))).unwrap())
+            .unwrap();
     assert_eq!(status["result"], "failed");
 }
 
@@ -626,13 +628,8 @@ fn self_check_fails_when_the_gateway_listens_beyond_loopback() {
 fn self_check_fails_when_the_agent_can_sudo() {
     let mac = Mac::new(DASH);
     mac.write_state("sudoers-nopasswd", "hexagent\n");
-    let err = mac
-        .install(&example())
-        .expect_err("an agent with sudo must fail");
-    assert!(
-        err.contains("self-check failed: hexagent/cannot-sudo ("),
-        "{err}"
-    );
+    let err = mac.install(&example()).expect_err("an agent with sudo must fail");
+    assert!(err.contains("self-check failed: hexagent/cannot-sudo ("), "{err}");
 }
 
 #[test]
@@ -689,14 +686,12 @@ agents:
         mode_owner(&mac, &plan.agents[0].workspace.path),
         (0o770, 1051, 1050)
     );
-    let pubkey =
-        fs::read_to_string(mac.on_mac(&format!("{}/.ssh/deploy.pub", plan.agents[0].home)))
-            .expect("public key");
+    let pubkey = fs::read_to_string(mac.on_mac(&format!("{}/.ssh/deploy.pub", plan.agents[0].home)))
+        .expect("public key");
     assert!(pubkey.trim_end().ends_with(&format!(" {evil}")), "{pubkey}");
-    let status: serde_json::Value = serde_json::from_slice(
-        &fs::read(mac.on_mac(&format!("{}/status.json", plan.support_dir))).unwrap(),
-    )
-    .expect("status.json stays JSON");
+    let status: serde_json::Value =
+        serde_json::from_slice(&fs::read(mac.on_mac(&format!("{}/status.json", plan.support_dir))).unwrap())
+            .expect("status.json stays JSON");
     assert_eq!(status["organization"], evil.as_str());
     assert!(
         mac.commands().contains(&format!(
@@ -723,14 +718,9 @@ fn bash_posix_runs_the_same_install_as_dash() {
     let (a, b) = (dash.snapshot(false), bash.snapshot(false));
     let strip = |m: BTreeMap<String, String>, mac: &Mac| -> BTreeMap<String, String> {
         let root = mac.target.to_str().unwrap().to_owned();
-        m.into_iter()
-            .map(|(k, v)| (k, v.replace(&root, "")))
-            .collect()
+        m.into_iter().map(|(k, v)| (k, v.replace(&root, ""))).collect()
     };
-    assert_eq!(
-        changed(&strip(a, &dash), &strip(b, &bash)),
-        Vec::<String>::new()
-    );
+    assert_eq!(changed(&strip(a, &dash), &strip(b, &bash)), Vec::<String>::new());
 }
 
 #[test]
@@ -773,7 +763,37 @@ fn scripts_parse_and_pass_shellcheck() {
         .args(files.iter().map(|f| f.name.as_str()))
         .current_dir(dir.path())
         .output();
-    let out = shellcheck
-        .unwrap_or_else(|e| panic!("shellcheck is missing ({e}): apt-get install shellcheck"));
+    let out =
+        shellcheck.unwrap_or_else(|e| panic!("shellcheck is missing ({e}): apt-get install shellcheck"));
     assert!(out.status.success(), "shellcheck:\n{}", output_text(&out));
+}
+
+#[test]
+fn embedded_secret_replaces_the_placeholder_and_leaves_no_copy() {
+    let mac = Mac::new(DASH);
+    let mut fleet = example();
+    let agent = &fleet.plan.agents[0];
+    let secret = &agent.secrets[0];
+    let secret_path = secret.path.clone();
+    fleet.secrets.push(EmbeddedSecret {
+        agent: agent.name.clone(),
+        name: secret.name.clone(),
+        path: secret.path.clone(),
+        value: b"github_pat_'$(touch /tmp/pwned)'\n".to_vec(),
+    });
+    mac.install(&fleet).unwrap_or_else(|e| panic!("install:\n{e}"));
+    let installed = fs::read(mac.on_mac(&secret_path)).expect("secret installed");
+    assert_eq!(installed, b"github_pat_'$(touch /tmp/pwned)'\n");
+    assert_eq!(
+        mode_owner(&mac, &secret_path),
+        (0o600, agent.uid, agent.primary_gid)
+    );
+    let staged = format!("{}/embedded-secrets", fleet.plan.support_dir);
+    let leftovers: Vec<_> = fs::read_dir(mac.on_mac(&staged))
+        .map(|d| d.collect())
+        .unwrap_or_default();
+    assert!(
+        leftovers.is_empty(),
+        "the root-only copy is removed after install: {leftovers:?}"
+    );
 }

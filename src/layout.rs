@@ -1,0 +1,163 @@
+//! What the fleet's packages put where on the Mac: the one place that maps a plan to package contents.
+//!
+//! The install package's payload holds, at their final paths:
+//! - each agent's LaunchDaemon plist, `/Library/LaunchDaemons/<label>.plist`, root:wheel 0644 (launchd
+//!   refuses group- or world-writable plists);
+//! - each agent's OpenClaw config, root:<agent's group> 0640, so the agent can read but not change it;
+//! - the installer's support files (uninstaller, shared functions, data file) under the fleet's support
+//!   folder, root-owned;
+//! - the spec's extra payload, modes preserved, root-owned;
+//! - secrets embedded with `--embed-secrets`, root-only 0600 in a staging folder that the postinstall
+//!   empties into the agent's secrets folder.
+//!
+//! Its scripts are the static files in `pkg/` plus the generated data file ([`crate::installer`]). The
+//! uninstall package has no payload: its postinstall is the uninstaller.
+
+use anyhow::{Context, Result};
+
+use crate::build::EmbeddedSecret;
+use crate::pkg::{Component, Payload, Product, Script};
+use crate::plan::{Plan, SUPPORT_ROOT};
+use crate::spec::LoadedSpec;
+use crate::{installer, launchd, openclaw};
+
+const ROOT: u32 = 0;
+const WHEEL: u32 = 0;
+/// `/Library/Application Support` is root:admin on macOS; the payload repeats the owner it already has.
+const ADMIN: u32 = 80;
+
+/// The folder under the support folder that holds embedded secrets until the postinstall moves them.
+pub const EMBEDDED_SECRETS_DIR: &str = "embedded-secrets";
+
+/// The install package: a product archive around one component that carries the payload and scripts.
+pub fn install_product(loaded: &LoadedSpec, plan: &Plan, secrets: &[EmbeddedSecret]) -> Result<Product> {
+    Ok(product(
+        plan,
+        plan.fleet.organization.clone(),
+        install_component(loaded, plan, secrets)?,
+    ))
+}
+
+/// The component inside the install product, also written on its own for `installer -pkg` and agent-based
+/// MDMs.
+pub fn install_component(loaded: &LoadedSpec, plan: &Plan, secrets: &[EmbeddedSecret]) -> Result<Component> {
+    Ok(Component {
+        identifier: plan.pkg_identifier.clone(),
+        version: plan.fleet.release.clone(),
+        payload: Some(install_payload(loaded, plan, secrets)?),
+        scripts: scripts(installer::scripts(plan)?),
+    })
+}
+
+/// The payload-free uninstall package.
+pub fn uninstall_product(plan: &Plan) -> Result<Product> {
+    let component = Component {
+        identifier: plan.uninstall_pkg_identifier.clone(),
+        version: plan.fleet.release.clone(),
+        payload: None,
+        scripts: scripts(installer::uninstall_scripts(plan)?),
+    };
+    Ok(product(
+        plan,
+        format!("Uninstall {}", plan.fleet.organization),
+        component,
+    ))
+}
+
+fn product(plan: &Plan, title: String, component: Component) -> Product {
+    Product {
+        title: format!("{title} agents ({})", plan.fleet.name),
+        identifier: component.identifier.clone(),
+        version: plan.fleet.release.clone(),
+        minimum_macos: plan.fleet.minimum_macos.clone(),
+        components: vec![component],
+    }
+}
+
+fn scripts(files: Vec<installer::ScriptFile>) -> Vec<Script> {
+    files
+        .into_iter()
+        .map(|f| Script {
+            name: f.name,
+            contents: f.contents,
+            mode: f.mode,
+        })
+        .collect()
+}
+
+fn install_payload(loaded: &LoadedSpec, plan: &Plan, secrets: &[EmbeddedSecret]) -> Result<Payload> {
+    let mut payload = Payload::new();
+    payload.add_dir("/Library", 0o755, ROOT, WHEEL)?;
+    payload.add_dir("/Library/LaunchDaemons", 0o755, ROOT, WHEEL)?;
+    payload.add_dir("/Library/Application Support", 0o755, ROOT, ADMIN)?;
+    payload.add_dir(SUPPORT_ROOT, 0o755, ROOT, WHEEL)?;
+    payload.add_dir(&plan.support_dir, 0o755, ROOT, WHEEL)?;
+    for agent in &plan.agents {
+        payload.add_file(
+            &agent.launchd.plist_path,
+            launchd::daemon_plist(agent)?,
+            0o644,
+            ROOT,
+            WHEEL,
+        )?;
+        payload.add_dir(&agent.config_dir, 0o755, ROOT, WHEEL)?;
+        payload.add_file(
+            &agent.config_path,
+            openclaw::config(agent)?,
+            0o640,
+            ROOT,
+            agent.primary_gid,
+        )?;
+    }
+    for file in installer::support_files(plan)? {
+        payload.add_file(&file.path, file.contents, file.mode, ROOT, WHEEL)?;
+    }
+    add_extra_payload(&mut payload, loaded)?;
+    add_embedded_secrets(&mut payload, plan, secrets)?;
+    Ok(payload)
+}
+
+fn add_extra_payload(payload: &mut Payload, loaded: &LoadedSpec) -> Result<()> {
+    for extra in &loaded.spec.package.extra_payload {
+        let source = loaded.base_dir.join(&extra.source.value);
+        let destination = &extra.destination.value;
+        let metadata = std::fs::symlink_metadata(&source).with_context(|| {
+            format!(
+                "extra payload {} (from {}:{})",
+                source.display(),
+                loaded.origin.display(),
+                extra.source.referenced.line()
+            )
+        })?;
+        if metadata.is_dir() {
+            payload.add_tree_from_disk(destination, &source, ROOT, WHEEL)?;
+        } else {
+            payload.add_file_from_disk(destination, &source, permission_bits(&metadata), ROOT, WHEEL)?;
+        }
+    }
+    Ok(())
+}
+
+fn permission_bits(metadata: &std::fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    metadata.permissions().mode() & 0o7777
+}
+
+fn add_embedded_secrets(payload: &mut Payload, plan: &Plan, secrets: &[EmbeddedSecret]) -> Result<()> {
+    if secrets.is_empty() {
+        return Ok(());
+    }
+    let dir = format!("{}/{EMBEDDED_SECRETS_DIR}", plan.support_dir);
+    payload.add_dir(&dir, 0o700, ROOT, WHEEL)?;
+    for secret in secrets {
+        payload.add_dir(&format!("{dir}/{}", secret.agent), 0o700, ROOT, WHEEL)?;
+        payload.add_file(
+            &format!("{dir}/{}/{}", secret.agent, secret.name),
+            secret.value.clone(),
+            0o600,
+            ROOT,
+            WHEEL,
+        )?;
+    }
+    Ok(())
+}
