@@ -15,3 +15,5 @@ mod profile;
 mod pkg;
 // The installer scripts run as root against a simulated macOS (tests/macos-sim).
 mod installer;
+// Signed builds end to end: dev identities, openssl and apple-xar checks, verify, no key leaks.
+mod signed_build;
