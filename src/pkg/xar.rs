@@ -131,18 +131,10 @@ impl XarBuilder {
 
     /// Add an (empty) directory; files added below it later are nested inside.
     pub(crate) fn add_directory(&mut self, path: &[&str]) -> Result<()> {
-        let (name, parent) = path.split_last().context("xar: empty path")?;
-        let siblings = self.directory_mut(parent)?;
-        ensure!(
-            !siblings.iter().any(|node| node.name() == *name),
-            "xar: {} added twice",
-            path.join("/")
-        );
-        siblings.push(Node::Directory {
-            name: (*name).to_owned(),
+        self.insert(path, |name| Node::Directory {
+            name,
             children: Vec::new(),
-        });
-        Ok(())
+        })
     }
 
     /// Add a file whose (small) contents are in memory.
@@ -195,6 +187,11 @@ impl XarBuilder {
     }
 
     fn insert_file(&mut self, path: &[&str], data: HeapData) -> Result<()> {
+        self.insert(path, |name| Node::File { name, data })
+    }
+
+    /// Adds the node `make(name)` at `path`, refusing a second entry of the same name.
+    fn insert(&mut self, path: &[&str], make: impl FnOnce(String) -> Node) -> Result<()> {
         let (name, parent) = path.split_last().context("xar: empty path")?;
         let siblings = self.directory_mut(parent)?;
         ensure!(
@@ -202,10 +199,7 @@ impl XarBuilder {
             "xar: {} added twice",
             path.join("/")
         );
-        siblings.push(Node::File {
-            name: (*name).to_owned(),
-            data,
-        });
+        siblings.push(make((*name).to_owned()));
         Ok(())
     }
 

@@ -25,7 +25,6 @@ use std::io::Cursor;
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
-use openssl::cms::{CMSOptions, CmsContentInfo};
 use plist::{Dictionary, Value};
 use serde_saphyr::Location;
 use uuid::Uuid;
@@ -33,6 +32,7 @@ use uuid::Uuid;
 use catalog::MacOsVersion;
 
 use crate::plan::Plan;
+use crate::sign::{self, ProfileEncoding};
 use crate::spec::{LoadedSpec, Problem, Spec, SpecError};
 
 /// The namespace of every confine `PayloadUUID`: UUIDv5 of the DNS name `profiles.confine`. Changing it
@@ -408,21 +408,13 @@ pub fn validate_bytes(bytes: &[u8], minimum_macos: Option<&str>) -> Result<Vec<F
     Ok(findings)
 }
 
-/// The plist inside a CMS-signed profile (a DER SEQUENCE starts with 0x30), or the bytes as they are. The
-/// signature must match the content; the signer's certificate chain is not checked.
+/// The plist inside a CMS-signed profile, or the bytes as they are. The signature must match the content;
+/// the signer's certificate chain is not checked.
 fn unwrap_signed(bytes: &[u8]) -> Result<Vec<u8>> {
-    if bytes.first() != Some(&0x30) {
-        return Ok(bytes.to_vec());
+    match sign::profile_encoding(bytes) {
+        ProfileEncoding::SignedCms => Ok(sign::verify_profile(bytes, None)
+            .context("the profile's CMS signature does not match its content")?
+            .content),
+        _ => Ok(bytes.to_vec()),
     }
-    let mut cms = CmsContentInfo::from_der(bytes).context("the profile is neither a plist nor CMS (DER)")?;
-    let mut content = Vec::new();
-    cms.verify(
-        None,
-        None,
-        None,
-        Some(&mut content),
-        CMSOptions::NO_SIGNER_CERT_VERIFY | CMSOptions::BINARY,
-    )
-    .context("the profile's CMS signature does not match its content")?;
-    Ok(content)
 }
