@@ -137,7 +137,8 @@ fn write_pkg(
     out.into_inner()
         .map_err(|e| e.into_error())
         .with_context(|| format!("writing {relative}"))?;
-    staging.record(relative, kind, identifier)
+    staging.record(relative, kind, identifier)?;
+    Ok(())
 }
 
 /// Every profile, unsigned (reviewable, byte-stable) and, with a profile identity, signed beside it.
@@ -152,12 +153,16 @@ fn write_profiles(
             eprintln!("warning: {}: {warning}", built.file_name);
         }
         let path = format!("profiles/{}", built.file_name);
-        staging.write(&path, Kind::Profile, &built.identifier, &built.xml)?;
+        staging
+            .write(&path, Kind::Profile, &built.identifier, &built.xml)?
+            .notes = built.notes.clone();
         if let Some(identity) = identity {
             let signed = sign::sign_profile(identity, &built.xml)
                 .with_context(|| format!("signing {}", built.file_name))?;
             let path = format!("profiles/signed/{}", built.file_name);
-            staging.write(&path, Kind::SignedProfile, &built.identifier, &signed)?;
+            staging
+                .write(&path, Kind::SignedProfile, &built.identifier, &signed)?
+                .notes = built.notes.clone();
         }
     }
     Ok(())

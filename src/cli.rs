@@ -29,7 +29,7 @@ struct Cli {
 enum Command {
     /// Build every artifact of a fleet into an output folder (the built-in example fleet without SPEC).
     Build(BuildArgs),
-    /// Check a fleet spec (the built-in example without SPEC).
+    /// Check fleet specs and configuration profiles (the built-in example fleet without FILES).
     Validate(ValidateArgs),
     /// Write the example fleet spec, with comments that teach the format.
     Init {

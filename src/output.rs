@@ -22,7 +22,6 @@ pub enum Kind {
     UninstallPkg,
     Config,
     Script,
-    Schema,
 }
 
 /// One line of `manifest.json`.
@@ -35,6 +34,9 @@ pub struct Entry {
     pub size: u64,
     /// The Apple identifier the artifact carries (profile identifier, launchd label, package identifier).
     pub identifier: String,
+    /// What an admin must know to deploy it (e.g. a profile that needs a user-approved MDM enrollment).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// `manifest.json`: every artifact, sorted by path.
@@ -82,8 +84,14 @@ impl Staging {
         Ok(path)
     }
 
-    /// Writes a small artifact and records it.
-    pub fn write(&mut self, relative: &str, kind: Kind, identifier: &str, bytes: &[u8]) -> Result<()> {
+    /// Writes a small artifact and records it; the returned entry can take notes.
+    pub fn write(
+        &mut self,
+        relative: &str,
+        kind: Kind,
+        identifier: &str,
+        bytes: &[u8],
+    ) -> Result<&mut Entry> {
         let path = self.path(relative)?;
         let mut file = fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
         file.write_all(bytes)
@@ -92,17 +100,21 @@ impl Staging {
     }
 
     /// Records an artifact already written at `relative` (large files, written by streaming).
-    pub fn record(&mut self, relative: &str, kind: Kind, identifier: &str) -> Result<()> {
+    pub fn record(&mut self, relative: &str, kind: Kind, identifier: &str) -> Result<&mut Entry> {
         let path = self.dir.path().join(relative);
         let (sha256, size) = sha256_file(&path)?;
-        self.entries.push(Entry {
+        let identifier = identifier.to_owned();
+        let entry = Entry {
             path: relative.to_owned(),
             kind,
             sha256,
             size,
-            identifier: identifier.to_owned(),
-        });
-        Ok(())
+            identifier,
+            notes: Vec::new(),
+        };
+        let index = self.entries.len();
+        self.entries.push(entry);
+        Ok(&mut self.entries[index])
     }
 
     /// Writes `manifest.json` and moves the staging folder into place.

@@ -17,13 +17,17 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// The example fleet with `extra` appended under `hardening:` and its minimum macOS replaced.
+/// The example fleet with its `hardening.profiles` block replaced by `profiles` and its minimum macOS
+/// replaced.
 fn spec_text(minimum: &str, profiles: &str) -> String {
     let text = spec::EXAMPLE.replace(
         "minimum_macos: \"14.0\"",
         &format!("minimum_macos: \"{minimum}\""),
     );
-    format!("{text}\n  profiles:\n{profiles}")
+    let (base, _) = text
+        .split_once("\n  # Configuration profiles")
+        .expect("the example's profiles block starts with its comment");
+    format!("{base}\n  profiles:\n{profiles}")
 }
 
 fn parse(text: &str) -> Result<Spec, spec::SpecError> {
