@@ -140,3 +140,93 @@ fn schema_is_draft_07_and_stable() {
     assert_eq!(v["$schema"], "http://json-schema.org/draft-07/schema#");
     insta::assert_snapshot!("fleet_schema", text);
 }
+
+#[test]
+fn extra_payload_keeps_modes_and_the_component_package_is_written() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tool = dir.path().join("vendor/tool");
+    std::fs::create_dir_all(tool.join("bin")).expect("mkdir");
+    write(&tool, "README", "read me\n");
+    let run = write(&tool.join("bin"), "run", "#!/bin/sh\necho hi\n");
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o750)).expect("chmod");
+    let package = "package:\n  component: true\n  extra_payload:\n    - { source: vendor/tool, destination: /usr/local/libexec/tool }\n";
+    let spec = write(
+        dir.path(),
+        "fleet.yaml",
+        &crate::util::example_with("\nhardening:", &format!("\n{package}hardening:")),
+    );
+    let out = dir.path().join("dist");
+    confine()
+        .arg("build")
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let component = out.join("halfday-agents-1.0.0-component.pkg");
+    confine().arg("verify").arg(&component).assert().success();
+    let listing = StdCommand::new("sh")
+        .args([
+            "-c",
+            "bsdtar -xOf \"$1\" Payload | gzip -dc | cpio -itv --quiet",
+            "sh",
+        ])
+        .arg(&component)
+        .output()
+        .expect("bsdtar and cpio are installed (apt-get install libarchive-tools cpio)");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let line = |path: &str| {
+        listing
+            .lines()
+            .find(|l| l.ends_with(path))
+            .unwrap_or_else(|| panic!("{path} in:\n{listing}"))
+            .to_owned()
+    };
+    assert!(
+        line("./usr/local/libexec/tool/bin/run").starts_with("-rwxr-x--- "),
+        "{listing}"
+    );
+    assert!(
+        line("./usr/local/libexec/tool/README").starts_with("-rw-r--r-- "),
+        "{listing}"
+    );
+    assert!(
+        line("./usr/local/libexec/tool/README").contains(" root "),
+        "owned by root:\n{listing}"
+    );
+}
+
+#[test]
+fn validate_checks_mobileconfig_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("dist");
+    confine().arg("build").arg("--out").arg(&out).assert().success();
+    let firewall = out.join("profiles/com.halfday.agents.profile.firewall.mobileconfig");
+    confine().arg("validate").arg(&firewall).assert().success();
+    let text = std::fs::read_to_string(&firewall).expect("read");
+    assert_eq!(
+        text.matches("<key>EnableFirewall</key>\n\t\t\t<true/>").count(),
+        1,
+        "fixture anchor:\n{text}"
+    );
+    let broken = text.replace(
+        "<key>EnableFirewall</key>\n\t\t\t<true/>",
+        "<key>EnableFirewall</key>\n\t\t\t<integer>1</integer>",
+    );
+    let bad = write(dir.path(), "bad.mobileconfig", &broken);
+    let output = confine()
+        .arg("validate")
+        .arg(&bad)
+        .arg("--json")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert!(
+        v["files"][0]["problems"][0]["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("EnableFirewall")),
+        "{v}"
+    );
+}
