@@ -230,3 +230,42 @@ fn validate_checks_mobileconfig_files() {
         "{v}"
     );
 }
+
+#[test]
+fn source_date_epoch_sets_the_package_timestamp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    confine().arg("build").arg("--out").arg(&a).assert().success();
+    confine()
+        .arg("build")
+        .arg("--out")
+        .arg(&b)
+        .env("SOURCE_DATE_EPOCH", "1767225600")
+        .assert()
+        .success();
+    let inspect = |out: &std::path::Path| {
+        let output = confine()
+            .arg("inspect")
+            .arg(out.join("halfday-agents-1.0.0.pkg"))
+            .output()
+            .expect("runs");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert!(
+        inspect(&a).contains("creation-time: 2024-01-01T00:00:00"),
+        "the fixed default"
+    );
+    assert!(
+        inspect(&b).contains("creation-time: 2026-01-01T00:00:00"),
+        "SOURCE_DATE_EPOCH"
+    );
+    let output = confine()
+        .arg("build")
+        .arg("--out")
+        .arg(dir.path().join("c"))
+        .env("SOURCE_DATE_EPOCH", "yesterday")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("SOURCE_DATE_EPOCH"));
+}

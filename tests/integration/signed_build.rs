@@ -386,3 +386,42 @@ fn confine_verify_and_inspect_read_apple_s_own_signed_package() {
     assert!(inspect.status.success());
     assert!(String::from_utf8_lossy(&inspect.stdout).contains("Distribution"));
 }
+
+#[test]
+fn the_spec_names_identities_through_environment_variables() {
+    let build = signed_build();
+    let signing = "signing:\n  pkg_identity_env: FLEET_INSTALLER_P12\n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec_text = crate::util::example_with("\nhardening:", &format!("\n{signing}hardening:"));
+    let spec = crate::util::write(dir.path(), "fleet.yaml", &spec_text);
+    let out = dir.path().join("dist");
+    let missing = confine()
+        .arg("build")
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        missing.status.code(),
+        Some(1),
+        "an unset variable the spec names is an error"
+    );
+    assert!(stderr(&missing).contains("FLEET_INSTALLER_P12"));
+    confine()
+        .arg("build")
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .env("FLEET_INSTALLER_P12", build.ids.join("installer-signing.p12"))
+        .env("CONFINE_IDENTITY_PASSWORD", PASSWORD)
+        .assert()
+        .success();
+    confine()
+        .arg("verify")
+        .arg("--ca")
+        .arg(build.ca())
+        .arg(out.join("halfday-agents-1.0.0.pkg"))
+        .assert()
+        .success();
+}
