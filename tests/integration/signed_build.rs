@@ -70,6 +70,17 @@ impl SignedBuild {
         files
     }
 
+    /// `confine verify --ca <dev CA> file` succeeds.
+    fn assert_verifies(&self, file: &Path) {
+        confine()
+            .arg("verify")
+            .arg("--ca")
+            .arg(self.ca())
+            .arg(file)
+            .assert()
+            .success();
+    }
+
     fn signed_profiles(&self) -> Vec<PathBuf> {
         self.files(".mobileconfig")
             .into_iter()
@@ -364,13 +375,7 @@ fn pem_identity_signs_packages_too() {
         .arg(build.ca())
         .assert()
         .success();
-    confine()
-        .arg("verify")
-        .arg("--ca")
-        .arg(build.ca())
-        .arg(out.join("halfday-agents-1.0.0.pkg"))
-        .assert()
-        .success();
+    build.assert_verifies(&out.join("halfday-agents-1.0.0.pkg"));
 }
 
 #[test]
@@ -417,11 +422,5 @@ fn the_spec_names_identities_through_environment_variables() {
         .env("CONFINE_IDENTITY_PASSWORD", PASSWORD)
         .assert()
         .success();
-    confine()
-        .arg("verify")
-        .arg("--ca")
-        .arg(build.ca())
-        .arg(out.join("halfday-agents-1.0.0.pkg"))
-        .assert()
-        .success();
+    build.assert_verifies(&out.join("halfday-agents-1.0.0.pkg"));
 }
