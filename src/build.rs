@@ -28,6 +28,14 @@ pub struct BuildOptions {
     pub pkg_identity: Option<Identity>,
 }
 
+/// Checks what a build would check before writing anything: the plan and every profile against the
+/// payload catalog (errors name the spec line that produced the bad value). `confine validate` runs this
+/// after the spec itself loaded.
+pub fn check(loaded: &LoadedSpec) -> Result<()> {
+    profile::build_loaded(loaded, &Plan::new(&loaded.spec))?;
+    Ok(())
+}
+
 /// Builds every artifact of the fleet into `options.out` and returns the manifest.
 pub fn build(loaded: &LoadedSpec, options: &BuildOptions) -> Result<Manifest> {
     let plan = Plan::new(&loaded.spec);

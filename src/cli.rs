@@ -216,13 +216,16 @@ fn validate_file(path: &Path) -> serde_json::Value {
 }
 
 fn validate_spec(path: Option<&Path>) -> serde_json::Value {
-    match spec::load(path) {
+    let checked = spec::load(path).map_err(anyhow::Error::from).and_then(|loaded| {
+        build::check(&loaded)?;
+        Ok(loaded)
+    });
+    match checked {
         Ok(loaded) => {
             eprintln!("{}: valid", loaded.origin.display());
             serde_json::json!({ "file": loaded.origin, "ok": true, "problems": [] })
         }
         Err(e) => {
-            let e = anyhow::Error::from(e);
             eprintln!("error: {e:#}");
             error_json(&e)
         }

@@ -180,20 +180,6 @@ fn build_named(spec: &Spec, plan: &Plan, base_dir: &Path, spec_file: &Path) -> R
     }
 }
 
-/// Builds the profiles of a spec that passed every other check, and reports catalog violations as spec
-/// problems. Called by the spec validator, so `confine validate fleet.yaml` catches them; the certificate
-/// file is not read here (its folder is not known yet), only its payload's shape is checked.
-pub(crate) fn check_spec(spec: &Spec, problems: &mut Vec<Problem>) {
-    let plan = Plan::new(spec);
-    let placeholder = spec
-        .hardening
-        .profiles
-        .certificate
-        .as_ref()
-        .map(|_| payloads::CertificateFile::placeholder());
-    problems.extend(build_all(spec, &plan, placeholder.as_ref()).1);
-}
-
 fn build_all(
     spec: &Spec,
     plan: &Plan,

@@ -82,17 +82,6 @@ pub(crate) struct CertificateFile {
     common_name: String,
 }
 
-impl CertificateFile {
-    /// Stands in for the file when only the payload's shape is checked.
-    pub(crate) fn placeholder() -> CertificateFile {
-        CertificateFile {
-            der: Vec::new(),
-            file_name: "ca.cer".to_owned(),
-            common_name: "certificate".to_owned(),
-        }
-    }
-}
-
 /// Reads a PEM or DER certificate, relative to the spec's folder.
 pub(crate) fn load_certificate(block: &Certificate, base_dir: &Path) -> Result<CertificateFile, Problem> {
     let path = base_dir.join(&block.path.value);

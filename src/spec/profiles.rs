@@ -403,8 +403,7 @@ impl Default for Restrictions {
 impl Profiles {
     /// Checks the profile blocks against the rest of the spec, then (when the spec is otherwise clean) builds
     /// every profile and checks it against the payload catalog.
-    pub(crate) fn validate(&self, spec: &super::Spec, problems: &mut Vec<super::Problem>) {
-        let clean = problems.is_empty();
+    pub(crate) fn validate(&self, problems: &mut Vec<super::Problem>) {
         if let Some(text) = &self.consent_text
             && (text.value.trim().is_empty() || text.value.chars().count() > 4096)
         {
@@ -428,9 +427,6 @@ impl Profiles {
             ));
         }
         raw_payloads(&self.raw, problems);
-        if clean && problems.is_empty() {
-            crate::profile::check_spec(spec, problems);
-        }
     }
 }
 

@@ -52,7 +52,7 @@ pub(crate) fn validate(spec: &Spec) -> Vec<Problem> {
     c.unique_across_agents(spec);
     c.package(spec);
     c.signing(spec);
-    spec.hardening.profiles.validate(spec, &mut c.problems);
+    spec.hardening.profiles.validate(&mut c.problems);
     c.problems.sort_by_key(|p| (p.line, p.column));
     c.problems
 }

@@ -140,3 +140,27 @@ fn staff_is_never_a_primary_group() {
     assert!(err.contains("`staff` is a macOS system name"), "{err}");
     assert!(err.contains("GID 20 is outside the safe range"), "{err}");
 }
+
+#[test]
+fn a_profile_setting_the_catalog_refuses_names_its_spec_line() {
+    let text = example_with(
+        "    restrictions: { enabled: true }",
+        "    restrictions: { settings: { allowAirDrop: 0 } }",
+    );
+    let err = rejected("restrictions.yaml", &text);
+    assert!(err.contains("expected <boolean>, found <integer> 0"), "{err}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = write(dir.path(), "restrictions.yaml", &text);
+    let output = confine().arg("validate").arg(&spec).output().expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let line = text
+        .lines()
+        .position(|l| l.contains("allowAirDrop: 0"))
+        .expect("line")
+        + 1;
+    assert!(
+        stderr(&output).contains(&format!("restrictions.yaml:{line}:")),
+        "{}",
+        stderr(&output)
+    );
+}

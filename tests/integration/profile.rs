@@ -902,8 +902,21 @@ fn line_of(text: &str, needle: &str) -> usize {
     text.lines().position(|l| l.contains(needle)).expect(needle) + 1
 }
 
+/// The error `confine validate` gives a spec: its own checks first, then its profiles against the catalog.
 fn spec_error(text: &str) -> String {
-    parse(text).expect_err("the spec is refused").to_string()
+    let spec = match parse(text) {
+        Err(e) => return e.to_string(),
+        Ok(spec) => spec,
+    };
+    let loaded = spec::LoadedSpec {
+        spec,
+        origin: "fleet.yaml".into(),
+        base_dir: fixtures(),
+    };
+    format!(
+        "{:#}",
+        confine::build::check(&loaded).expect_err("the spec is refused")
+    )
 }
 
 #[test]
