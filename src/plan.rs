@@ -219,7 +219,7 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
             .workspace
             .mode
             .as_ref()
-            .and_then(|m| spec_octal(&m.value))
+            .and_then(|m| spec::parse_octal(&m.value))
             .unwrap_or(0o770),
     };
     let openclaw = openclaw_plan(&a.openclaw, &config_dir);
@@ -235,7 +235,7 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
         keep_alive: a.launchd.keep_alive,
         throttle_interval: a.launchd.throttle_interval.value,
         exit_timeout: a.launchd.exit_timeout.value,
-        umask: spec_octal(&a.launchd.umask.value).unwrap_or(0o007),
+        umask: spec::parse_octal(&a.launchd.umask.value).unwrap_or(0o007),
         process_type: a.launchd.process_type,
         environment,
     };
@@ -349,10 +349,6 @@ fn ssh_key_plan(agent: &str, home: &str, k: &spec::SshKey) -> SshKeyPlan {
 
 fn value_or(value: &Option<spec::Located<String>>, default: impl FnOnce() -> String) -> String {
     value.as_ref().map_or_else(default, |v| v.value.clone())
-}
-
-fn spec_octal(v: &str) -> Option<u32> {
-    u32::from_str_radix(v, 8).ok()
 }
 
 #[cfg(test)]

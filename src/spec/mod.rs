@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 pub use error::{Problem, SpecError};
 pub use model::*;
 pub use schema::json_schema;
+pub(crate) use validate::parse_octal;
 
 /// The example fleet: the blog's setup, with comments that teach the format. `confine init` writes it and
 /// `confine build` without a spec builds it.

@@ -190,14 +190,13 @@ impl Checker {
     fn openclaw(&mut self, agent: &Agent) {
         let oc = &agent.openclaw;
         let v = &oc.version.value;
-        let ok = v
-            .split_once('-')
-            .map_or(v.as_str(), |(core, _)| core)
-            .split('.')
-            .count()
-            == 3
-            && is_version(v.split_once('-').map_or(v.as_str(), |(core, _)| core), 3)
-            && v.split_once('-').is_none_or(|(_, pre)| {
+        let (core, prerelease) = match v.split_once('-') {
+            Some((core, pre)) => (core, Some(pre)),
+            None => (v.as_str(), None),
+        };
+        let ok = core.split('.').count() == 3
+            && is_version(core, 3)
+            && prerelease.is_none_or(|pre| {
                 !pre.is_empty()
                     && pre
                         .chars()
@@ -371,7 +370,7 @@ impl Checker {
     }
 
     fn unique_across_agents(&mut self, spec: &Spec) {
-        let mut users: BTreeMap<&str, ()> = BTreeMap::new();
+        let mut users = BTreeSet::new();
         let mut uids = BTreeMap::new();
         let mut gids: BTreeMap<u32, &str> = BTreeMap::new();
         let mut group_names = BTreeSet::new();
@@ -394,7 +393,7 @@ impl Checker {
             }
         }
         for agent in &spec.agents {
-            if users.insert(agent.name.value.as_str(), ()).is_some() {
+            if !users.insert(agent.name.value.as_str()) {
                 self.fail(
                     &agent.name,
                     format!("agent `{}` is defined twice", agent.name.value),
