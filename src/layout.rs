@@ -26,9 +26,6 @@ const WHEEL: u32 = 0;
 /// `/Library/Application Support` is root:admin on macOS; the payload repeats the owner it already has.
 const ADMIN: u32 = 80;
 
-/// The folder under the support folder that holds embedded secrets until the postinstall moves them.
-pub const EMBEDDED_SECRETS_DIR: &str = "embedded-secrets";
-
 /// The install package: a product archive around one component that carries the payload and scripts.
 pub fn install_product(loaded: &LoadedSpec, plan: &Plan, secrets: &[EmbeddedSecret]) -> Result<Product> {
     Ok(product(
@@ -147,8 +144,8 @@ fn add_embedded_secrets(payload: &mut Payload, plan: &Plan, secrets: &[EmbeddedS
     if secrets.is_empty() {
         return Ok(());
     }
-    let dir = format!("{}/{EMBEDDED_SECRETS_DIR}", plan.support_dir);
-    payload.add_dir(&dir, 0o700, ROOT, WHEEL)?;
+    let dir = &plan.embedded_secrets_dir;
+    payload.add_dir(dir, 0o700, ROOT, WHEEL)?;
     for secret in secrets {
         payload.add_dir(&format!("{dir}/{}", secret.agent), 0o700, ROOT, WHEEL)?;
         payload.add_file(

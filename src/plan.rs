@@ -22,6 +22,9 @@ pub struct Plan {
     pub uninstall_pkg_identifier: String,
     /// `/Library/Application Support/confine/<fleet name>`.
     pub support_dir: String,
+    /// Root-only folder under the support folder where secrets embedded with `--embed-secrets` wait until
+    /// the postinstall moves them into each agent's secrets folder.
+    pub embedded_secrets_dir: String,
     /// Personal groups first (one per agent), then the spec's groups.
     pub groups: Vec<GroupPlan>,
     pub agents: Vec<AgentPlan>,
@@ -169,6 +172,7 @@ impl Plan {
         Plan {
             pkg_identifier: fleet.identifier.clone(),
             uninstall_pkg_identifier: format!("{}.uninstall", fleet.identifier),
+            embedded_secrets_dir: format!("{support_dir}/embedded-secrets"),
             support_dir,
             groups,
             agents,

@@ -13,6 +13,7 @@ FLEET_RELEASE={{ plan.fleet.release }}
 FLEET_MINIMUM_MACOS={{ plan.fleet.minimum_macos }}
 PKG_IDENTIFIER={{ plan.pkg_identifier }}
 SUPPORT_DIR={{ plan.support_dir }}
+EMBEDDED_SECRETS_DIR={{ plan.embedded_secrets_dir }}
 LOG_ROOT={{ log_root }}
 LOCK_HUMAN_HOMES={{ plan.lock_human_homes }}
 

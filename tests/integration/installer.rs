@@ -788,8 +788,8 @@ fn embedded_secret_replaces_the_placeholder_and_leaves_no_copy() {
         mode_owner(&mac, &secret_path),
         (0o600, agent.uid, agent.primary_gid)
     );
-    let staged = format!("{}/embedded-secrets", fleet.plan.support_dir);
-    let leftovers: Vec<_> = fs::read_dir(mac.on_mac(&staged))
+    let staged = &fleet.plan.embedded_secrets_dir;
+    let leftovers: Vec<_> = fs::read_dir(mac.on_mac(staged))
         .map(|d| d.collect())
         .unwrap_or_default();
     assert!(
