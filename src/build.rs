@@ -8,7 +8,7 @@ use crate::output::{Kind, Manifest, Staging};
 use crate::plan::Plan;
 use crate::sign::{self, Identity, PackageSigner, TocSigner};
 use crate::spec::LoadedSpec;
-use crate::{installer, launchd, layout, openclaw, pkg, profile};
+use crate::{launchd, layout, openclaw, pkg, profile};
 
 /// The timestamp written where a format demands one (cpio mtimes, the xar creation time) when
 /// `SOURCE_DATE_EPOCH` is not set: 2024-01-01T00:00:00Z. A constant, so builds are reproducible.
@@ -48,11 +48,15 @@ pub fn build(loaded: &LoadedSpec, options: &BuildOptions) -> Result<Manifest> {
             .map(PackageSigner::new)
             .transpose()?,
     };
+    // Built once: its scripts are also written standalone, and it goes into the product archive and, if
+    // asked, into a bare component package.
+    let component = layout::install_component(loaded, &plan, &packages.secrets)?;
     let mut staging = Staging::new(&options.out)?;
     write_agent_files(&plan, &mut staging)?;
-    write_scripts(&plan, &mut staging)?;
+    write_scripts(&plan, &component.scripts, &mut staging)?;
     write_profiles(loaded, &plan, options.profile_identity.as_ref(), &mut staging)?;
-    write_packages(loaded, &plan, &packages, &mut staging)?;
+    let component_pkg = loaded.spec.package.component;
+    write_packages(&plan, component, component_pkg, &packages, &mut staging)?;
     staging.commit()
 }
 
@@ -79,8 +83,8 @@ fn write_agent_files(plan: &Plan, staging: &mut Staging) -> Result<()> {
 }
 
 /// The installer scripts, standalone so a reviewer can read exactly what runs on the Mac as root.
-fn write_scripts(plan: &Plan, staging: &mut Staging) -> Result<()> {
-    for script in installer::scripts(plan)? {
+fn write_scripts(plan: &Plan, scripts: &[pkg::Script], staging: &mut Staging) -> Result<()> {
+    for script in scripts {
         let path = format!("scripts/{}", script.name);
         staging.write(&path, Kind::Script, &plan.pkg_identifier, &script.contents)?;
     }
@@ -93,25 +97,29 @@ struct PackageOptions<'a> {
     signer: Option<PackageSigner<'a>>,
 }
 
-/// The install product archive, the payload-free uninstall product and, if the spec asks, the bare
+/// The install product archive, the payload-free uninstall product and, if `component_pkg`, the bare
 /// component package. Each streams straight into its file in the staging folder.
 fn write_packages(
-    loaded: &LoadedSpec,
     plan: &Plan,
+    component: pkg::Component,
+    component_pkg: bool,
     options: &PackageOptions,
     staging: &mut Staging,
 ) -> Result<()> {
     let write = pkg::BuildOptions { mtime: options.mtime };
     let signer = options.signer.as_ref().map(|s| s as &dyn TocSigner);
     let (name, release) = (&plan.fleet.name, &plan.fleet.release);
-    let install = layout::install_product(loaded, plan, &options.secrets)?;
-    write_pkg(
-        staging,
-        &format!("{name}-{release}.pkg"),
-        Kind::Pkg,
-        &plan.pkg_identifier,
-        |out| pkg::write_product(&install, out, &write, signer),
-    )?;
+    if component_pkg {
+        let path = format!("{name}-{release}-component.pkg");
+        write_pkg(staging, &path, Kind::ComponentPkg, &plan.pkg_identifier, |out| {
+            pkg::write_component(&component, out, &write, signer)
+        })?;
+    }
+    let install = layout::install_product(plan, component);
+    let install_path = format!("{name}-{release}.pkg");
+    write_pkg(staging, &install_path, Kind::Pkg, &plan.pkg_identifier, |out| {
+        pkg::write_product(&install, out, &write, signer)
+    })?;
     let uninstall = layout::uninstall_product(plan)?;
     let uninstall_path = format!("{name}-uninstall-{release}.pkg");
     write_pkg(
@@ -121,13 +129,6 @@ fn write_packages(
         &plan.uninstall_pkg_identifier,
         |out| pkg::write_product(&uninstall, out, &write, signer),
     )?;
-    if loaded.spec.package.component {
-        let component = layout::install_component(loaded, plan, &options.secrets)?;
-        let path = format!("{name}-{release}-component.pkg");
-        write_pkg(staging, &path, Kind::ComponentPkg, &plan.pkg_identifier, |out| {
-            pkg::write_component(&component, out, &write, signer)
-        })?;
-    }
     Ok(())
 }
 

@@ -26,13 +26,9 @@ const WHEEL: u32 = 0;
 /// `/Library/Application Support` is root:admin on macOS; the payload repeats the owner it already has.
 const ADMIN: u32 = 80;
 
-/// The install package: a product archive around one component that carries the payload and scripts.
-pub fn install_product(loaded: &LoadedSpec, plan: &Plan, secrets: &[EmbeddedSecret]) -> Result<Product> {
-    Ok(product(
-        plan,
-        plan.fleet.organization.clone(),
-        install_component(loaded, plan, secrets)?,
-    ))
+/// The install package: a product archive around the install component.
+pub fn install_product(plan: &Plan, component: Component) -> Product {
+    product(plan, plan.fleet.organization.clone(), component)
 }
 
 /// The component inside the install product, also written on its own for `installer -pkg` and agent-based
