@@ -164,7 +164,7 @@ fn replace_folder(staged: &Path, out: &Path) -> Result<()> {
 }
 
 /// SHA-256 (hex) and size of a file, read in chunks.
-pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
+fn sha256_file(path: &Path) -> Result<(String, u64)> {
     let mut file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut hasher = Hasher::new(MessageDigest::sha256())?;
     let size =
@@ -172,7 +172,7 @@ pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
     Ok((hex(&hasher.finish()?), size))
 }
 
-pub fn hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
