@@ -330,16 +330,17 @@ fn identities(args: &SigningArgs, loaded: &LoadedSpec) -> Result<(Option<Identit
             })?;
         Ok(Some(PathBuf::from(value)))
     };
+    // A flag wins, and then the spec's variable is not even read: it need not be set.
+    let path = |flag: &Option<PathBuf>, variable| match flag {
+        Some(path) => Ok(Some(path.clone())),
+        None => from_env(variable),
+    };
     let both = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => Some(Identity::from_pem(cert, key, &args.chain)?),
-        _ => load_p12(args.identity.clone().or(from_env(&s.identity_env)?))?,
+        _ => load_p12(path(&args.identity, &s.identity_env)?)?,
     };
-    let profile = load_p12(
-        args.profile_identity
-            .clone()
-            .or(from_env(&s.profile_identity_env)?),
-    )?;
-    let pkg = load_p12(args.pkg_identity.clone().or(from_env(&s.pkg_identity_env)?))?;
+    let profile = load_p12(path(&args.profile_identity, &s.profile_identity_env)?)?;
+    let pkg = load_p12(path(&args.pkg_identity, &s.pkg_identity_env)?)?;
     Ok((profile.or_else(|| both.clone()), pkg.or(both)))
 }
 

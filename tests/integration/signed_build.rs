@@ -423,4 +423,17 @@ fn the_spec_names_identities_through_environment_variables() {
         .assert()
         .success();
     build.assert_verifies(&out.join("halfday-agents-1.0.0.pkg"));
+    // A command-line identity wins; the variable the spec names need not be set then.
+    confine()
+        .arg("build")
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .arg("--pkg-identity")
+        .arg(build.ids.join("installer-signing.p12"))
+        .env_remove("FLEET_INSTALLER_P12")
+        .env("CONFINE_IDENTITY_PASSWORD", PASSWORD)
+        .assert()
+        .success();
+    build.assert_verifies(&out.join("halfday-agents-1.0.0.pkg"));
 }
