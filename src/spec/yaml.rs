@@ -1,0 +1,374 @@
+//! YAML and type errors in an admin's words. serde-saphyr reports what the parser or serde saw (`invalid
+//! u32`, `while parsing a block mapping`); this turns each into a [`Problem`] that names the key, says what
+//! is allowed, points where the fix goes (a missing key at the mapping that lacks it) and suggests the
+//! closest valid name for a typo. It also catches what the parser accepts but admins get wrong: tabs in
+//! indentation and unquoted octal modes.
+
+use serde_saphyr::{Error, Location};
+
+use super::error::Problem;
+use super::model::Spec;
+use super::validate::{MAX_ID, MIN_ID};
+use crate::diagnostics::did_you_mean;
+
+/// Every tab in the indentation of a line: YAML forbids them, and parsers report them a line late.
+pub(super) fn tab_problems(text: &str) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start_matches([' ', '\t', '-']).len();
+        if let Some(tab) = line[..indent].find('\t') {
+            problems.push(Problem {
+                line: index as u64 + 1,
+                column: line[..tab].chars().count() as u64 + 1,
+                message: "YAML does not allow tabs for indentation; use spaces".to_owned(),
+                help: "replace the tab with spaces, lined up with the keys around it".to_owned(),
+            });
+        }
+    }
+    problems
+}
+
+/// Octal modes written without quotes: YAML 1.1 tools read `0770` as the number 504, YAML 1.2 tools as
+/// 770, so the same file means different things to an editor and to confine.
+pub(super) fn unquoted_modes(spec: &Spec, text: &str) -> Vec<Problem> {
+    let modes = spec.agents.iter().flat_map(|agent| {
+        let workspace = agent.workspace.mode.as_ref().map(|m| ("mode", m));
+        workspace
+            .into_iter()
+            .chain(std::iter::once(("umask", &agent.launchd.umask)))
+    });
+    modes
+        .filter(|(_, mode)| mode.referenced != Location::UNKNOWN)
+        .filter(|(_, mode)| {
+            char_at(text, mode.referenced.line(), mode.referenced.column())
+                .is_some_and(|c| c != '"' && c != '\'')
+        })
+        .map(|(key, mode)| {
+            Problem::at(
+                &mode.referenced,
+                format!("`{key}` must be a quoted string, such as \"{}\"", mode.value),
+                format!(
+                    "unquoted, YAML reads {} as a number (other tools see a different value); write `{key}: \"{}\"`",
+                    mode.value, mode.value
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The problem a serde-saphyr error stands for, in plain words.
+pub(super) fn problem(error: &Error, text: &str) -> Problem {
+    let (line, column) = error
+        .location()
+        .filter(|l| *l != Location::UNKNOWN)
+        .map_or((1, 1), |l| (l.line().max(1), l.column().max(1)));
+    let at = |message: String, help: String| Problem {
+        line,
+        column,
+        message,
+        help,
+    };
+    match original(error) {
+        Error::SerdeUnknownField { field, expected, .. } => at(
+            format!("unknown key `{field}`"),
+            suggestion(field, expected, "the keys here are"),
+        ),
+        Error::SerdeUnknownVariant {
+            variant, expected, ..
+        } => at(
+            format!("`{variant}` is not an allowed value"),
+            suggestion(variant, expected, "allowed values are"),
+        ),
+        Error::SerdeMissingField { field, .. } => missing_key(text, line, column, field),
+        Error::InvalidScalar { ty, .. } => type_problem(text, line, column, ty),
+        Error::SerdeInvalidType { expected, .. } | Error::SerdeInvalidValue { expected, .. } => {
+            type_problem(text, line, column, expected)
+        }
+        Error::DuplicateMappingKey { key, .. } => at(
+            format!(
+                "the key `{}` is written twice in this mapping",
+                key.as_deref().unwrap_or("?")
+            ),
+            "keep one of them".to_owned(),
+        ),
+        Error::Eof { .. } => at(
+            "the spec ends in the middle of a value".to_owned(),
+            "close every `[`, `{` and quote".to_owned(),
+        ),
+        other => syntax_problem(&other.to_string(), text, line, column),
+    }
+}
+
+/// The error itself, without the wrappers serde-saphyr adds for snippets and aliases.
+fn original(error: &Error) -> &Error {
+    let mut error = error.without_snippet();
+    while let Error::AliasError { error: inner, .. } | Error::WithSnippet { error: inner, .. } = error {
+        error = inner;
+    }
+    error
+}
+
+fn suggestion(word: &str, expected: &[&'static str], list_intro: &str) -> String {
+    let list = expected
+        .iter()
+        .map(|e| format!("`{e}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match did_you_mean(word, expected.iter().copied()) {
+        Some(close) => format!("did you mean `{close}`? ({list_intro} {list})"),
+        None => format!("{list_intro} {list}"),
+    }
+}
+
+/// A missing key points at the mapping that lacks it: its key line (`fleet:`) or list item (`- name:`).
+fn missing_key(text: &str, line: u64, column: u64, field: &str) -> Problem {
+    let lines: Vec<&str> = text.lines().collect();
+    let key_indent = usize::try_from(column.saturating_sub(1)).unwrap_or(0);
+    let parent = parent_of(
+        &lines,
+        usize::try_from(line).unwrap_or(1).saturating_sub(1),
+        key_indent,
+    );
+    let misplaced = lines.iter().enumerate().find(|(_, l)| {
+        let trimmed = l.trim_start();
+        trimmed.starts_with(&format!("{field}:")) && indent_of(l) != key_indent
+    });
+    let mut help = format!("add `{field}: …` to this mapping");
+    if let Some((index, written)) = misplaced {
+        help = format!(
+            "`{field}` is written on line {} but indented by {} spaces; the keys of this mapping are indented by {key_indent}",
+            index + 1,
+            indent_of(written)
+        );
+    }
+    match parent {
+        Some((index, column, name)) => Problem {
+            line: index as u64 + 1,
+            column: column as u64 + 1,
+            message: format!("{name} has no `{field}`"),
+            help,
+        },
+        None => Problem {
+            line: 1,
+            column: 1,
+            message: format!("the spec has no top-level `{field}`"),
+            help: format!("add `{field}:` (see `confine init` for an example)"),
+        },
+    }
+}
+
+/// The line and column of the mapping that holds a key at `key_indent` on line `index` (0-based), and
+/// how to name it: the list item (`- ` before the key) or the key that introduces the block.
+fn parent_of(lines: &[&str], index: usize, key_indent: usize) -> Option<(usize, usize, String)> {
+    for i in (0..=index.min(lines.len().saturating_sub(1))).rev() {
+        let line = lines[i];
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = indent_of(line);
+        let head = line.get(..key_indent).unwrap_or(line);
+        if let Some(dash) = head.rfind("- ").filter(|_| head.trim_start().starts_with('-')) {
+            return Some((i, dash, "this list item".to_owned()));
+        }
+        if let Some(brace) = head.rfind('{') {
+            return Some((i, brace, "this mapping".to_owned()));
+        }
+        if indent < key_indent {
+            let key = trimmed
+                .split(':')
+                .next()
+                .unwrap_or(trimmed)
+                .trim_start_matches("- ");
+            return Some((i, indent, format!("`{key}`")));
+        }
+    }
+    None
+}
+
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start_matches(' ').len()
+}
+
+/// A value of the wrong type, in plain words with the key's allowed range.
+fn type_problem(text: &str, line: u64, column: u64, expected: &str) -> Problem {
+    let key = key_before(text, line, column);
+    let found = token_at(text, line, column);
+    let allowed = match key.as_deref() {
+        Some("uid" | "gid") => format!("a whole number from {MIN_ID} to {MAX_ID}"),
+        Some("port") => "a whole number from 1024 to 65535".to_owned(),
+        Some("version") if expected.starts_with('u') => "the number 1".to_owned(),
+        _ => type_in_words(expected),
+    };
+    let subject = key.map_or_else(|| "this value".to_owned(), |k| format!("`{k}`"));
+    let message = match found {
+        Some(found) => format!("{subject} must be {allowed}, not `{found}`"),
+        None => format!("{subject} must be {allowed}"),
+    };
+    Problem {
+        line,
+        column,
+        message,
+        help: "`confine schema` lists every key with its type and allowed values".to_owned(),
+    }
+}
+
+fn type_in_words(expected: &str) -> String {
+    let e = expected.to_ascii_lowercase();
+    if ["u8", "u16", "u32", "u64", "i32", "i64", "integer"]
+        .iter()
+        .any(|t| e.contains(t))
+    {
+        "a whole number".to_owned()
+    } else if e.contains("bool") {
+        "`true` or `false`".to_owned()
+    } else if e.contains("sequence") {
+        "a list".to_owned()
+    } else if e.contains("struct") || e.contains("map") {
+        "a mapping of keys".to_owned()
+    } else if e.contains("string") || e.contains("char") {
+        "text".to_owned()
+    } else {
+        expected.to_owned()
+    }
+}
+
+/// Parser errors (syntax) in plain words; the parser's own text is kept only for the rare ones we do not
+/// know.
+fn syntax_problem(parser_message: &str, text: &str, line: u64, column: u64) -> Problem {
+    let m = parser_message.to_ascii_lowercase();
+    let (message, help) = if m.contains("did not find expected key")
+        || m.contains("mapping values are not allowed")
+        || m.contains("block mapping")
+        || m.contains("indentation")
+    {
+        (
+            "this line is not lined up with the keys around it".to_owned(),
+            indentation_help(text, line),
+        )
+    } else if m.contains("flow sequence") || m.contains("flow mapping") || m.contains("unclosed") {
+        (
+            "a `[` or `{` is not closed".to_owned(),
+            "close it on the same line, e.g. `groups: [shared_agents]`".to_owned(),
+        )
+    } else if m.contains("quoted scalar") {
+        (
+            "a quoted value is not closed".to_owned(),
+            "end the value with the same quote it starts with".to_owned(),
+        )
+    } else if m.contains("budget") || m.contains("limit") || m.contains("alias") {
+        (
+            strip_location_suffix(parser_message),
+            "a fleet spec needs no anchors or aliases beyond a few".to_owned(),
+        )
+    } else {
+        (
+            format!(
+                "this is not valid YAML ({})",
+                strip_location_suffix(parser_message)
+            ),
+            "check the indentation and quoting on this line and the one above".to_owned(),
+        )
+    };
+    Problem {
+        line,
+        column,
+        message,
+        help,
+    }
+}
+
+/// How far the key on `line` is indented compared with the key lines before it.
+fn indentation_help(text: &str, line: u64) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let index = usize::try_from(line)
+        .unwrap_or(1)
+        .saturating_sub(1)
+        .min(lines.len().saturating_sub(1));
+    let previous = lines[..index]
+        .iter()
+        .rev()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    match (lines.get(index), previous) {
+        (Some(this), Some(previous)) if indent_of(this) != indent_of(previous) => format!(
+            "keys of one mapping start in the same column: this line is indented by {} spaces, the line above by {}",
+            indent_of(this),
+            indent_of(previous)
+        ),
+        _ => "keys of one mapping start in the same column; a value with `: ` in it needs quotes".to_owned(),
+    }
+}
+
+/// serde-saphyr ends some messages with `at line N, column M`; we print our own location.
+fn strip_location_suffix(message: &str) -> String {
+    let trimmed = message.trim();
+    match trimmed.rfind(" at line ") {
+        Some(pos) => trimmed[..pos].to_owned(),
+        None => trimmed.to_owned(),
+    }
+}
+
+/// The key a value at `line:column` belongs to: the `key:` before the column on that line, or for a
+/// value on its own line, the nearest key line above.
+fn key_before(text: &str, line: u64, column: u64) -> Option<String> {
+    let line_text = text.lines().nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    let before: String = line_text
+        .chars()
+        .take(usize::try_from(column).ok()?.saturating_sub(1))
+        .collect();
+    let key = before.trim_end().strip_suffix(':')?;
+    let key = key.rsplit(['{', ',', ' ', '-']).next()?.trim();
+    (!key.is_empty()).then(|| key.to_owned())
+}
+
+fn char_at(text: &str, line: u64, column: u64) -> Option<char> {
+    let line_text = text.lines().nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    line_text
+        .chars()
+        .nth(usize::try_from(column).ok()?.checked_sub(1)?)
+}
+
+/// The value written at `line:column`, for messages like "must be a whole number, not `abc`". Control
+/// characters are escaped so a hostile spec cannot garble the terminal.
+fn token_at(text: &str, line: u64, column: u64) -> Option<String> {
+    let line_text = text.lines().nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    let rest: String = line_text
+        .chars()
+        .skip(usize::try_from(column).ok()?.saturating_sub(1))
+        .collect();
+    let rest = rest.split(" #").next().unwrap_or_default();
+    let rest = rest.split([',', '}', ']']).next().unwrap_or_default().trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let shown: String = rest
+        .chars()
+        .take(40)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
+    Some(if rest.chars().count() > 40 {
+        format!("{shown}…")
+    } else {
+        shown
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_of_a_value() {
+        let text = "a:\n  uid: eleven\n  x: { port: http }\n";
+        assert_eq!(key_before(text, 2, 8).as_deref(), Some("uid"));
+        assert_eq!(key_before(text, 3, 14).as_deref(), Some("port"));
+    }
+
+    #[test]
+    fn a_tab_is_found_where_it_is() {
+        let problems = tab_problems("a:\n  b: 1\n\tc: 2\n  - \td\n");
+        let at: Vec<_> = problems.iter().map(|p| (p.line, p.column)).collect();
+        assert_eq!(at, [(3, 1), (4, 5)]);
+    }
+}
