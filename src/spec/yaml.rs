@@ -84,6 +84,7 @@ pub(super) fn problem(error: &Error, text: &str) -> Problem {
         Error::SerdeInvalidType { expected, .. } | Error::SerdeInvalidValue { expected, .. } => {
             type_problem(text, line, column, expected)
         }
+        Error::Unexpected { expected, .. } => type_problem(text, line, column, expected),
         Error::DuplicateMappingKey { key, .. } => at(
             format!(
                 "the key `{}` is written twice in this mapping",
@@ -121,6 +122,8 @@ fn suggestion(word: &str, expected: &[&'static str], list_intro: &str) -> String
 }
 
 /// A missing key points at the mapping that lacks it: its key line (`fleet:`) or list item (`- name:`).
+/// When the key is written just below but indented differently, the problem is the indentation, and
+/// points there.
 fn missing_key(text: &str, line: u64, column: u64, field: &str) -> Problem {
     let lines: Vec<&str> = text.lines().collect();
     let key_indent = usize::try_from(column.saturating_sub(1)).unwrap_or(0);
@@ -129,31 +132,40 @@ fn missing_key(text: &str, line: u64, column: u64, field: &str) -> Problem {
         usize::try_from(line).unwrap_or(1).saturating_sub(1),
         key_indent,
     );
-    let misplaced = lines.iter().enumerate().find(|(_, l)| {
-        let trimmed = l.trim_start();
-        trimmed.starts_with(&format!("{field}:")) && indent_of(l) != key_indent
-    });
-    let mut help = format!("add `{field}: …` to this mapping");
-    if let Some((index, written)) = misplaced {
-        help = format!(
-            "`{field}` is written on line {} but indented by {} spaces; the keys of this mapping are indented by {key_indent}",
-            index + 1,
-            indent_of(written)
-        );
-    }
-    match parent {
-        Some((index, column, name)) => Problem {
-            line: index as u64 + 1,
-            column: column as u64 + 1,
-            message: format!("{name} has no `{field}`"),
-            help,
-        },
-        None => Problem {
+    let Some((parent_line, parent_column, name)) = parent else {
+        return Problem {
             line: 1,
             column: 1,
             message: format!("the spec has no top-level `{field}`"),
             help: format!("add `{field}:` (see `confine init` for an example)"),
-        },
+        };
+    };
+    let misplaced = lines
+        .iter()
+        .enumerate()
+        .skip(parent_line + 1)
+        .take_while(|(_, l)| l.trim().is_empty() || indent_of(l) > parent_column)
+        .find(|(_, l)| l.trim_start().starts_with(&format!("{field}:")) && indent_of(l) != key_indent);
+    if let Some((index, written)) = misplaced {
+        return Problem {
+            line: index as u64 + 1,
+            column: indent_of(written) as u64 + 1,
+            message: format!(
+                "`{field}` is indented by {}, but the other keys of {name} by {}",
+                spaces(indent_of(written)),
+                spaces(key_indent)
+            ),
+            help: format!(
+                "line it up with the keys above it; as written, {name} on line {} has no `{field}`",
+                parent_line + 1
+            ),
+        };
+    }
+    Problem {
+        line: parent_line as u64 + 1,
+        column: parent_column as u64 + 1,
+        message: format!("{name} has no `{field}`"),
+        help: format!("add `{field}: …` to it"),
     }
 }
 
@@ -184,6 +196,14 @@ fn parent_of(lines: &[&str], index: usize, key_indent: usize) -> Option<(usize, 
         }
     }
     None
+}
+
+fn spaces(n: usize) -> String {
+    if n == 1 {
+        "1 space".to_owned()
+    } else {
+        format!("{n} spaces")
+    }
 }
 
 fn indent_of(line: &str) -> usize {
@@ -246,15 +266,15 @@ fn syntax_problem(parser_message: &str, text: &str, line: u64, column: u64) -> P
             "this line is not lined up with the keys around it".to_owned(),
             indentation_help(text, line),
         )
+    } else if m.contains("unclosed quote") || m.contains("quoted scalar") {
+        (
+            "a quoted value is not closed".to_owned(),
+            "end the value with the same quote it starts with, on the same line".to_owned(),
+        )
     } else if m.contains("flow sequence") || m.contains("flow mapping") || m.contains("unclosed") {
         (
             "a `[` or `{` is not closed".to_owned(),
-            "close it on the same line, e.g. `groups: [shared_agents]`".to_owned(),
-        )
-    } else if m.contains("quoted scalar") {
-        (
-            "a quoted value is not closed".to_owned(),
-            "end the value with the same quote it starts with".to_owned(),
+            "close it on the same line, e.g. `members: [hexagent]`".to_owned(),
         )
     } else if m.contains("budget") || m.contains("limit") || m.contains("alias") {
         (
@@ -291,9 +311,9 @@ fn indentation_help(text: &str, line: u64) -> String {
         .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
     match (lines.get(index), previous) {
         (Some(this), Some(previous)) if indent_of(this) != indent_of(previous) => format!(
-            "keys of one mapping start in the same column: this line is indented by {} spaces, the line above by {}",
-            indent_of(this),
-            indent_of(previous)
+            "keys of one mapping start in the same column: this line is indented by {}, the line above by {}",
+            spaces(indent_of(this)),
+            spaces(indent_of(previous))
         ),
         _ => "keys of one mapping start in the same column; a value with `: ` in it needs quotes".to_owned(),
     }
