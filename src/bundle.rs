@@ -15,6 +15,7 @@ use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
 use crate::output::Manifest;
+use crate::pkg::civil_from_days;
 
 /// The bundle's file name inside the output folder.
 pub fn file_name(fleet: &str, release: &str) -> String {
@@ -60,8 +61,8 @@ fn dos_time(epoch: u64) -> DateTime {
     };
     DateTime::from_date_and_time(
         clamped as u16,
-        month,
-        day,
+        month as u8,
+        day as u8,
         (seconds / 3600) as u8,
         (seconds / 60 % 60) as u8,
         (seconds % 60) as u8,
@@ -69,30 +70,9 @@ fn dos_time(epoch: u64) -> DateTime {
     .unwrap_or_default()
 }
 
-/// Year, month and day of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u8, u8) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn calendar_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
 
     #[test]
     fn timestamps_outside_zip_range_are_clamped() {

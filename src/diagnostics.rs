@@ -117,7 +117,7 @@ pub fn render(diagnostics: &[Diagnostic], source: Option<&str>, color: bool) -> 
 }
 
 /// The text of 1-based `line`, without its line break.
-fn source_line(source: &str, line: u64) -> Option<&str> {
+pub fn source_line(source: &str, line: u64) -> Option<&str> {
     let index = usize::try_from(line).ok()?.checked_sub(1)?;
     source.lines().nth(index)
 }

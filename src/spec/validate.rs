@@ -688,7 +688,7 @@ fn has_control(v: &str, newlines_ok: bool) -> bool {
 }
 
 /// Shows a hostile value in a message without letting it break the terminal line.
-fn escape(v: &str) -> String {
+pub(super) fn escape(v: &str) -> String {
     let shown: String = v.chars().take(80).collect();
     let shown = shown.escape_debug().to_string();
     if v.chars().count() > 80 {

@@ -8,13 +8,25 @@ use serde_saphyr::{Error, Location};
 
 use super::error::Problem;
 use super::model::Spec;
-use super::validate::{MAX_ID, MIN_ID};
-use crate::diagnostics::did_you_mean;
+use super::validate::{MAX_ID, MIN_ID, escape};
+use crate::diagnostics::{did_you_mean, source_line};
 
-/// Every tab in the indentation of a line: YAML forbids them, and parsers report them a line late.
+/// Every tab in the indentation of a line: YAML forbids them, and parsers report them a line late. Lines
+/// of a block scalar (`key: |`) are text, where a tab is allowed.
 pub(super) fn tab_problems(text: &str) -> Vec<Problem> {
     let mut problems = Vec::new();
+    let mut block_scalar_of: Option<usize> = None;
     for (index, line) in text.lines().enumerate() {
+        if let Some(parent) = block_scalar_of {
+            if line.trim().is_empty() || indent_of(line) > parent {
+                continue;
+            }
+            block_scalar_of = None;
+        }
+        let value = line.split(" #").next().unwrap_or_default().trim_end();
+        if value.ends_with(['|', '>']) || value.ends_with("|-") || value.ends_with(">-") {
+            block_scalar_of = Some(indent_of(line));
+        }
         let indent = line.len() - line.trim_start_matches([' ', '\t', '-']).len();
         if let Some(tab) = line[..indent].find('\t') {
             problems.push(Problem {
@@ -331,8 +343,7 @@ fn strip_location_suffix(message: &str) -> String {
 /// The key a value at `line:column` belongs to: the `key:` before the column on that line, or for a
 /// value on its own line, the nearest key line above.
 fn key_before(text: &str, line: u64, column: u64) -> Option<String> {
-    let line_text = text.lines().nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
-    let before: String = line_text
+    let before: String = source_line(text, line)?
         .chars()
         .take(usize::try_from(column).ok()?.saturating_sub(1))
         .collect();
@@ -342,8 +353,7 @@ fn key_before(text: &str, line: u64, column: u64) -> Option<String> {
 }
 
 fn char_at(text: &str, line: u64, column: u64) -> Option<char> {
-    let line_text = text.lines().nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
-    line_text
+    source_line(text, line)?
         .chars()
         .nth(usize::try_from(column).ok()?.checked_sub(1)?)
 }
@@ -351,27 +361,13 @@ fn char_at(text: &str, line: u64, column: u64) -> Option<char> {
 /// The value written at `line:column`, for messages like "must be a whole number, not `abc`". Control
 /// characters are escaped so a hostile spec cannot garble the terminal.
 fn token_at(text: &str, line: u64, column: u64) -> Option<String> {
-    let line_text = text.lines().nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
-    let rest: String = line_text
+    let rest: String = source_line(text, line)?
         .chars()
         .skip(usize::try_from(column).ok()?.saturating_sub(1))
         .collect();
     let rest = rest.split(" #").next().unwrap_or_default();
     let rest = rest.split([',', '}', ']']).next().unwrap_or_default().trim();
-    if rest.is_empty() {
-        return None;
-    }
-    let shown: String = rest
-        .chars()
-        .take(40)
-        .collect::<String>()
-        .escape_debug()
-        .to_string();
-    Some(if rest.chars().count() > 40 {
-        format!("{shown}…")
-    } else {
-        shown
-    })
+    (!rest.is_empty()).then(|| escape(rest))
 }
 
 #[cfg(test)]
@@ -387,8 +383,8 @@ mod tests {
 
     #[test]
     fn a_tab_is_found_where_it_is() {
-        let problems = tab_problems("a:\n  b: 1\n\tc: 2\n  - \td\n");
+        let problems = tab_problems("a:\n  b: 1\n\tc: 2\n  - \td\nnote: |\n  \ttext\n\te: 1\n");
         let at: Vec<_> = problems.iter().map(|p| (p.line, p.column)).collect();
-        assert_eq!(at, [(3, 1), (4, 5)]);
+        assert_eq!(at, [(3, 1), (4, 5), (7, 1)]);
     }
 }

@@ -3,6 +3,12 @@ use std::process::Command as StdCommand;
 
 use crate::util::{confine, example_spec, stderr, write};
 
+/// Fails with the whole stderr when it lacks `needle`.
+fn assert_stderr_has(output: &std::process::Output, needle: &str) {
+    let err = stderr(output);
+    assert!(err.contains(needle), "stderr lacks {needle:?}:\n{err}");
+}
+
 fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -29,11 +35,7 @@ fn build_finds_fleet_yaml_then_confine_yaml() {
         .output()
         .expect("runs");
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("using the spec confine.yaml"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_has(&output, "using the spec confine.yaml");
     assert!(
         stderr(&output).contains("built acme-agents 1.0.0 from confine.yaml into dist/ (")
             && stderr(&output).contains(" artifacts; packages unsigned, profiles unsigned)"),
@@ -66,11 +68,7 @@ fn build_finds_fleet_yaml_then_confine_yaml() {
         .args(["validate"])
         .output()
         .expect("runs");
-    assert!(
-        stderr(&output).contains("fleet.yaml: valid"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_has(&output, "fleet.yaml: valid");
 }
 
 #[test]
@@ -124,7 +122,7 @@ fn out_pointing_at_a_file_is_refused_and_the_file_is_unchanged() {
         .output()
         .expect("runs");
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(stderr(&output).contains("is not a folder"), "{}", stderr(&output));
+    assert_stderr_has(&output, "is not a folder");
     assert_eq!(
         std::fs::read_to_string(dir.path().join("notes.md")).expect("read"),
         "my notes\n"
@@ -160,7 +158,7 @@ fn out_refuses_root_home_and_the_spec_folder() {
             .output()
             .expect("runs");
         assert_eq!(output.status.code(), Some(2), "{out:?}: {}", stderr(&output));
-        assert!(stderr(&output).contains(why), "{}", stderr(&output));
+        assert_stderr_has(&output, why);
     }
     assert!(home.join("precious").exists());
 }
@@ -175,7 +173,7 @@ fn a_spec_from_stdin() {
         .output()
         .expect("runs");
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(stderr(&output).contains("from <stdin>"), "{}", stderr(&output));
+    assert_stderr_has(&output, "from <stdin>");
     assert_eq!(
         built_packages(&dir.path().join("dist"))[0],
         "piped-agents-1.0.0.pkg"
@@ -186,7 +184,7 @@ fn a_spec_from_stdin() {
         .output()
         .expect("runs");
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("--> <stdin>:3:"), "{}", stderr(&output));
+    assert_stderr_has(&output, "--> <stdin>:3:");
     assert!(
         stderr(&output).contains("  name: [unclosed"),
         "source line:\n{}",
@@ -239,11 +237,7 @@ fn inspect_and_verify_take_many_files() {
         2,
         "the good files are still checked"
     );
-    assert!(
-        stderr(&verify).contains("1 of 3 files failed verification"),
-        "{}",
-        stderr(&verify)
-    );
+    assert_stderr_has(&verify, "1 of 3 files failed verification");
     let inspect = confine()
         .arg("inspect")
         .arg(&bogus)
