@@ -66,9 +66,9 @@ pub fn base_dir_of(path: &Path) -> PathBuf {
     }
 }
 
-/// Parses and validates spec text; `file` only names it in messages. Every problem found is reported: a
-/// syntax or type error stops parsing, but tabs are all found first, and once the spec parses, every
-/// semantic check runs.
+/// Parses and validates spec text; `file` only names it in messages. Every problem found is reported:
+/// tabs are all found first; unknown keys are all reported (parsing goes on without them); a syntax or
+/// type error stops parsing; once the spec parses, every semantic check runs.
 pub fn parse_and_validate(text: &str, file: &Path) -> Result<Spec, SpecError> {
     let fail = |problems| SpecError {
         file: file.to_path_buf(),
@@ -78,8 +78,8 @@ pub fn parse_and_validate(text: &str, file: &Path) -> Result<Spec, SpecError> {
     if !tabs.is_empty() {
         return Err(fail(tabs));
     }
-    let spec = parse(text, file)?;
-    let mut problems = validate::validate(&spec);
+    let (spec, mut problems) = parse(text, file)?;
+    problems.extend(validate::validate(&spec));
     problems.extend(yaml::unquoted_modes(&spec, text));
     problems.sort_by_key(|p| (p.line, p.column));
     if problems.is_empty() {
@@ -130,7 +130,12 @@ pub fn read(path: &Path) -> Result<String, SpecError> {
     })
 }
 
-fn parse(text: &str, file: &Path) -> Result<Spec, SpecError> {
+/// The most unknown keys reported at once; a file with more is probably not a fleet spec.
+const MAX_UNKNOWN_KEYS: usize = 20;
+
+/// The spec, and the unknown keys it had: each is reported, and parsing goes on as if it were not
+/// there, so every typo shows at once. Any other YAML or type error stops parsing.
+fn parse(text: &str, file: &Path) -> Result<(Spec, Vec<Problem>), SpecError> {
     let fail = |line, column, message: String, help: &str| SpecError {
         file: file.to_path_buf(),
         problems: vec![Problem {
@@ -159,10 +164,24 @@ fn parse(text: &str, file: &Path) -> Result<Spec, SpecError> {
             "start from the example: `confine init fleet.yaml`",
         ));
     }
-    serde_saphyr::from_str_with_options(text, parse_options()).map_err(|e| SpecError {
-        file: file.to_path_buf(),
-        problems: vec![yaml::problem(&e, text)],
-    })
+    let mut problems = Vec::new();
+    let mut current = std::borrow::Cow::Borrowed(text);
+    loop {
+        let error = match serde_saphyr::from_str_with_options(&current, parse_options()) {
+            Ok(spec) => return Ok((spec, problems)),
+            Err(error) => error,
+        };
+        problems.push(yaml::problem(&error, &current));
+        match yaml::without_unknown_key(&error, &current) {
+            Some(next) if problems.len() < MAX_UNKNOWN_KEYS => current = next.into(),
+            _ => {
+                return Err(SpecError {
+                    file: file.to_path_buf(),
+                    problems,
+                });
+            }
+        }
+    }
 }
 
 fn parse_options() -> serde_saphyr::Options {

@@ -112,6 +112,71 @@ pub(super) fn problem(error: &Error, text: &str) -> Problem {
     }
 }
 
+/// `text` as if the unknown key `error` reports were fixed, so parsing can go on to find the other
+/// problems: renamed to the key it is closest to, or, with none close, cut out (its line and the block
+/// nested under it become empty lines, so every other line keeps its number). `None` when the key does
+/// not start its line.
+pub(super) fn without_unknown_key(error: &Error, text: &str) -> Option<String> {
+    let Error::SerdeUnknownField {
+        field,
+        expected,
+        location,
+    } = original(error)
+    else {
+        return None;
+    };
+    let index = usize::try_from(location.line()).ok()?.checked_sub(1)?;
+    let key_indent = usize::try_from(location.column()).ok()?.checked_sub(1)?;
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let key_line = lines.get(index)?;
+    if indent_of(key_line) != key_indent || !key_line[key_indent..].starts_with(field.as_str()) {
+        return None; // a key inside a flow mapping or after `- `: not cut out by lines
+    }
+    let close = did_you_mean(field, expected.iter().copied())
+        .filter(|close| !has_sibling(&lines, index, key_indent, close));
+    if let Some(close) = close {
+        lines[index].replace_range(key_indent..key_indent + field.len(), close);
+    } else {
+        let block_end = lines[index + 1..]
+            .iter()
+            .position(|l| !l.trim().is_empty() && indent_of(l) <= key_indent)
+            .map_or(lines.len(), |n| index + 1 + n);
+        lines[index..block_end].iter_mut().for_each(String::clear);
+    }
+    Some(lines.join("\n") + "\n")
+}
+
+/// Whether the mapping whose key at `key_indent` is on line `index` also has `key`: on a line around it
+/// at that indentation, or on the `- key:` line that opens its list item.
+fn has_sibling(lines: &[String], index: usize, key_indent: usize, key: &str) -> bool {
+    let written_here = |line: &str| {
+        line.get(key_indent..)
+            .and_then(|rest| rest.strip_prefix(key))
+            .is_some_and(|rest| rest.starts_with(':'))
+    };
+    let sibling = |line: &str| indent_of(line) == key_indent && written_here(line);
+    let in_block = |line: &str| line.trim().is_empty() || indent_of(line) >= key_indent;
+    if lines[index + 1..]
+        .iter()
+        .take_while(|l| in_block(l))
+        .any(|l| sibling(l))
+    {
+        return true;
+    }
+    for line in lines[..index].iter().rev() {
+        if !in_block(line) {
+            let opens_item = line
+                .get(..key_indent)
+                .is_some_and(|head| head.trim().starts_with('-'));
+            return opens_item && written_here(line);
+        }
+        if sibling(line) {
+            return true;
+        }
+    }
+    false
+}
+
 /// The error itself, without the wrappers serde-saphyr adds for snippets and aliases.
 fn original(error: &Error) -> &Error {
     let mut error = error.without_snippet();
@@ -379,6 +444,18 @@ mod tests {
         let text = "a:\n  uid: eleven\n  x: { port: http }\n";
         assert_eq!(key_before(text, 2, 8).as_deref(), Some("uid"));
         assert_eq!(key_before(text, 3, 14).as_deref(), Some("port"));
+    }
+
+    #[test]
+    fn siblings_of_a_key() {
+        let lines: Vec<String> = ["a:", "  - name: x", "    nmae: y", "    uid: 1", "b: 2"]
+            .iter()
+            .map(|l| (*l).to_owned())
+            .collect();
+        assert!(has_sibling(&lines, 2, 4, "name"));
+        assert!(has_sibling(&lines, 2, 4, "uid"));
+        assert!(!has_sibling(&lines, 2, 4, "b"));
+        assert!(!has_sibling(&lines, 2, 4, "full_name"));
     }
 
     #[test]

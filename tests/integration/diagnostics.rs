@@ -212,3 +212,22 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
         .expect("runs");
     assert!(stderr(&always).contains(escape), "--color always");
 }
+
+#[test]
+fn every_unknown_key_is_reported_with_the_semantic_problems() {
+    let text = spec_with("  release: 1.0.0", "  relase: 1.0.0")
+        .replace("      port: 18789", "      prot: 18789\n      port: 80")
+        .replace("    uid: 1051", "    uid: 1051\n    colour: blue");
+    let err = diagnostics(&text);
+    let titles: Vec<_> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(
+        titles,
+        [
+            "error: unknown key `relase`",
+            "error: unknown key `colour`",
+            "error: unknown key `prot`",
+            "error: port 80 is out of range",
+        ],
+        "{err}"
+    );
+}
