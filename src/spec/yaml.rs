@@ -353,6 +353,11 @@ fn syntax_problem(parser_message: &str, text: &str, line: u64, column: u64) -> P
             "a `[` or `{` is not closed".to_owned(),
             "close it on the same line, e.g. `members: [hexagent]`".to_owned(),
         )
+    } else if m.contains("unexpected character") || m.contains("control character") {
+        (
+            "this character is not allowed in a YAML file".to_owned(),
+            "remove it; control characters are not valid even inside quotes".to_owned(),
+        )
     } else if m.contains("budget") || m.contains("limit") || m.contains("alias") {
         (
             strip_location_suffix(parser_message),
