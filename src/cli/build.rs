@@ -29,7 +29,8 @@ pub const EXAMPLES: &str = "Examples:
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The fleet spec (YAML), or `-` for stdin. Default: ./fleet.yaml, then ./confine.yaml.
+    /// The fleet spec (YAML), or `-` for stdin (its relative paths then resolve against the current
+    /// folder). Default: ./fleet.yaml, then ./confine.yaml.
     spec: Option<PathBuf>,
     /// Build the built-in example fleet.
     #[arg(long, conflicts_with = "spec")]
@@ -37,8 +38,8 @@ pub struct BuildArgs {
     /// The output folder. It is replaced only when the whole build succeeds, and only if confine wrote it.
     #[arg(long, default_value_os_t = builder::default_out())]
     out: PathBuf,
-    /// Also write <fleet>-<release>.zip into the output folder: every artifact and the manifest, byte-
-    /// identical across runs.
+    /// Also write <fleet>-<release>.zip into the output folder: every artifact and the manifest, the
+    /// same bytes on every run.
     #[arg(long)]
     bundle: bool,
     /// Print the result as JSON on stdout (schema `confine/build/v1`).
