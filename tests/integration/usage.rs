@@ -1,15 +1,20 @@
 use std::path::Path;
-use std::process::Command as StdCommand;
+use std::process::{Command as StdCommand, Output};
 
 use crate::util::{confine, example_spec, stderr, write};
 
+/// `confine ARGS` in `dir`.
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    confine().current_dir(dir).args(args).output().expect("runs")
+}
+
 /// Fails with the whole stderr when it lacks `needle`.
-fn assert_stderr_has(output: &std::process::Output, needle: &str) {
+fn assert_stderr_has(output: &Output, needle: &str) {
     let err = stderr(output);
     assert!(err.contains(needle), "stderr lacks {needle:?}:\n{err}");
 }
 
-fn stdout(output: &std::process::Output) -> String {
+fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -29,11 +34,7 @@ fn build_finds_fleet_yaml_then_confine_yaml() {
     let dir = tempfile::tempdir().expect("tempdir");
     let renamed = example_spec().replace("name: halfday-agents", "name: acme-agents");
     write(dir.path(), "confine.yaml", &renamed);
-    let output = confine()
-        .current_dir(dir.path())
-        .arg("build")
-        .output()
-        .expect("runs");
+    let output = run_in(dir.path(), &["build"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_stderr_has(&output, "using the spec confine.yaml");
     assert!(
@@ -49,11 +50,7 @@ fn build_finds_fleet_yaml_then_confine_yaml() {
 
     let other = example_spec().replace("name: halfday-agents", "name: first-agents");
     write(dir.path(), "fleet.yaml", &other);
-    let output = confine()
-        .current_dir(dir.path())
-        .arg("build")
-        .output()
-        .expect("runs");
+    let output = run_in(dir.path(), &["build"]);
     assert!(
         stderr(&output).contains("using the spec fleet.yaml"),
         "fleet.yaml comes first"
@@ -63,33 +60,21 @@ fn build_finds_fleet_yaml_then_confine_yaml() {
         "first-agents-1.0.0.pkg"
     );
 
-    let output = confine()
-        .current_dir(dir.path())
-        .args(["validate"])
-        .output()
-        .expect("runs");
+    let output = run_in(dir.path(), &["validate"]);
     assert_stderr_has(&output, "fleet.yaml: valid");
 }
 
 #[test]
 fn without_a_spec_the_example_is_built_with_a_loud_warning() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let output = confine()
-        .current_dir(dir.path())
-        .args(["build", "-q"])
-        .output()
-        .expect("runs");
+    let output = run_in(dir.path(), &["build", "-q"]);
     assert!(output.status.success());
     let err = stderr(&output);
     assert!(
         err.contains("warning: no fleet.yaml or confine.yaml here: using the BUILT-IN EXAMPLE"),
         "{err}"
     );
-    let explicit = confine()
-        .current_dir(dir.path())
-        .args(["build", "--example", "--out", "example"])
-        .output()
-        .expect("runs");
+    let explicit = run_in(dir.path(), &["build", "--example", "--out", "example"]);
     assert!(!stderr(&explicit).contains("warning"), "{}", stderr(&explicit));
     assert!(stderr(&explicit).contains("from the BUILT-IN EXAMPLE spec"));
     confine()
@@ -102,11 +87,7 @@ fn without_a_spec_the_example_is_built_with_a_loud_warning() {
 fn quiet_prints_only_warnings_and_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "fleet.yaml", example_spec());
-    let output = confine()
-        .current_dir(dir.path())
-        .args(["build", "-q"])
-        .output()
-        .expect("runs");
+    let output = run_in(dir.path(), &["build", "-q"]);
     assert!(output.status.success());
     assert_eq!(stderr(&output), "");
     assert_eq!(stdout(&output), "");
@@ -116,11 +97,7 @@ fn quiet_prints_only_warnings_and_errors() {
 fn out_pointing_at_a_file_is_refused_and_the_file_is_unchanged() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "notes.md", "my notes\n");
-    let output = confine()
-        .current_dir(dir.path())
-        .args(["build", "--example", "--out", "notes.md"])
-        .output()
-        .expect("runs");
+    let output = run_in(dir.path(), &["build", "--example", "--out", "notes.md"]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert_stderr_has(&output, "is not a folder");
     assert_eq!(
