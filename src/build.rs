@@ -230,8 +230,9 @@ fn embedded_secrets(plan: &Plan, enabled: bool) -> Result<Vec<EmbeddedSecret>> {
                 continue;
             };
             if !enabled {
+                // A warning (shown even with -q): the spec asks for the secret, and the package lacks it.
                 eprintln!(
-                    "note: secret `{}` of agent `{}` is not embedded (run with --embed-secrets to embed ${var}); the package creates an empty placeholder",
+                    "warning: secret `{}` of agent `{}` is not embedded (run with --embed-secrets to embed ${var}); the package creates an empty placeholder",
                     secret.name, agent.name
                 );
                 continue;
