@@ -380,7 +380,7 @@ impl Checker {
     }
 
     fn unique_across_agents(&mut self, spec: &Spec) {
-        let mut users = BTreeSet::new();
+        let mut users = BTreeMap::new();
         let mut uids = BTreeMap::new();
         let mut gids: BTreeMap<u32, &str> = BTreeMap::new();
         let mut group_names = BTreeSet::new();
@@ -403,11 +403,12 @@ impl Checker {
             }
         }
         for agent in &spec.agents {
-            if !users.insert(agent.name.value.as_str()) {
+            let line = agent.name.referenced.line();
+            if let Some(first) = users.insert(agent.name.value.as_str(), line) {
                 self.fail(
                     &agent.name,
                     format!("agent `{}` is defined twice", agent.name.value),
-                    "give every agent its own name",
+                    format!("the first is on line {first}; give every agent its own name"),
                 );
             }
             if let Some(other) = uids.insert(agent.uid.value, agent.name.value.as_str()) {
