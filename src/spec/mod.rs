@@ -67,8 +67,8 @@ pub fn base_dir_of(path: &Path) -> PathBuf {
 }
 
 /// Parses and validates spec text; `file` only names it in messages. Every problem found is reported:
-/// tabs are all found first; unknown keys are all reported (parsing goes on without them); a syntax or
-/// type error stops parsing; once the spec parses, every semantic check runs.
+/// tabs are all found first; then every unknown key and wrong type (parsing goes on past each); a
+/// syntax error or a missing key stops parsing; once the spec parses, every semantic check runs.
 pub fn parse_and_validate(text: &str, file: &Path) -> Result<Spec, SpecError> {
     let fail = |problems| SpecError {
         file: file.to_path_buf(),
@@ -130,11 +130,13 @@ pub fn read(path: &Path) -> Result<String, SpecError> {
     })
 }
 
-/// The most unknown keys reported at once; a file with more is probably not a fleet spec.
-const MAX_UNKNOWN_KEYS: usize = 20;
+/// The most problems parsing reports at once; a file with more is probably not a fleet spec.
+const MAX_PARSE_PROBLEMS: usize = 20;
 
-/// The spec, and the unknown keys it had: each is reported, and parsing goes on as if it were not
-/// there, so every typo shows at once. Any other YAML or type error stops parsing.
+/// The spec and the unknown keys it had, or every problem parsing found. After a problem, parsing goes
+/// on as if it were fixed (see [`yaml::recover`]), so every typo and wrong type shows at once. The spec
+/// is returned only when every fix was a renamed or dropped unknown key: a value put in for a wrong
+/// type is not the admin's, so the semantic checks do not run on it.
 fn parse(text: &str, file: &Path) -> Result<(Spec, Vec<Problem>), SpecError> {
     let fail = |line, column, message: String, help: &str| SpecError {
         file: file.to_path_buf(),
@@ -166,22 +168,30 @@ fn parse(text: &str, file: &Path) -> Result<(Spec, Vec<Problem>), SpecError> {
     }
     let mut problems = Vec::new();
     let mut current = std::borrow::Cow::Borrowed(text);
+    let mut only_keys_fixed = true;
     loop {
         let error = match serde_saphyr::from_str_with_options(&current, parse_options()) {
-            Ok(spec) => return Ok((spec, problems)),
+            Ok(spec) if only_keys_fixed => return Ok((spec, problems)),
+            Ok(_) => break,
             Err(error) => error,
         };
-        problems.push(yaml::problem(&error, &current));
-        match yaml::without_unknown_key(&error, &current) {
-            Some(next) if problems.len() < MAX_UNKNOWN_KEYS => current = next.into(),
-            _ => {
-                return Err(SpecError {
-                    file: file.to_path_buf(),
-                    problems,
-                });
+        let problem = yaml::problem(&error, &current);
+        if problems.last() == Some(&problem) {
+            break; // the fix did not take
+        }
+        problems.push(problem);
+        match yaml::recover(&error, &current) {
+            Some(fixed) if problems.len() < MAX_PARSE_PROBLEMS => {
+                only_keys_fixed &= fixed.key_only;
+                current = fixed.text.into();
             }
+            _ => break,
         }
     }
+    Err(SpecError {
+        file: file.to_path_buf(),
+        problems,
+    })
 }
 
 fn parse_options() -> serde_saphyr::Options {

@@ -112,11 +112,69 @@ pub(super) fn problem(error: &Error, text: &str) -> Problem {
     }
 }
 
-/// `text` as if the unknown key `error` reports were fixed, so parsing can go on to find the other
-/// problems: renamed to the key it is closest to, or, with none close, cut out (its line and the block
-/// nested under it become empty lines, so every other line keeps its number). `None` when the key does
-/// not start its line.
-pub(super) fn without_unknown_key(error: &Error, text: &str) -> Option<String> {
+/// Spec text with one problem fixed, so parsing can go on to find the next.
+pub(super) struct Fixed {
+    pub text: String,
+    /// Only an unknown key was renamed or dropped: every value is still the admin's own.
+    pub key_only: bool,
+}
+
+/// `text` as if the problem `error` reports were fixed: an unknown key renamed or dropped, a value of
+/// the wrong type replaced by one of the right type. `None` for a problem that cannot be fixed by
+/// editing one line (a syntax error, a missing key).
+pub(super) fn recover(error: &Error, text: &str) -> Option<Fixed> {
+    if let Some(text) = without_unknown_key(error, text) {
+        return Some(Fixed { text, key_only: true });
+    }
+    let (location, placeholder) = match original(error) {
+        Error::InvalidScalar { ty, location } => (location, placeholder_for(ty)),
+        Error::SerdeInvalidType {
+            expected, location, ..
+        }
+        | Error::SerdeInvalidValue {
+            expected, location, ..
+        } => (location, placeholder_for(expected)),
+        Error::Unexpected { expected, location } => (location, placeholder_for(expected)),
+        Error::SerdeUnknownVariant {
+            expected, location, ..
+        } => (location, (*expected.first()?).to_owned()),
+        _ => return None,
+    };
+    let index = usize::try_from(location.line()).ok()?.checked_sub(1)?;
+    let start_char = usize::try_from(location.column()).ok()?.checked_sub(1)?;
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let line = lines.get(index)?;
+    let start = line.char_indices().nth(start_char).map(|(i, _)| i)?;
+    let rest = &line[start..];
+    let after_key = line[..start].trim_end().ends_with(':');
+    if !after_key || rest.starts_with(['[', '{', '"', '\'', '|', '>']) {
+        return None; // not a plain one-line scalar written after its key
+    }
+    let value = &rest[..rest.find(" #").unwrap_or(rest.len())];
+    let end = start + value.find([',', '}', ']']).unwrap_or(value.len());
+    lines[index].replace_range(start..end, &placeholder);
+    Some(Fixed {
+        text: lines.join("\n") + "\n",
+        key_only: false,
+    })
+}
+
+/// A value of the type an error expected, for [`recover`].
+fn placeholder_for(expected: &str) -> String {
+    match type_in_words(expected).as_str() {
+        "a whole number" => "1000",
+        "`true` or `false`" => "false",
+        "a list" => "[]",
+        "a mapping of keys" => "{}",
+        _ => "placeholder",
+    }
+    .to_owned()
+}
+
+/// The unknown key `error` reports, renamed to the key it is closest to or, with none close, cut out
+/// (its line and the block nested under it become empty lines, so every other line keeps its number).
+/// `None` when the key does not start its line.
+fn without_unknown_key(error: &Error, text: &str) -> Option<String> {
     let Error::SerdeUnknownField {
         field,
         expected,

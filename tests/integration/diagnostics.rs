@@ -231,3 +231,21 @@ fn every_unknown_key_is_reported_with_the_semantic_problems() {
         "{err}"
     );
 }
+
+#[test]
+fn every_wrong_type_is_reported_at_once() {
+    let text = spec_with("    uid: 1051", "    uid: eleven")
+        .replace("      port: 18789", "      port: http")
+        .replace("    gid: 1050", "    gid: 1050\n    include_local_admins: maybe");
+    let err = diagnostics(&text);
+    let titles: Vec<_> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(
+        titles,
+        [
+            "error: `include_local_admins` must be `true` or `false`, not `maybe`",
+            "error: `uid` must be a whole number from 1000 to 60000, not `eleven`",
+            "error: `port` must be a whole number from 1024 to 65535, not `http`",
+        ],
+        "{err}"
+    );
+}
