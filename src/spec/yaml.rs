@@ -1,7 +1,8 @@
 //! YAML and type errors in an admin's words. serde-saphyr reports what the parser or serde saw (`invalid
 //! u32`, `while parsing a block mapping`); this turns each into a [`Problem`] that names the key, says what
 //! is allowed, points where the fix goes (a missing key at the mapping that lacks it) and suggests the
-//! closest valid name for a typo. It also catches what the parser accepts but admins get wrong: tabs in
+//! closest valid name for a typo. [`recover`] fixes a typo or a wrong type in the text so parsing can go
+//! on and report the next one. It also catches what the parser accepts but admins get wrong: tabs in
 //! indentation and unquoted octal modes.
 
 use serde_saphyr::{Error, Location};
