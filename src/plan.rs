@@ -96,7 +96,8 @@ pub struct OpenClawPlan {
     pub version: String,
     pub node: String,
     pub install: InstallMethod,
-    /// npm prefix: OpenClaw lives at `<prefix>/lib/node_modules/openclaw`.
+    /// npm prefix: OpenClaw lives at `<prefix>/lib/node_modules/openclaw`. For a bundle, the bundle root
+    /// ([`bundle_root`]), holding `node_modules/openclaw`.
     pub prefix: String,
     /// The gateway's entry point, run by node.
     pub entry: String,
@@ -226,7 +227,7 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
             .and_then(|m| spec::parse_octal(&m.value))
             .unwrap_or(0o770),
     };
-    let openclaw = openclaw_plan(&a.openclaw, &config_dir);
+    let openclaw = openclaw_plan(&a.openclaw, &config_dir, &fleet.name);
     let label = value_or(&a.launchd.label, || {
         format!("{}.{name}.gateway", fleet.identifier)
     });
@@ -290,16 +291,34 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
     }
 }
 
-fn openclaw_plan(oc: &spec::OpenClaw, config_dir: &str) -> OpenClawPlan {
-    let prefix = value_or(&oc.prefix, || format!("{config_dir}/openclaw"));
+fn openclaw_plan(oc: &spec::OpenClaw, config_dir: &str, fleet: &str) -> OpenClawPlan {
+    let version = oc.version.value.clone();
+    let (prefix, entry) = match oc.install {
+        InstallMethod::Bundle => {
+            let root = bundle_root(fleet, &version);
+            let entry = format!("{root}/node_modules/openclaw/dist/index.js");
+            (root, entry)
+        }
+        InstallMethod::Npm | InstallMethod::Preinstalled => {
+            let prefix = value_or(&oc.prefix, || format!("{config_dir}/openclaw"));
+            let entry = format!("{prefix}/lib/node_modules/openclaw/dist/index.js");
+            (prefix, entry)
+        }
+    };
     OpenClawPlan {
-        version: oc.version.value.clone(),
+        version,
         node: oc.node.value.clone(),
         install: oc.install,
-        entry: format!("{prefix}/lib/node_modules/openclaw/dist/index.js"),
+        entry,
         prefix,
         allow_lifecycle_scripts: oc.allow_lifecycle_scripts,
     }
+}
+
+/// Where the package puts a bundled OpenClaw: one root-owned folder per version, shared by the fleet's
+/// agents that pin it. It holds `node_modules/openclaw` and its dependencies, as npm lays them out.
+pub fn bundle_root(fleet: &str, version: &str) -> String {
+    format!("{SUPPORT_ROOT}/{fleet}/openclaw/{version}")
 }
 
 /// The daemon's environment. `OPENCLAW_NIX_MODE=1` makes OpenClaw treat its config as immutable, and
