@@ -22,9 +22,12 @@ lint:
 example:
     cargo run --locked --release -- build --example
 
-# package-writer benchmark: wall time and peak memory against gzip -6 on a large tree
+# package-writer benchmarks: a generated tree against gzip -6, then the real tree (a locked OpenClaw
+# bundle) against bsdtar --format odc | pigz -p 2 -6; wall time and peak memory
 bench:
     cargo bench --locked --bench pkg
+    cargo build --locked --release
+    tests/bench/openclaw-bundle.sh target/release/confine
 
 # write the spec's JSON Schema for editors (yaml-language-server)
 schema:

@@ -26,7 +26,9 @@ pub struct LockArgs {
 pub fn lock(args: &LockArgs, ui: &Ui) -> Result<bool> {
     let source = source::find(args.spec.as_deref(), false, ui)?;
     if source.kind != Kind::File {
-        bail!("confine lock writes the lockfile beside a spec file: name one, e.g. `confine lock fleet.yaml`");
+        bail!(
+            "confine lock writes the lockfile beside a spec file: name one, e.g. `confine lock fleet.yaml`"
+        );
     }
     let loaded = match source.load() {
         Ok(loaded) => loaded,
@@ -50,7 +52,11 @@ pub fn lock(args: &LockArgs, ui: &Ui) -> Result<bool> {
     ui.note(&format!(
         "locked openclaw {} for {}: {packages} packages in {}",
         versions.join(", "),
-        platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and "),
+        platforms
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" and "),
         path.display()
     ));
     Ok(true)

@@ -62,7 +62,9 @@ impl<R: Read> HashingReader<R> {
     pub fn finish(mut self) -> Result<Integrity> {
         io::copy(&mut self, &mut io::sink())?;
         let digest = self.hasher.finish()?;
-        Ok(Integrity(<[u8; 64]>::try_from(&digest[..]).expect("sha512 is 64 bytes")))
+        Ok(Integrity(
+            <[u8; 64]>::try_from(&digest[..]).expect("sha512 is 64 bytes"),
+        ))
     }
 }
 
@@ -87,7 +89,11 @@ pub struct Cache {
 impl Cache {
     /// `$CONFINE_CACHE_DIR`, else `$XDG_CACHE_HOME/confine`, else `~/.cache/confine`.
     pub fn user() -> Result<Cache> {
-        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let var = |name| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         let dir = match (var("CONFINE_CACHE_DIR"), var("XDG_CACHE_HOME"), var("HOME")) {
             (Some(dir), _, _) => dir,
             (None, Some(xdg), _) => xdg.join("confine"),
@@ -98,7 +104,9 @@ impl Cache {
     }
 
     pub fn path(&self, integrity: &Integrity) -> PathBuf {
-        self.dir.join("tarballs/sha512").join(format!("{}.tgz", integrity.hex()))
+        self.dir
+            .join("tarballs/sha512")
+            .join(format!("{}.tgz", integrity.hex()))
     }
 
     /// Fetches every package missing from the cache, in one `npm pack` call, and stores each after its
@@ -120,9 +128,9 @@ impl Cache {
         let download = tempfile::tempdir_in(&self.dir)?;
         let packed = npm_pack(missing.keys(), download.path())?;
         for ((name, version), wanted) in &missing {
-            let file = packed.get(&(name.clone(), version.clone())).with_context(|| {
-                format!("npm pack did not fetch {name}@{version}")
-            })?;
+            let file = packed
+                .get(&(name.clone(), version.clone()))
+                .with_context(|| format!("npm pack did not fetch {name}@{version}"))?;
             let source = download.path().join(file);
             let got = sha512_file(&source)?;
             ensure!(
@@ -182,7 +190,8 @@ mod tests {
 
     #[test]
     fn integrity_round_trips() {
-        let text = "sha512-/eufudw+aFY1LKLolT6yFE6UMmYRl7fMJ/DEONSIyR6wI3slHWITBsANRGqXEY8FRzqUxwh7QEaGiZHcJPVThg==";
+        let text =
+            "sha512-/eufudw+aFY1LKLolT6yFE6UMmYRl7fMJ/DEONSIyR6wI3slHWITBsANRGqXEY8FRzqUxwh7QEaGiZHcJPVThg==";
         assert_eq!(Integrity::parse(text).unwrap().to_string(), text);
         assert!(Integrity::parse("sha1-abc").is_err());
         assert!(Integrity::parse("sha512-AAAA").is_err());

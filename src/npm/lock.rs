@@ -127,7 +127,10 @@ impl Lockfile {
     pub fn write(&self, path: &Path) -> Result<()> {
         let mut text = serde_json::to_string_pretty(self)?;
         text.push('\n');
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let mut tmp = tempfile::NamedTempFile::new_in(dir)
             .with_context(|| format!("cannot write in {}", dir.display()))?;
         std::io::Write::write_all(&mut tmp, text.as_bytes())?;
@@ -232,7 +235,9 @@ fn resolve_one(version: &str, platforms: &[Platform]) -> Result<BTreeMap<String,
             None => package_name(&path)?.to_owned(),
         };
         let (Some(version), Some(resolved), Some(integrity)) = (p.version, p.resolved, p.integrity) else {
-            bail!("{path}: npm gave no version, tarball URL or integrity; only registry packages can be vendored");
+            bail!(
+                "{path}: npm gave no version, tarball URL or integrity; only registry packages can be vendored"
+            );
         };
         ensure!(
             integrity.starts_with("sha512-"),

@@ -91,7 +91,11 @@ fn folders_0755(dir: &Path) -> Result<()> {
 }
 
 fn list(platforms: &[Platform]) -> String {
-    platforms.iter().map(Platform::to_string).collect::<Vec<_>>().join(", ")
+    platforms
+        .iter()
+        .map(Platform::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A relative path of plain components only.
@@ -148,7 +152,8 @@ fn extract(cache: &Cache, package: &LockedPackage, dest: &Path) -> Result<usize>
             {
                 binaries += 1;
             }
-            let mut out = File::create(&target).with_context(|| format!("cannot create {}", target.display()))?;
+            let mut out =
+                File::create(&target).with_context(|| format!("cannot create {}", target.display()))?;
             out.write_all(&head)?;
             io::copy(&mut entry, &mut out)?;
             let mode = if executable { 0o755 } else { 0o644 };
@@ -185,21 +190,27 @@ mod binary {
     }
 
     fn parse(head: &[u8]) -> Option<Native> {
-        let be32 = |at: usize| head.get(at..at + 4).map(|b| u32::from_be_bytes(b.try_into().unwrap()));
-        let le32 = |at: usize| head.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
+        let be32 = |at: usize| {
+            head.get(at..at + 4)
+                .map(|b| u32::from_be_bytes(b.try_into().unwrap()))
+        };
+        let le32 = |at: usize| {
+            head.get(at..at + 4)
+                .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+        };
         match head.get(..4)? {
             [0xcf, 0xfa, 0xed, 0xfe] | [0xce, 0xfa, 0xed, 0xfe] => Some(Native::MachO(vec![le32(4)?])),
             [0xca, 0xfe, 0xba, 0xbe] => {
                 // Java class files share the magic; their next word (a version) is far above any
                 // fat binary's slice count.
                 let slices = be32(4)?;
-                (1..=16).contains(&slices).then(|| {
-                    Native::MachO((0..slices as usize).filter_map(|i| be32(8 + 20 * i)).collect())
-                })
+                (1..=16)
+                    .contains(&slices)
+                    .then(|| Native::MachO((0..slices as usize).filter_map(|i| be32(8 + 20 * i)).collect()))
             }
-            [0x7f, b'E', b'L', b'F'] => {
-                Some(Native::Elf(u16::from_le_bytes(head.get(18..20)?.try_into().unwrap())))
-            }
+            [0x7f, b'E', b'L', b'F'] => Some(Native::Elf(u16::from_le_bytes(
+                head.get(18..20)?.try_into().unwrap(),
+            ))),
             _ => None,
         }
     }
@@ -263,11 +274,20 @@ mod binary {
             fat.extend(CPU_ARM64.to_be_bytes());
             assert!(check(&fat, path, &platform("darwin-x64")).unwrap());
             assert!(check(&fat, path, &platform("darwin-arm64")).unwrap());
-            let elf = [0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 62, 0];
+            let elf = [
+                0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 62, 0,
+            ];
             assert!(check(&elf, path, &platform("darwin-x64")).is_err());
             assert!(check(&elf, path, &platform("linux-x64")).unwrap());
             assert!(check(b"module.exports = 1", path, &platform("darwin-x64")).is_err());
-            assert!(!check(b"module.exports = 1", Path::new("index.js"), &platform("darwin-x64")).unwrap());
+            assert!(
+                !check(
+                    b"module.exports = 1",
+                    Path::new("index.js"),
+                    &platform("darwin-x64")
+                )
+                .unwrap()
+            );
         }
     }
 }

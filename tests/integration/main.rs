@@ -25,5 +25,7 @@ mod profile;
 mod pkg;
 // The installer scripts run as root against a simulated macOS (tests/macos-sim).
 mod installer;
+// openclaw.install: bundle with the real OpenClaw: lock, offline builds, exact bytes, Mach-O, tampering.
+mod vendored;
 // Signed builds end to end: dev identities, openssl and apple-xar checks, verify, no key leaks.
 mod signed_build;
