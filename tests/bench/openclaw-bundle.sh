@@ -18,7 +18,7 @@ rm -rf warm
 read -r confine_s confine_kib <confine.time
 
 mkdir unpacked tree
-bsdtar -xf dist/*-1.0.0.pkg -C unpacked
+bsdtar -xf dist/halfday-agents-1.0.0.pkg -C unpacked
 bsdtar -xf unpacked/*.pkg/Payload -C tree
 files=$(find tree -type f | wc -l)
 /usr/bin/time -f '%e' -o pipeline.time sh -c 'bsdtar --format odc -cf - -C tree . | pigz -p 2 -6 >/dev/null'
