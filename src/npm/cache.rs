@@ -117,7 +117,10 @@ impl Cache {
             let integrity = Integrity::parse(&p.integrity)
                 .with_context(|| format!("the lockfile's {}@{}", p.name, p.version))?;
             if !self.path(&integrity).exists() {
-                missing.insert((p.name.clone(), p.version.clone()), integrity);
+                missing.insert(
+                    (p.name.clone(), p.version.clone()),
+                    (p.resolved.as_str(), integrity),
+                );
             }
         }
         if missing.is_empty() {
@@ -126,8 +129,8 @@ impl Cache {
         let store = self.dir.join("tarballs/sha512");
         std::fs::create_dir_all(&store).with_context(|| format!("cannot create {}", store.display()))?;
         let download = tempfile::tempdir_in(&self.dir)?;
-        let packed = npm_pack(missing.keys(), download.path())?;
-        for ((name, version), wanted) in &missing {
+        let packed = npm_pack(missing.values().map(|(url, _)| *url), download.path())?;
+        for ((name, version), (_, wanted)) in &missing {
             let file = packed
                 .get(&(name.clone(), version.clone()))
                 .with_context(|| format!("npm pack did not fetch {name}@{version}"))?;
@@ -153,9 +156,10 @@ struct Packed {
     filename: String,
 }
 
-/// `npm pack name@version…` into `dir`: (name, version) → file name.
+/// `npm pack <tarball URL>…` into `dir`: (name, version) → file name. By URL, not `name@version`: npm
+/// then needs no registry metadata, only the tarball (which an offline npm cache also serves).
 fn npm_pack<'a>(
-    specs: impl Iterator<Item = &'a (String, String)>,
+    urls: impl Iterator<Item = &'a str>,
     dir: &Path,
 ) -> Result<BTreeMap<(String, String), String>> {
     let output = npm()
@@ -167,7 +171,7 @@ fn npm_pack<'a>(
             "--pack-destination",
         ])
         .arg(dir)
-        .args(specs.map(|(name, version)| format!("{name}@{version}")))
+        .args(urls)
         .current_dir(dir)
         .output()
         .context("cannot run npm (confine fetches tarballs with `npm pack`): install node and npm")?;

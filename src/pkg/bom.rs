@@ -179,7 +179,10 @@ pub(crate) fn write(payload: &Payload, stats: &[PathStats], mtime: u64) -> Resul
 fn breadth_first<'a>(entries: &[(&'a PayloadPath, &super::Entry)]) -> Vec<Node<'a>> {
     let mut children: HashMap<&str, Vec<usize>> = HashMap::new();
     for (index, (path, _)) in entries.iter().enumerate().skip(1) {
-        children.entry(path.parent().unwrap_or_default()).or_default().push(index);
+        children
+            .entry(path.parent().unwrap_or_default())
+            .or_default()
+            .push(index);
     }
     let mut nodes = vec![Node {
         entry: 0,
@@ -189,7 +192,10 @@ fn breadth_first<'a>(entries: &[(&'a PayloadPath, &super::Entry)]) -> Vec<Node<'
     let mut queue = VecDeque::from([(0usize, 1u32)]);
     while let Some((entry, id)) = queue.pop_front() {
         // Entries are already sorted, so each child list is in name order.
-        for &child in children.get(entries[entry].0.as_str()).map_or(&[][..], Vec::as_slice) {
+        for &child in children
+            .get(entries[entry].0.as_str())
+            .map_or(&[][..], Vec::as_slice)
+        {
             nodes.push(Node {
                 entry: child,
                 parent_id: id,
