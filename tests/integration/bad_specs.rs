@@ -165,3 +165,39 @@ fn a_profile_setting_the_catalog_refuses_names_its_spec_line() {
         stderr(&output)
     );
 }
+
+#[test]
+fn a_bundle_with_a_prefix() {
+    let err = rejected(
+        "bundle-prefix.yaml",
+        &example_with(
+            "      install: npm\n",
+            "      install: bundle\n      prefix: /opt/openclaw\n",
+        ),
+    );
+    assert!(err.contains("a bundled OpenClaw has no prefix"), "{err}");
+}
+
+#[test]
+fn a_bundle_without_its_lockfile() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = write(
+        dir.path(),
+        "fleet.yaml",
+        &example_with("      install: npm\n", "      install: bundle\n"),
+    );
+    let output = confine()
+        .arg("build")
+        .arg(&spec)
+        .arg("--out")
+        .arg(dir.path().join("dist"))
+        .output()
+        .expect("runs");
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("fleet.lock") && err.contains("run `confine lock`"),
+        "{err}"
+    );
+    assert!(!dir.path().join("dist").exists());
+}
