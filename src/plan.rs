@@ -4,9 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::spec::{
-    self, ExecMode, InstallMethod, ProcessType, SessionsVisibility, Spec, ToolProfile,
-};
+use crate::spec::{self, ExecMode, InstallMethod, ProcessType, SessionsVisibility, Spec, ToolProfile};
 
 /// Where confine keeps its own files on the Mac (the installer's data file, uninstaller, agent configs,
 /// OpenClaw installs, the install status). Root-owned, so agents cannot change what runs them.

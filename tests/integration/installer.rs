@@ -106,10 +106,13 @@ fn fresh_install_creates_accounts_folders_credentials_and_daemons() {
         serde_json::from_slice(&fs::read(mac.on_mac(&format!("{support}/status.json"))).unwrap())
             .expect("status.json is JSON");
     assert_eq!(status["result"], "ok");
-    assert_eq!(status["checks"].as_array().expect("checks").len(), 16);
+    assert_eq!(status["checks"].as_array().expect("checks").len(), 17);
     assert_eq!(status["agents"][0]["openclaw"], "2026.9.6");
     assert_eq!(status["agents"][0]["node"], "24.22.3");
-    assert_eq!(status["audit_findings"][0]["check"], "fs.config.perms_group_readable");
+    assert_eq!(
+        status["audit_findings"][0]["check"],
+        "fs.config.perms_group_readable"
+    );
     assert!(
         status["checks"]
             .as_array()
@@ -445,5 +448,67 @@ fn embedded_secret_replaces_the_placeholder_and_leaves_no_copy() {
     assert!(
         leftovers.is_empty(),
         "the root-only copy is removed after install: {leftovers:?}"
+    );
+}
+
+#[test]
+fn failed_upgrades_keep_the_running_version() {
+    let mac = Mac::new(DASH);
+    let old = plan_from(&confine::spec::EXAMPLE.replace("version: 2026.9.6", "version: 2026.9.5"));
+    let new = example();
+    mac.install(&old).unwrap_or_else(|e| panic!("2026.9.5:\n{e}"));
+    let prefix = mac.on_mac(&new.agents[0].openclaw.prefix);
+    let current = || fs::read_link(prefix.join("current")).expect("current");
+    assert_eq!(current(), Path::new("versions/2026.9.5"));
+
+    // Before anything changes: a node outside OpenClaw's engines, and a package lifecycle that fails.
+    for (breakage, cause) in [
+        (
+            "node-version",
+            "node 20.20.2 at /usr/local/bin/node is too old or too new for openclaw@2026.9.6, which needs \
+             node >=24.16.0 <25 || >=26.1.0 (agent hexagent); install a supported Node.js; nothing was changed",
+        ),
+        (
+            "lifecycle-fails",
+            "OpenClaw 2026.9.6 could not complete its package lifecycle (agent hexagent); nothing was changed",
+        ),
+    ] {
+        mac.write_state(breakage, "v20.20.2\n");
+        let before = mac.snapshot(true);
+        let err = mac.install(&new).expect_err(breakage);
+        assert!(err.contains(&format!("confine: ERROR: {cause}")), "{err}");
+        assert_eq!(changed(&before, &mac.snapshot(true)), Vec::<String>::new());
+        fs::remove_file(mac.state.join(breakage)).expect("repair");
+    }
+
+    // After the switch: a failed self-check switches back and keeps the old version.
+    mac.write_state("listen-address", "*");
+    mac.clear_commands();
+    let err = mac
+        .install(&new)
+        .expect_err("a gateway on every interface fails the self-check");
+    assert!(
+        err.contains("self-check failed: hexagent/listens-on-loopback-only"),
+        "{err}"
+    );
+    assert!(
+        err.contains("switching hexagent back to OpenClaw 2026.9.5"),
+        "{err}"
+    );
+    assert_eq!(current(), Path::new("versions/2026.9.5"));
+    assert!(prefix.join("versions/2026.9.6").is_dir(), "kept for the next try");
+    assert!(
+        mac.commands()
+            .ends_with("launchctl kickstart -k system/com.halfday.agents.hexagent.gateway\n"),
+        "{}",
+        mac.commands()
+    );
+
+    fs::remove_file(mac.state.join("listen-address")).expect("repair");
+    mac.install(&new).unwrap_or_else(|e| panic!("2026.9.6:\n{e}"));
+    assert_eq!(current(), Path::new("versions/2026.9.6"));
+    assert!(
+        !prefix.join("versions/2026.9.5").exists(),
+        "the old version is removed"
     );
 }

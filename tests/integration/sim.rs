@@ -141,8 +141,14 @@ pub(crate) fn e2e_tools() -> E2eTools {
 
 impl Mac {
     pub(crate) fn new(shell: &'static [&'static str]) -> Mac {
+        let mac = Mac::seeded(tempfile::tempdir().expect("temp dir"), shell, None);
+        mac.install_stub_node();
+        mac
+    }
+
+    /// A Mac in `dir` with its directory and volume seeded, and no node yet.
+    fn seeded(dir: tempfile::TempDir, shell: &'static [&'static str], tools: Option<E2eTools>) -> Mac {
         require_root();
-        let dir = tempfile::tempdir().expect("temp dir");
         // Agents must be able to traverse to their files and run the fakes, as on a Mac.
         set_mode(dir.path(), 0o755);
         let mac = Mac {
@@ -152,12 +158,11 @@ impl Mac {
             _dir: dir,
             shell,
             runs: std::cell::Cell::new(0),
-            tools: None,
+            tools,
         };
         mac.copy_sim();
         mac.seed_directory();
         mac.seed_volume();
-        mac.install_stub_node();
         mac
     }
 
@@ -166,28 +171,16 @@ impl Mac {
     /// namespace of their own where it is bound at /Users, /Library and /usr/local, because OpenClaw
     /// reads the Mac paths written in its config.
     pub(crate) fn real(tools: &E2eTools) -> Mac {
-        require_root();
-        let dir = tempfile::tempdir().expect("temp dir");
-        set_mode(dir.path(), 0o755);
-        let mac = Mac {
-            target: dir.path().join("target"),
-            state: dir.path().join("state"),
-            sim: dir.path().join("sim"),
-            _dir: dir,
-            shell: DASH,
-            runs: std::cell::Cell::new(0),
-            tools: Some(tools.clone()),
-        };
-        mac.copy_sim();
-        mac.seed_directory();
-        mac.seed_volume();
+        // Not under /tmp: the Mac's own /private/tmp is bound there (OpenClaw keeps its state locks in
+        // /tmp, keyed by UID and state path, which every simulated Mac shares).
+        let dir = tempfile::tempdir_in("/var/tmp").expect("temp dir");
+        let mac = Mac::seeded(dir, DASH, Some(tools.clone()));
         mac.write_state("real-daemons", "");
+        let tmp = mac.target.join("private/tmp");
+        fs::create_dir_all(&tmp).expect("/private/tmp");
+        set_mode(&tmp, 0o1777);
         let bin = mac.target.join("usr/local/bin");
-        let node = tools.dir.join("node/bin/node");
-        // A hard link where it can (the binary is 120 MB), a copy across file systems.
-        fs::hard_link(&node, bin.join("node"))
-            .or_else(|_| fs::copy(&node, bin.join("node")).map(drop))
-            .expect("the real node");
+        link_or_copy(&tools.dir.join("node/bin/node"), &bin.join("node"));
         let modules = mac.target.join("usr/local/lib/node_modules");
         fs::create_dir_all(&modules).expect("node_modules");
         std::os::unix::fs::symlink(tools.dir.join("npm"), modules.join("npm")).expect("npm");
@@ -199,9 +192,7 @@ impl Mac {
     pub(crate) fn replace_node(&self, node: &Path) {
         let to = self.target.join("usr/local/bin/node");
         fs::remove_file(&to).expect("remove node");
-        fs::hard_link(node, &to)
-            .or_else(|_| fs::copy(node, &to).map(drop))
-            .expect("replace node");
+        link_or_copy(node, &to);
     }
 
     pub(crate) fn copy_sim(&self) {
@@ -344,15 +335,21 @@ impl Mac {
         command.output().expect("runs the script")
     }
 
-    /// `unshare` into a private mount namespace where the volume's Users, Library and usr/local are bound
-    /// at their Mac paths, then runs the arguments added to the command. /Users and /Library are created
-    /// (empty) on this machine as the mount points; nothing is mounted outside the namespace.
+    /// `unshare` into a private mount namespace where the volume's Users, Library, usr/local and
+    /// private/tmp are bound at their Mac paths, then runs the arguments added to the command. /Users and
+    /// /Library are created (empty) on this machine as the mount points; nothing is mounted outside the
+    /// namespace.
     pub(crate) fn in_mount_namespace(&self) -> Command {
         for point in ["/Users", "/Library"] {
             fs::create_dir_all(point).expect("mount point");
         }
         let mut binds = String::new();
-        for (from, to) in [("Users", "/Users"), ("Library", "/Library"), ("usr/local", "/usr/local")] {
+        for (from, to) in [
+            ("Users", "/Users"),
+            ("Library", "/Library"),
+            ("usr/local", "/usr/local"),
+            ("private/tmp", "/tmp"),
+        ] {
             binds += &format!("mount --bind '{}' {to} && ", self.target.join(from).display());
         }
         let mut command = Command::new("unshare");
@@ -475,6 +472,13 @@ impl Drop for Mac {
     }
 }
 
+/// A hard link where it can (node is 120 MB), a copy across file systems.
+fn link_or_copy(from: &Path, to: &Path) {
+    fs::hard_link(from, to)
+        .or_else(|_| fs::copy(from, to).map(drop))
+        .unwrap_or_else(|e| panic!("{} -> {}: {e}", from.display(), to.display()));
+}
+
 pub(crate) fn walk(dir: &Path, f: &mut dyn FnMut(&Path, &fs::Metadata)) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
@@ -510,4 +514,3 @@ pub(crate) fn mode_owner(mac: &Mac, path: &str) -> (u32, u32, u32) {
     let meta = fs::symlink_metadata(mac.on_mac(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
     (meta.mode() & 0o7777, meta.uid(), meta.gid())
 }
-
