@@ -444,6 +444,10 @@ impl Mac {
             let mut value = format!("{:o} {}:{}", meta.mode() & 0o7777, meta.uid(), meta.gid());
             if meta.is_symlink() {
                 value += &format!(" -> {}", fs::read_link(path).unwrap().display());
+            } else if meta.is_file() && contents && is_code(path, meta) {
+                // Installed code (OpenClaw's 330 packages, node itself) by size and time: hashing it
+                // all would dominate the end-to-end tests.
+                value += &format!(" {} bytes @{}", meta.len(), meta.mtime());
             } else if meta.is_file() && contents {
                 let mut h = DefaultHasher::new();
                 fs::read(path).unwrap().hash(&mut h);
@@ -455,21 +459,57 @@ impl Mac {
     }
 }
 
-/// Ends every daemon the simulated launchctl started (each leads a session of its own), even when the
-/// test failed.
+/// Ends every daemon the simulated launchctl started, with every process below it (OpenClaw's workers
+/// start sessions of their own), even when the test failed.
 impl Drop for Mac {
     fn drop(&mut self) {
         let Ok(jobs) = fs::read_dir(self.state.join("launchd")) else {
             return;
         };
         for job in jobs.flatten() {
-            if let Ok(pid) = fs::read_to_string(job.path().join("pid")) {
-                let _ = Command::new("kill")
-                    .args(["-KILL", "--", &format!("-{}", pid.trim())])
-                    .status();
-            }
+            let Some(pid) = fs::read_to_string(job.path().join("pid"))
+                .ok()
+                .and_then(|p| p.trim().parse().ok())
+            else {
+                continue;
+            };
+            let pids: Vec<String> = process_tree(pid).iter().map(u32::to_string).collect();
+            let _ = Command::new("kill").arg("-KILL").args(&pids).status();
         }
     }
+}
+
+/// `root` and every process below it, from the kernel's parent links.
+fn process_tree(root: u32) -> Vec<u32> {
+    let parents: BTreeMap<u32, u32> = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
+            let ppid = stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    parents
+        .keys()
+        .copied()
+        .filter(|&pid| {
+            let mut p = pid;
+            while p != root && p > 1 {
+                match parents.get(&p) {
+                    Some(&parent) => p = parent,
+                    None => return false,
+                }
+            }
+            p == root
+        })
+        .collect()
+}
+
+fn is_code(path: &Path, meta: &fs::Metadata) -> bool {
+    meta.len() > 1 << 20 || path.components().any(|c| c.as_os_str() == "node_modules")
 }
 
 /// A hard link where it can (node is 120 MB), a copy across file systems.
