@@ -318,7 +318,7 @@ pub struct Exec {
     pub allowlist: Vec<Located<String>>,
 }
 
-/// OpenClaw's `tools.exec.mode`, which since 2026.7 stands for the older `security` and `ask` pair:
+/// OpenClaw's `tools.exec.mode`, which stands for the older `security` and `ask` pair:
 /// `deny` (security deny), `allowlist` (security allowlist, ask off), `ask` (allowlist, ask on miss),
 /// `full` (security full, ask off).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
