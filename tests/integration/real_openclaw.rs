@@ -179,6 +179,7 @@ fn fresh_install_runs_the_real_agent_locked_down() {
         .collect();
     for check in [
         "gateway-answers-health",
+        "exec-allowlist-set",
         "gateway-refuses-no-token",
         "gateway-accepts-token",
         "security-audit-no-critical",
