@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::build::{self, BuildOptions};
 use crate::sign::{self, Identity};
 use crate::spec::{self, LoadedSpec, SpecError};
-use crate::{pkg, profile, verify};
+use crate::{mdm, pkg, profile, verify};
 
 /// The environment variable holding the password of PKCS#12 identities.
 const PASSWORD_VARIABLE: &str = "CONFINE_IDENTITY_PASSWORD";
@@ -58,6 +58,43 @@ enum Command {
     /// Development signing identities.
     #[command(subcommand)]
     Identity(IdentityCommand),
+    /// Deliver a build to Jamf Pro and Kandji: the signed package, the profiles, a Jamf policy and Kandji
+    /// blueprint assignments. Each object is created, updated or left alone; a rerun changes nothing.
+    /// Credentials come from the environment variables the spec's `mdm` section names.
+    Push(PushArgs),
+}
+
+#[derive(Debug, Args)]
+struct PushArgs {
+    /// The fleet spec (YAML) with an `mdm` section.
+    spec: Option<PathBuf>,
+    /// The output folder of `confine build`; nothing is rebuilt.
+    #[arg(long, default_value_os_t = build::default_out())]
+    dist: PathBuf,
+    /// Push to this MDM only.
+    #[arg(long, value_enum)]
+    to: Option<mdm::Target>,
+    /// Print the plan (create, update or unchanged per object) without changing anything.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the plan or the result as JSON (`confine/push/v1`) on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Seconds to wait for a connection.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15.0)]
+    connect_timeout: f64,
+    /// Seconds to wait for an answer to an ordinary request.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    read_timeout: f64,
+    /// Seconds an upload may take, answer included.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600.0)]
+    upload_timeout: f64,
+    /// Retries after a connection error, 429 or 5xx.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    retries: u32,
+    /// Seconds before the first retry; each retry doubles it, with jitter.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    retry_delay: f64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,6 +189,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Identity(IdentityCommand::New { out }) => identity_new_command(&out),
         Command::Inspect { file } => print_stdout(pkg::inspect(&file)?.as_bytes()),
         Command::Verify { files, ca } => verify_command(&files, ca.as_deref()),
+        Command::Push(args) => push_command(&args),
     }
 }
 
@@ -287,6 +325,79 @@ fn verify_command(files: &[PathBuf], ca: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+fn push_command(args: &PushArgs) -> Result<()> {
+    let seconds = |value: f64, flag: &str| {
+        std::time::Duration::try_from_secs_f64(value)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .with_context(|| format!("--{flag} must be a positive number of seconds"))
+    };
+    let result = (|| {
+        let options = mdm::PushOptions {
+            dist: args.dist.clone(),
+            to: args.to,
+            dry_run: args.dry_run,
+            settings: mdm::http::Settings {
+                connect_timeout: seconds(args.connect_timeout, "connect-timeout")?,
+                read_timeout: seconds(args.read_timeout, "read-timeout")?,
+                upload_timeout: seconds(args.upload_timeout, "upload-timeout")?,
+                retries: args.retries,
+                retry_delay: seconds(args.retry_delay, "retry-delay")?,
+            },
+            progress: !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        };
+        let loaded = spec::load(args.spec.as_deref())?;
+        mdm::push(&loaded, &options)
+    })();
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            if args.json {
+                let mut value = error_json(&e);
+                value["schema"] = mdm::SCHEMA.into();
+                value["dry_run"] = args.dry_run.into();
+                print_json(&value)?;
+            }
+            return Err(e);
+        }
+    };
+    for target in &report.targets {
+        for object in &target.objects {
+            let action = match (object.action, report.dry_run) {
+                (mdm::Action::Create, true) => "would create",
+                (mdm::Action::Update, true) => "would update",
+                (mdm::Action::Create, false) => "created",
+                (mdm::Action::Update, false) => "updated",
+                (mdm::Action::Unchanged, _) => "unchanged",
+            };
+            let id = object.id.as_deref().map(|id| format!(" (id {id})")).unwrap_or_default();
+            eprintln!("{}: {} `{}`{id}: {action}", target.mdm, object.kind, object.name);
+        }
+        if let Some(error) = &target.error {
+            eprintln!("{}: error: {error}", target.mdm);
+        }
+    }
+    if args.json {
+        let problems: Vec<_> = report
+            .targets
+            .iter()
+            .filter_map(|t| t.error.as_ref().map(|e| (t, e)))
+            .map(|(t, e)| problem_json(&format!("{}: {e}", t.mdm)))
+            .collect();
+        print_json(&serde_json::json!({
+            "schema": mdm::SCHEMA,
+            "ok": report.ok(),
+            "dry_run": report.dry_run,
+            "targets": report.targets,
+            "problems": problems,
+        }))?;
+    }
+    if !report.ok() {
+        bail!("the push did not finish; run it again once the cause is fixed: a rerun converges");
+    }
+    Ok(())
+}
+
 fn identity_new_command(out: &Path) -> Result<()> {
     let password = std::env::var(PASSWORD_VARIABLE).with_context(|| {
         format!("set {PASSWORD_VARIABLE} to the password that will protect the .p12 files")
@@ -363,6 +474,18 @@ fn error_json(e: &anyhow::Error) -> serde_json::Value {
         }
         None => serde_json::json!({ "ok": false, "error": format!("{e:#}") }),
     }
+}
+
+/// One problem of the JSON output contract, for an error that has no place in a file.
+fn problem_json(message: &str) -> serde_json::Value {
+    serde_json::json!({
+        "severity": "error",
+        "file": null,
+        "line": null,
+        "column": null,
+        "message": message,
+        "help": null,
+    })
 }
 
 fn print_json(value: &serde_json::Value) -> Result<()> {

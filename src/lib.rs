@@ -11,6 +11,7 @@ pub mod cli;
 pub mod installer;
 pub mod launchd;
 pub mod layout;
+pub mod mdm;
 pub mod openclaw;
 pub mod output;
 pub mod pkg;

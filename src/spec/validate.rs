@@ -52,6 +52,9 @@ pub(crate) fn validate(spec: &Spec) -> Vec<Problem> {
     c.unique_across_agents(spec);
     c.package(spec);
     c.signing(spec);
+    if let Some(mdm) = &spec.mdm {
+        mdm.validate(&mut c.problems);
+    }
     spec.hardening.profiles.validate(&mut c.problems);
     c.problems.sort_by_key(|p| (p.line, p.column));
     c.problems
@@ -644,7 +647,7 @@ fn is_account_name(v: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
-fn is_env_name(v: &str) -> bool {
+pub(super) fn is_env_name(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= 64
         && v.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
@@ -678,7 +681,7 @@ fn has_control(v: &str, newlines_ok: bool) -> bool {
 }
 
 /// Shows a hostile value in a message without letting it break the terminal line.
-fn escape(v: &str) -> String {
+pub(super) fn escape(v: &str) -> String {
     let shown: String = v.chars().take(80).collect();
     let shown = shown.escape_debug().to_string();
     if v.chars().count() > 80 {

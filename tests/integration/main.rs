@@ -17,3 +17,5 @@ mod pkg;
 mod installer;
 // Signed builds end to end: dev identities, openssl and apple-xar checks, verify, no key leaks.
 mod signed_build;
+// confine push: stateful Jamf Pro and Kandji doubles that check every call against the vendors' API descriptions.
+mod push;
