@@ -57,8 +57,9 @@ pub fn push(
     let blueprints = blueprints(client, config)?;
     let mut items = vec![custom_app(client, build, options)?];
     objects.push(items[0].clone());
+    let existing: Vec<CustomProfile> = list(client, CUSTOM_PROFILES)?;
     for artifact in &build.profiles {
-        let profile = custom_profile(client, artifact, options)?;
+        let profile = custom_profile(client, artifact, &existing, options)?;
         objects.push(profile.clone());
         items.push(profile);
     }
@@ -302,18 +303,28 @@ fn upload(client: &Client, build: &Build, options: &PushOptions) -> Result<Strin
     Ok(presigned.file_key)
 }
 
-fn custom_profile(client: &Client, artifact: &Artifact, options: &PushOptions) -> Result<Object> {
+const CUSTOM_PROFILES: &str = "/api/v1/library/custom-profiles";
+
+/// The custom profile among `all` that holds the profile `identifier`.
+fn find_profile(all: Vec<CustomProfile>, identifier: &str) -> Option<CustomProfile> {
+    all.into_iter().find(|p| {
+        normalize::payload_identifier(p.profile.as_bytes()).as_deref() == Some(identifier)
+    })
+}
+
+fn custom_profile(
+    client: &Client,
+    artifact: &Artifact,
+    existing: &[CustomProfile],
+    options: &PushOptions,
+) -> Result<Object> {
     let bytes = std::fs::read(&artifact.path)
         .with_context(|| format!("reading {}", artifact.path.display()))?;
     let name = &artifact.display_name;
     let find = || -> Result<Option<CustomProfile>> {
-        let all: Vec<CustomProfile> = list(client, "/api/v1/library/custom-profiles")?;
-        Ok(all.into_iter().find(|p| {
-            normalize::payload_identifier(p.profile.as_bytes()).as_deref()
-                == Some(artifact.identifier.as_str())
-        }))
+        Ok(find_profile(list(client, CUSTOM_PROFILES)?, &artifact.identifier))
     };
-    let found = find()?;
+    let found = find_profile(existing.to_vec(), &artifact.identifier);
     let action = match &found {
         None => Action::Create,
         Some(p)
@@ -343,10 +354,7 @@ fn custom_profile(client: &Client, artifact: &Artifact, options: &PushOptions) -
     )?;
     let id = match found {
         Some(profile) => {
-            let path = format!(
-                "/api/v1/library/custom-profiles/{}",
-                percent_encode(&profile.id)
-            );
+            let path = format!("{CUSTOM_PROFILES}/{}", percent_encode(&profile.id));
             client.expect("PATCH", &path, &Body::Multipart(&form), Retry::Idempotent)?;
             profile.id
         }
@@ -354,9 +362,9 @@ fn custom_profile(client: &Client, artifact: &Artifact, options: &PushOptions) -
             client,
             || Ok(find()?.map(|p| p.id)),
             || {
-                let path = "/api/v1/library/custom-profiles";
-                let outcome = client.send("POST", path, &Body::Multipart(&form), Retry::Never);
-                let profile: Named = created(client, "POST", path, outcome)?.json()?;
+                let outcome =
+                    client.send("POST", CUSTOM_PROFILES, &Body::Multipart(&form), Retry::Never);
+                let profile: Named = created(client, "POST", CUSTOM_PROFILES, outcome)?.json()?;
                 Ok(profile.id)
             },
         )?,

@@ -311,14 +311,8 @@ fn jamf_renews_a_token_that_expires_during_the_upload_and_retries_failures() {
     let report = ok(&fleet.push(&["--json"]));
     assert!(all_actions_are(&report, "create"), "{report}");
     let state = jamf.state();
-    let statuses: Vec<u64> = state["requests"]
-        .as_array()
-        .expect("requests")
-        .iter()
-        .filter_map(|r| r["status"].as_u64())
-        .collect();
     for status in [401, 500, 502, 504, 429, 503] {
-        assert!(statuses.contains(&status), "the double answered {status} once: {statuses:?}");
+        assert!(statuses(&state).contains(&status), "the double answered {status} once");
     }
     assert_eq!(state["packages"].as_object().expect("packages").len(), 1);
     assert_eq!(state["policies"].as_object().expect("policies").len(), 1, "a retried create made no duplicate");
@@ -335,29 +329,68 @@ fn jamf_renews_a_token_that_expires_during_the_upload_and_retries_failures() {
 /// The double fails request n of a clean push (after applying it, the worst case: the client cannot tell
 /// whether it went through), for every n; a rerun then converges to the clean state, with no duplicate
 /// and nothing left to do.
-#[test]
-fn an_interrupted_push_converges_on_rerun() {
-    let jamf = Double::start("jamf");
-    let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
+fn interrupted_pushes_converge(vendor: &str, counts: fn(&Value) -> Vec<usize>, expected: &[usize]) {
+    let double = Double::start(vendor);
+    let fleet = if vendor == "jamf" {
+        Fleet::new(Some(&double), None, "1.0.0")
+    } else {
+        Fleet::new(None, Some(&double), "1.0.0")
+    };
     ok(&fleet.push(&[]));
-    let steps = jamf.state()["requests"].as_array().expect("requests").len();
+    assert_eq!(counts(&double.state()), expected);
+    let steps = double.state()["requests"].as_array().expect("requests").len();
     assert!(steps > 15, "a clean push takes {steps} requests");
     for n in 1..=steps {
-        jamf.control("reset", &json!({}));
-        jamf.faults(json!([{"request": n, "status": 500, "body": "", "apply": true}]));
+        double.control("reset", &json!({}));
+        double.faults(json!([{"request": n, "status": 500, "body": "", "apply": true}]));
         let interrupted = fleet.push(&["--retries", "0"]);
-        let rerun = ok(&fleet.push(&["--retries", "0", "--json"]));
-        let state = jamf.state();
-        assert_eq!(state["packages"].as_object().expect("p").len(), 1, "step {n}: {}", stderr(&interrupted));
-        assert_eq!(state["profiles"].as_object().expect("p").len(), 6, "step {n}");
-        assert_eq!(state["policies"].as_object().expect("p").len(), 1, "step {n}");
-        assert!(!rerun["ok"].is_null());
-        jamf.clear_log();
+        ok(&fleet.push(&["--retries", "0"]));
+        assert_eq!(counts(&double.state()), expected, "step {n}: {}", stderr(&interrupted));
+        double.clear_log();
         let settled = ok(&fleet.push(&["--json"]));
         assert!(all_actions_are(&settled, "unchanged"), "step {n}: {settled}");
-        assert_eq!(jamf.writes(), 0, "step {n}");
+        assert_eq!(double.writes(), 0, "step {n}");
     }
-    jamf.assert_valid();
+    double.assert_valid();
+}
+
+fn len(value: &Value) -> usize {
+    value.as_object().map_or(0, serde_json::Map::len)
+}
+
+#[test]
+fn an_interrupted_jamf_push_converges_on_rerun() {
+    interrupted_pushes_converge(
+        "jamf",
+        |s| vec![len(&s["packages"]), len(&s["profiles"]), len(&s["policies"])],
+        &[1, 6, 1],
+    );
+}
+
+#[test]
+fn an_interrupted_kandji_push_converges_on_rerun() {
+    interrupted_pushes_converge(
+        "kandji",
+        |s| {
+            let items = s["blueprints"]
+                .as_object()
+                .expect("blueprints")
+                .values()
+                .map(|b| b["items"].as_array().expect("items").len())
+                .sum();
+            vec![len(&s["apps"]), len(&s["kprofiles"]), items]
+        },
+        &[1, 6, 7],
+    );
+}
+
+fn statuses(state: &Value) -> Vec<u64> {
+    state["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .filter_map(|r| r["status"].as_u64())
+        .collect()
 }
 
 #[test]
@@ -377,6 +410,9 @@ fn kandji_push_creates_then_converges() {
     let first = ok(&kandji_push(&fleet, &["--json"]));
     assert!(all_actions_are(&first, "create"), "{first}");
     let state = kandji.state();
+    let answered = statuses(&state);
+    assert_eq!(answered.iter().filter(|s| **s == 503).count(), 2, "still being processed, twice");
+    assert!(answered.contains(&500) && answered.contains(&429));
     let apps = state["apps"].as_object().expect("apps");
     assert_eq!(apps.len(), 1);
     let app = apps.values().next().expect("app");

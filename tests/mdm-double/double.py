@@ -72,6 +72,19 @@ def kandji_descriptions():
             for r in op.get("responses", {}).values() if isinstance(op, dict) else []:
                 for c in r.get("content", {}).values():
                     c.pop("examples", None)
+    # OpenAPI 3.1 spells a file as `contentMediaType`; the conversion kept 3.0's `format: binary`, which
+    # no 3.1 validator can satisfy (bytes are not a string, a string is not binary).
+    def binary_as_media_type(node):
+        if isinstance(node, dict):
+            if node.get("type") == "string" and node.get("format") == "binary":
+                del node["format"]
+                node["contentMediaType"] = "application/octet-stream"
+            for v in node.values():
+                binary_as_media_type(v)
+        elif isinstance(node, list):
+            for v in node:
+                binary_as_media_type(v)
+    binary_as_media_type(sub["paths"])
     return sub
 
 
@@ -181,7 +194,11 @@ class Double:
             self.apis = [("/api/", OpenAPI.from_dict(pro, config=LENIENT)),
                          ("/JSSResource/", OpenAPI.from_dict(classic, config=xml_config))]
         else:
-            self.apis = [("/api/", OpenAPI.from_dict(kandji_descriptions(), config=LENIENT))]
+            # Kandji's description is OpenAPI 3.1, where a `format: binary` string cannot hold bytes, so
+            # openapi-core's own multipart decoding would refuse every file; parts are decoded as text.
+            multipart = Config(spec_validator_cls=None,
+                               extra_media_type_deserializers={"multipart/form-data": multipart_as_text})
+            self.apis = [("/api/", OpenAPI.from_dict(kandji_descriptions(), config=multipart))]
             self.s3_fields = s3_form_fields()
         self.reset()
 
@@ -582,7 +599,7 @@ class Double:
                     "audit_script": "", "unzip_location": "", "preinstall_script": "", "postinstall_script": "",
                     "active": b("active", "true"), "restart": b("restart", "false"),
                     "show_in_self_service": b("show_in_self_service", "false"),
-                    "self_service_category_id": None, "self_service_recommended": None,
+                    "self_service_category_id": "", "self_service_recommended": False,
                     "updated_at": "2026-11-29T00:00:01Z"})
 
     def apply_profile(self, profile, headers, body, require_file):
@@ -646,6 +663,12 @@ def multipart_fields(headers, body):
             fields["__filename__" + name] = m.group(1)
         order.append(name)
     return fields, order
+
+
+def multipart_as_text(body, **parameters):
+    boundary = body.split(b"\r\n", 1)[0][2:].decode()
+    fields, _ = multipart_fields({"Content-Type": f"multipart/form-data; boundary={boundary}"}, body)
+    return {k: v.decode("utf-8", "replace") for k, v in fields.items() if not k.startswith("__filename__")}
 
 
 def multipart_file(headers, body, field):
