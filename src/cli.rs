@@ -353,10 +353,13 @@ fn push_command(args: &PushArgs) -> Result<()> {
         Ok(report) => report,
         Err(e) => {
             if args.json {
-                let mut value = error_json(&e);
-                value["schema"] = mdm::SCHEMA.into();
-                value["dry_run"] = args.dry_run.into();
-                print_json(&value)?;
+                print_json(&serde_json::json!({
+                    "schema": mdm::SCHEMA,
+                    "ok": false,
+                    "dry_run": args.dry_run,
+                    "targets": [],
+                    "problems": problems_json(&e),
+                }))?;
             }
             return Err(e);
         }
@@ -473,6 +476,28 @@ fn error_json(e: &anyhow::Error) -> serde_json::Value {
             serde_json::json!({ "file": spec_error.file, "ok": false, "problems": problems })
         }
         None => serde_json::json!({ "ok": false, "error": format!("{e:#}") }),
+    }
+}
+
+/// An error as problems of the JSON output contract: a spec error's problems one by one, anything else
+/// as one problem.
+fn problems_json(e: &anyhow::Error) -> Vec<serde_json::Value> {
+    match e.downcast_ref::<SpecError>() {
+        Some(spec_error) => spec_error
+            .problems
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "severity": "error",
+                    "file": spec_error.file,
+                    "line": p.line,
+                    "column": p.column,
+                    "message": p.message,
+                    "help": p.help,
+                })
+            })
+            .collect(),
+        None => vec![problem_json(&format!("{e:#}"))],
     }
 }
 

@@ -298,6 +298,8 @@ fn jamf_renews_a_token_that_expires_during_the_upload_and_retries_failures() {
     let jamf = Double::start("jamf");
     let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
     jamf.faults(json!([
+        // A server older than /api/v1/oauth/token: confine falls back to /api/oauth/token.
+        {"path": "^/api/v1/oauth/token$", "status": 404, "body": "", "times": 1},
         // The token expires while the package is on its way: Jamf answers 401 at the end.
         {"path": "/upload$", "status": 401, "expire_tokens": true, "times": 1,
          "body": {"httpStatus": 401, "errors": [{"code": "INVALID_TOKEN", "description": "expired"}]}},
@@ -320,9 +322,10 @@ fn jamf_renews_a_token_that_expires_during_the_upload_and_retries_failures() {
         .as_array()
         .expect("requests")
         .iter()
-        .filter(|r| r["path"] == "/api/v1/oauth/token")
+        .filter(|r| r["status"] == 200 && r["path"].as_str().is_some_and(|p| p.ends_with("/oauth/token")))
         .count();
     assert_eq!(tokens, 2, "one token, renewed once after it expired");
+    assert!(state["requests"].as_array().expect("requests").iter().any(|r| r["path"] == "/api/oauth/token"));
     jamf.assert_valid();
 }
 

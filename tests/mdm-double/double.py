@@ -259,7 +259,9 @@ class Double:
         path = parts.path
         query = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(parts.query).items()}
         ctype = headers.get("Content-Type", "")
-        req = MockRequest("http://127.0.0.1", method, path, args=query,
+        # Older Jamf Pro servers only have the unversioned token path; it is the same operation.
+        described = "/api/v1/oauth/token" if path == "/api/oauth/token" else path
+        req = MockRequest("http://127.0.0.1", method, described, args=query,
                           headers={k: v for k, v in headers.items()},
                           cookies=cookies(headers.get("Cookie", "")), data=body,
                           content_type=ctype.split(";")[0] if ctype else "application/json")
@@ -274,6 +276,8 @@ class Double:
                 return reply
             self.counter += 1
             entry = {"n": self.counter, "method": method, "path": path, "write": write}
+            if described != path:
+                entry["addition"] = f"undeclared older path, validated as {described}"
             try:
                 fault = self.fault_for(method, path)
                 if fault and not fault.get("apply"):
