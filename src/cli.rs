@@ -373,7 +373,11 @@ fn push_command(args: &PushArgs) -> Result<()> {
                 (mdm::Action::Update, false) => "updated",
                 (mdm::Action::Unchanged, _) => "unchanged",
             };
-            let id = object.id.as_deref().map(|id| format!(" (id {id})")).unwrap_or_default();
+            let id = object
+                .id
+                .as_deref()
+                .map(|id| format!(" (id {id})"))
+                .unwrap_or_default();
             eprintln!("{}: {} `{}`{id}: {action}", target.mdm, object.kind, object.name);
         }
         if let Some(error) = &target.error {

@@ -9,7 +9,6 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -162,13 +161,7 @@ impl Client {
     }
 
     /// [`Client::send`], failing on any status outside 2xx with the server's message.
-    pub fn expect(
-        &self,
-        method: &str,
-        path: &str,
-        body: &Body<'_>,
-        retry: Retry,
-    ) -> Result<Response> {
+    pub fn expect(&self, method: &str, path: &str, body: &Body<'_>, retry: Retry) -> Result<Response> {
         let response = self.send(method, path, body, retry)?;
         if !response.is_success() {
             bail!("{}", self.describe_failure(method, path, &response));
@@ -242,13 +235,7 @@ impl Client {
         }
     }
 
-    fn attempt(
-        &self,
-        method: &str,
-        path: &str,
-        body: &Body<'_>,
-        bearer: Option<&str>,
-    ) -> Result<Response> {
+    fn attempt(&self, method: &str, path: &str, body: &Body<'_>, bearer: Option<&str>) -> Result<Response> {
         let url = if path.starts_with("http://") || path.starts_with("https://") {
             path.to_owned()
         } else {
@@ -282,7 +269,10 @@ impl Client {
                 request = request
                     .header("Content-Type", form.content_type())
                     .header("Content-Length", form.len().to_string());
-                (&self.upload_agent, ureq::SendBody::from_owned_reader(form.reader()?))
+                (
+                    &self.upload_agent,
+                    ureq::SendBody::from_owned_reader(form.reader()?),
+                )
             }
             Body::Json(_) | Body::Form(_) | Body::Xml(_) => {
                 let (content_type, length, bytes) = match body {
@@ -454,32 +444,35 @@ fn is_still_processing(response: &Response) -> bool {
 /// The human part of an error answer: Jamf Pro's `errors[].description`, Kandji's `detail`, Classic's
 /// HTML `<p>Error: …</p>`, else the text itself; one line, at most 300 characters.
 fn server_message(text: &str) -> String {
-    let from_json = serde_json::from_str::<serde_json::Value>(text).ok().and_then(|v| {
-        let errors = v["errors"].as_array().map(|errors| {
+    let from_json = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| {
+            let errors = v["errors"].as_array().map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{} {}",
+                            e["code"].as_str().unwrap_or_default(),
+                            e["description"].as_str().unwrap_or_default()
+                        )
+                        .trim()
+                        .to_owned()
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            });
             errors
-                .iter()
-                .map(|e| {
-                    format!(
-                        "{} {}",
-                        e["code"].as_str().unwrap_or_default(),
-                        e["description"].as_str().unwrap_or_default()
-                    )
-                    .trim()
-                    .to_owned()
-                })
-                .collect::<Vec<_>>()
-                .join("; ")
+                .or_else(|| v["detail"].as_str().map(str::to_owned))
+                .or_else(|| v["error_description"].as_str().map(str::to_owned))
         });
-        errors
-            .or_else(|| v["detail"].as_str().map(str::to_owned))
-            .or_else(|| v["error_description"].as_str().map(str::to_owned))
-    });
-    let message = from_json.unwrap_or_else(|| {
-        match text.split("<p>").nth(1).and_then(|p| p.split("</p>").next()) {
-            Some(p) => p.to_owned(),
-            None => text.to_owned(),
-        }
-    });
+    let message =
+        from_json.unwrap_or_else(
+            || match text.split("<p>").nth(1).and_then(|p| p.split("</p>").next()) {
+                Some(p) => p.to_owned(),
+                None => text.to_owned(),
+            },
+        );
     let one_line: String = message.split_whitespace().collect::<Vec<_>>().join(" ");
     one_line.chars().take(300).collect()
 }
@@ -510,16 +503,6 @@ pub fn percent_encode(text: &str) -> String {
     out
 }
 
-/// Reads at most `limit` bytes of `reader` (to compare a small file).
-pub fn read_limited(reader: impl Read, limit: u64) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    reader.take(limit + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > limit {
-        bail!("larger than {limit} bytes");
-    }
-    Ok(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -527,7 +510,9 @@ mod tests {
     #[test]
     fn server_messages() {
         assert_eq!(
-            server_message(r#"{"httpStatus":400,"errors":[{"code":"DUPLICATE_FIELD","description":"packageName"}]}"#),
+            server_message(
+                r#"{"httpStatus":400,"errors":[{"code":"DUPLICATE_FIELD","description":"packageName"}]}"#
+            ),
             "DUPLICATE_FIELD packageName"
         );
         assert_eq!(

@@ -27,10 +27,7 @@ const HASH_POLLS: u32 = 60;
 pub fn credentials(config: &Jamf) -> Result<Auth> {
     Ok(Auth::JamfClient {
         client_id: super::env_secret(&config.client_id_env.value, "Jamf Pro API client id")?,
-        client_secret: super::env_secret(
-            &config.client_secret_env.value,
-            "Jamf Pro API client secret",
-        )?,
+        client_secret: super::env_secret(&config.client_secret_env.value, "Jamf Pro API client secret")?,
         token: None,
     })
 }
@@ -58,13 +55,26 @@ pub fn push(
     let package_id = package.id.clone();
     objects.push(package);
     for profile in &build.profiles {
-        objects.push(self::profile(client, profile, category.as_ref(), &groups, options)?);
+        objects.push(self::profile(
+            client,
+            profile,
+            category.as_ref(),
+            &groups,
+            options,
+        )?);
     }
     let installs = Installs {
         package_id: package_id.as_deref(),
         file_replaced,
     };
-    objects.push(policy(client, build, &installs, category.as_ref(), &groups, options)?);
+    objects.push(policy(
+        client,
+        build,
+        &installs,
+        category.as_ref(),
+        &groups,
+        options,
+    )?);
     Ok(())
 }
 
@@ -197,9 +207,7 @@ fn package(
             && r.notes.as_deref() == desired["notes"].as_str()
             && r.info.as_deref() == desired["info"].as_str()
     });
-    let file_current = found
-        .as_ref()
-        .is_some_and(|r| r.holds(&build.package_sha3_512));
+    let file_current = found.as_ref().is_some_and(|r| r.holds(&build.package_sha3_512));
     let action = match &found {
         None => Action::Create,
         Some(_) if metadata_current && file_current => Action::Unchanged,
@@ -283,12 +291,11 @@ fn find_package(client: &Client, identifier: &str) -> Result<Option<PackageRecor
             .json()?;
         seen += answer.results.len();
         let done = answer.results.is_empty() || seen >= answer.total;
-        matches.extend(
-            answer
-                .results
-                .into_iter()
-                .filter(|r| r.notes.as_deref().is_some_and(|n| n.contains(&format!("({marker})")))),
-        );
+        matches.extend(answer.results.into_iter().filter(|r| {
+            r.notes
+                .as_deref()
+                .is_some_and(|n| n.contains(&format!("({marker})")))
+        }));
         if done {
             break;
         }
@@ -336,7 +343,13 @@ fn upload(client: &Client, record: &PackageRecord, build: &Build, options: &Push
                 build.package_sha3_512
             );
         }
-        std::thread::sleep(client.settings().retry_delay.min(std::time::Duration::from_secs(10)) * attempt.min(5));
+        std::thread::sleep(
+            client
+                .settings()
+                .retry_delay
+                .min(std::time::Duration::from_secs(10))
+                * attempt.min(5),
+        );
     }
     bail!(
         "Jamf Pro did not confirm the upload of {} (no matching SHA3-512 after {HASH_POLLS} reads); push again later",
@@ -432,13 +445,22 @@ fn classic_write(
                 let outcome = client.send("POST", &path, &Body::Xml(xml.clone()), Retry::Never);
                 let response = created(client, "POST", &path, outcome)?;
                 let root = parse_xml(&response.body, "Jamf's answer to a Classic create")?;
-                Ok(root.child_text("id").context("Jamf's answer has no id")?.to_owned())
+                Ok(root
+                    .child_text("id")
+                    .context("Jamf's answer has no id")?
+                    .to_owned())
             },
         ),
     }
 }
 
-fn owned_by_confine(root: &Element, field: (&str, &str), expected: &str, what: &str, name: &str) -> Result<()> {
+fn owned_by_confine(
+    root: &Element,
+    field: (&str, &str),
+    expected: &str,
+    what: &str,
+    name: &str,
+) -> Result<()> {
     let value = root
         .child(field.0)
         .and_then(|g| g.child_text(field.1))
@@ -459,23 +481,35 @@ fn profile(
     groups: &[Named],
     options: &PushOptions,
 ) -> Result<Object> {
-    let payload = std::fs::read(&artifact.path)
-        .with_context(|| format!("reading {}", artifact.path.display()))?;
+    let payload =
+        std::fs::read(&artifact.path).with_context(|| format!("reading {}", artifact.path.display()))?;
     let name = &artifact.display_name;
     let found = classic_by_name(client, "osxconfigurationprofiles", name)?;
     let action = match &found {
         None => Action::Create,
         Some((_, root)) => {
-            owned_by_confine(root, ("general", "description"), &marker(&artifact.identifier), "configuration profile", name)?;
+            owned_by_confine(
+                root,
+                ("general", "description"),
+                &marker(&artifact.identifier),
+                "configuration profile",
+                name,
+            )?;
             let held = root
                 .child("general")
                 .and_then(|g| g.child_text("payloads"))
                 .unwrap_or_default();
             let current = classic_state(root) == desired_state(name, category, groups)
-                && root.child("general").and_then(|g| g.child_text("distribution_method"))
+                && root
+                    .child("general")
+                    .and_then(|g| g.child_text("distribution_method"))
                     == Some("Install Automatically")
                 && normalize::same_profile(&payload, held.as_bytes());
-            if current { Action::Unchanged } else { Action::Update }
+            if current {
+                Action::Unchanged
+            } else {
+                Action::Update
+            }
         }
     };
     let mut object = Object {
@@ -498,7 +532,13 @@ fn profile(
         scope_xml(groups),
     );
     let id = found.map(|(id, _)| id);
-    object.id = Some(classic_write(client, "osxconfigurationprofiles", id.as_deref(), name, xml)?);
+    object.id = Some(classic_write(
+        client,
+        "osxconfigurationprofiles",
+        id.as_deref(),
+        name,
+        xml,
+    )?);
     Ok(object)
 }
 
@@ -578,7 +618,11 @@ fn policy(
                 && flag("trigger_enrollment_complete") == Some("true")
                 && packages == [(package_id, artifact.file_name.as_str())]
                 && !installs.file_replaced;
-            if current { Action::Unchanged } else { Action::Update }
+            if current {
+                Action::Unchanged
+            } else {
+                Action::Update
+            }
         }
         // A dry run that would create the package would also point the policy at it.
         (Some(_), None) => Action::Update,

@@ -79,7 +79,11 @@ pub fn push(
                 name: format!("{} → {}", item.name, blueprint.name),
                 identifier: item.identifier.clone(),
                 id: item.id.clone(),
-                action: if present { Action::Unchanged } else { Action::Create },
+                action: if present {
+                    Action::Unchanged
+                } else {
+                    Action::Create
+                },
             };
             if !present && !options.dry_run {
                 assign(client, blueprint, item.id.as_deref().unwrap_or_default())?;
@@ -98,9 +102,7 @@ fn assign(client: &Client, blueprint: &Named, item_id: &str) -> Result<()> {
     let body = Body::Json(serde_json::json!({ "library_item_id": item_id }));
     let response = client.send("POST", &path, &body, Retry::Idempotent)?;
     // Kandji answers 400 "Library Item already exists on Blueprint" to a repeat: that is success.
-    if response.is_success()
-        || (response.status == 400 && response.text().contains("already exists"))
-    {
+    if response.is_success() || (response.status == 400 && response.text().contains("already exists")) {
         return Ok(());
     }
     bail!("{}", client.describe_failure("POST", &path, &response))
@@ -120,7 +122,11 @@ fn blueprints(client: &Client, config: &Kandji) -> Result<Vec<Named>> {
                     format!(
                         "Kandji has no blueprint `{}`; it has: {}",
                         wanted.value,
-                        if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                        if names.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            names.join(", ")
+                        }
                     )
                 })
         })
@@ -163,11 +169,7 @@ fn path_and_query(url: &str) -> Result<String> {
 
 /// The name the package is uploaded under, and what Kandji's `file_key` then contains.
 fn upload_name(build: &Build) -> String {
-    format!(
-        "{}-{}.pkg",
-        build.package.identifier,
-        &build.package.sha256[..16]
-    )
+    format!("{}-{}.pkg", build.package.identifier, &build.package.sha256[..16])
 }
 
 /// Whether a `file_key` belongs to `identifier`'s package; `Some(hash prefix)` if it does.
@@ -200,12 +202,12 @@ fn custom_app(client: &Client, build: &Build, options: &PushOptions) -> Result<O
         Ok(mine.pop())
     };
     let found = find()?;
-    let file_current = found.as_ref().is_some_and(|a| {
-        file_key_hash(&a.file_key, &artifact.identifier) == Some(&artifact.sha256[..16])
-    });
-    let metadata_current = found.as_ref().is_some_and(|a| {
-        a.name == name && a.install_enforcement == "install_once" && a.active
-    });
+    let file_current = found
+        .as_ref()
+        .is_some_and(|a| file_key_hash(&a.file_key, &artifact.identifier) == Some(&artifact.sha256[..16]));
+    let metadata_current = found
+        .as_ref()
+        .is_some_and(|a| a.name == name && a.install_enforcement == "install_once" && a.active);
     let action = match &found {
         None => Action::Create,
         Some(_) if file_current && metadata_current => Action::Unchanged,
@@ -243,18 +245,16 @@ fn custom_app(client: &Client, build: &Build, options: &PushOptions) -> Result<O
             client.expect("PATCH", &path, &Body::Form(fields), Retry::Idempotent)?;
             app.id
         }
-        None => {
-            create_once(
-                client,
-                || Ok(find()?.map(|a| a.id)),
-                || {
-                    let path = "/api/v1/library/custom-apps";
-                    let outcome = client.send("POST", path, &Body::Form(fields.clone()), Retry::Never);
-                    let app: Named = created(client, "POST", path, outcome)?.json()?;
-                    Ok(app.id)
-                },
-            )?
-        }
+        None => create_once(
+            client,
+            || Ok(find()?.map(|a| a.id)),
+            || {
+                let path = "/api/v1/library/custom-apps";
+                let outcome = client.send("POST", path, &Body::Form(fields.clone()), Retry::Never);
+                let app: Named = created(client, "POST", path, outcome)?.json()?;
+                Ok(app.id)
+            },
+        )?,
     };
     object.id = Some(id);
     Ok(object)
@@ -270,16 +270,25 @@ fn upload(client: &Client, build: &Build, options: &PushOptions) -> Result<Strin
     }
     let body = Body::Json(serde_json::json!({ "name": upload_name(build) }));
     let presigned: Presigned = client
-        .expect("POST", "/api/v1/library/custom-apps/upload", &body, Retry::Idempotent)?
+        .expect(
+            "POST",
+            "/api/v1/library/custom-apps/upload",
+            &body,
+            Retry::Idempotent,
+        )?
         .json()?;
-    if !(presigned.post_url.starts_with("https://") || presigned.post_url.starts_with("http://127.0.0.1"))
-    {
+    if !(presigned.post_url.starts_with("https://") || presigned.post_url.starts_with("http://127.0.0.1")) {
         bail!("Kandji's upload URL is not https; refusing to send the package there");
     }
     let fields: Vec<(&str, String)> = presigned
         .post_data
         .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+        .map(|(k, v)| {
+            (
+                k.as_str(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+            )
+        })
         .collect();
     let field_refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let artifact = &build.package;
@@ -292,8 +301,12 @@ fn upload(client: &Client, build: &Build, options: &PushOptions) -> Result<Strin
     if let Some(progress) = super::progress_for(options, &artifact.file_name, form.len()) {
         form = form.with_progress(progress);
     }
-    let response =
-        client.send_anonymous("POST", &presigned.post_url, &Body::Multipart(&form), Retry::Idempotent)?;
+    let response = client.send_anonymous(
+        "POST",
+        &presigned.post_url,
+        &Body::Multipart(&form),
+        Retry::Idempotent,
+    )?;
     if !response.is_success() {
         bail!(
             "{}",
@@ -307,9 +320,8 @@ const CUSTOM_PROFILES: &str = "/api/v1/library/custom-profiles";
 
 /// The custom profile among `all` that holds the profile `identifier`.
 fn find_profile(all: Vec<CustomProfile>, identifier: &str) -> Option<CustomProfile> {
-    all.into_iter().find(|p| {
-        normalize::payload_identifier(p.profile.as_bytes()).as_deref() == Some(identifier)
-    })
+    all.into_iter()
+        .find(|p| normalize::payload_identifier(p.profile.as_bytes()).as_deref() == Some(identifier))
 }
 
 fn custom_profile(
@@ -318,8 +330,8 @@ fn custom_profile(
     existing: &[CustomProfile],
     options: &PushOptions,
 ) -> Result<Object> {
-    let bytes = std::fs::read(&artifact.path)
-        .with_context(|| format!("reading {}", artifact.path.display()))?;
+    let bytes =
+        std::fs::read(&artifact.path).with_context(|| format!("reading {}", artifact.path.display()))?;
     let name = &artifact.display_name;
     let find = || -> Result<Option<CustomProfile>> {
         Ok(find_profile(list(client, CUSTOM_PROFILES)?, &artifact.identifier))
@@ -348,7 +360,11 @@ fn custom_profile(
         return Ok(object);
     }
     let form = Multipart::new(
-        &[("name", name.as_str()), ("active", "true"), ("runs_on_mac", "true")],
+        &[
+            ("name", name.as_str()),
+            ("active", "true"),
+            ("runs_on_mac", "true"),
+        ],
         Some(("file", &artifact.file_name, &artifact.path)),
         &artifact.sha256[..32],
     )?;
@@ -362,8 +378,7 @@ fn custom_profile(
             client,
             || Ok(find()?.map(|p| p.id)),
             || {
-                let outcome =
-                    client.send("POST", CUSTOM_PROFILES, &Body::Multipart(&form), Retry::Never);
+                let outcome = client.send("POST", CUSTOM_PROFILES, &Body::Multipart(&form), Retry::Never);
                 let profile: Named = created(client, "POST", CUSTOM_PROFILES, outcome)?.json()?;
                 Ok(profile.id)
             },
@@ -380,7 +395,8 @@ mod tests {
     #[test]
     fn file_keys() {
         let id = "com.example.agents";
-        let key = "companies/companies/x/library/custom_apps/com.example.agents-0123456789abcdef_ae245110.pkg";
+        let key =
+            "companies/companies/x/library/custom_apps/com.example.agents-0123456789abcdef_ae245110.pkg";
         assert_eq!(file_key_hash(key, id), Some("0123456789abcdef"));
         assert_eq!(file_key_hash(key, "com.example"), None);
         assert_eq!(
@@ -396,6 +412,9 @@ mod tests {
             path_and_query("https://evil.example/api/v1/blueprints?page=2").expect("path"),
             "/api/v1/blueprints?page=2"
         );
-        assert_eq!(path_and_query("/api/v1/x?page=3").expect("path"), "/api/v1/x?page=3");
+        assert_eq!(
+            path_and_query("/api/v1/x?page=3").expect("path"),
+            "/api/v1/x?page=3"
+        );
     }
 }

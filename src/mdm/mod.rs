@@ -180,9 +180,7 @@ fn report(
         url: url.to_owned(),
         objects,
         write_calls: client.writes(),
-        error: result
-            .err()
-            .map(|e| client.redact(&format!("{e:#}"))),
+        error: result.err().map(|e| client.redact(&format!("{e:#}"))),
     }
 }
 
@@ -252,8 +250,8 @@ fn check_build(loaded: &LoadedSpec, dist: &Path) -> Result<Build> {
             }
             "profile" => {
                 let bytes = std::fs::read(&artifact.path)?;
-                artifact.display_name = normalize::display_name(&bytes)
-                    .unwrap_or_else(|| artifact.identifier.clone());
+                artifact.display_name =
+                    normalize::display_name(&bytes).unwrap_or_else(|| artifact.identifier.clone());
                 profiles.push(artifact);
             }
             _ => {}

@@ -91,8 +91,7 @@ impl Multipart {
         let tail = Cursor::new(self.tail.clone());
         let body: Box<dyn Read> = match &self.file {
             Some(path) => {
-                let file =
-                    File::open(path).with_context(|| format!("opening {}", path.display()))?;
+                let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
                 // A file that changed size since it was checked would break Content-Length.
                 Box::new(head.chain(file.take(self.file_len)).chain(tail))
             }
@@ -126,9 +125,7 @@ impl Read for Counting {
 
 /// Field and file names go between double quotes; RFC 7578 §4.2 percent-encodes `"` and line breaks.
 fn quote(name: &str) -> String {
-    name.replace('"', "%22")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+    name.replace('"', "%22").replace('\r', "%0D").replace('\n', "%0A")
 }
 
 #[cfg(test)]
@@ -140,8 +137,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("a.pkg");
         std::fs::write(&path, b"xar!payload").expect("write");
-        let form = Multipart::new(&[("key", "k/1")], Some(("file", "a.pkg", &path)), "b")
-            .expect("form");
+        let form = Multipart::new(&[("key", "k/1")], Some(("file", "a.pkg", &path)), "b").expect("form");
         let mut body = Vec::new();
         form.reader()
             .expect("reader")
@@ -149,7 +145,9 @@ mod tests {
             .expect("read");
         assert_eq!(body.len() as u64, form.len());
         let text = String::from_utf8(body).expect("utf-8");
-        assert!(text.starts_with("--confine-b\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nk/1\r\n"));
+        assert!(
+            text.starts_with("--confine-b\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nk/1\r\n")
+        );
         assert!(text.ends_with("xar!payload\r\n--confine-b--\r\n"));
     }
 }

@@ -25,7 +25,10 @@ const REGENERATED_KEYS: &[&str] = &["PayloadUUID", "PayloadIdentifier"];
 
 /// Whether the MDM's copy `theirs` holds the same profile as `ours` (both property lists, XML or binary).
 pub fn same_profile(ours: &[u8], theirs: &[u8]) -> bool {
-    match (Value::from_reader(std::io::Cursor::new(ours)), Value::from_reader(std::io::Cursor::new(theirs))) {
+    match (
+        Value::from_reader(std::io::Cursor::new(ours)),
+        Value::from_reader(std::io::Cursor::new(theirs)),
+    ) {
         (Ok(ours), Ok(theirs)) => same(&ours, &theirs),
         _ => false,
     }
@@ -63,9 +66,7 @@ fn same(ours: &Value, theirs: &Value) -> bool {
                 .filter(|k| relevant(k) && !a.contains_key(k.as_str()))
                 .all(|k| MDM_ADDED_KEYS.contains(&k.as_str()))
         }
-        (Value::Array(a), Value::Array(b)) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y))
-        }
+        (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y)),
         (Value::String(a), Value::String(b)) => a.trim() == b.trim(),
         (Value::Integer(a), Value::Real(b)) | (Value::Real(b), Value::Integer(a)) => {
             a.as_signed().is_some_and(|a| a as f64 == *b)
@@ -95,9 +96,18 @@ mod tests {
     fn real_changes_are_changes() {
         let flipped = OURS.replace("<true/></dict>", "<false/></dict>");
         assert!(!same_profile(&plist(OURS), &plist(&flipped)));
-        let extra = OURS.replace("</dict></array>", "<key>BlockAllIncoming</key><true/></dict></array>");
-        assert!(!same_profile(&plist(OURS), &plist(&extra)), "a key confine no longer sets");
-        assert!(!same_profile(&plist(&extra), &plist(OURS)), "a key confine now sets");
+        let extra = OURS.replace(
+            "</dict></array>",
+            "<key>BlockAllIncoming</key><true/></dict></array>",
+        );
+        assert!(
+            !same_profile(&plist(OURS), &plist(&extra)),
+            "a key confine no longer sets"
+        );
+        assert!(
+            !same_profile(&plist(&extra), &plist(OURS)),
+            "a key confine now sets"
+        );
         assert!(!same_profile(&plist(OURS), b"not a plist"));
     }
 }

@@ -81,12 +81,13 @@ fn url(value: &Located<String>, problems: &mut Vec<Problem>) {
     let v = value.value.as_str();
     let (scheme, rest) = v.split_once("://").unwrap_or(("", v));
     let host_port = rest.split('/').next().unwrap_or_default();
-    let host = match host_port.rsplit_once(':') {
-        Some((h, port)) if !h.ends_with(']') || host_port.starts_with('[') => {
-            if port.parse::<u16>().is_ok() { h } else { host_port }
-        }
-        _ => host_port,
-    };
+    let host =
+        match host_port.rsplit_once(':') {
+            Some((h, port)) if !h.ends_with(']') || host_port.starts_with('[') => {
+                if port.parse::<u16>().is_ok() { h } else { host_port }
+            }
+            _ => host_port,
+        };
     let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
     let help = "use `https://` and the tenant's host name, e.g. `https://example.jamfcloud.com`; `http://` is allowed only for 127.0.0.1";
     let shaped = !host.is_empty()

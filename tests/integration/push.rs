@@ -93,13 +93,12 @@ impl Double {
             .as_array()
             .expect("requests")
             .iter()
-            .filter(|r| {
-                r["addition"]
-                    .as_str()
-                    .is_some_and(|a| a.contains("rejected"))
-            })
+            .filter(|r| r["addition"].as_str().is_some_and(|a| a.contains("rejected")))
             .collect();
-        assert!(rejected.is_empty(), "requests the vendor description rejects: {rejected:?}");
+        assert!(
+            rejected.is_empty(),
+            "requests the vendor description rejects: {rejected:?}"
+        );
     }
 }
 
@@ -119,7 +118,11 @@ struct Fleet {
 impl Fleet {
     fn new(jamf: Option<&Double>, kandji: Option<&Double>, release: &str) -> Fleet {
         let dir = tempfile::tempdir().expect("tempdir");
-        let spec = write(dir.path(), "fleet.yaml", &spec_text(jamf, kandji, release, "AI Agent Macs"));
+        let spec = write(
+            dir.path(),
+            "fleet.yaml",
+            &spec_text(jamf, kandji, release, "AI Agent Macs"),
+        );
         let fleet = Fleet { dir, spec };
         fleet.build();
         fleet
@@ -243,10 +246,20 @@ fn jamf_push_creates_then_converges() {
     assert_eq!(state["packages"].as_object().expect("packages").len(), 1);
     assert_eq!(state["profiles"].as_object().expect("profiles").len(), 6);
     assert_eq!(state["policies"].as_object().expect("policies").len(), 1);
-    let package = state["packages"].as_object().expect("one").values().next().expect("package");
+    let package = state["packages"]
+        .as_object()
+        .expect("one")
+        .values()
+        .next()
+        .expect("package");
     assert_eq!(package["hashType"], "SHA3_512");
     assert_eq!(package["fileName"], "halfday-agents-1.0.0.pkg");
-    let policy = state["policies"].as_object().expect("one").values().next().expect("policy");
+    let policy = state["policies"]
+        .as_object()
+        .expect("one")
+        .values()
+        .next()
+        .expect("policy");
     assert_eq!(policy["general"]["frequency"], "Once per computer");
     assert_eq!(policy["general"]["trigger_checkin"], true);
     assert_eq!(policy["general"]["trigger_enrollment_complete"], true);
@@ -256,7 +269,10 @@ fn jamf_push_creates_then_converges() {
     );
     for profile in state["profiles"].as_object().expect("profiles").values() {
         assert_eq!(profile["general"]["distribution_method"], "Install Automatically");
-        assert_eq!(profile["scope"]["computer_groups"][0]["computer_group"]["name"], "AI Agent Macs");
+        assert_eq!(
+            profile["scope"]["computer_groups"][0]["computer_group"]["name"],
+            "AI Agent Macs"
+        );
         assert_eq!(profile["general"]["category"]["name"], "AI Agents");
     }
     jamf.assert_valid();
@@ -272,24 +288,52 @@ fn jamf_push_creates_then_converges() {
     // A new release updates the same records; the policy points at the new file.
     fleet.release(Some(&jamf), None, "1.1.0");
     let plan = ok(&fleet.push(&["--dry-run", "--json"]));
-    assert!(actions(&plan).contains(&("package".into(), "update".into())), "{plan}");
+    assert!(
+        actions(&plan).contains(&("package".into(), "update".into())),
+        "{plan}"
+    );
     assert_eq!(jamf.writes(), 0, "a dry run makes no write call");
     let third = ok(&fleet.push(&["--json"]));
-    assert!(actions(&third).contains(&("package".into(), "update".into())), "{third}");
+    assert!(
+        actions(&third).contains(&("package".into(), "update".into())),
+        "{third}"
+    );
     let after = jamf.state();
     assert_eq!(after["packages"].as_object().expect("packages").len(), 1);
     assert_eq!(after["profiles"].as_object().expect("profiles").len(), 6);
     assert_eq!(after["policies"].as_object().expect("policies").len(), 1);
-    let updated = after["packages"].as_object().expect("one").values().next().expect("package");
+    let updated = after["packages"]
+        .as_object()
+        .expect("one")
+        .values()
+        .next()
+        .expect("package");
     assert_eq!(updated["id"], package["id"], "same record id");
     assert_eq!(updated["fileName"], "halfday-agents-1.1.0.pkg");
     assert_ne!(updated["hashValue"], package["hashValue"]);
     let policy_after = after["policies"].as_object().expect("one");
-    assert_eq!(policy_after.keys().collect::<Vec<_>>(), state["policies"].as_object().expect("one").keys().collect::<Vec<_>>());
-    let package_ref = &policy_after.values().next().expect("policy")["package_configuration"]["packages"][0]["package"];
+    assert_eq!(
+        policy_after.keys().collect::<Vec<_>>(),
+        state["policies"]
+            .as_object()
+            .expect("one")
+            .keys()
+            .collect::<Vec<_>>()
+    );
+    let package_ref =
+        &policy_after.values().next().expect("policy")["package_configuration"]["packages"][0]["package"];
     assert_eq!(package_ref["name"], "halfday-agents-1.1.0.pkg");
-    let policy_id = state["policies"].as_object().expect("one").keys().next().expect("id").clone();
-    assert_eq!(after["flushes"][&policy_id], 1, "the policy's logs were flushed, so every Mac upgrades");
+    let policy_id = state["policies"]
+        .as_object()
+        .expect("one")
+        .keys()
+        .next()
+        .expect("id")
+        .clone();
+    assert_eq!(
+        after["flushes"][&policy_id], 1,
+        "the policy's logs were flushed, so every Mac upgrades"
+    );
     jamf.assert_valid();
 }
 
@@ -314,10 +358,17 @@ fn jamf_renews_a_token_that_expires_during_the_upload_and_retries_failures() {
     assert!(all_actions_are(&report, "create"), "{report}");
     let state = jamf.state();
     for status in [401, 500, 502, 504, 429, 503] {
-        assert!(statuses(&state).contains(&status), "the double answered {status} once");
+        assert!(
+            statuses(&state).contains(&status),
+            "the double answered {status} once"
+        );
     }
     assert_eq!(state["packages"].as_object().expect("packages").len(), 1);
-    assert_eq!(state["policies"].as_object().expect("policies").len(), 1, "a retried create made no duplicate");
+    assert_eq!(
+        state["policies"].as_object().expect("policies").len(),
+        1,
+        "a retried create made no duplicate"
+    );
     let tokens = state["requests"]
         .as_array()
         .expect("requests")
@@ -325,7 +376,13 @@ fn jamf_renews_a_token_that_expires_during_the_upload_and_retries_failures() {
         .filter(|r| r["status"] == 200 && r["path"].as_str().is_some_and(|p| p.ends_with("/oauth/token")))
         .count();
     assert_eq!(tokens, 2, "one token, renewed once after it expired");
-    assert!(state["requests"].as_array().expect("requests").iter().any(|r| r["path"] == "/api/oauth/token"));
+    assert!(
+        state["requests"]
+            .as_array()
+            .expect("requests")
+            .iter()
+            .any(|r| r["path"] == "/api/oauth/token")
+    );
     jamf.assert_valid();
 }
 
@@ -348,7 +405,12 @@ fn interrupted_pushes_converge(vendor: &str, counts: fn(&Value) -> Vec<usize>, e
         double.faults(json!([{"request": n, "status": 500, "body": "", "apply": true}]));
         let interrupted = fleet.push(&["--retries", "0"]);
         ok(&fleet.push(&["--retries", "0"]));
-        assert_eq!(counts(&double.state()), expected, "step {n}: {}", stderr(&interrupted));
+        assert_eq!(
+            counts(&double.state()),
+            expected,
+            "step {n}: {}",
+            stderr(&interrupted)
+        );
         double.clear_log();
         let settled = ok(&fleet.push(&["--json"]));
         assert!(all_actions_are(&settled, "unchanged"), "step {n}: {settled}");
@@ -414,7 +476,11 @@ fn kandji_push_creates_then_converges() {
     assert!(all_actions_are(&first, "create"), "{first}");
     let state = kandji.state();
     let answered = statuses(&state);
-    assert_eq!(answered.iter().filter(|s| **s == 503).count(), 2, "still being processed, twice");
+    assert_eq!(
+        answered.iter().filter(|s| **s == 503).count(),
+        2,
+        "still being processed, twice"
+    );
     assert!(answered.contains(&500) && answered.contains(&429));
     let apps = state["apps"].as_object().expect("apps");
     assert_eq!(apps.len(), 1);
@@ -437,10 +503,17 @@ fn kandji_push_creates_then_converges() {
 
     fleet.release(None, Some(&kandji), "1.1.0");
     let third = ok(&kandji_push(&fleet, &["--json"]));
-    assert!(actions(&third).contains(&("custom-app".into(), "update".into())), "{third}");
+    assert!(
+        actions(&third).contains(&("custom-app".into(), "update".into())),
+        "{third}"
+    );
     let after = kandji.state();
     let apps_after = after["apps"].as_object().expect("apps");
-    assert_eq!(apps_after.keys().collect::<Vec<_>>(), apps.keys().collect::<Vec<_>>(), "same app id");
+    assert_eq!(
+        apps_after.keys().collect::<Vec<_>>(),
+        apps.keys().collect::<Vec<_>>(),
+        "same app id"
+    );
     assert_ne!(apps_after.values().next().expect("app")["sha256"], app["sha256"]);
     kandji.assert_valid();
 }
@@ -460,7 +533,11 @@ fn a_tampered_artifact_stops_the_push_before_any_write() {
     std::fs::write(&profile, text.replace("<true/>", "<false/>")).expect("tamper");
     let out = fleet.push(&[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("does not match the manifest"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not match the manifest"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(jamf.state()["requests"], json!([]), "not a single request");
 }
 
@@ -470,7 +547,11 @@ fn missing_credentials_or_group_fail_clearly() {
     let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
     let out = push_with_env(&fleet.spec, &fleet.dist(), &[], false);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("$JAMF_CLIENT_ID is not set"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("$JAMF_CLIENT_ID is not set"),
+        "{}",
+        stderr(&out)
+    );
 
     let spec = write(
         fleet.dir.path(),
@@ -521,7 +602,10 @@ fn spec_urls_must_be_https_except_loopback() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("is not https"), "{err}");
-    assert!(err.contains("`not-a-name` is not an environment variable name"), "{err}");
+    assert!(
+        err.contains("`not-a-name` is not an environment variable name"),
+        "{err}"
+    );
 }
 
 /// The doubles' validation is real: a request the vendor description forbids is refused and logged.
@@ -531,7 +615,9 @@ fn the_doubles_refuse_what_the_vendor_descriptions_forbid() {
     let token: Value = {
         let mut r = ureq::post(format!("{}/api/v1/oauth/token", jamf.url()))
             .header("Content-Type", "application/x-www-form-urlencoded")
-            .send(format!("grant_type=client_credentials&client_id=jamf-client&client_secret={SECRET}"))
+            .send(format!(
+                "grant_type=client_credentials&client_id=jamf-client&client_secret={SECRET}"
+            ))
             .expect("token");
         serde_json::from_str(&r.body_mut().read_to_string().expect("body")).expect("json")
     };
@@ -550,10 +636,20 @@ fn the_doubles_refuse_what_the_vendor_descriptions_forbid() {
             .as_u16()
     };
     // A package record without the required fields.
-    assert_eq!(post("/api/v1/packages", "application/json", r#"{"packageName":"x"}"#), 400);
+    assert_eq!(
+        post("/api/v1/packages", "application/json", r#"{"packageName":"x"}"#),
+        400
+    );
     // A Classic profile whose level is not one Jamf's schema allows.
     let bad = "<os_x_configuration_profile><general><name>A</name><level>everyone</level></general></os_x_configuration_profile>";
-    assert_eq!(post("/JSSResource/osxconfigurationprofiles/id/0", "application/xml", bad), 400);
+    assert_eq!(
+        post(
+            "/JSSResource/osxconfigurationprofiles/id/0",
+            "application/xml",
+            bad
+        ),
+        400
+    );
     let state = jamf.state();
     assert_eq!(state["packages"], json!({}));
     assert_eq!(state["profiles"], json!({}));
