@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::http::{Auth, Body, Client, Retry, percent_encode};
 use super::multipart::Multipart;
 use super::normalize;
-use super::{Action, Build, Object, PushOptions, create_once, created, xml_escape};
+use super::{Action, Build, Object, PushOptions, create_once, created, find_named, xml_escape};
 use crate::pkg::{Element, parse_xml};
 use crate::spec::mdm::Jamf;
 
@@ -86,16 +86,8 @@ fn computer_groups(client: &Client, config: &Jamf) -> Result<Vec<Named>> {
         .computer_groups
         .iter()
         .map(|wanted| {
-            all.iter()
-                .find(|g| g.name == wanted.value)
-                .cloned()
-                .with_context(|| {
-                    format!(
-                        "Jamf Pro has no computer group `{}`; it has: {}",
-                        wanted.value,
-                        listing(all.iter().map(|g| g.name.as_str()))
-                    )
-                })
+            let missing = "Jamf Pro has no computer group";
+            find_named(&all, |g| &g.name, &wanted.value, missing).cloned()
         })
         .collect()
 }
@@ -119,21 +111,7 @@ fn category(client: &Client, wanted: &str) -> Result<Named> {
             break;
         }
     }
-    all.iter().find(|c| c.name == wanted).cloned().with_context(|| {
-        format!(
-            "Jamf Pro has no category `{wanted}`; it has: {}",
-            listing(all.iter().map(|c| c.name.as_str()))
-        )
-    })
-}
-
-fn listing<'a>(names: impl Iterator<Item = &'a str>) -> String {
-    let names: Vec<String> = names.map(|n| format!("`{n}`")).collect();
-    if names.is_empty() {
-        "none".to_owned()
-    } else {
-        names.join(", ")
-    }
+    find_named(&all, |c| &c.name, wanted, "Jamf Pro has no category").cloned()
 }
 
 fn marker(identifier: &str) -> String {

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::http::{Auth, Body, Client, Retry, percent_encode};
 use super::multipart::Multipart;
 use super::normalize;
-use super::{Action, Artifact, Build, Object, PushOptions, create_once, created};
+use super::{Action, Artifact, Build, Object, PushOptions, create_once, created, find_named};
 use crate::spec::mdm::Kandji;
 
 pub fn credentials(config: &Kandji) -> Result<Auth> {
@@ -113,23 +113,7 @@ fn blueprints(client: &Client, config: &Kandji) -> Result<Vec<Named>> {
     config
         .blueprints
         .iter()
-        .map(|wanted| {
-            all.iter()
-                .find(|b| b.name == wanted.value)
-                .cloned()
-                .with_context(|| {
-                    let names: Vec<String> = all.iter().map(|b| format!("`{}`", b.name)).collect();
-                    format!(
-                        "Kandji has no blueprint `{}`; it has: {}",
-                        wanted.value,
-                        if names.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            names.join(", ")
-                        }
-                    )
-                })
-        })
+        .map(|wanted| find_named(&all, |b| &b.name, &wanted.value, "Kandji has no blueprint").cloned())
         .collect()
 }
 

@@ -184,6 +184,20 @@ fn report(
     }
 }
 
+/// The record named `wanted` among `all`, or an error that lists what exists: a group, category or
+/// blueprint the spec names must already exist in the MDM.
+fn find_named<'a, T>(all: &'a [T], name: impl Fn(&T) -> &str, wanted: &str, missing: &str) -> Result<&'a T> {
+    all.iter().find(|item| name(item) == wanted).with_context(|| {
+        let names: Vec<String> = all.iter().map(|item| format!("`{}`", name(item))).collect();
+        let existing = if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        };
+        format!("{missing} `{wanted}`; it has: {existing}")
+    })
+}
+
 /// A credential from the environment variable the spec names.
 fn env_secret(variable: &str, what: &str) -> Result<String> {
     match std::env::var(variable) {

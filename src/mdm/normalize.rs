@@ -36,22 +36,17 @@ pub fn same_profile(ours: &[u8], theirs: &[u8]) -> bool {
 
 /// The top-level `PayloadIdentifier` of a profile, if it parses.
 pub fn payload_identifier(profile: &[u8]) -> Option<String> {
-    let value = Value::from_reader(std::io::Cursor::new(profile)).ok()?;
-    value
-        .as_dictionary()?
-        .get("PayloadIdentifier")?
-        .as_string()
-        .map(str::to_owned)
+    top_level_string(profile, "PayloadIdentifier")
 }
 
 /// The top-level `PayloadDisplayName` of a profile, if it parses.
 pub fn display_name(profile: &[u8]) -> Option<String> {
+    top_level_string(profile, "PayloadDisplayName")
+}
+
+fn top_level_string(profile: &[u8], key: &str) -> Option<String> {
     let value = Value::from_reader(std::io::Cursor::new(profile)).ok()?;
-    value
-        .as_dictionary()?
-        .get("PayloadDisplayName")?
-        .as_string()
-        .map(str::to_owned)
+    value.as_dictionary()?.get(key)?.as_string().map(str::to_owned)
 }
 
 fn same(ours: &Value, theirs: &Value) -> bool {

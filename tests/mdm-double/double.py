@@ -554,9 +554,7 @@ class Double:
             raise jreply(201, app)
         m = re.fullmatch(r"/api/v1/library/custom-apps/([^/]+)", path)
         if m and method == "PATCH":
-            app = self.apps.get(m.group(1))
-            if app is None:
-                raise jreply(404, {"detail": "Not found."}, addition="404 is not declared")
+            app = found(self.apps, m.group(1))
             form = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
             self.apply_app(app, form, require_file=False)
             raise jreply(200, app)
@@ -569,9 +567,7 @@ class Double:
             raise jreply(201, profile)
         m = re.fullmatch(r"/api/v1/library/custom-profiles/([^/]+)", path)
         if m and method == "PATCH":
-            profile = self.kprofiles.get(m.group(1))
-            if profile is None:
-                raise jreply(404, {"detail": "Not found."}, addition="404 is not declared")
+            profile = found(self.kprofiles, m.group(1))
             self.apply_profile(profile, headers, body, require_file=False)
             raise jreply(200, profile)
 
@@ -621,6 +617,12 @@ class Double:
                         "active": t("active", "true"), "mdm_identifier": f"com.kandji.profile.custom.{profile['id']}",
                         "runs_on_mac": t("runs_on_mac", "false"), "runs_on_iphone": False, "runs_on_ipad": False,
                         "runs_on_tv": False, "runs_on_vision": False, "updated_at": "2026-11-29T00:00:01Z"})
+
+
+def found(store, key):
+    if key not in store:
+        raise jreply(404, {"detail": "Not found."}, addition="404 is not declared")
+    return store[key]
 
 
 def page(results):
