@@ -432,21 +432,15 @@ fn classic_write(
     }
 }
 
-fn owned_by_confine(
-    root: &Element,
-    field: (&str, &str),
-    expected: &str,
-    what: &str,
-    name: &str,
-) -> Result<()> {
-    let value = root
-        .child(field.0)
-        .and_then(|g| g.child_text(field.1))
-        .unwrap_or_default();
-    if !value.contains(expected) {
+/// Refuses a Classic object that has the name confine wants but not its identifier: confine never takes
+/// over what someone else made.
+fn ensure_ours(root: &Element, field: &str, is_ours: impl Fn(&str) -> bool, what: &str) -> Result<()> {
+    let general = root.child("general");
+    let value = general.and_then(|g| g.child_text(field)).unwrap_or_default();
+    if !is_ours(value) {
         bail!(
-            "Jamf Pro already has a {what} named `{name}` that confine did not push (its {} lacks `{expected}`); rename or delete it",
-            field.1
+            "Jamf Pro already has a {what} named `{}` that confine did not push (its {field} does not carry confine's identifier); rename or delete it",
+            general.and_then(|g| g.child_text("name")).unwrap_or_default()
         );
     }
     Ok(())
@@ -466,12 +460,12 @@ fn profile(
     let action = match &found {
         None => Action::Create,
         Some((_, root)) => {
-            owned_by_confine(
+            let marker = format!("({})", marker(&artifact.identifier));
+            ensure_ours(
                 root,
-                ("general", "description"),
-                &marker(&artifact.identifier),
+                "description",
+                |d| d.contains(&marker),
                 "configuration profile",
-                name,
             )?;
             let held = root
                 .child("general")
@@ -571,10 +565,12 @@ fn policy(
     let name = format!("Install {}", artifact.display_name);
     let trigger = &artifact.identifier;
     let found = classic_by_name(client, "policies", &name)?;
+    if let Some((_, root)) = &found {
+        ensure_ours(root, "trigger_other", |t| t == trigger, "policy")?;
+    }
     let action = match (&found, installs.package_id) {
         (None, _) => Action::Create,
         (Some((_, root)), Some(package_id)) => {
-            owned_by_confine(root, ("general", "trigger_other"), trigger, "policy", &name)?;
             let general = root.child("general");
             let flag = |key: &str| general.and_then(|g| g.child_text(key));
             let packages: Vec<(&str, &str)> = root

@@ -80,6 +80,30 @@ impl Double {
         self.control("clear-log", &json!({}));
     }
 
+    /// Sends one authenticated Jamf request the way any client could; returns the status.
+    fn jamf_call(&self, path: &str, content_type: &str, body: &str) -> u16 {
+        let mut answer = ureq::post(format!("{}/api/v1/oauth/token", self.url()))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send(format!(
+                "grant_type=client_credentials&client_id=jamf-client&client_secret={SECRET}"
+            ))
+            .expect("token");
+        let token: Value =
+            serde_json::from_str(&answer.body_mut().read_to_string().expect("body")).expect("json");
+        let bearer = format!("Bearer {}", token["access_token"].as_str().expect("token"));
+        ureq::post(format!("{}{path}", self.url()))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .header("Authorization", &bearer)
+            .header("Cookie", "APBALANCEID=x")
+            .header("Content-Type", content_type)
+            .send(body)
+            .expect("request")
+            .status()
+            .as_u16()
+    }
+
     /// Write calls since the log was last cleared.
     fn writes(&self) -> u64 {
         self.state()["writes"].as_u64().expect("writes")
@@ -354,9 +378,17 @@ fn jamf_renews_a_token_that_expires_during_the_upload_and_retries_failures() {
         {"method": "POST", "path": "^/api/v1/packages$", "status": 429, "body": "", "times": 1},
         {"method": "POST", "path": "^/JSSResource/policies/id/0$", "status": 503, "body": "", "times": 1},
     ]));
-    let report = ok(&fleet.push(&["--json"]));
+    let out = fleet.push(&["--json"]);
+    let report = ok(&out);
     assert!(all_actions_are(&report, "create"), "{report}");
     let state = jamf.state();
+    let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    for token in state["tokens"].as_array().expect("tokens") {
+        assert!(
+            !printed.contains(token.as_str().expect("token")),
+            "a token was printed"
+        );
+    }
     for status in [401, 500, 502, 504, 429, 503] {
         assert!(
             statuses(&state).contains(&status),
@@ -612,45 +644,44 @@ fn spec_urls_must_be_https_except_loopback() {
 #[test]
 fn the_doubles_refuse_what_the_vendor_descriptions_forbid() {
     let jamf = Double::start("jamf");
-    let token: Value = {
-        let mut r = ureq::post(format!("{}/api/v1/oauth/token", jamf.url()))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .send(format!(
-                "grant_type=client_credentials&client_id=jamf-client&client_secret={SECRET}"
-            ))
-            .expect("token");
-        serde_json::from_str(&r.body_mut().read_to_string().expect("body")).expect("json")
-    };
-    let bearer = format!("Bearer {}", token["access_token"].as_str().expect("token"));
-    let post = |path: &str, content_type: &str, body: &str| {
-        ureq::post(format!("{}{path}", jamf.url()))
-            .config()
-            .http_status_as_error(false)
-            .build()
-            .header("Authorization", &bearer)
-            .header("Cookie", "APBALANCEID=x")
-            .header("Content-Type", content_type)
-            .send(body)
-            .expect("request")
-            .status()
-            .as_u16()
-    };
     // A package record without the required fields.
-    assert_eq!(
-        post("/api/v1/packages", "application/json", r#"{"packageName":"x"}"#),
-        400
-    );
+    let status = jamf.jamf_call("/api/v1/packages", "application/json", r#"{"packageName":"x"}"#);
+    assert_eq!(status, 400);
     // A Classic profile whose level is not one Jamf's schema allows.
     let bad = "<os_x_configuration_profile><general><name>A</name><level>everyone</level></general></os_x_configuration_profile>";
-    assert_eq!(
-        post(
-            "/JSSResource/osxconfigurationprofiles/id/0",
-            "application/xml",
-            bad
-        ),
-        400
+    let status = jamf.jamf_call(
+        "/JSSResource/osxconfigurationprofiles/id/0",
+        "application/xml",
+        bad,
     );
+    assert_eq!(status, 400);
     let state = jamf.state();
     assert_eq!(state["packages"], json!({}));
     assert_eq!(state["profiles"], json!({}));
+}
+
+/// A profile someone else made under the name confine wants is refused, not taken over.
+#[test]
+fn jamf_objects_confine_did_not_push_are_left_alone() {
+    let jamf = Double::start("jamf");
+    let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
+    let theirs = "<os_x_configuration_profile><general><name>Halfday: Firewall</name><description>made by hand</description><payloads>&lt;plist version=\"1.0\"&gt;&lt;dict/&gt;&lt;/plist&gt;</payloads></general></os_x_configuration_profile>";
+    let status = jamf.jamf_call(
+        "/JSSResource/osxconfigurationprofiles/id/0",
+        "application/xml",
+        theirs,
+    );
+    assert_eq!(status, 201);
+    let out = fleet.push(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(
+            "already has a configuration profile named `Halfday: Firewall` that confine did not push"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let profiles = jamf.state()["profiles"].clone();
+    assert_eq!(len(&profiles), 1);
+    assert_eq!(profiles["2"]["general"]["description"], "made by hand");
 }

@@ -210,6 +210,7 @@ class Double:
         self.counter = 0
         self.next_id = 1
         self.tokens = {}
+        self.issued_tokens = set()
         self.hash_lag = o.get("hash_lag", 2)
         self.packages, self.profiles, self.policies, self.flushes = {}, {}, {}, {}
         self.groups = [{"id": str(i + 1), "name": n, "smartGroup": False}
@@ -319,7 +320,7 @@ class Double:
 
     def control(self, method, path, body):
         if path == "/_double/state" and method == "GET":
-            state = {"requests": self.log, "violations": self.violations,
+            state = {"requests": self.log, "violations": self.violations, "tokens": sorted(self.issued_tokens),
                      "writes": sum(1 for e in self.log if e["write"]),
                      "packages": self.packages, "profiles": {k: {kk: vv for kk, vv in v.items() if kk != "doc"}
                                                              for k, v in self.profiles.items()},
@@ -361,6 +362,7 @@ class Double:
                 raise jreply(400, {"error": "invalid_client", "error_description": "bad client"})
             token = base64.urlsafe_b64encode(os.urandom(24)).decode()
             self.tokens[token] = True
+            self.issued_tokens.add(token)
             raise jreply(200, {"access_token": token, "token_type": "Bearer", "scope": "api-role:1",
                                "expires_in": self.token_ttl()})
         if path == "/api/v1/computer-groups" and method == "GET":
@@ -491,7 +493,7 @@ class Double:
                 return v.strip()
             return v
         plist = rewrite(plist, top=True)
-        plist["PayloadIdentifier"] = plist["PayloadUUID"]
+        plist["PayloadIdentifier"] = plist.setdefault("PayloadUUID", str(uuid.uuid4()).upper())
         plist.setdefault("PayloadScope", "System")
         plist.setdefault("PayloadOrganization", "Jamf")
         return plistlib.dumps(plist, sort_keys=True).decode()
@@ -694,7 +696,11 @@ def serve(double):
             if self.headers.get("Transfer-Encoding"):
                 double.violations.append(f"{self.path}: chunked request body (confine sends Content-Length)")
             body = self.rfile.read(length) if length else b""
-            reply = double.handle(self.command, self.path, self.headers, body)
+            try:
+                reply = double.handle(self.command, self.path, self.headers, body)
+            except Exception as e:  # a bug in the double: say so, loudly, in the state
+                double.violations.append(f"the double failed on {self.command} {self.path}: {e!r}")
+                reply = Reply(500, repr(e).encode(), "text/plain", addition="double bug")
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
             self.send_header("Content-Length", str(len(reply.body)))
