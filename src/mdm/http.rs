@@ -17,6 +17,9 @@ use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
 use super::multipart::Multipart;
 
+/// The longest wait between two attempts, asked for or not.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
 /// Response bodies confine reads are records and lists; anything larger is refused.
 const MAX_RESPONSE_BYTES: u64 = 32 * 1024 * 1024;
 
@@ -57,6 +60,8 @@ pub enum Body<'a> {
 pub struct Response {
     pub status: u16,
     pub body: Vec<u8>,
+    /// `Retry-After` in seconds, when the server sent one (Jamf never does; S3 and proxies may).
+    pub retry_after: Option<Duration>,
 }
 
 impl Response {
@@ -231,7 +236,8 @@ impl Client {
                 return outcome.map_err(|e| anyhow::anyhow!(self.redact(&format!("{e:#}"))));
             }
             attempt += 1;
-            std::thread::sleep(self.backoff(attempt));
+            let asked = outcome.as_ref().ok().and_then(|r| r.retry_after);
+            std::thread::sleep(asked.map_or_else(|| self.backoff(attempt), |d| d.min(MAX_WAIT)));
         }
     }
 
@@ -296,6 +302,12 @@ impl Client {
             .run(request)
             .with_context(|| format!("{method} {}", path_only(&url)))?;
         self.keep_cookies(response.headers());
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let status = response.status().as_u16();
         let body = response
             .body_mut()
@@ -303,7 +315,11 @@ impl Client {
             .limit(MAX_RESPONSE_BYTES)
             .read_to_vec()
             .with_context(|| format!("reading the answer to {method} {}", path_only(&url)))?;
-        Ok(Response { status, body })
+        Ok(Response {
+            status,
+            body,
+            retry_after,
+        })
     }
 
     fn renewable(&self) -> bool {
@@ -405,7 +421,7 @@ impl Client {
             .settings
             .retry_delay
             .saturating_mul(1 << attempt.saturating_sub(1).min(16))
-            .min(Duration::from_secs(60));
+            .min(MAX_WAIT);
         let mut x = *self.jitter.borrow();
         x ^= x << 13;
         x ^= x >> 7;

@@ -263,6 +263,11 @@ fn jamf_push_creates_then_converges() {
     assert_eq!(plan["dry_run"], true);
     assert!(all_actions_are(&plan, "create"), "{plan}");
     assert_eq!(jamf.writes(), 0, "a dry run makes no write call");
+    // The documented, versioned shape of `confine push --json`.
+    let shape = serde_json::to_string_pretty(&plan)
+        .expect("json")
+        .replace(&jamf.url(), "http://127.0.0.1:PORT");
+    insta::assert_snapshot!("push_plan_jamf", shape);
 
     let first = ok(&fleet.push(&["--json"]));
     assert!(all_actions_are(&first, "create"), "{first}");
@@ -499,7 +504,8 @@ fn kandji_push_creates_then_converges() {
         {"method": "POST", "path": "^/api/v1/library/custom-apps$", "status": 503, "times": 2,
          "body": {"detail": "The upload is still being processed."}},
         {"method": "POST", "path": "^/_s3/", "status": 500, "body": "", "content_type": "application/xml", "times": 1},
-        {"method": "GET", "path": "^/api/v1/library/custom-profiles$", "status": 429, "body": "", "times": 1},
+        {"method": "GET", "path": "^/api/v1/library/custom-profiles$", "status": 429, "body": "", "times": 1,
+         "retry_after": 1},
     ]));
     let plan = ok(&kandji_push(&fleet, &["--dry-run", "--json"]));
     assert!(all_actions_are(&plan, "create"), "{plan}");
@@ -514,6 +520,11 @@ fn kandji_push_creates_then_converges() {
         "still being processed, twice"
     );
     assert!(answered.contains(&500) && answered.contains(&429));
+    let requests = state["requests"].as_array().expect("requests");
+    let limited = requests.iter().position(|r| r["status"] == 429).expect("429");
+    let waited =
+        requests[limited + 1]["at"].as_f64().expect("at") - requests[limited]["at"].as_f64().expect("at");
+    assert!(waited >= 0.9, "Retry-After: 1 was honoured (waited {waited} s)");
     let apps = state["apps"].as_object().expect("apps");
     assert_eq!(apps.len(), 1);
     let app = apps.values().next().expect("app");

@@ -12,7 +12,7 @@ Prints `PORT <n>` once listening on 127.0.0.1 (a free port); exits when stdin cl
 
 Test controls (not vendor API, under /_double/): GET state, POST faults, POST reset, POST rewrite.
 """
-import argparse, base64, copy, hashlib, html, io, json, os, plistlib, re, sys, threading, uuid
+import argparse, base64, copy, hashlib, html, json, os, plistlib, re, sys, threading, time, uuid
 import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit, parse_qs, unquote
@@ -174,8 +174,9 @@ REJECTED = "request rejected by the vendor description"
 
 
 class Reply(Exception):
-    def __init__(self, status, body=b"", content_type="application/json", addition=None):
+    def __init__(self, status, body=b"", content_type="application/json", addition=None, headers=None):
         self.status, self.body, self.content_type, self.addition = status, body, content_type, addition
+        self.headers = headers or {}
 
 
 def jreply(status, value, addition=None):
@@ -276,7 +277,7 @@ class Double:
                 reply = self.control(method, path, body)
                 return reply
             self.counter += 1
-            entry = {"n": self.counter, "method": method, "path": path, "write": write}
+            entry = {"n": self.counter, "method": method, "path": path, "write": write, "at": time.monotonic()}
             if described != path:
                 entry["addition"] = f"undeclared older path, validated as {described}"
             try:
@@ -638,8 +639,9 @@ def conflict(message):
 
 def fault_reply(f):
     body = f.get("body", "")
+    headers = {"Retry-After": str(f["retry_after"])} if "retry_after" in f else {}
     return Reply(f["status"], body.encode() if isinstance(body, str) else json.dumps(body).encode(),
-                 f.get("content_type", "application/json"), addition="injected fault")
+                 f.get("content_type", "application/json"), addition="injected fault", headers=headers)
 
 
 def describe(e):
@@ -704,6 +706,8 @@ def serve(double):
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
             self.send_header("Content-Length", str(len(reply.body)))
+            for k, v in reply.headers.items():
+                self.send_header(k, v)
             if double.vendor == "jamf":
                 self.send_header("Set-Cookie", "APBALANCEID=aws.usw2.node7; path=/; HttpOnly; Secure")
             self.end_headers()
