@@ -17,6 +17,9 @@ use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
 use super::multipart::Multipart;
 
+/// Retries while Kandji processes an upload: with the backoff capped at a minute, nine minutes at most.
+const STILL_PROCESSING_RETRIES: u32 = 14;
+
 /// The longest wait between two attempts, asked for or not.
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
@@ -232,7 +235,14 @@ impl Client {
                 }
                 Err(_) => retry == Retry::Idempotent,
             };
-            if !retryable || attempt >= self.settings.retries {
+            // Kandji may take minutes to process a large upload: waiting for it gets a larger budget.
+            let still_processing = outcome.as_ref().is_ok_and(is_still_processing);
+            let budget = if still_processing {
+                self.settings.retries.max(STILL_PROCESSING_RETRIES)
+            } else {
+                self.settings.retries
+            };
+            if !retryable || attempt >= budget {
                 return outcome.map_err(|e| anyhow::anyhow!(self.redact(&format!("{e:#}"))));
             }
             attempt += 1;
