@@ -172,6 +172,14 @@ impl Fleet {
         self.build();
     }
 
+    /// Rebuilds with `from` replaced by `to` in the spec.
+    fn change(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.spec).expect("spec");
+        assert_eq!(text.matches(from).count(), 1, "{from} occurs once");
+        std::fs::write(&self.spec, text.replacen(from, to, 1)).expect("spec");
+        self.build();
+    }
+
     fn push(&self, extra: &[&str]) -> Output {
         push_with_env(&self.spec, &self.dist(), extra, true)
     }
@@ -308,6 +316,21 @@ fn jamf_push_creates_then_converges() {
 
     // The double stored every profile the way Jamf does (new PayloadUUIDs and PayloadIdentifier,
     // injected keys, re-indented): the same build still counts as unchanged, with no write call.
+    let firewall_file = std::fs::read_to_string(
+        fleet
+            .dist()
+            .join("profiles/com.halfday.agents.profile.firewall.mobileconfig"),
+    )
+    .expect("profile");
+    let stored = state["profiles"]
+        .as_object()
+        .expect("profiles")
+        .values()
+        .map(|p| p["general"]["payloads"].as_str().expect("payloads"))
+        .find(|p| p.contains("com.apple.security.firewall"))
+        .expect("the firewall profile");
+    assert_ne!(stored, firewall_file, "the double rewrote the profile");
+    assert!(stored.contains("PayloadEnabled") && !stored.contains("com.halfday.agents.profile.firewall<"));
     jamf.clear_log();
     let second = ok(&fleet.push(&["--json"]));
     assert!(all_actions_are(&second, "unchanged"), "{second}");
@@ -363,6 +386,22 @@ fn jamf_push_creates_then_converges() {
         after["flushes"][&policy_id], 1,
         "the policy's logs were flushed, so every Mac upgrades"
     );
+
+    // A changed profile is updated in place, and only it.
+    fleet.change("block_all_incoming: false", "block_all_incoming: true");
+    jamf.clear_log();
+    let fourth = ok(&fleet.push(&["--json"]));
+    let changed: Vec<&Value> = fourth["targets"][0]["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .filter(|o| o["action"] != "unchanged")
+        .collect();
+    assert_eq!(changed.len(), 1, "{fourth}");
+    assert_eq!(changed[0]["identifier"], "com.halfday.agents.profile.firewall");
+    assert_eq!(changed[0]["action"], "update");
+    assert_eq!(jamf.writes(), 1, "one PUT");
+    assert_eq!(len(&jamf.state()["profiles"]), 6);
     jamf.assert_valid();
 }
 

@@ -609,10 +609,11 @@ class Double:
         fields, _ = multipart_fields(headers, body)
         if "file" in fields:
             try:
-                plistlib.loads(fields["file"])
+                plist = plistlib.loads(fields["file"])
             except Exception:
                 raise jreply(400, {"file": ["Not a valid configuration profile."]}, addition="400 is not declared")
-            profile["profile"] = fields["file"].decode()
+            # Kandji hands back its own serialisation of the profile, not the bytes it was sent.
+            profile["profile"] = plistlib.dumps(plist, sort_keys=True).decode()
         elif require_file:
             raise jreply(400, {"file": ["This field is required."]}, addition="400 is not declared")
         t = lambda k, d: fields.get(k, d.encode()).decode() == "true"
