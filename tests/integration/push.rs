@@ -710,6 +710,21 @@ fn the_doubles_refuse_what_the_vendor_descriptions_forbid() {
     assert_eq!(state["profiles"], json!({}));
 }
 
+/// confine finds its package record past the first page of a busy tenant's package list.
+#[test]
+fn jamf_pages_through_a_busy_tenant() {
+    let jamf = Double::start("jamf");
+    jamf.control("reset", &json!({"foreign_packages": 230}));
+    let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
+    ok(&fleet.push(&[]));
+    jamf.clear_log();
+    let second = ok(&fleet.push(&["--json"]));
+    assert!(all_actions_are(&second, "unchanged"), "{second}");
+    assert_eq!(jamf.writes(), 0);
+    assert_eq!(len(&jamf.state()["packages"]), 231);
+    jamf.assert_valid();
+}
+
 /// A profile someone else made under the name confine wants is refused, not taken over.
 #[test]
 fn jamf_objects_confine_did_not_push_are_left_alone() {

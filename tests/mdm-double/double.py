@@ -219,6 +219,13 @@ class Double:
         self.categories = [{"id": str(i + 1), "name": n, "priority": 9}
                            for i, n in enumerate(o.get("categories", ["AI Agents", "Security"]))]
         self.apps, self.kprofiles, self.s3 = {}, {}, {}
+        for _ in range(o.get("foreign_packages", 0)):  # other teams' packages, to page past
+            ident = self.new_id()
+            self.packages[ident] = {"id": ident, "packageName": f"Other {ident}", "fileName": f"other-{ident}.pkg",
+                                    "categoryId": "-1", "notes": None, "info": None, "priority": 10,
+                                    "fillUserTemplate": False, "rebootRequired": False, "osInstall": False,
+                                    "suppressUpdates": False, "suppressFromDock": False, "suppressEula": False,
+                                    "suppressRegistration": False, "hashType": None, "hashValue": None}
         self.blueprints = {str(uuid.uuid5(uuid.NAMESPACE_DNS, n)): {"name": n, "items": []}
                            for n in o.get("blueprints", ["AI Agent Macs", "Default"])}
         self.issued = {}
@@ -517,7 +524,7 @@ class Double:
 
     def kandji(self, method, path, query, headers, body, req):
         if path == "/api/v1/blueprints" and method == "GET":
-            raise jreply(200, page([{"id": i, "name": b["name"]} for i, b in self.blueprints.items()]),
+            raise jreply(200, self.page(path, query, [{"id": i, "name": b["name"]} for i, b in self.blueprints.items()]),
                          addition="the vendor description declares this answer as a string (a conversion gap); the double sends Kandji's paged list")
         m = re.fullmatch(r"/api/v1/blueprints/([^/]+)/(list-library-items|assign-library-item)", path)
         if m:
@@ -526,7 +533,7 @@ class Double:
                 raise jreply(404, {"detail": "Not found."}, addition="404 is not declared")
             if m.group(2) == "list-library-items" and method == "GET":
                 items = [{"id": i, "name": (self.apps.get(i) or self.kprofiles.get(i))["name"]} for i in bp["items"]]
-                raise jreply(200, page(items), addition="the vendor description declares this answer as a string (a conversion gap)")
+                raise jreply(200, self.page(path, query, items), addition="the vendor description declares this answer as a string (a conversion gap)")
             if m.group(2) == "assign-library-item" and method == "POST":
                 item = json.loads(body).get("library_item_id")
                 if item not in self.apps and item not in self.kprofiles:
@@ -548,7 +555,7 @@ class Double:
         if path == "/_s3/bucket" and method == "POST":
             self.s3_upload(headers, body)
         if path == "/api/v1/library/custom-apps" and method == "GET":
-            raise jreply(200, page(list(self.apps.values())))
+            raise jreply(200, self.page(path, query, list(self.apps.values())))
         if path == "/api/v1/library/custom-apps" and method == "POST":
             form = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
             app = {"id": str(uuid.uuid4()), "created_at": "2026-11-29T00:00:00Z"}
@@ -562,7 +569,7 @@ class Double:
             self.apply_app(app, form, require_file=False)
             raise jreply(200, app)
         if path == "/api/v1/library/custom-profiles" and method == "GET":
-            raise jreply(200, page(list(self.kprofiles.values())))
+            raise jreply(200, self.page(path, query, list(self.kprofiles.values())))
         if path == "/api/v1/library/custom-profiles" and method == "POST":
             profile = {"id": str(uuid.uuid4()), "created_at": "2026-11-29T00:00:00Z"}
             self.apply_profile(profile, headers, body, require_file=True)
@@ -573,6 +580,14 @@ class Double:
             profile = found(self.kprofiles, m.group(1))
             self.apply_profile(profile, headers, body, require_file=False)
             raise jreply(200, profile)
+
+    def page(self, path, query, results, size=5):
+        """Kandji's paged list: `size` results, `next` and `previous` as absolute URLs."""
+        n = int(query.get("page", 1))
+        link = lambda k: f"http://127.0.0.1:{self.port}{path}?page={k}"
+        return {"count": len(results), "results": results[(n - 1) * size:n * size],
+                "next": link(n + 1) if n * size < len(results) else None,
+                "previous": link(n - 1) if n > 1 else None}
 
     def s3_upload(self, headers, body):
         if "Authorization" in headers:
@@ -629,8 +644,6 @@ def found(store, key):
     return store[key]
 
 
-def page(results):
-    return {"count": len(results), "next": None, "previous": None, "results": results}
 
 
 def conflict(message):
