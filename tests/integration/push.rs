@@ -710,6 +710,30 @@ fn the_doubles_refuse_what_the_vendor_descriptions_forbid() {
     assert_eq!(state["profiles"], json!({}));
 }
 
+/// XML specials in names and payloads survive both the Classic XML and Jamf's extra decode of
+/// `<payloads>` (PI-827): the double decodes the way Jamf does and refuses a payload that breaks.
+#[test]
+fn jamf_classic_escaping_survives_the_extra_decode() {
+    let jamf = Double::start("jamf");
+    let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
+    fleet.change("organization: Halfday ", "organization: \"Halfday & Sons <AI>\" ");
+    ok(&fleet.push(&[]));
+    let state = jamf.state();
+    let profiles = state["profiles"].as_object().expect("profiles");
+    assert_eq!(profiles.len(), 6);
+    for profile in profiles.values() {
+        let name = profile["general"]["name"].as_str().expect("name");
+        assert!(name.starts_with("Halfday & Sons <AI>: "), "{name}");
+        let payloads = profile["general"]["payloads"].as_str().expect("payloads");
+        assert!(payloads.contains("Halfday &amp; Sons &lt;AI&gt;"), "{payloads}");
+    }
+    jamf.clear_log();
+    let second = ok(&fleet.push(&["--json"]));
+    assert!(all_actions_are(&second, "unchanged"), "{second}");
+    assert_eq!(jamf.writes(), 0);
+    jamf.assert_valid();
+}
+
 /// confine finds its package record past the first page of a busy tenant's package list.
 #[test]
 fn jamf_pages_through_a_busy_tenant() {
