@@ -13,8 +13,10 @@
 //!   command again for a fresh set.
 //! * `profile-signing.{pem,key,p12}` and `installer-signing.{pem,key,p12}`: each leaf as PEM certificate,
 //!   unencrypted PKCS#8 PEM key, and a PKCS#12 bundle (leaf, key and CA) protected with the caller's
-//!   password (the CLI uses `CONFINE_IDENTITY_PASSWORD`). The `.p12` uses OpenSSL 3's default encryption
-//!   (AES-256-CBC, PBKDF2, SHA-256 MAC); macOS 10.x Keychain cannot import that, newer macOS can.
+//!   password (the CLI uses `CONFINE_IDENTITY_PASSWORD`). The `.p12` is encrypted the way macOS exports
+//!   identities: PBE-SHA1-3DES for key and certificates, SHA-1 MAC. Keychain Access and rcodesign cannot
+//!   open OpenSSL 3's default (PBES2/AES-256 with a SHA-256 MAC); OpenSSL reads this one with or without
+//!   `-legacy`, since 3DES is in its default provider.
 //!
 //! Unix only (file modes).
 
@@ -24,6 +26,7 @@ use {
         asn1::{Asn1Integer, Asn1Object, Asn1OctetString, Asn1Time},
         bn::{BigNum, MsbOption},
         hash::MessageDigest,
+        nid::Nid,
         pkcs12::Pkcs12,
         pkey::{PKey, Private},
         rsa::Rsa,
@@ -124,6 +127,9 @@ fn write_leaf(out_dir: &Path, role: Role, ca: &X509, ca_key: &PKey<Private>, pas
         .pkey(&key)
         .cert(&cert)
         .ca(chain)
+        .key_algorithm(Nid::PBE_WITHSHA1AND3_KEY_TRIPLEDES_CBC)
+        .cert_algorithm(Nid::PBE_WITHSHA1AND3_KEY_TRIPLEDES_CBC)
+        .mac_md(MessageDigest::sha1())
         .build2(password)?;
     let stem = out_dir.join(role.stem());
     write_new(&stem.with_extension("pem"), &cert.to_pem()?)?;
