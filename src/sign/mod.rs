@@ -8,7 +8,8 @@
 //! * [`timestamp`]: RFC 3161 tokens for package signatures from a [`TimestampAuthority`].
 //! * [`dev_identity`]: [`create_dev_identity`] makes a development CA and signing certificates.
 //!
-//! All cryptography is OpenSSL's (through the `openssl` crate). Trust is checked only against a CA the
+//! All cryptography is OpenSSL's (through the `openssl` crate); `der` reads and rewrites the few DER
+//! structures its Rust API cannot reach, and the timestamp request is plain HTTP through `ureq`. Trust is checked only against a CA the
 //! caller names, never against Apple's roots or the system store; see [`trust`].
 
 pub mod cms;

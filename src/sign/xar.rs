@@ -16,7 +16,7 @@
 //! SignerInfo's signature algorithm is `sha256WithRSAEncryption`, and with a time-stamping authority an
 //! RFC 3161 token over the signature value is added as an unsigned attribute ([`super::timestamp`]).
 //! OpenSSL's CMS API always writes `rsaEncryption` there and cannot add unsigned attributes, so both are
-//! done by rewriting the SignerInfo's DER ([`super::der`]); neither is covered by the signature itself.
+//! done by rewriting the SignerInfo's DER (`sign::der`); neither is covered by the signature itself.
 //!
 //! Verification accepts both RSA conventions found in the wild (see [`RsaConvention`]).
 //!
