@@ -37,6 +37,15 @@ fn openssl(dir: &Path, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run the openssl CLI ({e}); install it (apt-get install openssl)"))
 }
 
+/// `openssl pkcs12 -info` (with `-legacy` if asked) on `dir/name`; the details are on stderr.
+fn p12_info(dir: &Path, name: &str, legacy: bool) -> Output {
+    let mut args = vec!["pkcs12", "-info", "-noout", "-in", name, "-passin", "env:P12PASS"];
+    if legacy {
+        args.push("-legacy");
+    }
+    openssl(dir, &args)
+}
+
 fn assert_success(out: &Output, what: &str) {
     assert!(
         out.status.success(),
@@ -395,19 +404,7 @@ fn pkcs12_legacy_modern_and_pem_identities_load() {
         assert_eq!(id.subject(), expected);
         assert_eq!(id.chain().len(), 1, "{name}: the CA travels in the .p12");
     }
-    let legacy_info = openssl(
-        &dir,
-        &[
-            "pkcs12",
-            "-info",
-            "-noout",
-            "-legacy",
-            "-in",
-            "legacy.p12",
-            "-passin",
-            "env:P12PASS",
-        ],
-    );
+    let legacy_info = p12_info(&dir, "legacy.p12", true);
     assert!(
         String::from_utf8_lossy(&legacy_info.stderr).contains("RC2"),
         "the legacy fixture is not RC2"
@@ -430,19 +427,7 @@ fn pkcs12_legacy_modern_and_pem_identities_load() {
 fn dev_identity_p12_is_the_format_keychain_and_rcodesign_import() {
     let (_tmp, dir) = dev_pki();
     for name in ["installer-signing.p12", "profile-signing.p12"] {
-        let info = openssl(
-            &dir,
-            &[
-                "pkcs12",
-                "-info",
-                "-noout",
-                "-legacy",
-                "-in",
-                name,
-                "-passin",
-                "env:P12PASS",
-            ],
-        );
+        let info = p12_info(&dir, name, true);
         assert_success(&info, &format!("openssl pkcs12 -legacy -info {name}"));
         let text = String::from_utf8_lossy(&info.stderr);
         assert!(text.contains("MAC: sha1,"), "{name}: {text}");
@@ -453,10 +438,7 @@ fn dev_identity_p12_is_the_format_keychain_and_rcodesign_import() {
         );
         assert!(!text.contains("PBES2") && !text.contains("AES"), "{name}: {text}");
         // Without -legacy too: 3DES is in OpenSSL 3's default provider.
-        let modern = openssl(
-            &dir,
-            &["pkcs12", "-info", "-noout", "-in", name, "-passin", "env:P12PASS"],
-        );
+        let modern = p12_info(&dir, name, false);
         assert_success(&modern, &format!("openssl pkcs12 -info {name}"));
     }
 }

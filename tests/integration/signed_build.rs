@@ -4,7 +4,7 @@ use std::process::{Command as StdCommand, Output};
 use apple_xar::reader::XarReader;
 use openssl::pkey::PKey;
 
-use crate::util::{confine, stderr, tree};
+use crate::util::{confine, identity_new, stderr, tree};
 
 const PASSWORD: &str = "hunter2-confine-test-password";
 const APPLE_FIXTURE: &str = concat!(
@@ -23,13 +23,7 @@ struct SignedBuild {
 
 fn signed_build() -> SignedBuild {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ids = dir.path().join("ids");
-    confine()
-        .args(["identity", "new", "--out"])
-        .arg(&ids)
-        .env("CONFINE_IDENTITY_PASSWORD", PASSWORD)
-        .assert()
-        .success();
+    let ids = identity_new(dir.path(), PASSWORD);
     let out = dir.path().join("dist");
     let output = confine()
         .arg("build")
@@ -219,13 +213,7 @@ fn confine_verify_requires_a_signature_that_reaches_the_ca() {
         .assert()
         .code(1);
     let other = tempfile::tempdir().expect("tempdir");
-    let other_ids = other.path().join("ids");
-    confine()
-        .args(["identity", "new", "--out"])
-        .arg(&other_ids)
-        .env("CONFINE_IDENTITY_PASSWORD", "x")
-        .assert()
-        .success();
+    let other_ids = identity_new(other.path(), "x");
     let output = confine()
         .arg("verify")
         .arg("--ca")

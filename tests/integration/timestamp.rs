@@ -5,7 +5,7 @@ use std::sync::{Mutex, OnceLock};
 
 use openssl::hash::{MessageDigest, hash};
 
-use crate::util::{confine, stderr};
+use crate::util::{confine, identity_new, stderr};
 
 const PASSWORD: &str = "timestamp-test-password";
 
@@ -63,18 +63,6 @@ pub fn local_tsa() -> &'static LocalTsa {
     })
 }
 
-/// Development identities (made with `confine identity new`) in a fresh folder.
-fn identities(dir: &Path) -> PathBuf {
-    let ids = dir.join("ids");
-    confine()
-        .args(["identity", "new", "--out"])
-        .arg(&ids)
-        .env("CONFINE_IDENTITY_PASSWORD", PASSWORD)
-        .assert()
-        .success();
-    ids
-}
-
 fn build_with_timestamp_url(ids: &Path, out: &Path, url: &str) -> std::process::Output {
     confine()
         .arg("build")
@@ -101,7 +89,7 @@ fn openssl(dir: &Path, args: &[&str]) -> std::process::Output {
 fn the_package_signature_carries_a_token_that_openssl_ts_verifies() {
     let tsa = local_tsa();
     let dir = tempfile::tempdir().expect("tempdir");
-    let ids = identities(dir.path());
+    let ids = identity_new(dir.path(), PASSWORD);
     let out = dir.path().join("dist");
     let built = build_with_timestamp_url(&ids, &out, &tsa.url(""));
     assert!(built.status.success(), "{}", stderr(&built));
@@ -200,7 +188,7 @@ fn the_package_signature_carries_a_token_that_openssl_ts_verifies() {
 fn bad_answers_from_the_authority_fail_the_build_before_anything_is_written() {
     let tsa = local_tsa();
     let dir = tempfile::tempdir().expect("tempdir");
-    let ids = identities(dir.path());
+    let ids = identity_new(dir.path(), PASSWORD);
     for (path, expected) in [
         ("other-data", "timestamps other data"),
         ("wrong-nonce", "nonce is not the one sent"),
@@ -219,7 +207,7 @@ fn bad_answers_from_the_authority_fail_the_build_before_anything_is_written() {
 #[test]
 fn an_unreachable_authority_fails_with_advice_and_no_timestamp_builds_offline() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ids = identities(dir.path());
+    let ids = identity_new(dir.path(), PASSWORD);
     // A port nobody listens on: bound, then released.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
