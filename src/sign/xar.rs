@@ -421,3 +421,43 @@ fn digest_for_checksum(toc_checksum: &[u8]) -> Result<&'static MdRef> {
         n => bail!("a {n}-byte TOC checksum matches no xar checksum algorithm (sha1, sha256, sha512)"),
     })
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn signer_info_surgery_refuses_garbage_without_panicking() {
+        let empty_set = der::encode(der::SET, &[]);
+        let no_signer = der::encode_parts(
+            der::SEQUENCE,
+            &[
+                &der::encode(der::OID, &[0x2A]),
+                &der::encode(der::context(0), &der::encode(der::SEQUENCE, &empty_set)),
+            ],
+        );
+        // A SignerInfo of three fields: no room for an algorithm before the signature.
+        let short_signer = der::encode_parts(
+            der::SEQUENCE,
+            &[
+                &der::encode(der::INTEGER, &[1]),
+                &der::encode(der::SEQUENCE, &[]),
+                &der::encode(der::OCTET_STRING, &[1, 2]),
+            ],
+        );
+        let short = der::encode_parts(
+            der::SEQUENCE,
+            &[
+                &der::encode(der::OID, &[0x2A]),
+                &der::encode(
+                    der::context(0),
+                    &der::encode(der::SEQUENCE, &der::encode(der::SET, &short_signer)),
+                ),
+            ],
+        );
+        for input in [&b""[..], b"\x30\x03\x02\x01", &no_signer, &short] {
+            assert!(signature_and_timestamp_token(input).is_err(), "{input:02x?}");
+            assert!(finish_signer_info(input, None).is_err(), "{input:02x?}");
+        }
+    }
+}
