@@ -100,7 +100,7 @@ fn package_signatures(parts: &SignatureParts, ca: Option<&[X509]>, problems: &mu
     } else {
         &parts.rsa_certificates
     };
-    let kinds = kinds.join(" + ");
+    let kinds = kinds.join("; ");
     match sign::verify_key_info_chain(certificates, ca) {
         Ok(signer) => format!("signed ({kinds}) by {}, {timestamp}", trust(&signer, problems)),
         Err(e) => {

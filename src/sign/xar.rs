@@ -152,7 +152,7 @@ impl std::fmt::Display for RsaConvention {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::XarDigestInfo => "xar DigestInfo over the checksum",
-            Self::Sha256OfChecksum => "SHA-256 of the checksum, as rcodesign signs",
+            Self::Sha256OfChecksum => "SHA-256 of the checksum, rcodesign's convention",
         })
     }
 }

@@ -291,7 +291,13 @@ fn package_cms_signature_is_detached_over_the_checksum() {
 #[test]
 fn package_verifiers_report_signer_and_chain() {
     let (_tmp, dir) = dev_pki();
-    let id = Identity::from_pkcs12(&dir.join("installer-signing.p12"), P12_PASSWORD).unwrap();
+    // PEM with a chain file: the `.p12` holds the leaf only, like a Keychain export.
+    let id = Identity::from_pem(
+        &dir.join("installer-signing.pem"),
+        &dir.join("installer-signing.key"),
+        &[dir.join("dev-ca.pem")],
+    )
+    .unwrap();
     let signer = PackageSigner::new(&id, None).unwrap();
     let checksum = [7u8; 20];
     let mut cms = signer.sign_cms(&checksum).unwrap();
@@ -437,6 +443,8 @@ fn dev_identity_p12_is_the_format_keychain_and_rcodesign_import() {
             "{name}: key bag and certificate bag are PBE-SHA1-3DES: {text}"
         );
         assert!(!text.contains("PBES2") && !text.contains("AES"), "{name}: {text}");
+        // Like a Keychain identity export, and what rcodesign needs: it signs with the last certificate.
+        assert_eq!(text.matches("Certificate bag").count(), 1, "{name}: {text}");
         // Without -legacy too: 3DES is in OpenSSL 3's default provider.
         let modern = p12_info(&dir, name, false);
         assert_success(&modern, &format!("openssl pkcs12 -info {name}"));
