@@ -10,7 +10,7 @@ use crate::util::{confine, identity_new, stderr};
 const PASSWORD: &str = "timestamp-test-password";
 
 /// `openssl ts -reply` behind HTTP on 127.0.0.1 (tests/tsa/tsa.py), one per test process. The server
-/// exits when the test process ends and its stdin pipe closes.
+/// exits, removing its folder, when the test process ends and its stdin pipe closes.
 pub struct LocalTsa {
     pub dir: PathBuf,
     port: u16,

@@ -13,11 +13,13 @@ TimeStampReqs. The path picks the answer, so tests can check that bad tokens are
   /not-a-tsa    the correct TSTInfo, signed by other.pem (no timeStamping usage)
   /rejected     a TimeStampResp with status rejection and no token
 
-With --until-stdin-closes it exits when its standard input closes (its parent died or let go).
+With --until-stdin-closes it exits when its standard input closes (its parent died or let go), and
+removes WORKDIR.
 """
 
 import http.server
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -163,6 +165,7 @@ def main():
     if "--until-stdin-closes" in sys.argv[2:]:
         def watch():
             sys.stdin.read()
+            shutil.rmtree(work, ignore_errors=True)
             os._exit(0)
         threading.Thread(target=watch, daemon=True).start()
     server.serve_forever()
