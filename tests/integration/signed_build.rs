@@ -222,7 +222,7 @@ fn confine_verify_requires_a_signature_that_reaches_the_ca() {
         .output()
         .expect("runs");
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("chain NOT trusted"));
+    assert!(stderr(&output).contains("chain NOT trusted"));
 }
 
 #[test]
@@ -335,7 +335,7 @@ fn a_package_re_signed_with_rcodesign_s_rsa_convention_verifies() {
         .arg(&resigned)
         .output()
         .expect("runs");
-    let report = String::from_utf8_lossy(&output.stdout);
+    let report = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{report}");
     assert!(report.contains("RSA: SHA-256 of the checksum"), "{report}");
     // The same bytes over another checksum are refused.
@@ -420,9 +420,7 @@ fn pem_identity_signs_packages_too() {
 fn confine_verify_and_inspect_read_apple_s_own_signed_package() {
     let output = confine().arg("verify").arg(APPLE_FIXTURE).output().expect("runs");
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("signed (RSA: xar DigestInfo over the checksum)")
-    );
+    assert!(stderr(&output).contains("signed (RSA: xar DigestInfo over the checksum)"));
     let inspect = confine()
         .arg("inspect")
         .arg(APPLE_FIXTURE)

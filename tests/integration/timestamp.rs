@@ -153,7 +153,7 @@ fn the_package_signature_carries_a_token_that_openssl_ts_verifies() {
         .arg(&pkg)
         .output()
         .expect("runs");
-    let report = String::from_utf8_lossy(&verify.stdout);
+    let report = String::from_utf8_lossy(&verify.stderr);
     assert!(verify.status.success(), "{report}");
     assert!(report.contains("by CN=confine test tsa"), "{report}");
     assert!(report.contains(", timestamp 20"), "{report}");
@@ -179,7 +179,7 @@ fn the_package_signature_carries_a_token_that_openssl_ts_verifies() {
     let tampered = dir.path().join("tampered.pkg");
     std::fs::write(&tampered, bytes).expect("write");
     let verify = confine().arg("verify").arg(&tampered).output().expect("runs");
-    let report = String::from_utf8_lossy(&verify.stdout);
+    let report = String::from_utf8_lossy(&verify.stderr);
     assert_eq!(verify.status.code(), Some(1), "{report}");
     assert!(report.contains("timestamp token"), "{report}");
 }
@@ -238,5 +238,5 @@ fn an_unreachable_authority_fails_with_advice_and_no_timestamp_builds_offline() 
         .arg(out.join("halfday-agents-1.0.0.pkg"))
         .output()
         .expect("runs");
-    assert!(String::from_utf8_lossy(&verify.stdout).contains("no timestamp"));
+    assert!(String::from_utf8_lossy(&verify.stderr).contains("no timestamp"));
 }
