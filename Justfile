@@ -47,11 +47,11 @@ interop:
     printf %s "$CONFINE_IDENTITY_PASSWORD" >"$work/password"
     "$confine" identity new --out "$work/ids" >/dev/null
     echo "== confine build, signed with identity new's .p12, timestamped by a local openssl ts authority"
-    "$confine" build --out "$work/signed" --pkg-identity "$work/ids/installer-signing.p12" --timestamp-url "$url"
+    "$confine" build --example --out "$work/signed" --pkg-identity "$work/ids/installer-signing.p12" --timestamp-url "$url"
     echo "== rcodesign print-signature-info on confine's signed package"
     rcodesign print-signature-info "$work/signed/halfday-agents-1.0.0.pkg"
     echo "== rcodesign sign: an unsigned confine package, with identity new's .p12"
-    "$confine" build --out "$work/unsigned"
+    "$confine" build --example --out "$work/unsigned"
     rcodesign sign --p12-file "$work/ids/installer-signing.p12" --p12-password-file "$work/password" \
         --timestamp-url "$url" "$work/unsigned/halfday-agents-1.0.0.pkg" "$work/resigned.pkg"
     echo "== confine verify on rcodesign's package"
