@@ -8,6 +8,7 @@
 mod error;
 mod model;
 pub mod profiles;
+mod rules;
 mod schema;
 mod validate;
 
@@ -16,6 +17,11 @@ use std::path::{Path, PathBuf};
 pub use error::{Problem, SpecError};
 pub use model::*;
 pub use schema::json_schema;
+pub use rules::GATEWAY_TOKEN_FILE;
+pub use rules::paths::{
+    SUPPORT_ROOT, config_dir, default_home, default_label, default_prefix, default_workspace,
+};
+pub use rules::sources::{MAX_CERTIFICATE_BYTES, read_bounded};
 pub(crate) use validate::parse_octal;
 
 /// The example fleet: the blog's setup, with comments that teach the format. `confine init` writes it and
@@ -54,6 +60,14 @@ pub fn load(path: Option<&Path>) -> Result<LoadedSpec, SpecError> {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    let mut problems = Vec::new();
+    rules::sources::check(&spec, &base_dir, &mut problems);
+    if !problems.is_empty() {
+        return Err(SpecError {
+            file: path.to_path_buf(),
+            problems,
+        });
+    }
     Ok(LoadedSpec {
         spec,
         origin: path.to_path_buf(),
@@ -63,6 +77,17 @@ pub fn load(path: Option<&Path>) -> Result<LoadedSpec, SpecError> {
 
 /// Parses and validates spec text; `file` only names it in messages.
 pub fn parse_and_validate(text: &str, file: &Path) -> Result<Spec, SpecError> {
+    let mut problems = Vec::new();
+    if text.len() <= MAX_SPEC_BYTES {
+        rules::check_text(text, &mut problems);
+    }
+    if !problems.is_empty() {
+        problems.sort_by_key(|p| (p.line, p.column));
+        return Err(SpecError {
+            file: file.to_path_buf(),
+            problems,
+        });
+    }
     let spec = parse(text, file)?;
     let problems = validate::validate(&spec);
     if problems.is_empty() {
@@ -173,6 +198,9 @@ fn parse_options() -> serde_saphyr::Options {
     options.budget = Some(budget);
     options.with_snippet = false;
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    // The typing rules (rules/types.rs) report these first, with a fix; these keep the parser strict too.
+    options.strict_booleans = true;
+    options.reject_unsupported_tags = true;
     options
 }
 

@@ -649,7 +649,6 @@ agents:
     full_name: {aname}
     uid: 1051
     groups: [shared_agents]
-    home: {home}
     workspace: {{ path: {ws} }}
     openclaw: {{ version: 2026.9.6 }}
     tools: {{ exec: {{ allowlist: [{allow}] }} }}
@@ -659,7 +658,6 @@ agents:
         org = q(&evil),
         gname = q(&evil_multiline),
         aname = q(&evil_multiline),
-        home = q(&format!("/Users/it's $(touch {canary})")),
         ws = q(&format!("/Users/Shared/w `touch {canary}`")),
         allow = q(&format!("/usr/bin/$(touch {canary})")),
         comment = q(&evil),
@@ -677,9 +675,10 @@ agents:
         mac.ds("Groups", "shared_agents", "RealName"),
         Some(evil_multiline)
     );
+    // A home can no longer hold hostile text: the spec's path rules allow only `/Users/<agent>`.
     assert_eq!(
         mac.ds("Users", "hexagent", "NFSHomeDirectory"),
-        Some(format!("/Users/it's $(touch {canary})"))
+        Some("/Users/hexagent".to_owned())
     );
     assert_eq!(mode_owner(&mac, &plan.agents[0].home), (0o700, 1051, 1051));
     assert_eq!(
