@@ -29,3 +29,13 @@ bench:
 # write the spec's JSON Schema for editors (yaml-language-server)
 schema:
     cargo run --locked --quiet -- schema > fleet.schema.json
+
+# fuzz every target in fuzz/ for SECONDS each (needs nightly Rust and `cargo install cargo-fuzz`); crashes
+# land in fuzz/artifacts/<target>/
+fuzz seconds="60":
+    cd fuzz && for target in $(cargo +nightly fuzz list); do \
+        mkdir -p "corpus/$target"; \
+        seeds=""; if [ -d "seeds/$target" ]; then seeds="seeds/$target"; fi; \
+        cargo +nightly fuzz run "$target" "corpus/$target" $seeds -- \
+            -max_total_time={{seconds}} -timeout=10 -rss_limit_mb=2048 -max_len=65536; \
+    done
