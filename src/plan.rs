@@ -228,9 +228,7 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
             .unwrap_or(0o770),
     };
     let openclaw = openclaw_plan(&a.openclaw, &config_dir);
-    let label = value_or(&a.launchd.label, || {
-        spec::default_label(&fleet.identifier, &name)
-    });
+    let label = value_or(&a.launchd.label, || spec::default_label(&fleet.identifier, &name));
     let log_dir = format!("{LOG_ROOT}/{name}");
     let config_path = format!("{config_dir}/openclaw.json");
     let environment = daemon_environment(a, &home, &openclaw, &config_path, &state_dir);

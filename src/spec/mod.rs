@@ -16,12 +16,12 @@ use std::path::{Path, PathBuf};
 
 pub use error::{Problem, SpecError};
 pub use model::*;
-pub use schema::json_schema;
 pub use rules::GATEWAY_TOKEN_FILE;
 pub use rules::paths::{
     SUPPORT_ROOT, config_dir, default_home, default_label, default_prefix, default_workspace,
 };
 pub use rules::sources::{MAX_CERTIFICATE_BYTES, read_bounded};
+pub use schema::json_schema;
 pub(crate) use validate::parse_octal;
 
 /// The example fleet: the blog's setup, with comments that teach the format. `confine init` writes it and

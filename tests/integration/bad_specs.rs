@@ -254,39 +254,71 @@ fn openclaw_prefix_outside_confines_root_owned_folder() {
 
 #[test]
 fn system_account_and_group_names() {
-    for (i, name) in ["shared", "_www", "_sshd", "_mysql", "bin", "procmod", "guest", "root"]
+    for (i, name) in [
+        "shared", "_www", "_sshd", "_mysql", "bin", "procmod", "guest", "root",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let text = second_agent("").replace("  - name: docbot", &format!("  - name: {name}"));
+        rejected_at(
+            &format!("agent{i}.yaml"),
+            &text,
+            &format!("  - name: {name}"),
+            "macOS system name",
+        );
+    }
+    for (i, name) in ["_lpadmin", "_appserveradm", "access_ssh", "wheel"]
         .iter()
         .enumerate()
     {
-        let text = second_agent("").replace("  - name: docbot", &format!("  - name: {name}"));
-        rejected_at(&format!("agent{i}.yaml"), &text, &format!("  - name: {name}"), "macOS system name");
-    }
-    for (i, name) in ["_lpadmin", "_appserveradm", "access_ssh", "wheel"].iter().enumerate() {
         let text = example_with("  - name: shared_agents", &format!("  - name: {name}"));
-        rejected_at(&format!("group{i}.yaml"), &text, &format!("  - name: {name}"), "macOS system name");
+        rejected_at(
+            &format!("group{i}.yaml"),
+            &text,
+            &format!("  - name: {name}"),
+            "macOS system name",
+        );
     }
 }
 
 #[test]
 fn agents_that_overlap() {
     let text = second_agent("    home: /Users/hexagent\n");
-    rejected_at("samehome.yaml", &text, "    home: /Users/hexagent", "overlaps agent `hexagent`'s home");
+    rejected_at(
+        "samehome.yaml",
+        &text,
+        "    home: /Users/hexagent",
+        "overlaps agent `hexagent`'s home",
+    );
     let text = second_agent("    workspace: { path: /Users/Shared/hexagent-workspace }\n");
-    rejected_at("samews.yaml", &text, "    workspace: { path:", "overlaps agent `hexagent`'s workspace");
+    rejected_at(
+        "samews.yaml",
+        &text,
+        "    workspace: { path:",
+        "overlaps agent `hexagent`'s workspace",
+    );
     let text = second_agent("    workspace: { path: /Users/hexagent/shared }\n");
     rejected_at("wsinhome.yaml", &text, "    workspace: { path:", "is not allowed");
     // Homes that differ only in case: the second is refused as not the agent's own, and overlapping.
     let text = second_agent("    home: /Users/HEXAGENT\n");
-    rejected_at("casehome.yaml", &text, "    home: /Users/HEXAGENT", "overlaps agent `hexagent`'s home");
+    rejected_at(
+        "casehome.yaml",
+        &text,
+        "    home: /Users/HEXAGENT",
+        "overlaps agent `hexagent`'s home",
+    );
     // A workspace in the dedicated root equal to another agent's home there.
-    let text = second_agent(
-        "    home: /private/var/confine/halfday-agents/docbot\n",
-    )
-    .replace(
+    let text = second_agent("    home: /private/var/confine/halfday-agents/docbot\n").replace(
         "path: /Users/Shared/hexagent-workspace",
         "path: /private/var/confine/halfday-agents/docbot",
     );
-    rejected_at("wsishome.yaml", &text, "path: /private/var/confine/", "overlaps agent `docbot`'s home");
+    rejected_at(
+        "wsishome.yaml",
+        &text,
+        "path: /private/var/confine/",
+        "overlaps agent `docbot`'s home",
+    );
 }
 
 #[test]
@@ -294,7 +326,12 @@ fn credential_names_that_collide_with_generated_files() {
     let text = example_with("- name: github_pat ", "- name: gateway-token ");
     rejected_at("token.yaml", &text, "- name: gateway-token", "gateway token");
     let text = example_with("- name: deploy_halfday ", "- name: config ");
-    rejected_at("sshconfig.yaml", &text, "- name: config", "taken by a file in `~/.ssh`");
+    rejected_at(
+        "sshconfig.yaml",
+        &text,
+        "- name: config",
+        "taken by a file in `~/.ssh`",
+    );
     let text = example_with(
         "- name: deploy_halfday ",
         "- name: x\n          host: github.com\n        - name: x.pub ",
@@ -313,12 +350,24 @@ fn launchd_labels_that_collide() {
     rejected_at("openclaw.yaml", &text, "label: AI.OpenClaw", "OpenClaw's");
     let text = agent_with("    launchd: { label: com.apple.hexagent }");
     rejected_at("apple.yaml", &text, "label: com.apple", "Apple's");
-    let text = second_agent("    launchd: { label: com.example.gateway }\n")
-        .replace("    # launchd:\n", "    launchd: { label: COM.example.Gateway }\n");
-    rejected_at("caselabel.yaml", &text, "label: com.example.gateway", "compared ignoring case");
+    let text = second_agent("    launchd: { label: com.example.gateway }\n").replace(
+        "    # launchd:\n",
+        "    launchd: { label: COM.example.Gateway }\n",
+    );
+    rejected_at(
+        "caselabel.yaml",
+        &text,
+        "label: com.example.gateway",
+        "compared ignoring case",
+    );
     // An explicit label equal to another agent's default fails validation, not the build.
     let text = second_agent("    launchd: { label: com.halfday.agents.hexagent.gateway }\n");
-    rejected_at("default.yaml", &text, "launchd: { label: com.halfday.agents.hexagent.gateway", "also agent `hexagent`'s label");
+    rejected_at(
+        "default.yaml",
+        &text,
+        "launchd: { label: com.halfday.agents.hexagent.gateway",
+        "also agent `hexagent`'s label",
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = write(dir.path(), "default.yaml", &text);
     let output = confine().arg("validate").arg(&spec).output().expect("runs");
@@ -328,13 +377,37 @@ fn launchd_labels_that_collide() {
 #[test]
 fn invisible_and_deceptive_text() {
     let cases = [
-        ("  organization: Halfday ", "  organization: \u{200B} ", "zero-width"),
-        ("    full_name: Hex Agent", "    full_name: Hex \u{202E}tnegA", "bidirectional"),
-        ("  organization: Halfday ", "  organization: Half\u{2028}day ", "line or paragraph separator"),
-        ("  organization: Halfday ", "  organization: \"Half\\u200Bday\" ", "zero-width"),
+        (
+            "  organization: Halfday ",
+            "  organization: \u{200B} ",
+            "zero-width",
+        ),
+        (
+            "    full_name: Hex Agent",
+            "    full_name: Hex \u{202E}tnegA",
+            "bidirectional",
+        ),
+        (
+            "  organization: Halfday ",
+            "  organization: Half\u{2028}day ",
+            "line or paragraph separator",
+        ),
+        (
+            "  organization: Halfday ",
+            "  organization: \"Half\\u200Bday\" ",
+            "zero-width",
+        ),
         ("  organization: Halfday ", "  organization: \u{3164} ", "filler"),
-        ("  organization: Halfday ", "  organization: \"\\e[2J\" ", "control character"),
-        ("# yaml-language-server", "# \u{202E} yaml-language-server", "bidirectional"),
+        (
+            "  organization: Halfday ",
+            "  organization: \"\\e[2J\" ",
+            "control character",
+        ),
+        (
+            "# yaml-language-server",
+            "# \u{202E} yaml-language-server",
+            "bidirectional",
+        ),
     ];
     for (i, (from, to, message)) in cases.iter().enumerate() {
         let text = example_with(from, to);
@@ -358,18 +431,54 @@ fn invisible_and_deceptive_text() {
 #[test]
 fn loose_yaml_typing() {
     let cases = [
-        ("    uid: 1051 ", "    uid: \"1051\" ", "quoted text where a number goes"),
+        (
+            "    uid: 1051 ",
+            "    uid: \"1051\" ",
+            "quoted text where a number goes",
+        ),
         ("    uid: 1051 ", "    uid: 0x41B ", "not a plain decimal number"),
         ("    uid: 1051 ", "    uid: 1_051 ", "not a plain decimal number"),
         ("    uid: 1051 ", "    uid: +1051 ", "not a plain decimal number"),
-        ("  lock_human_homes: true", "  lock_human_homes: yes", "not a boolean"),
-        ("  lock_human_homes: true", "  lock_human_homes: on", "not a boolean"),
-        ("  lock_human_homes: true", "  lock_human_homes: True", "not a boolean"),
-        ("  lock_human_homes: true", "  lock_human_homes: \"true\"", "quoted text"),
-        ("  organization: Halfday ", "  organization: !!python/object Halfday ", "YAML tags are not allowed"),
-        ("  organization: Halfday ", "  organization: !!str Halfday ", "YAML tags are not allowed"),
-        ("    restrictions: { enabled: true }", "    restrictions: { settings: { allowAirDrop: off } }", "reads as a boolean"),
-        ("    restrictions: { enabled: true }", "    restrictions: { settings: { maxGracePeriod: 0x10 } }", "in a form YAML tools read differently"),
+        (
+            "  lock_human_homes: true",
+            "  lock_human_homes: yes",
+            "not a boolean",
+        ),
+        (
+            "  lock_human_homes: true",
+            "  lock_human_homes: on",
+            "not a boolean",
+        ),
+        (
+            "  lock_human_homes: true",
+            "  lock_human_homes: True",
+            "not a boolean",
+        ),
+        (
+            "  lock_human_homes: true",
+            "  lock_human_homes: \"true\"",
+            "quoted text",
+        ),
+        (
+            "  organization: Halfday ",
+            "  organization: !!python/object Halfday ",
+            "YAML tags are not allowed",
+        ),
+        (
+            "  organization: Halfday ",
+            "  organization: !!str Halfday ",
+            "YAML tags are not allowed",
+        ),
+        (
+            "    restrictions: { enabled: true }",
+            "    restrictions: { settings: { allowAirDrop: off } }",
+            "reads as a boolean",
+        ),
+        (
+            "    restrictions: { enabled: true }",
+            "    restrictions: { settings: { maxGracePeriod: 0x10 } }",
+            "in a form YAML tools read differently",
+        ),
     ];
     for (i, (from, to, message)) in cases.iter().enumerate() {
         let text = example_with(from, to);
@@ -377,7 +486,12 @@ fn loose_yaml_typing() {
     }
     for (i, umask) in ["0777", "0107", "0407"].iter().enumerate() {
         let text = agent_with(&format!("    launchd: {{ umask: \"{umask}\" }}"));
-        rejected_at(&format!("umask{i}.yaml"), &text, "umask:", "the agent's own permissions");
+        rejected_at(
+            &format!("umask{i}.yaml"),
+            &text,
+            "umask:",
+            "the agent's own permissions",
+        );
     }
 }
 
@@ -391,7 +505,11 @@ fn extra_payload_and_certificate_sources() {
     );
     let tree = fixtures.path().join("tool");
     std::fs::create_dir_all(tree.join("conf")).expect("mkdir");
-    write(&tree.join("conf"), "server.pem", "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n");
+    write(
+        &tree.join("conf"),
+        "server.pem",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n",
+    );
     let cases = [
         ("/etc/shadow".to_owned(), "credential store"),
         ("/etc".to_owned(), "credential store"),
@@ -408,9 +526,12 @@ fn extra_payload_and_certificate_sources() {
         ));
         rejected_at(&format!("source{i}.yaml"), &text, "source:", message);
     }
-    for (i, (cert, message)) in [("/dev/zero", "pseudo file system"), ("/etc/shadow", "credential store")]
-        .iter()
-        .enumerate()
+    for (i, (cert, message)) in [
+        ("/dev/zero", "pseudo file system"),
+        ("/etc/shadow", "credential store"),
+    ]
+    .iter()
+    .enumerate()
     {
         let text = example_with(
             "    # certificate: { path: fleet-ca.pem }",
@@ -455,12 +576,18 @@ fn extra_payload_destinations_that_clash() {
     let fixtures = tempfile::tempdir().expect("tempdir");
     let file = write(fixtures.path(), "tool", "#!/bin/sh\n");
     let cases = [
-        ("/Library/LaunchDaemons/com.halfday.agents.hexagent.gateway.plist", "plist of the daemon"),
+        (
+            "/Library/LaunchDaemons/com.halfday.agents.hexagent.gateway.plist",
+            "plist of the daemon",
+        ),
         ("/Users/hexagent/.zshrc", "can write"),
         ("/Users/Shared/hexagent-workspace/x", "can write"),
         ("/usr", "system folder"),
         ("/System/Library/x", "nothing may be installed"),
-        ("/Library/Application Support/confine/halfday-agents/uninstall", "confine's own folder"),
+        (
+            "/Library/Application Support/confine/halfday-agents/uninstall",
+            "confine's own folder",
+        ),
     ];
     for (i, (dest, message)) in cases.iter().enumerate() {
         let text = with_package(&format!(

@@ -37,10 +37,7 @@ const SSH_RESERVED: &[&str] = &[
 
 /// Label and identifier prefixes that belong to others: Apple's own jobs, and OpenClaw's, which it would
 /// try to manage.
-const FOREIGN_PREFIXES: &[(&str, &str)] = &[
-    ("com.apple.", "Apple"),
-    ("ai.openclaw.", "OpenClaw"),
-];
+const FOREIGN_PREFIXES: &[(&str, &str)] = &[("com.apple.", "Apple"), ("ai.openclaw.", "OpenClaw")];
 
 /// Checks on the text itself, before it is read as a spec: deceptive characters and loose typing.
 pub fn check_text(text: &str, problems: &mut Vec<Problem>) {
@@ -50,7 +47,11 @@ pub fn check_text(text: &str, problems: &mut Vec<Problem>) {
 
 /// Every rule that needs only the parsed spec.
 pub fn check(spec: &Spec, problems: &mut Vec<Problem>) {
-    let paths: Vec<AgentPaths> = spec.agents.iter().map(|a| AgentPaths::new(&spec.fleet, a)).collect();
+    let paths: Vec<AgentPaths> = spec
+        .agents
+        .iter()
+        .map(|a| AgentPaths::new(&spec.fleet, a))
+        .collect();
     let mut r = Rules { problems };
     r.identifier(spec);
     for agent in &paths {
@@ -87,7 +88,11 @@ impl Rules<'_> {
         if let Some(home) = me.home_at
             && let Some(why) = paths::home_problem(&home.value, name, fleet)
         {
-            self.fail(home, format!("home `{}` is not allowed: {why}", home.value), "leave `home` out for the default");
+            self.fail(
+                home,
+                format!("home `{}` is not allowed: {why}", home.value),
+                "leave `home` out for the default",
+            );
         }
         if let Some(why) = paths::workspace_problem(&me.workspace, &me.home, fleet) {
             let at = me.at(me.workspace_at);
@@ -95,28 +100,73 @@ impl Rules<'_> {
         }
         if let Some(why) = paths::prefix_problem(&me.prefix) {
             let at = me.at(me.prefix_at);
-            self.fail(at, format!("OpenClaw prefix `{}` is not allowed: {why}", me.prefix), "leave `prefix` out for the default");
+            self.fail(
+                at,
+                format!("OpenClaw prefix `{}` is not allowed: {why}", me.prefix),
+                "leave `prefix` out for the default",
+            );
         }
         for other in all.iter().filter(|o| !std::ptr::eq(*o, me)) {
             let other_name = &other.agent.name.value;
             if paths::overlap(&me.home, &other.home) {
-                self.fail(me.at(me.home_at), format!("home `{}` overlaps agent `{other_name}`'s home `{}`", me.home, other.home), "give every agent its own home");
+                self.fail(
+                    me.at(me.home_at),
+                    format!(
+                        "home `{}` overlaps agent `{other_name}`'s home `{}`",
+                        me.home, other.home
+                    ),
+                    "give every agent its own home",
+                );
             }
             if paths::overlap(&me.workspace, &other.home) {
-                self.fail(me.at(me.workspace_at), format!("workspace `{}` overlaps agent `{other_name}`'s home `{}`", me.workspace, other.home), "a workspace never shares a folder with another agent's home");
+                self.fail(
+                    me.at(me.workspace_at),
+                    format!(
+                        "workspace `{}` overlaps agent `{other_name}`'s home `{}`",
+                        me.workspace, other.home
+                    ),
+                    "a workspace never shares a folder with another agent's home",
+                );
             }
             if paths::overlap(&me.workspace, &other.workspace) {
-                self.fail(me.at(me.workspace_at), format!("workspace `{}` overlaps agent `{other_name}`'s workspace `{}`", me.workspace, other.workspace), "give every agent its own workspace; share it through a group instead");
+                self.fail(
+                    me.at(me.workspace_at),
+                    format!(
+                        "workspace `{}` overlaps agent `{other_name}`'s workspace `{}`",
+                        me.workspace, other.workspace
+                    ),
+                    "give every agent its own workspace; share it through a group instead",
+                );
             }
         }
         let oc = &me.agent.openclaw;
         for (value, what) in [(&oc.node, "node"), (&me.agent.shell, "shell")] {
-            if let Some(owner) = all.iter().find(|o| within(&value.value, &o.home) || within(&value.value, &o.workspace)) {
-                self.fail(value, format!("{what} `{}` is inside a folder agent `{}` can write", value.value, owner.agent.name.value), "root runs it during install: use a root-owned path such as `/usr/local/bin/node`");
+            if let Some(owner) = all
+                .iter()
+                .find(|o| within(&value.value, &o.home) || within(&value.value, &o.workspace))
+            {
+                self.fail(
+                    value,
+                    format!(
+                        "{what} `{}` is inside a folder agent `{}` can write",
+                        value.value, owner.agent.name.value
+                    ),
+                    "root runs it during install: use a root-owned path such as `/usr/local/bin/node`",
+                );
             }
         }
-        let written = [me.home_at, me.workspace_at, me.prefix_at, Some(&oc.node), Some(&me.agent.shell)];
-        for value in written.into_iter().flatten().chain(&me.agent.tools.exec.allowlist) {
+        let written = [
+            me.home_at,
+            me.workspace_at,
+            me.prefix_at,
+            Some(&oc.node),
+            Some(&me.agent.shell),
+        ];
+        for value in written
+            .into_iter()
+            .flatten()
+            .chain(&me.agent.tools.exec.allowlist)
+        {
             self.mixed_script(value);
         }
     }
@@ -125,7 +175,11 @@ impl Rules<'_> {
         if let Some(segment) = paths::mixed_script_segment(&value.value) {
             self.fail(
                 value,
-                format!("`{}` mixes look-alike scripts (Latin, Greek, Cyrillic) in `{}`", value.value.escape_debug(), segment.escape_debug()),
+                format!(
+                    "`{}` mixes look-alike scripts (Latin, Greek, Cyrillic) in `{}`",
+                    value.value.escape_debug(),
+                    segment.escape_debug()
+                ),
                 "retype the path: one of its letters only looks like the one you mean",
             );
         }
@@ -142,7 +196,14 @@ impl Rules<'_> {
             if let Some(first) = keys.insert(lower, name)
                 && first.value != name.value
             {
-                self.fail(name, format!("SSH key `{}` differs from `{}` only in case", name.value, first.value), "APFS treats them as one file: give each key its own name");
+                self.fail(
+                    name,
+                    format!(
+                        "SSH key `{}` differs from `{}` only in case",
+                        name.value, first.value
+                    ),
+                    "APFS treats them as one file: give each key its own name",
+                );
             }
         }
         let mut secrets: BTreeMap<String, &Located<String>> = BTreeMap::new();
@@ -150,12 +211,23 @@ impl Rules<'_> {
             let name = &secret.name;
             let lower = name.value.to_lowercase();
             if lower == GATEWAY_TOKEN_FILE {
-                self.fail(name, format!("secret name `{}` is the gateway token's file", name.value), "pick another name: confine generates the gateway token");
+                self.fail(
+                    name,
+                    format!("secret name `{}` is the gateway token's file", name.value),
+                    "pick another name: confine generates the gateway token",
+                );
             }
             if let Some(first) = secrets.insert(lower, name)
                 && first.value != name.value
             {
-                self.fail(name, format!("secret `{}` differs from `{}` only in case", name.value, first.value), "APFS treats them as one file: give each secret its own name");
+                self.fail(
+                    name,
+                    format!(
+                        "secret `{}` differs from `{}` only in case",
+                        name.value, first.value
+                    ),
+                    "APFS treats them as one file: give each secret its own name",
+                );
             }
         }
     }
@@ -167,7 +239,11 @@ impl Rules<'_> {
             if let Some(explicit) = &agent.launchd.label
                 && let Some((prefix, owner)) = foreign_prefix(&explicit.value)
             {
-                self.fail(explicit, format!("label `{}` is in {owner}'s `{prefix}*` namespace", explicit.value), "use your own prefix, e.g. the default `<fleet.identifier>.<agent>.gateway`");
+                self.fail(
+                    explicit,
+                    format!("label `{}` is in {owner}'s `{prefix}*` namespace", explicit.value),
+                    "use your own prefix, e.g. the default `<fleet.identifier>.<agent>.gateway`",
+                );
             }
             if let Some((other, _)) = seen.insert(label.to_lowercase(), (agent.name.value.clone(), at)) {
                 self.fail(at, format!("launchd label `{label}` is also agent `{other}`'s label (labels are compared ignoring case)"), "give every agent its own label: their plists would be one file on the Mac");
@@ -183,19 +259,51 @@ impl Rules<'_> {
             let dest = &extra.destination;
             let d = &dest.value;
             if let Some(why) = paths::destination_problem(d) {
-                self.fail(dest, format!("extra payload destination `{d}`: {why}"), "install into a folder of its own, e.g. `/usr/local/libexec/<tool>`");
+                self.fail(
+                    dest,
+                    format!("extra payload destination `{d}`: {why}"),
+                    "install into a folder of its own, e.g. `/usr/local/libexec/<tool>`",
+                );
             }
-            if let Some(owner) = agents.iter().find(|a| within(d, &a.home) || within(d, &a.workspace)) {
-                self.fail(dest, format!("extra payload destination `{d}` is inside a folder agent `{}` can write", owner.agent.name.value), "the package writes as root: never into an agent's home or workspace");
+            if let Some(owner) = agents
+                .iter()
+                .find(|a| within(d, &a.home) || within(d, &a.workspace))
+            {
+                self.fail(
+                    dest,
+                    format!(
+                        "extra payload destination `{d}` is inside a folder agent `{}` can write",
+                        owner.agent.name.value
+                    ),
+                    "the package writes as root: never into an agent's home or workspace",
+                );
             }
             if within(d, &support) && !agents.iter().any(|a| within(d, &a.prefix)) {
-                self.fail(dest, format!("extra payload destination `{d}` is inside confine's own folder `{support}`"), "only an agent's OpenClaw prefix may be filled by extra payload there");
+                self.fail(
+                    dest,
+                    format!("extra payload destination `{d}` is inside confine's own folder `{support}`"),
+                    "only an agent's OpenClaw prefix may be filled by extra payload there",
+                );
             }
-            if let Some(label) = labels.iter().find(|l| within(d, &format!("/Library/LaunchDaemons/{l}.plist"))) {
-                self.fail(dest, format!("extra payload destination `{d}` is the plist of the daemon `{label}`"), "confine writes each agent's daemon plist; install elsewhere");
+            if let Some(label) = labels
+                .iter()
+                .find(|l| within(d, &format!("/Library/LaunchDaemons/{l}.plist")))
+            {
+                self.fail(
+                    dest,
+                    format!("extra payload destination `{d}` is the plist of the daemon `{label}`"),
+                    "confine writes each agent's daemon plist; install elsewhere",
+                );
             }
             if let Some(first) = seen.insert(apfs_key(d), dest) {
-                self.fail(dest, format!("extra payload destination `{d}` is also `{}`'s destination", first.value), "APFS treats them as one path: install each entry to its own destination");
+                self.fail(
+                    dest,
+                    format!(
+                        "extra payload destination `{d}` is also `{}`'s destination",
+                        first.value
+                    ),
+                    "APFS treats them as one path: install each entry to its own destination",
+                );
             }
             self.mixed_script(dest);
             self.mixed_script(&extra.source);
@@ -207,7 +315,10 @@ impl Rules<'_> {
 fn label<'s>(spec: &Spec, agent: &'s Agent) -> (String, &'s Located<String>) {
     match &agent.launchd.label {
         Some(label) => (label.value.clone(), label),
-        None => (paths::default_label(&spec.fleet.identifier.value, &agent.name.value), &agent.name),
+        None => (
+            paths::default_label(&spec.fleet.identifier.value, &agent.name.value),
+            &agent.name,
+        ),
     }
 }
 

@@ -64,7 +64,18 @@ mod tests {
 
     #[test]
     fn system_names() {
-        for name in ["_www", "_sshd", "_mysql", "bin", "procmod", "guest", "Shared", "_lpadmin", "access_ssh", "root"] {
+        for name in [
+            "_www",
+            "_sshd",
+            "_mysql",
+            "bin",
+            "procmod",
+            "guest",
+            "Shared",
+            "_lpadmin",
+            "access_ssh",
+            "root",
+        ] {
             assert!(is_system_name(name), "{name}");
         }
         for name in ["hexagent", "agent_www", "docbot"] {

@@ -135,9 +135,8 @@ pub fn workspace_problem(workspace: &str, home: &str, fleet: &str) -> Option<Str
 
 /// Why `prefix` is not an allowed OpenClaw prefix, if it is not.
 pub fn prefix_problem(prefix: &str) -> Option<String> {
-    (!below(prefix, SUPPORT_ROOT)).then(|| {
-        format!("the OpenClaw prefix must be below `{SUPPORT_ROOT}/`, which only root can write")
-    })
+    (!below(prefix, SUPPORT_ROOT))
+        .then(|| format!("the OpenClaw prefix must be below `{SUPPORT_ROOT}/`, which only root can write"))
 }
 
 /// System folders an extra payload must not replace: a payload entry sets the owner and mode of its path.
@@ -174,7 +173,10 @@ const NEVER_WRITTEN: &[&str] = &["/System", "/private/var/db/dslocal", "/dev", "
 
 /// Why an extra payload may not go to `destination`, if it may not.
 pub fn destination_problem(destination: &str) -> Option<String> {
-    if let Some(folder) = SYSTEM_FOLDERS.iter().find(|f| apfs_key(f) == apfs_key(destination)) {
+    if let Some(folder) = SYSTEM_FOLDERS
+        .iter()
+        .find(|f| apfs_key(f) == apfs_key(destination))
+    {
         return Some(format!(
             "`{folder}` is a system folder; the payload would replace its owner and mode"
         ));
@@ -196,13 +198,12 @@ enum Script {
 
 fn script(c: char) -> Option<Script> {
     match c {
-        'a'..='z' | 'A'..='Z' | '\u{00C0}'..='\u{024F}' | '\u{1E00}'..='\u{1EFF}' => {
-            Some(Script::Latin)
-        }
+        'a'..='z' | 'A'..='Z' | '\u{00C0}'..='\u{024F}' | '\u{1E00}'..='\u{1EFF}' => Some(Script::Latin),
         '\u{0370}'..='\u{03FF}' | '\u{1F00}'..='\u{1FFF}' => Some(Script::Greek),
-        '\u{0400}'..='\u{052F}' | '\u{1C80}'..='\u{1C8F}' | '\u{2DE0}'..='\u{2DFF}' | '\u{A640}'..='\u{A69F}' => {
-            Some(Script::Cyrillic)
-        }
+        '\u{0400}'..='\u{052F}'
+        | '\u{1C80}'..='\u{1C8F}'
+        | '\u{2DE0}'..='\u{2DFF}'
+        | '\u{A640}'..='\u{A69F}' => Some(Script::Cyrillic),
         _ => None,
     }
 }
@@ -237,7 +238,14 @@ mod tests {
         assert_eq!(home_problem("/Users/hex", "hex", "f"), None);
         assert_eq!(home_problem("/Users/HEX", "hex", "f"), None);
         assert_eq!(home_problem("/private/var/confine/f/hex", "hex", "f"), None);
-        for bad in ["/etc", "/Users/Shared", "/Users/alice", "/Users", "/var/hex", "/Users/hex/sub"] {
+        for bad in [
+            "/etc",
+            "/Users/Shared",
+            "/Users/alice",
+            "/Users",
+            "/var/hex",
+            "/Users/hex/sub",
+        ] {
             assert!(home_problem(bad, "hex", "f").is_some(), "{bad}");
         }
     }

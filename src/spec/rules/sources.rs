@@ -51,7 +51,15 @@ const CREDENTIAL_FOLDERS: &[&str] = &[".ssh", ".gnupg", ".aws", ".kube", ".docke
 /// File names of private keys and identities.
 fn key_file_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    ["id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_ecdsa_sk", "id_ed25519_sk"].contains(&lower.as_str())
+    [
+        "id_rsa",
+        "id_dsa",
+        "id_ecdsa",
+        "id_ed25519",
+        "id_ecdsa_sk",
+        "id_ed25519_sk",
+    ]
+    .contains(&lower.as_str())
         || [".p12", ".pfx", ".key", ".keychain", ".keychain-db", ".ppk"]
             .iter()
             .any(|ext| lower.ends_with(ext))
@@ -91,7 +99,10 @@ fn refuse(message: String, help: &str) -> Refusal {
 /// Resolves `path` (links included) and refuses pseudo files and credential stores.
 fn canonical(path: &Path) -> Result<PathBuf, Refusal> {
     let real = fs::canonicalize(path).map_err(|e| {
-        refuse(format!("cannot read {}: {e}", path.display()), "give a path relative to the spec file")
+        refuse(
+            format!("cannot read {}: {e}", path.display()),
+            "give a path relative to the spec file",
+        )
     })?;
     let text = real.to_string_lossy();
     if let Some(root) = PSEUDO_ROOTS.iter().find(|r| within(&text, r) || within(r, &text)) {
@@ -122,13 +133,21 @@ fn canonical(path: &Path) -> Result<PathBuf, Refusal> {
 /// A readable regular file of at most `limit` bytes.
 fn regular_file(path: &Path, limit: u64) -> Result<(), Refusal> {
     let real = canonical(path)?;
-    let metadata = fs::metadata(&real).map_err(|e| refuse(format!("cannot read {}: {e}", real.display()), ""))?;
+    let metadata =
+        fs::metadata(&real).map_err(|e| refuse(format!("cannot read {}: {e}", real.display()), ""))?;
     if !metadata.is_file() {
-        return Err(refuse(format!("{} is not a regular file", real.display()), "give a file"));
+        return Err(refuse(
+            format!("{} is not a regular file", real.display()),
+            "give a file",
+        ));
     }
     if metadata.len() > limit {
         return Err(refuse(
-            format!("{} is {} bytes; the limit is {limit}", real.display(), metadata.len()),
+            format!(
+                "{} is {} bytes; the limit is {limit}",
+                real.display(),
+                metadata.len()
+            ),
             "is this the right file?",
         ));
     }
@@ -170,7 +189,8 @@ fn payload_source(path: &Path, secret: bool) -> Result<(), Refusal> {
                     "never ship the build machine's credentials",
                 ));
             }
-            let entries = fs::read_dir(&path).map_err(|e| refuse(format!("cannot list {}: {e}", path.display()), ""))?;
+            let entries = fs::read_dir(&path)
+                .map_err(|e| refuse(format!("cannot list {}: {e}", path.display()), ""))?;
             for entry in entries {
                 let entry = entry.map_err(|e| refuse(format!("cannot list {}: {e}", path.display()), ""))?;
                 stack.push(entry.path());
@@ -193,7 +213,11 @@ fn payload_source(path: &Path, secret: bool) -> Result<(), Refusal> {
 }
 
 fn holds_private_key(path: &Path) -> Result<bool, Refusal> {
-    if path.file_name().and_then(|n| n.to_str()).is_some_and(key_file_name) {
+    if path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(key_file_name)
+    {
         return Ok(true);
     }
     let mut head = Vec::new();

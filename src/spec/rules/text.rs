@@ -16,9 +16,12 @@ pub fn deceptive(c: char) -> Option<&'static str> {
             "a bidirectional control character"
         }
         '\u{2028}' | '\u{2029}' | '\u{0085}' => "a line or paragraph separator",
-        '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{180E}' | '\u{034F}' | '\u{00AD}' => {
-            "a zero-width character"
-        }
+        '\u{200B}'..='\u{200D}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{FEFF}'
+        | '\u{180E}'
+        | '\u{034F}'
+        | '\u{00AD}' => "a zero-width character",
         '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' | '\u{2800}' | '\u{FFFC}' => {
             "a blank-looking filler character"
         }

@@ -114,10 +114,7 @@ impl<'s> Walker<'s, '_> {
                     Slot::Value(schema) => schema,
                     Slot::Key => None,
                 };
-                self.stack.push(Frame::Map {
-                    schema,
-                    value: None,
-                });
+                self.stack.push(Frame::Map { schema, value: None });
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 self.stack.pop();
@@ -132,8 +129,7 @@ impl<'s> Walker<'s, '_> {
             None => Slot::Value(Some(self.root)),
             Some(Frame::Map { value: None, .. }) => Slot::Key,
             Some(Frame::Map {
-                value: Some(schema),
-                ..
+                value: Some(schema), ..
             }) => Slot::Value(*schema),
             Some(Frame::Seq { items }) => Slot::Value(*items),
         }
@@ -171,24 +167,48 @@ impl<'s> Walker<'s, '_> {
             Some(k) if k.null && style == ScalarStyle::Plain && is_null(value) => {}
             Some(k) if k.integer => {
                 if style != ScalarStyle::Plain {
-                    self.fail(at, format!("`{shown}` is quoted text where a number goes"), "write the number without quotes, e.g. `1051`");
+                    self.fail(
+                        at,
+                        format!("`{shown}` is quoted text where a number goes"),
+                        "write the number without quotes, e.g. `1051`",
+                    );
                 } else if !is_decimal(value) {
-                    self.fail(at, format!("`{shown}` is not a plain decimal number"), "write the number in decimal digits only, e.g. `1051` (no hex, octal, `_` or `+`)");
+                    self.fail(
+                        at,
+                        format!("`{shown}` is not a plain decimal number"),
+                        "write the number in decimal digits only, e.g. `1051` (no hex, octal, `_` or `+`)",
+                    );
                 }
             }
             Some(k) if k.boolean => {
                 if style != ScalarStyle::Plain {
-                    self.fail(at, format!("`{shown}` is quoted text where `true` or `false` goes"), "write `true` or `false` without quotes");
+                    self.fail(
+                        at,
+                        format!("`{shown}` is quoted text where `true` or `false` goes"),
+                        "write `true` or `false` without quotes",
+                    );
                 } else if value != "true" && value != "false" {
-                    self.fail(at, format!("`{shown}` is not a boolean"), "write `true` or `false`");
+                    self.fail(
+                        at,
+                        format!("`{shown}` is not a boolean"),
+                        "write `true` or `false`",
+                    );
                 }
             }
             Some(_) => {}
             None if style == ScalarStyle::Plain => {
                 if is_yaml11_bool(value) && value != "true" && value != "false" {
-                    self.fail(at, format!("`{shown}` reads as a boolean in some YAML tools and as text in others"), "write `true` or `false`, or quote it if you mean the text");
+                    self.fail(
+                        at,
+                        format!("`{shown}` reads as a boolean in some YAML tools and as text in others"),
+                        "write `true` or `false`, or quote it if you mean the text",
+                    );
                 } else if is_loose_integer(value) {
-                    self.fail(at, format!("`{shown}` is a number in a form YAML tools read differently"), "write the number in decimal digits only, or quote it if you mean the text");
+                    self.fail(
+                        at,
+                        format!("`{shown}` is a number in a form YAML tools read differently"),
+                        "write the number in decimal digits only, or quote it if you mean the text",
+                    );
                 }
             }
             None => {}
@@ -279,13 +299,25 @@ fn collect<'s>(root: &'s Value, schema: &'s Value, out: &mut Vec<&'s Value>, dep
         collect(root, target, out, depth + 1);
     }
     for combinator in ["anyOf", "oneOf", "allOf"] {
-        for sub in schema.get(combinator).and_then(Value::as_array).into_iter().flatten() {
+        for sub in schema
+            .get(combinator)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             collect(root, sub, out, depth + 1);
         }
     }
-    let says_something = ["type", "enum", "const", "properties", "items", "additionalProperties"]
-        .iter()
-        .any(|k| schema.get(k).is_some());
+    let says_something = [
+        "type",
+        "enum",
+        "const",
+        "properties",
+        "items",
+        "additionalProperties",
+    ]
+    .iter()
+    .any(|k| schema.get(k).is_some());
     if says_something {
         out.push(schema);
     }
@@ -339,7 +371,9 @@ mod tests {
     fn problems(text: &str) -> Vec<String> {
         let mut p = Vec::new();
         check(text, &mut p);
-        p.into_iter().map(|p| format!("{}:{} {}", p.line, p.column, p.message)).collect()
+        p.into_iter()
+            .map(|p| format!("{}:{} {}", p.line, p.column, p.message))
+            .collect()
     }
 
     #[test]
@@ -363,7 +397,10 @@ mod tests {
             ]
         );
         assert!(problems("version: 1\nhardening: { lock_human_homes: true }\n").is_empty());
-        assert_eq!(problems("version: 0x1\n"), ["1:10 `0x1` is not a plain decimal number"]);
+        assert_eq!(
+            problems("version: 0x1\n"),
+            ["1:10 `0x1` is not a plain decimal number"]
+        );
     }
 
     #[test]
