@@ -107,36 +107,41 @@ impl Rules<'_> {
             );
         }
         for other in all.iter().filter(|o| !std::ptr::eq(*o, me)) {
-            let other_name = &other.agent.name.value;
-            if paths::overlap(&me.home, &other.home) {
-                self.fail(
-                    me.at(me.home_at),
-                    format!(
-                        "home `{}` overlaps agent `{other_name}`'s home `{}`",
-                        me.home, other.home
-                    ),
+            let clashes = [
+                (
+                    "home",
+                    &me.home,
+                    me.home_at,
+                    "home",
+                    &other.home,
                     "give every agent its own home",
-                );
-            }
-            if paths::overlap(&me.workspace, &other.home) {
-                self.fail(
-                    me.at(me.workspace_at),
-                    format!(
-                        "workspace `{}` overlaps agent `{other_name}`'s home `{}`",
-                        me.workspace, other.home
-                    ),
+                ),
+                (
+                    "workspace",
+                    &me.workspace,
+                    me.workspace_at,
+                    "home",
+                    &other.home,
                     "a workspace never shares a folder with another agent's home",
-                );
-            }
-            if paths::overlap(&me.workspace, &other.workspace) {
-                self.fail(
-                    me.at(me.workspace_at),
-                    format!(
-                        "workspace `{}` overlaps agent `{other_name}`'s workspace `{}`",
-                        me.workspace, other.workspace
-                    ),
+                ),
+                (
+                    "workspace",
+                    &me.workspace,
+                    me.workspace_at,
+                    "workspace",
+                    &other.workspace,
                     "give every agent its own workspace; share it through a group instead",
-                );
+                ),
+            ];
+            for (what, mine, written, their_what, theirs, help) in clashes {
+                if paths::overlap(mine, theirs) {
+                    let other_name = &other.agent.name.value;
+                    self.fail(
+                        me.at(written),
+                        format!("{what} `{mine}` overlaps agent `{other_name}`'s {their_what} `{theirs}`"),
+                        help,
+                    );
+                }
             }
         }
         let oc = &me.agent.openclaw;

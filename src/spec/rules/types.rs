@@ -161,57 +161,8 @@ impl<'s> Walker<'s, '_> {
 
     fn scalar(&mut self, schema: Option<&'s Value>, value: &str, style: ScalarStyle, at: Marker) {
         let kinds = schema.and_then(|s| kinds(self.root, s));
-        let shown = shown(value);
-        match kinds {
-            Some(k) if k.string => {}
-            Some(k) if k.null && style == ScalarStyle::Plain && is_null(value) => {}
-            Some(k) if k.integer => {
-                if style != ScalarStyle::Plain {
-                    self.fail(
-                        at,
-                        format!("`{shown}` is quoted text where a number goes"),
-                        "write the number without quotes, e.g. `1051`",
-                    );
-                } else if !is_decimal(value) {
-                    self.fail(
-                        at,
-                        format!("`{shown}` is not a plain decimal number"),
-                        "write the number in decimal digits only, e.g. `1051` (no hex, octal, `_` or `+`)",
-                    );
-                }
-            }
-            Some(k) if k.boolean => {
-                if style != ScalarStyle::Plain {
-                    self.fail(
-                        at,
-                        format!("`{shown}` is quoted text where `true` or `false` goes"),
-                        "write `true` or `false` without quotes",
-                    );
-                } else if value != "true" && value != "false" {
-                    self.fail(
-                        at,
-                        format!("`{shown}` is not a boolean"),
-                        "write `true` or `false`",
-                    );
-                }
-            }
-            Some(_) => {}
-            None if style == ScalarStyle::Plain => {
-                if is_yaml11_bool(value) && value != "true" && value != "false" {
-                    self.fail(
-                        at,
-                        format!("`{shown}` reads as a boolean in some YAML tools and as text in others"),
-                        "write `true` or `false`, or quote it if you mean the text",
-                    );
-                } else if is_loose_integer(value) {
-                    self.fail(
-                        at,
-                        format!("`{shown}` is a number in a form YAML tools read differently"),
-                        "write the number in decimal digits only, or quote it if you mean the text",
-                    );
-                }
-            }
-            None => {}
+        if let Some((message, help)) = loose(kinds, value, style) {
+            self.fail(at, message, help);
         }
     }
 
@@ -223,6 +174,41 @@ impl<'s> Walker<'s, '_> {
             help: help.to_owned(),
         });
     }
+}
+
+/// What is wrong with a scalar written as `value` in `style` where the schema allows `kinds`.
+fn loose(kinds: Option<Kinds>, value: &str, style: ScalarStyle) -> Option<(String, &'static str)> {
+    let shown = shown(value);
+    let plain = style == ScalarStyle::Plain;
+    let (message, help) = match kinds {
+        Some(k) if k.string => return None,
+        Some(k) if k.null && plain && is_null(value) => return None,
+        Some(k) if k.integer && !plain => (
+            format!("`{shown}` is quoted text where a number goes"),
+            "write the number without quotes, e.g. `1051`",
+        ),
+        Some(k) if k.integer && !is_decimal(value) => (
+            format!("`{shown}` is not a plain decimal number"),
+            "write the number in decimal digits only, e.g. `1051` (no hex, octal, `_` or `+`)",
+        ),
+        Some(k) if k.boolean && !plain => (
+            format!("`{shown}` is quoted text where `true` or `false` goes"),
+            "write `true` or `false` without quotes",
+        ),
+        Some(k) if k.boolean && value != "true" && value != "false" => {
+            (format!("`{shown}` is not a boolean"), "write `true` or `false`")
+        }
+        None if plain && is_yaml11_bool(value) && value != "true" && value != "false" => (
+            format!("`{shown}` reads as a boolean in some YAML tools and as text in others"),
+            "write `true` or `false`, or quote it if you mean the text",
+        ),
+        None if plain && is_loose_integer(value) => (
+            format!("`{shown}` is a number in a form YAML tools read differently"),
+            "write the number in decimal digits only, or quote it if you mean the text",
+        ),
+        _ => return None,
+    };
+    Some((message, help))
 }
 
 /// The JSON types a schema node allows, or `None` when it allows anything.
