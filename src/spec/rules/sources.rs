@@ -242,3 +242,35 @@ pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     }
     Ok(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_reads_stop_at_devices_and_size() {
+        assert!(read_bounded(Path::new("/dev/zero"), 16).is_err());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("f");
+        fs::write(&file, b"0123456789").expect("write");
+        assert_eq!(read_bounded(&file, 10).expect("fits"), b"0123456789");
+        assert!(read_bounded(&file, 9).is_err());
+    }
+
+    #[test]
+    fn private_keys_by_name_and_content() {
+        assert!(key_file_name("id_ed25519"));
+        assert!(key_file_name("Fleet.P12"));
+        assert!(!key_file_name("id_ed25519.pub"));
+        assert!(key_content(b"x\n-----BEGIN EC PRIVATE KEY-----\n"));
+        assert!(!key_content(b"-----BEGIN CERTIFICATE-----\n"));
+    }
+
+    #[test]
+    fn credential_stores_and_pseudo_files() {
+        for path in ["/etc/shadow", "/dev/null", "/proc/self/status", "/"] {
+            assert!(canonical(Path::new(path)).is_err(), "{path}");
+        }
+        assert!(canonical(Path::new("/usr/bin")).is_ok());
+    }
+}
