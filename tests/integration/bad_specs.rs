@@ -323,25 +323,40 @@ fn agents_that_overlap() {
 
 #[test]
 fn credential_names_that_collide_with_generated_files() {
-    let text = example_with("- name: github_pat ", "- name: gateway-token ");
-    rejected_at("token.yaml", &text, "- name: gateway-token", "gateway token");
-    let text = example_with("- name: deploy_halfday ", "- name: config ");
-    rejected_at(
-        "sshconfig.yaml",
-        &text,
-        "- name: config",
-        "taken by a file in `~/.ssh`",
-    );
-    let text = example_with(
-        "- name: deploy_halfday ",
-        "- name: x\n          host: github.com\n        - name: x.pub ",
-    );
-    rejected_at("pub.yaml", &text, "- name: x.pub", "taken by a file");
-    let text = example_with(
-        "- name: github_pat ",
-        "- name: GitHub_PAT\n        - name: github_pat ",
-    );
-    rejected_at("casesecret.yaml", &text, "- name: github_pat", "only in case");
+    let cases = [
+        (
+            "- name: github_pat ",
+            "- name: gateway-token ",
+            "- name: gateway-token",
+            "gateway token",
+        ),
+        (
+            "- name: deploy_halfday ",
+            "- name: config ",
+            "- name: config",
+            "taken by a file in `~/.ssh`",
+        ),
+        (
+            "- name: deploy_halfday ",
+            "- name: x\n          host: github.com\n        - name: x.pub ",
+            "- name: x.pub",
+            "taken by a file",
+        ),
+        (
+            "- name: github_pat ",
+            "- name: GitHub_PAT\n        - name: github_pat ",
+            "- name: github_pat",
+            "only in case",
+        ),
+    ];
+    for (i, (from, to, needle, message)) in cases.iter().enumerate() {
+        rejected_at(
+            &format!("credential{i}.yaml"),
+            &example_with(from, to),
+            needle,
+            message,
+        );
+    }
 }
 
 #[test]
@@ -408,6 +423,17 @@ fn invisible_and_deceptive_text() {
             "# \u{202E} yaml-language-server",
             "bidirectional",
         ),
+        // A Cyrillic `е` that looks Latin, and a zero-width space, in a workspace path.
+        (
+            "path: /Users/Shared/hexagent-workspace",
+            "path: /Users/Shar\u{435}d/hexagent-workspace",
+            "look-alike scripts",
+        ),
+        (
+            "path: /Users/Shared/hexagent-workspace",
+            "path: /Users/Shared/hex\u{200B}agent-workspace",
+            "zero-width",
+        ),
     ];
     for (i, (from, to, message)) in cases.iter().enumerate() {
         let text = example_with(from, to);
@@ -415,17 +441,6 @@ fn invisible_and_deceptive_text() {
     }
     let text = example_with("  organization: Halfday ", "  organization: \"\u{a0}\u{3000}\" ");
     rejected_at("blank.yaml", &text, "  organization:", "empty");
-    // A Cyrillic `е` that looks Latin, and a zero-width space, in a workspace path.
-    let text = example_with(
-        "path: /Users/Shared/hexagent-workspace",
-        "path: /Users/Shar\u{435}d/hexagent-workspace",
-    );
-    rejected_at("cyrillic.yaml", &text, "      path:", "look-alike scripts");
-    let text = example_with(
-        "path: /Users/Shared/hexagent-workspace",
-        "path: /Users/Shared/hex\u{200B}agent-workspace",
-    );
-    rejected_at("zwsp.yaml", &text, "      path:", "zero-width");
 }
 
 #[test]
