@@ -20,7 +20,7 @@ lint:
 
 # build the built-in example fleet into dist/
 example:
-    cargo run --locked --release -- build
+    cargo run --locked --release -- build --example
 
 # package-writer benchmark: wall time and peak memory against gzip -6 on a large tree
 bench:

@@ -50,7 +50,8 @@ fn unknown_key() {
         "unknown.yaml",
         &example_with("  release: 1.0.0 ", "  relase: 1.0.0 "),
     );
-    assert!(err.contains("unknown field `relase`"), "{err}");
+    assert!(err.contains("unknown key `relase`"), "{err}");
+    assert!(err.contains("did you mean `release`?"), "{err}");
 }
 
 #[test]
@@ -197,13 +198,14 @@ fn line_of(text: &str, needle: &str) -> usize {
         + 1
 }
 
-/// `rejected`, and the message names the problem at the line of `needle`.
+/// `rejected`, and one diagnostic (an `error:` line and the lines under it) names the problem and points
+/// at the line of `needle`.
 fn rejected_at(name: &str, text: &str, needle: &str, message: &str) {
     let err = rejected(name, text);
     let line = line_of(text, needle);
     let located = err
-        .lines()
-        .any(|l| l.contains(&format!("{name}:{line}:")) && l.contains(message));
+        .split("\nerror: ")
+        .any(|diagnostic| diagnostic.contains(message) && diagnostic.contains(&format!("{name}:{line}:")));
     assert!(located, "{name}: expected `{message}` at line {line}:\n{err}");
 }
 

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use super::error::Problem;
 use super::model::{Agent, Located, Spec};
+use super::validate::escape;
 use paths::{AgentPaths, apfs_key, within};
 
 /// The gateway token's file name in an agent's secrets folder; a secret may not take it.
@@ -106,7 +107,9 @@ impl Rules<'_> {
                 "leave `prefix` out for the default",
             );
         }
-        for other in all.iter().filter(|o| !std::ptr::eq(*o, me)) {
+        // An agent listed twice is reported as such; its copies' paths are the same by definition.
+        let others = all.iter().filter(|o| o.agent.name.value != me.agent.name.value);
+        for other in others {
             let clashes = [
                 (
                     "home",
@@ -182,8 +185,8 @@ impl Rules<'_> {
                 value,
                 format!(
                     "`{}` mixes look-alike scripts (Latin, Greek, Cyrillic) in `{}`",
-                    value.value.escape_debug(),
-                    segment.escape_debug()
+                    escape(&value.value),
+                    escape(segment)
                 ),
                 "retype the path: one of its letters only looks like the one you mean",
             );
@@ -250,7 +253,9 @@ impl Rules<'_> {
                     "use your own prefix, e.g. the default `<fleet.identifier>.<agent>.gateway`",
                 );
             }
-            if let Some((other, _)) = seen.insert(label.to_lowercase(), (agent.name.value.clone(), at)) {
+            if let Some((other, _)) = seen.insert(label.to_lowercase(), (agent.name.value.clone(), at))
+                && other != agent.name.value
+            {
                 self.fail(at, format!("launchd label `{label}` is also agent `{other}`'s label (labels are compared ignoring case)"), "give every agent its own label: their plists would be one file on the Mac");
             }
         }

@@ -20,6 +20,7 @@ use serde_json::Value;
 use serde_saphyr::granit_parser::{Event, Marker, Parser, ScalarStyle, Span};
 
 use super::super::error::Problem;
+use super::super::validate::escape;
 use super::text::deceptive;
 
 static SCHEMA: LazyLock<Value> = LazyLock::new(|| {
@@ -154,7 +155,7 @@ impl<'s> Walker<'s, '_> {
         let at = span.tag_start.unwrap_or(span.start);
         self.fail(
             at,
-            format!("YAML tags are not allowed (found `{}`)", tag.escape_debug()),
+            format!("YAML tags are not allowed (found `{}`)", escape(tag)),
             "remove the tag: a spec holds plain values only",
         );
     }
@@ -178,24 +179,26 @@ impl<'s> Walker<'s, '_> {
 
 /// What is wrong with a scalar written as `value` in `style` where the schema allows `kinds`.
 fn loose(kinds: Option<Kinds>, value: &str, style: ScalarStyle) -> Option<(String, &'static str)> {
-    let shown = shown(value);
+    let shown = escape(value);
     let plain = style == ScalarStyle::Plain;
     let (message, help) = match kinds {
         Some(k) if k.string => return None,
         Some(k) if k.null && plain && is_null(value) => return None,
-        Some(k) if k.integer && !plain => (
+        // Only what the parser would accept is reported here; a value of the wrong kind altogether
+        // (`port: http`) is left to the parser's own message.
+        Some(k) if k.integer && !plain && is_integer(value) => (
             format!("`{shown}` is quoted text where a number goes"),
             "write the number without quotes, e.g. `1051`",
         ),
-        Some(k) if k.integer && !is_decimal(value) => (
+        Some(k) if k.integer && plain && is_loose_integer(value) => (
             format!("`{shown}` is not a plain decimal number"),
             "write the number in decimal digits only, e.g. `1051` (no hex, octal, `_` or `+`)",
         ),
-        Some(k) if k.boolean && !plain => (
+        Some(k) if k.boolean && !plain && is_yaml11_bool(value) => (
             format!("`{shown}` is quoted text where `true` or `false` goes"),
             "write `true` or `false` without quotes",
         ),
-        Some(k) if k.boolean && value != "true" && value != "false" => {
+        Some(k) if k.boolean && plain && is_yaml11_bool(value) && value != "true" && value != "false" => {
             (format!("`{shown}` is not a boolean"), "write `true` or `false`")
         }
         None if plain && is_yaml11_bool(value) && value != "true" && value != "false" => (
@@ -322,6 +325,11 @@ fn is_decimal(v: &str) -> bool {
         && (digits == "0" || !digits.starts_with('0'))
 }
 
+/// Any integer spelling the parser accepts.
+fn is_integer(v: &str) -> bool {
+    is_decimal(v) || is_loose_integer(v)
+}
+
 fn is_yaml11_bool(v: &str) -> bool {
     ["y", "yes", "n", "no", "true", "false", "on", "off"]
         .iter()
@@ -343,11 +351,6 @@ fn is_loose_integer(v: &str) -> bool {
         && digits.chars().all(|c| c == '_' || c.is_digit(radix))
         && digits.chars().any(|c| c.is_digit(radix));
     numeric && !is_decimal(v)
-}
-
-fn shown(v: &str) -> String {
-    let s: String = v.chars().take(40).collect();
-    s.escape_debug().to_string()
 }
 
 #[cfg(test)]
