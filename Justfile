@@ -58,3 +58,12 @@ interop:
     "$confine" verify --ca "$work/ids/dev-ca.pem" "$work/resigned.pkg"
     echo "== confine inspect on rcodesign's package (signatures)"
     "$confine" inspect "$work/resigned.pkg" | sed -n '1,8p'
+# fuzz every target in fuzz/ for SECONDS each (needs nightly Rust and `cargo install cargo-fuzz`); crashes
+# land in fuzz/artifacts/<target>/
+fuzz seconds="60":
+    cd fuzz && for target in $(cargo +nightly fuzz list); do \
+        mkdir -p "corpus/$target"; \
+        seeds=""; if [ -d "seeds/$target" ]; then seeds="seeds/$target"; fi; \
+        cargo +nightly fuzz run "$target" "corpus/$target" $seeds -- \
+            -max_total_time={{seconds}} -timeout=10 -rss_limit_mb=2048 -max_len=65536; \
+    done
