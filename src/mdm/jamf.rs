@@ -8,7 +8,8 @@
 //! found by its notes in the whole package list; profiles and the policy by name, then checked by their
 //! identifier, so confine never takes over an object it did not create.
 //!
-//! Classic `<payloads>` are sent as CDATA with every `&` escaped once more: the Classic API decodes the
+//! An updated profile keeps the `PayloadUUID` and `PayloadIdentifier` Jamf gave it, so Macs replace it
+//! instead of installing a second one. Classic `<payloads>` are sent as CDATA with every `&` escaped once more: the Classic API decodes the
 //! payload one extra time (Jamf's PI-827), so a plain `&amp;` would arrive as `&`.
 
 use anyhow::{Context, Result, bail};
@@ -467,10 +468,7 @@ fn profile(
                 |d| d.contains(&marker),
                 "configuration profile",
             )?;
-            let held = root
-                .child("general")
-                .and_then(|g| g.child_text("payloads"))
-                .unwrap_or_default();
+            let held = held_payloads(root).unwrap_or_default();
             let current = classic_state(root) == desired_state(name, category, groups)
                 && root
                     .child("general")
@@ -494,6 +492,12 @@ fn profile(
     if options.dry_run || action == Action::Unchanged {
         return Ok(object);
     }
+    // An update keeps the identity Jamf gave the profile, or Macs would see a second profile beside the
+    // first (a "ghost profile").
+    let payload = match found.as_ref().and_then(|(_, root)| held_payloads(root)) {
+        Some(held) => normalize::with_identity_of(&payload, held.as_bytes())?,
+        None => payload,
+    };
     let payload = String::from_utf8(payload).context("the profile is not UTF-8 XML")?;
     let xml = format!(
         "<os_x_configuration_profile><general><name>{}</name><description>{}</description>{}<distribution_method>Install Automatically</distribution_method><user_removable>false</user_removable><level>computer</level><redeploy_on_update>Newly Assigned</redeploy_on_update><payloads>{}</payloads></general>{}</os_x_configuration_profile>",
@@ -512,6 +516,11 @@ fn profile(
         xml,
     )?);
     Ok(object)
+}
+
+/// The profile Jamf holds, as its Classic record carries it.
+fn held_payloads(root: &Element) -> Option<&str> {
+    root.child("general").and_then(|g| g.child_text("payloads"))
 }
 
 /// A plist as Classic `<payloads>` content: every `&` escaped once (Classic decodes once more than XML

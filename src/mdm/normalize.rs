@@ -44,6 +44,22 @@ pub fn display_name(profile: &[u8]) -> Option<String> {
     top_level_string(profile, "PayloadDisplayName")
 }
 
+/// `ours` with the top-level `PayloadUUID` and `PayloadIdentifier` of `theirs` (XML plist out).
+pub fn with_identity_of(ours: &[u8], theirs: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut profile = Value::from_reader(std::io::Cursor::new(ours))?;
+    let dict = profile
+        .as_dictionary_mut()
+        .ok_or_else(|| anyhow::anyhow!("the profile is not a dictionary"))?;
+    for key in REGENERATED_KEYS {
+        if let Some(value) = top_level_string(theirs, key) {
+            dict.insert((*key).to_owned(), Value::String(value));
+        }
+    }
+    let mut out = Vec::new();
+    profile.to_writer_xml(&mut out)?;
+    Ok(out)
+}
+
 fn top_level_string(profile: &[u8], key: &str) -> Option<String> {
     let value = Value::from_reader(std::io::Cursor::new(profile)).ok()?;
     value.as_dictionary()?.get(key)?.as_string().map(str::to_owned)
@@ -85,6 +101,17 @@ mod tests {
     fn jamf_rewrites_are_not_changes() {
         let theirs = "<key>PayloadIdentifier</key><string>0F0F</string><key>PayloadUUID</key><string>0F0F</string><key>PayloadContent</key><array><dict><key>PayloadUUID</key><string>C</string><key>PayloadEnabled</key><true/><key>EnableFirewall</key><true/></dict></array><key>PayloadScope</key><string>System</string>";
         assert!(same_profile(&plist(OURS), &plist(theirs)));
+    }
+
+    #[test]
+    fn updates_keep_the_mdm_identity() {
+        let theirs = plist(
+            "<key>PayloadIdentifier</key><string>0F0F</string><key>PayloadUUID</key><string>0E0E</string>",
+        );
+        let kept = with_identity_of(&plist(OURS), &theirs).expect("rewritten");
+        assert_eq!(payload_identifier(&kept).as_deref(), Some("0F0F"));
+        assert_eq!(top_level_string(&kept, "PayloadUUID").as_deref(), Some("0E0E"));
+        assert!(same_profile(&plist(OURS), &kept));
     }
 
     #[test]

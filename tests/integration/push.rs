@@ -112,7 +112,7 @@ impl Double {
     /// Every request and response so far met the vendor description.
     fn assert_valid(&self) {
         let state = self.state();
-        assert_eq!(state["violations"], json!([]), "vendor-description violations");
+        assert_eq!(state["violations"], json!([]), "violations the double found");
         let rejected: Vec<&Value> = state["requests"]
             .as_array()
             .expect("requests")

@@ -468,7 +468,8 @@ class Double:
                 if ident not in store:
                     raise Reply(404, b"<html><p>Not found</p></html>", "text/html", addition="404 is not declared")
             if kind == "osxconfigurationprofiles":
-                doc["general"]["payloads"] = self.jamf_ingest(doc["general"].get("payloads", ""))
+                held = store[ident]["general"]["payloads"] if method == "PUT" else None
+                doc["general"]["payloads"] = self.jamf_ingest(doc["general"].get("payloads", ""), held)
             else:
                 self.check_policy(doc)
             self.check_scope(doc)
@@ -477,14 +478,29 @@ class Double:
             raise Reply(201, ET.tostring(to_xml(root, {"id": int(ident)})), "application/xml",
                         addition="Classic POST/PUT declare 201 without a body; Jamf answers <id>")
 
-    def jamf_ingest(self, payloads):
+    def jamf_ingest(self, payloads, held=None):
         # PI-827: the Classic API entity-decodes <payloads> once more than XML does.
         decoded = html.unescape(payloads)
         try:
             plist = plistlib.loads(decoded.encode())
         except Exception:
             raise conflict("Unable to update the database")
+        if held is not None:
+            # An update that changes the identity Jamf gave the profile installs a second ("ghost")
+            # profile on the Macs beside the first.
+            old = plistlib.loads(held.encode())
+            for key in ("PayloadUUID", "PayloadIdentifier"):
+                if plist.get(key) != old.get(key):
+                    self.violations.append(f"profile update changed {key} (ghost profile): {old.get(key)} -> {plist.get(key)}")
+            return self.rewrite_kept(plist, old)
+        return self.rewrite(plist)
 
+    def rewrite_kept(self, plist, old):
+        new = plistlib.loads(self.rewrite(plist).encode())
+        new["PayloadUUID"], new["PayloadIdentifier"] = old["PayloadUUID"], old["PayloadIdentifier"]
+        return plistlib.dumps(new, sort_keys=True).decode()
+
+    def rewrite(self, plist):
         # What Jamf does to a stored profile: new UUIDs everywhere, a new top-level PayloadIdentifier,
         # injected keys, trimmed strings, and its own indentation.
         def rewrite(v, top=False):
