@@ -209,7 +209,7 @@ fn push_with_env(spec: &Path, dist: &Path, extra: &[&str], credentials: bool) ->
         .arg(spec)
         .arg("--dist")
         .arg(dist)
-        .args(["--retry-delay", "0.01", "--read-timeout", "20"])
+        .args(["--retry-delay", "0.01"])
         .args(extra)
         .env_remove("JAMF_CLIENT_ID")
         .env_remove("JAMF_CLIENT_SECRET")
@@ -459,6 +459,27 @@ fn jamf_renews_a_token_that_expires_during_the_upload_and_retries_failures() {
             .iter()
             .any(|r| r["path"] == "/api/oauth/token")
     );
+    jamf.assert_valid();
+}
+
+/// A read that stalls past `--read-timeout` is abandoned and sent again.
+#[test]
+fn a_stalled_read_times_out_and_is_retried() {
+    let jamf = Double::start("jamf");
+    let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
+    jamf.faults(json!([
+        {"method": "GET", "path": "^/api/v1/computer-groups$", "apply": true, "delay": 3, "times": 1},
+    ]));
+    ok(&fleet.push(&["--read-timeout", "1"]));
+    let state = jamf.state();
+    let reads = state["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .filter(|r| r["path"] == "/api/v1/computer-groups")
+        .count();
+    assert_eq!(reads, 2, "the stalled read was sent again");
+    assert_eq!(len(&state["packages"]), 1);
     jamf.assert_valid();
 }
 

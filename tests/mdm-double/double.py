@@ -177,6 +177,7 @@ class Reply(Exception):
     def __init__(self, status, body=b"", content_type="application/json", addition=None, headers=None):
         self.status, self.body, self.content_type, self.addition = status, body, content_type, addition
         self.headers = headers or {}
+        self.delay = 0  # seconds the answer is held back (outside the lock: other requests go on)
 
 
 def jreply(status, value, addition=None):
@@ -301,8 +302,10 @@ class Double:
                     self.kandji(method, path, query, headers, body, req)
                 raise Reply(404, b"not found", "text/plain", addition="unknown path")
             except Reply as reply:
-                if fault and fault.get("apply"):
+                if fault and fault.get("apply") and "status" in fault:
                     reply = fault_reply(fault)
+                if fault:
+                    reply.delay = fault.get("delay", 0)
                 entry["status"] = reply.status
                 if reply.addition:
                     entry["addition"] = reply.addition
@@ -733,6 +736,7 @@ def serve(double):
             except Exception as e:  # a bug in the double: say so, loudly, in the state
                 double.violations.append(f"the double failed on {self.command} {self.path}: {e!r}")
                 reply = Reply(500, repr(e).encode(), "text/plain", addition="double bug")
+            time.sleep(reply.delay)
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
             self.send_header("Content-Length", str(len(reply.body)))
