@@ -146,6 +146,11 @@ impl Client {
         &self.settings
     }
 
+    /// The tenant is reached over plain http (only loopback test doubles: the spec allows no other).
+    pub fn is_plain_http(&self) -> bool {
+        self.base.starts_with("http://")
+    }
+
     pub fn writes(&self) -> u32 {
         *self.writes.borrow()
     }
