@@ -15,7 +15,7 @@ use crate::diagnostics::Diagnostic;
 use crate::{build, mdm};
 
 pub const EXAMPLES: &str = "Examples:
-  confine push --dry-run                 # the plan for ./fleet.yaml's MDMs: create, update or unchanged
+  confine push --dry-run                 # the plan: create, update or unchanged, per object
   confine push fleet.yaml --dist dist --json
   confine push --to kandji --upload-timeout 7200";
 
