@@ -31,3 +31,7 @@ mod installer;
 mod real_openclaw;
 // Signed builds end to end: dev identities, openssl and apple-xar checks, verify, no key leaks.
 mod signed_build;
+// RFC 3161 timestamps from a local `openssl ts` authority: tokens openssl accepts, bad answers refused.
+mod timestamp;
+// confine push: stateful Jamf Pro and Kandji doubles that check every call against the vendors' API descriptions.
+mod push;
