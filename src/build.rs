@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::output::{Kind, Manifest, Staging};
 use crate::plan::Plan;
-use crate::sign::{self, Identity, PackageSigner, TocSigner};
+use crate::sign::{self, Identity, PackageSigner, TimestampAuthority, TocSigner};
 use crate::spec::{InstallMethod, LoadedSpec};
 use crate::{bundle, launchd, layout, npm, openclaw, pkg, profile};
 
@@ -27,6 +27,8 @@ pub struct BuildOptions {
     pub profile_identity: Option<Identity>,
     /// Signs the packages.
     pub pkg_identity: Option<Identity>,
+    /// The RFC 3161 authority that timestamps package signatures (`None`: no timestamp).
+    pub timestamp_url: Option<String>,
     /// Also write `<fleet>-<release>.zip` of every artifact and the manifest.
     pub bundle: bool,
 }
@@ -41,6 +43,7 @@ pub fn check(loaded: &LoadedSpec) -> Result<()> {
 
 /// Builds every artifact of the fleet into `options.out` and returns the manifest.
 pub fn build(loaded: &LoadedSpec, options: &BuildOptions) -> Result<Manifest> {
+    secret_payload_needs_the_flag(loaded, options.embed_secrets)?;
     let plan = Plan::new(&loaded.spec);
     let packages = PackageOptions {
         mtime: source_date_epoch()?,
@@ -48,7 +51,14 @@ pub fn build(loaded: &LoadedSpec, options: &BuildOptions) -> Result<Manifest> {
         signer: options
             .pkg_identity
             .as_ref()
-            .map(PackageSigner::new)
+            .map(|identity| {
+                let timestamps = options
+                    .timestamp_url
+                    .as_deref()
+                    .map(TimestampAuthority::new)
+                    .transpose()?;
+                PackageSigner::new(identity, timestamps)
+            })
             .transpose()?,
     };
     // Built once: its scripts are also written standalone, and it goes into the product archive and, if
@@ -272,6 +282,22 @@ fn embedded_secrets(plan: &Plan, enabled: bool) -> Result<Vec<EmbeddedSecret>> {
         }
     }
     Ok(secrets)
+}
+
+/// An extra payload entry marked `secret` is embedded like any secret: only with `--embed-secrets`.
+fn secret_payload_needs_the_flag(loaded: &LoadedSpec, enabled: bool) -> Result<()> {
+    let secret = loaded.spec.package.extra_payload.iter().find(|e| e.secret);
+    if let (Some(entry), false) = (secret, enabled) {
+        let at = &entry.source.referenced;
+        bail!(
+            "{}:{}:{}: extra payload `{}` is marked secret; anyone holding the package can read it, so it is packed only with --embed-secrets",
+            loaded.origin.display(),
+            at.line(),
+            at.column(),
+            entry.source.value
+        );
+    }
+    Ok(())
 }
 
 /// The default output folder, `dist/` in the current folder.

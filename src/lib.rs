@@ -13,6 +13,7 @@ pub mod diagnostics;
 pub mod installer;
 pub mod launchd;
 pub mod layout;
+pub mod mdm;
 pub mod npm;
 pub mod openclaw;
 pub mod output;

@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::spec::{self, ExecMode, InstallMethod, ProcessType, Spec};
+use crate::spec::{self, ExecMode, InstallMethod, ProcessType, SessionsVisibility, Spec, ToolProfile};
 
 /// Where confine keeps its own files on the Mac (the installer's data file, uninstaller, agent configs,
-/// OpenClaw installs, the install status). Root-owned, so agents cannot change what runs them.
-pub const SUPPORT_ROOT: &str = "/Library/Application Support/confine";
+/// OpenClaw installs, the install status). Root-owned, so agents cannot change what runs them. Defined with
+/// the other allowed roots in the spec's path rules.
+pub use crate::spec::SUPPORT_ROOT;
 /// Where each agent's daemon logs go, one folder per agent.
 pub const LOG_ROOT: &str = "/Library/Logs/confine";
 
@@ -96,20 +97,28 @@ pub struct OpenClawPlan {
     pub version: String,
     pub node: String,
     pub install: InstallMethod,
-    /// npm prefix: OpenClaw lives at `<prefix>/lib/node_modules/openclaw`. For a bundle, the bundle root
-    /// ([`bundle_root`]), holding `node_modules/openclaw`.
+    /// Root-owned folder of OpenClaw's code. For npm installs each version is an npm prefix of its own,
+    /// `<prefix>/versions/<version>`, and `<prefix>/current` links to the one the daemon runs; a
+    /// preinstalled OpenClaw is at `<prefix>/lib/node_modules/openclaw`; a bundle is at [`bundle_root`],
+    /// holding `node_modules/openclaw`.
     pub prefix: String,
-    /// The gateway's entry point, run by node.
+    /// The gateway's entry point, run by node (through `current` for npm installs, so the daemon's plist
+    /// stays the same across upgrades).
     pub entry: String,
     pub allow_lifecycle_scripts: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct ToolsPlan {
+    pub profile: ToolProfile,
+    pub deny: Vec<String>,
     pub fs_workspace_only: bool,
     pub exec_mode: ExecMode,
     pub exec_allowlist: Vec<String>,
     pub elevated: bool,
+    pub sessions_visibility: SessionsVisibility,
+    pub agent_to_agent: bool,
+    pub browser: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -211,12 +220,12 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
         None => (name.clone(), a.uid.value),
     };
     let groups: Vec<String> = a.groups.iter().map(|g| g.value.clone()).collect();
-    let home = value_or(&a.home, || format!("/Users/{name}"));
-    let config_dir = format!("{SUPPORT_ROOT}/{}/agents/{name}", fleet.name);
+    let home = value_or(&a.home, || spec::default_home(&name));
+    let config_dir = spec::config_dir(&fleet.name, &name);
     let state_dir = format!("{home}/.openclaw");
     let secrets_dir = format!("{state_dir}/secrets");
     let workspace = WorkspacePlan {
-        path: value_or(&a.workspace.path, || format!("/Users/Shared/{name}-workspace")),
+        path: value_or(&a.workspace.path, || spec::default_workspace(&name)),
         group: value_or(&a.workspace.group, || {
             groups.first().cloned().unwrap_or_else(|| primary_group.clone())
         }),
@@ -228,9 +237,7 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
             .unwrap_or(0o770),
     };
     let openclaw = openclaw_plan(&a.openclaw, &config_dir, &fleet.name);
-    let label = value_or(&a.launchd.label, || {
-        format!("{}.{name}.gateway", fleet.identifier)
-    });
+    let label = value_or(&a.launchd.label, || spec::default_label(&fleet.identifier, &name));
     let log_dir = format!("{LOG_ROOT}/{name}");
     let config_path = format!("{config_dir}/openclaw.json");
     let environment = daemon_environment(a, &home, &openclaw, &config_path, &state_dir);
@@ -271,13 +278,18 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
         openclaw,
         gateway_port: a.gateway.port.value,
         tools: ToolsPlan {
+            profile: a.tools.profile,
+            deny: a.tools.deny.iter().map(|d| d.value.clone()).collect(),
             fs_workspace_only: a.tools.fs_workspace_only,
             exec_mode: a.tools.exec.mode,
             exec_allowlist: a.tools.exec.allowlist.iter().map(|e| e.value.clone()).collect(),
             elevated: a.tools.elevated,
+            sessions_visibility: a.tools.sessions_visibility,
+            agent_to_agent: a.tools.agent_to_agent,
+            browser: a.tools.browser,
         },
         launchd,
-        token_path: format!("{secrets_dir}/gateway-token"),
+        token_path: format!("{secrets_dir}/{}", spec::GATEWAY_TOKEN_FILE),
         token_bytes: a.credentials.gateway_token_bytes.value,
         config_dir,
         config_path,
@@ -300,8 +312,12 @@ fn openclaw_plan(oc: &spec::OpenClaw, config_dir: &str, fleet: &str) -> OpenClaw
             (root, entry)
         }
         InstallMethod::Npm | InstallMethod::Preinstalled => {
-            let prefix = value_or(&oc.prefix, || format!("{config_dir}/openclaw"));
-            let entry = format!("{prefix}/lib/node_modules/openclaw/dist/index.js");
+            let prefix = value_or(&oc.prefix, || spec::default_prefix(config_dir));
+            let package_root = match oc.install {
+                InstallMethod::Npm => format!("{prefix}/current"),
+                _ => prefix.clone(),
+            };
+            let entry = format!("{package_root}/lib/node_modules/openclaw/dist/index.js");
             (prefix, entry)
         }
     };
@@ -321,9 +337,11 @@ pub fn bundle_root(fleet: &str, version: &str) -> String {
     format!("{SUPPORT_ROOT}/{fleet}/openclaw/{version}")
 }
 
-/// The daemon's environment. `OPENCLAW_NIX_MODE=1` makes OpenClaw treat its config as immutable, and
-/// `OPENCLAW_SERVICE_REPAIR_POLICY=external` stops `openclaw doctor` from "repairing" our daemon into its
-/// own LaunchAgent. The token is deliberately absent: it is read from a 0600 file through the config.
+/// The daemon's environment. `OPENCLAW_CONFIG_READONLY=1` is OpenClaw's switch for externally managed
+/// config: config writers (setup, doctor repairs, plugin installs, `openclaw update`) refuse. It replaces
+/// `OPENCLAW_NIX_MODE=1`, which implies the same but also turns on Nix-specific install and service
+/// behaviour that does not describe this install. `OPENCLAW_SERVICE_REPAIR_POLICY=external`
+/// stops `openclaw doctor` from "repairing" our daemon into its own LaunchAgent. The token is deliberately absent: it is read from a 0600 file through the config.
 fn daemon_environment(
     a: &spec::Agent,
     home: &str,
@@ -351,7 +369,7 @@ fn daemon_environment(
         ("PATH", path.as_str()),
         ("OPENCLAW_CONFIG_PATH", config_path),
         ("OPENCLAW_STATE_DIR", state_dir),
-        ("OPENCLAW_NIX_MODE", "1"),
+        ("OPENCLAW_CONFIG_READONLY", "1"),
         ("OPENCLAW_NO_AUTO_UPDATE", "1"),
         ("OPENCLAW_SERVICE_REPAIR_POLICY", "external"),
     ];

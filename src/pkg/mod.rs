@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail, ensure};
 
 pub use inspect::inspect;
+pub(crate) use reader::{Element, parse_xml};
 pub use verify::{SignatureParts, Verification, verify};
 pub(crate) use xar::civil_from_days;
 
@@ -365,7 +366,7 @@ pub struct Script {
 pub struct Component {
     pub identifier: String,
     pub version: String,
-    /// `None` makes a payload-free package: no Bom, no Payload, no receipt.
+    /// `None` makes a payload-free package, like `pkgbuild --nopayload`: no Bom, no Payload, no receipt.
     pub payload: Option<Payload>,
     pub scripts: Vec<Script>,
 }

@@ -37,6 +37,9 @@ pub struct Spec {
     pub package: Package,
     #[serde(default)]
     pub signing: Signing,
+    /// Where `confine push` delivers the build (Jamf Pro, Kandji). Optional.
+    #[serde(default)]
+    pub mdm: Option<super::mdm::Mdm>,
 }
 
 /// Who the fleet belongs to and how its artifacts are named.
@@ -104,7 +107,7 @@ pub struct Agent {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub groups: Vec<Located<String>>,
-    /// Home directory. Defaults to `/Users/<name>`.
+    /// Home directory: `/Users/<name>` (the default) or `/private/var/confine/<fleet>/<name>`.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub home: Option<Located<String>>,
@@ -139,7 +142,8 @@ pub struct PrimaryGroup {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Workspace {
-    /// Defaults to `/Users/Shared/<agent>-workspace`.
+    /// Defaults to `/Users/Shared/<agent>-workspace`. Must be below `/Users/Shared/`, the agent's home or
+    /// `/private/var/confine/<fleet>/`, apart from every other agent's home and workspace.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub path: Option<Located<String>>,
@@ -167,8 +171,8 @@ pub struct OpenClaw {
     pub node: Located<String>,
     #[serde(default)]
     pub install: InstallMethod,
-    /// Root-owned npm prefix the agent cannot write. Defaults to
-    /// `/Library/Application Support/confine/<agent>/openclaw`.
+    /// Root-owned npm prefix the agent cannot write, below `/Library/Application Support/confine/`. Defaults
+    /// to `/Library/Application Support/confine/<fleet>/agents/<agent>/openclaw`.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub prefix: Option<Located<String>>,
@@ -234,10 +238,19 @@ pub enum Auth {
     Token,
 }
 
-/// What the agent's tools may touch.
+/// What the agent's tools may touch: OpenClaw's hardened baseline (its docs, "Hardened baselines" and
+/// "Tool policy"), with the safe choice as every default.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tools {
+    /// OpenClaw's base tool set (`tools.profile`), before `deny`.
+    #[serde(default)]
+    pub profile: ToolProfile,
+    /// Tools or tool groups never offered (`tools.deny`), e.g. `group:automation` (cron, the gateway's
+    /// own update and config tools, plugin management). The default denies the control plane.
+    #[serde(default = "default_tools_deny")]
+    #[schemars(with = "Vec<String>")]
+    pub deny: Vec<Located<String>>,
     /// Restrict file tools to the workspace.
     #[serde(default = "yes")]
     pub fs_workspace_only: bool,
@@ -246,16 +259,61 @@ pub struct Tools {
     /// OpenClaw's elevated mode bypasses its sandbox. Off.
     #[serde(default)]
     pub elevated: bool,
+    /// Which sessions the session tools may see (`tools.sessions.visibility`).
+    #[serde(default)]
+    pub sessions_visibility: SessionsVisibility,
+    /// Let this agent reach other agents' sessions (`tools.agentToAgent.enabled`). Off.
+    #[serde(default)]
+    pub agent_to_agent: bool,
+    /// OpenClaw's browser control (`browser.enabled`): drives a real browser as the agent. Off.
+    #[serde(default)]
+    pub browser: bool,
 }
 
 impl Default for Tools {
     fn default() -> Self {
         Tools {
+            profile: ToolProfile::default(),
+            deny: default_tools_deny(),
             fs_workspace_only: true,
             exec: Exec::default(),
             elevated: false,
+            sessions_visibility: SessionsVisibility::default(),
+            agent_to_agent: false,
+            browser: false,
         }
     }
+}
+
+/// OpenClaw's `tools.profile`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolProfile {
+    /// Session status only.
+    Minimal,
+    /// Files, exec, web, sessions and memory: what a coding agent needs.
+    #[default]
+    Coding,
+    /// Messaging and session tools, no files or exec.
+    Messaging,
+    /// Every tool, plugin tools included.
+    Full,
+}
+
+/// OpenClaw's `tools.sessions.visibility`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionsVisibility {
+    /// The current session only.
+    #[serde(rename = "self")]
+    Own,
+    /// The current session and the sessions it spawned.
+    Tree,
+    /// Every session of this agent.
+    #[default]
+    Agent,
+    /// Every session, other agents' too (still gated by `agent_to_agent`).
+    All,
 }
 
 /// The shell-command policy.
@@ -270,7 +328,9 @@ pub struct Exec {
     pub allowlist: Vec<Located<String>>,
 }
 
-/// OpenClaw's `tools.exec.mode`.
+/// OpenClaw's `tools.exec.mode`, which stands for the older `security` and `ask` pair:
+/// `deny` (security deny), `allowlist` (security allowlist, ask off), `ask` (allowlist, ask on miss),
+/// `full` (security full, ask off).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExecMode {
@@ -296,7 +356,7 @@ pub struct Launchd {
     #[serde(default = "default_throttle")]
     #[schemars(with = "u32")]
     pub throttle_interval: Located<u32>,
-    /// Seconds between SIGTERM and SIGKILL at stop.
+    /// Seconds between SIGTERM and SIGKILL at stop. 20, as in OpenClaw's own job.
     #[serde(default = "default_exit_timeout")]
     #[schemars(with = "u32")]
     pub exit_timeout: Located<u32>,
@@ -442,6 +502,11 @@ pub struct ExtraPayload {
     /// Absolute destination on the Mac.
     #[schemars(with = "String")]
     pub destination: Located<String>,
+    /// The entry holds a secret (a private key, a credential file). It is packed only by `confine build
+    /// --embed-secrets`, like embedded secrets, and its files must be owner-only on the build machine.
+    /// Without it, a source that looks like a private key is refused.
+    #[serde(default)]
+    pub secret: bool,
 }
 
 /// Where signing identities come from. The spec only names environment variables; it never holds keys.
@@ -463,7 +528,7 @@ pub struct Signing {
     pub pkg_identity_env: Option<Located<String>>,
 }
 
-fn unlocated<T>(value: T) -> Located<T> {
+pub(super) fn unlocated<T>(value: T) -> Located<T> {
     Spanned::new(
         value,
         serde_saphyr::Location::UNKNOWN,
@@ -493,13 +558,16 @@ fn default_throttle() -> Located<u32> {
     unlocated(10)
 }
 fn default_exit_timeout() -> Located<u32> {
-    unlocated(30)
+    unlocated(20)
 }
 fn default_umask() -> Located<String> {
     unlocated("0007".to_owned())
 }
 fn default_token_bytes() -> Located<u32> {
     unlocated(32)
+}
+fn default_tools_deny() -> Vec<Located<String>> {
+    vec![unlocated("group:automation".to_owned())]
 }
 fn default_ssh_user() -> Located<String> {
     unlocated("git".to_owned())

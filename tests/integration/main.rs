@@ -23,9 +23,17 @@ mod sign;
 mod profile;
 // Flat packages: writer output checked by independent readers, inspect and verify.
 mod pkg;
-// The installer scripts run as root against a simulated macOS (tests/macos-sim).
+// The simulated Mac (tests/macos-sim) the installer tests run the package scripts on.
+mod sim;
+// The installer scripts run as root against a simulated macOS, with a stub OpenClaw.
 mod installer;
+// The real OpenClaw and node end to end: install, upgrade, failing upgrades, on the simulated Mac.
+mod real_openclaw;
 // openclaw.install: bundle with the real OpenClaw: lock, offline builds, exact bytes, Mach-O, tampering.
 mod vendored;
 // Signed builds end to end: dev identities, openssl and apple-xar checks, verify, no key leaks.
 mod signed_build;
+// RFC 3161 timestamps from a local `openssl ts` authority: tokens openssl accepts, bad answers refused.
+mod timestamp;
+// confine push: stateful Jamf Pro and Kandji doubles that check every call against the vendors' API descriptions.
+mod push;
