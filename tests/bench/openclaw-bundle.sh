@@ -9,7 +9,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 "$confine" init -q fleet.yaml
-sed -i 's/^      install: npm$/      install: bundle/' fleet.yaml
+sed -i 's/^      install: npm /      install: bundle /' fleet.yaml
 "$confine" lock -q
 "$confine" build -q --out warm
 rm -rf warm

@@ -625,8 +625,8 @@ fn a_bundle_with_a_prefix() {
     let err = rejected(
         "bundle-prefix.yaml",
         &example_with(
-            "      install: npm\n",
-            "      install: bundle\n      prefix: /opt/openclaw\n",
+            "      install: npm ",
+            "      prefix: /opt/openclaw\n      install: bundle ",
         ),
     );
     assert!(err.contains("a bundled OpenClaw has no prefix"), "{err}");
@@ -638,7 +638,7 @@ fn a_bundle_without_its_lockfile() {
     let spec = write(
         dir.path(),
         "fleet.yaml",
-        &example_with("      install: npm\n", "      install: bundle\n"),
+        &example_with("      install: npm ", "      install: bundle "),
     );
     let output = confine()
         .arg("build")

@@ -63,7 +63,7 @@ fn fails_with(output: Output, needles: &[&str]) {
 }
 
 fn bundle_spec(version: &str) -> String {
-    example_with("      install: npm\n", "      install: bundle\n")
+    example_with("      install: npm ", "      install: bundle ")
         .replace("version: 2026.9.6", &format!("version: {version}"))
 }
 
