@@ -13,8 +13,8 @@ use crate::diagnostics::Diagnostic;
 use crate::npm;
 
 pub const EXAMPLES: &str = "Examples:
-  confine lock                 # ./fleet.yaml → ./fleet.lock
-  confine lock fleets/a.yaml   # → fleets/a.lock
+  confine lock                 # ./fleet.yaml: writes ./fleet.lock
+  confine lock fleets/a.yaml   # writes fleets/a.lock
   git diff fleet.lock          # what changed when OpenClaw moved";
 
 #[derive(Debug, Args)]

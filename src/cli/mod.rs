@@ -65,7 +65,7 @@ enum Command {
     #[command(after_help = build::EXAMPLES)]
     Build(build::BuildArgs),
     /// Resolve the spec's OpenClaw versions for both Mac architectures and pin every package by sha512
-    /// in the lockfile beside the spec (fleet.yaml → fleet.lock), for `openclaw.install: bundle`.
+    /// in the lockfile beside the spec (fleet.yaml gives fleet.lock), for `openclaw.install: bundle`.
     #[command(after_help = lock::EXAMPLES)]
     Lock(lock::LockArgs),
     /// Check fleet specs and configuration profiles; report every problem.
