@@ -8,9 +8,11 @@
 
 pub mod build;
 pub mod cli;
+pub mod escape;
 pub mod installer;
 pub mod launchd;
 pub mod layout;
+pub mod limits;
 pub mod openclaw;
 pub mod output;
 pub mod pkg;

@@ -15,7 +15,7 @@
 use {
     super::{
         Identity,
-        trust::{SignerInfo, signer_info},
+        trust::{SignerInfo, signer_info, tlv},
     },
     anyhow::{Context, Result, bail},
     openssl::{
@@ -101,11 +101,80 @@ pub fn verify_profile(der: &[u8], ca: Option<&[X509]>) -> Result<ProfileSignatur
         CMSOptions::BINARY | CMSOptions::NOVERIFY,
     )
     .context("the profile's signature does not match its content (modified after signing?)")?;
+    check_content_type(der)?;
     let (signer, embedded) = signer_and_certificates(der)?;
     Ok(ProfileSignature {
         signer: signer_info(&signer, &embedded, ca)?,
         content,
     })
+}
+
+/// DER contents of `id-data` (1.2.840.113549.1.7.1), the content type of signed profiles and of xar's
+/// detached TOC-checksum signatures.
+const ID_DATA: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x01];
+/// DER contents of the `contentType` signed attribute's OID (1.2.840.113549.1.9.3).
+const CONTENT_TYPE_ATTRIBUTE: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x03];
+
+/// Checks that a CMS SignedData encapsulates `id-data` and that every signer's signed `contentType`
+/// attribute names that same type, as RFC 5652 §5.3 and §11.1 require. OpenSSL verifies the signature
+/// over the attributes but not this match, so an altered eContentType would otherwise pass; the openssl
+/// crate cannot read either field, hence this walk of
+/// `ContentInfo { contentType, [0] SignedData { version, digestAlgorithms, encapContentInfo, [0] certs,
+/// [1] crls, signerInfos } }`.
+pub(crate) fn check_content_type(der: &[u8]) -> Result<()> {
+    let (_, content_info, _) = element(der)?;
+    let (_, _signed_data_oid, rest) = element(content_info)?;
+    let (_, explicit, _) = element(rest)?;
+    let (_, signed_data, _) = element(explicit)?;
+    let (_, _version, rest) = element(signed_data)?;
+    let (_, _digest_algorithms, rest) = element(rest)?;
+    let (_, encapsulated, mut rest) = element(rest)?;
+    let (_, content_type, _) = element(encapsulated)?;
+    if content_type != ID_DATA {
+        bail!("the CMS eContentType is not id-data (1.2.840.113549.1.7.1)");
+    }
+    while !rest.is_empty() {
+        let (tag, mut signers, after) = element(rest)?;
+        rest = after;
+        if tag != 0x31 {
+            continue; // [0] certificates, [1] crls
+        }
+        while !signers.is_empty() {
+            let (_, signer, after) = element(signers)?;
+            signers = after;
+            check_signed_content_type(signer, content_type)?;
+        }
+    }
+    Ok(())
+}
+
+/// A signer's signed attributes, when it has any, must hold a `contentType` equal to `expected`.
+fn check_signed_content_type(mut signer: &[u8], expected: &[u8]) -> Result<()> {
+    while !signer.is_empty() {
+        let (tag, mut attributes, rest) = element(signer)?;
+        signer = rest;
+        if tag != 0xA0 {
+            continue;
+        }
+        while !attributes.is_empty() {
+            let (_, attribute, rest) = element(attributes)?;
+            attributes = rest;
+            let (_, oid, values) = element(attribute)?;
+            if oid == CONTENT_TYPE_ATTRIBUTE {
+                let (_, value, _) = element(element(values)?.1)?;
+                if value != expected {
+                    bail!("the CMS signed contentType attribute does not match the eContentType");
+                }
+                return Ok(());
+            }
+        }
+        bail!("the CMS signed attributes have no contentType");
+    }
+    Ok(())
+}
+
+fn element(input: &[u8]) -> Result<(u8, &[u8], &[u8])> {
+    tlv(input).context("the CMS SignedData is malformed")
 }
 
 /// The signer certificate and every certificate embedded in a CMS SignedData.

@@ -147,7 +147,7 @@ fn critical_extension_oids(cert_der: &[u8]) -> Option<Vec<&[u8]>> {
 }
 
 /// Splits one DER element (single-byte tag, definite length) off `input`: (tag, contents, rest).
-fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(super) fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first < 0x80 {

@@ -19,7 +19,7 @@
 use {
     super::{
         Identity, TocSigner,
-        cms::signer_and_certificates,
+        cms::{check_content_type, signer_and_certificates},
         trust::{SignerInfo, signer_info},
     },
     anyhow::{Context, Result, bail},
@@ -157,6 +157,7 @@ pub fn verify_toc_rsa(cert_der: &[u8], toc_checksum: &[u8], signature: &[u8]) ->
 /// chains to one of those certificates, using the certificates embedded in the CMS as intermediates.
 pub fn verify_toc_cms(cms_der: &[u8], toc_checksum: &[u8], ca: Option<&[X509]>) -> Result<SignerInfo> {
     let mut cms = CmsContentInfo::from_der(cms_der).context("the CMS signature is not valid DER")?;
+    check_content_type(cms_der)?;
     cms.verify(
         None,
         None,
