@@ -15,5 +15,7 @@ mod profile;
 mod pkg;
 // The installer scripts run as root against a simulated macOS (tests/macos-sim).
 mod installer;
+// Hostile packages and profiles under `prlimit --as=1G`: bounded readers exit 1, never abort.
+mod hostile_files;
 // Signed builds end to end: dev identities, openssl and apple-xar checks, verify, no key leaks.
 mod signed_build;
