@@ -29,3 +29,12 @@ bench:
 # write the spec's JSON Schema for editors (yaml-language-server)
 schema:
     cargo run --locked --quiet -- schema > fleet.schema.json
+
+# fuzz one reader (plist: profiles; pkg: inspect and verify) for SECONDS, seeded with the example build
+# and Apple's 2011 package; needs nightly Rust and cargo-fuzz. Crashes land in fuzz/artifacts/TARGET.
+fuzz target="pkg" seconds="300":
+    cargo run --locked --quiet -- build --out target/fuzz-seeds
+    mkdir -p fuzz/corpus/{{target}}
+    if [ {{target}} = pkg ]; then cp target/fuzz-seeds/*.pkg ../shared/fixtures/*.pkg fuzz/corpus/pkg/; fi
+    if [ {{target}} = plist ]; then cp target/fuzz-seeds/profiles/*.mobileconfig fuzz/corpus/plist/; fi
+    cargo +nightly fuzz run {{target}} -- -max_total_time={{seconds}} -rss_limit_mb=1024 -timeout=10

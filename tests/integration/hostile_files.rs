@@ -12,13 +12,14 @@ use flate2::Compression;
 use flate2::write::{GzEncoder, ZlibEncoder};
 use openssl::hash::{MessageDigest, hash};
 
-/// Runs the confine binary with `args` under `prlimit --as=1G` (util-linux, installed by `.ci/run`).
-fn confine_limited(args: &[&Path]) -> Output {
+/// Runs `confine <command> <file>` under `prlimit --as=1G` (util-linux, installed by `.ci/run`).
+fn confine_limited(command: &str, file: &Path) -> Output {
     Command::new("prlimit")
         .arg("--as=1073741824")
         .arg("--")
         .arg(env!("CARGO_BIN_EXE_confine"))
-        .args(args)
+        .arg(command)
+        .arg(file)
         .output()
         .expect("cannot run prlimit (apt-get install util-linux)")
 }
@@ -37,9 +38,13 @@ fn assert_refused(output: &Output, needle: &str) -> String {
     text
 }
 
+fn refuse(command: &str, file: &Path, needle: &str) -> String {
+    assert_refused(&confine_limited(command, file), needle)
+}
+
 fn inspect_and_verify_refuse(file: &Path, needle: &str) {
     for command in ["inspect", "verify"] {
-        assert_refused(&confine_limited(&[Path::new(command), file]), needle);
+        refuse(command, file, needle);
     }
 }
 
@@ -159,6 +164,12 @@ fn cpio_trailer() -> Vec<u8> {
     cpio_entry(b"TRAILER!!!", 0, 0)
 }
 
+/// `entries` and the trailer, gzip'd: a `Scripts` or `Payload` archive.
+fn cpio_archive(mut entries: Vec<u8>) -> Vec<u8> {
+    entries.extend_from_slice(&cpio_trailer());
+    gzip(&entries)
+}
+
 /// A component package (PackageInfo at the root) with these extra files.
 fn component_package(extra: impl FnOnce(&mut Heap) -> Vec<String>, package_info: &[u8]) -> Vec<u8> {
     let mut heap = Heap::new();
@@ -176,10 +187,7 @@ fn plist_nested_150000_deep_is_refused_not_a_stack_overflow() {
         "</array>".repeat(150_000)
     );
     let file = write(tmp.path(), "deep.mobileconfig", deep.as_bytes());
-    assert_refused(
-        &confine_limited(&[Path::new("validate"), &file]),
-        "nests deeper than 128",
-    );
+    refuse("validate", &file, "nests deeper than 128");
 }
 
 /// A binary plist: `objects` in order (object i at the i-th offset), the last one the top object.
@@ -215,10 +223,7 @@ fn binary_plist_shared_references_count_toward_the_limits() {
     let values = bplist(&objects);
     assert!(values.len() < 256, "{}", values.len());
     let file = write(tmp.path(), "values.mobileconfig", &values);
-    assert_refused(
-        &confine_limited(&[Path::new("validate"), &file]),
-        "more than 200000 values",
-    );
+    refuse("validate", &file, "more than 200000 values");
 
     // One megabyte of data used 2,000 times: few values, but 2 GB of expanded bytes.
     let mut data = vec![0x4F, 0x12];
@@ -228,10 +233,7 @@ fn binary_plist_shared_references_count_toward_the_limits() {
     array.extend_from_slice(&2000u16.to_be_bytes());
     array.extend_from_slice(&[0; 2000]);
     let file = write(tmp.path(), "bytes.mobileconfig", &bplist(&[data, array]));
-    assert_refused(
-        &confine_limited(&[Path::new("validate"), &file]),
-        "strings and data exceed",
-    );
+    refuse("validate", &file, "strings and data exceed");
 }
 
 #[test]
@@ -331,7 +333,7 @@ fn package_with_bom(bom: &[u8]) -> Vec<u8> {
         |heap| {
             vec![
                 heap.file("Bom", bom, Encoding::Zlib),
-                heap.file("Payload", &gzip(&cpio_trailer()), Encoding::Stored),
+                heap.file("Payload", &cpio_archive(Vec::new()), Encoding::Stored),
             ]
         },
         PACKAGE_INFO,
@@ -387,12 +389,11 @@ fn package_with_scripts(scripts: &[u8], encoding: Encoding) -> Vec<u8> {
 #[test]
 fn cpio_names_are_bounded_in_length_and_number() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut long = cpio_entry(&[b'a'; 65_535], 0o100644, 0);
-    long.extend_from_slice(&cpio_trailer());
+    let long = cpio_archive(cpio_entry(&[b'a'; 65_535], 0o100644, 0));
     let file = write(
         tmp.path(),
         "cpio-long.pkg",
-        &package_with_scripts(&gzip(&long), Encoding::Stored),
+        &package_with_scripts(&long, Encoding::Stored),
     );
     inspect_and_verify_refuse(&file, "cpio name of 65536 bytes exceeds the limit of 1024");
 
@@ -400,11 +401,11 @@ fn cpio_names_are_bounded_in_length_and_number() {
     for index in 0..=1_000_000u32 {
         many.extend_from_slice(&cpio_entry(format!("./{index}").as_bytes(), 0o100644, 0));
     }
-    many.extend_from_slice(&cpio_trailer());
+    let many = cpio_archive(many);
     let file = write(
         tmp.path(),
         "cpio-many.pkg",
-        &package_with_scripts(&gzip(&many), Encoding::Stored),
+        &package_with_scripts(&many, Encoding::Stored),
     );
     inspect_and_verify_refuse(&file, "more than 1000000 entries");
 }
@@ -446,10 +447,7 @@ fn nested_compression_stops_at_the_work_limit() {
 fn verify_wants_a_real_package_structure() {
     let tmp = tempfile::tempdir().unwrap();
     let empty = write(tmp.path(), "empty.pkg", &Heap::new().into_xar(&[]));
-    let text = assert_refused(
-        &confine_limited(&[Path::new("verify"), &empty]),
-        "no component package",
-    );
+    let text = refuse("verify", &empty, "no component package");
     assert!(!text.contains("ok: package"), "{text}");
 
     let evil = write(
@@ -457,8 +455,9 @@ fn verify_wants_a_real_package_structure() {
         "evil.pkg",
         &component_package(|_| Vec::new(), b"<evil/>"),
     );
-    assert_refused(
-        &confine_limited(&[Path::new("verify"), &evil]),
+    refuse(
+        "verify",
+        &evil,
         "PackageInfo's root element is <evil>, not <pkg-info>",
     );
 
@@ -474,8 +473,9 @@ fn verify_wants_a_real_package_structure() {
         dir("c.pkg", &[heap.file("PackageInfo", PACKAGE_INFO, Encoding::Zlib)]),
     ];
     let product = write(tmp.path(), "product.pkg", &heap.into_xar(&files));
-    assert_refused(
-        &confine_limited(&[Path::new("verify"), &product]),
+    refuse(
+        "verify",
+        &product,
         "Distribution: no pkg-ref names a component package",
     );
 }
@@ -486,8 +486,9 @@ fn verify_refuses_md5_checksums() {
     let mut heap = Heap::new();
     let files = vec![heap.file_styled("PackageInfo", PACKAGE_INFO, Encoding::Zlib, "md5")];
     let file = write(tmp.path(), "md5.pkg", &heap.into_xar(&files));
-    assert_refused(
-        &confine_limited(&[Path::new("verify"), &file]),
+    refuse(
+        "verify",
+        &file,
         "archived-checksum: md5 is weaker than SHA-1 and is refused",
     );
 }
@@ -495,17 +496,16 @@ fn verify_refuses_md5_checksums() {
 #[test]
 fn names_from_the_package_are_printed_with_controls_escaped() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut scripts = cpio_entry(b"./\x1b[2J\x1b]0;pwned\x07", 0o100755, 0);
-    scripts.extend_from_slice(&cpio_trailer());
+    let scripts = cpio_archive(cpio_entry(b"./\x1b[2J\x1b]0;pwned\x07", 0o100755, 0));
     let package_info = "<pkg-info identifier=\"com.example.\u{1b}[31mred\" version=\"1\">\
         <scripts><postinstall file=\"./\u{202e}kcab\"/></scripts></pkg-info>";
     let package = component_package(
-        |heap| vec![heap.file("Scripts", &gzip(&scripts), Encoding::Stored)],
+        |heap| vec![heap.file("Scripts", &scripts, Encoding::Stored)],
         package_info.as_bytes(),
     );
     let file = write(tmp.path(), "escapes.pkg", &package);
 
-    let inspect = confine_limited(&[Path::new("inspect"), &file]);
+    let inspect = confine_limited("inspect", &file);
     assert!(inspect.status.success(), "{inspect:?}");
     let shown = String::from_utf8(inspect.stdout).unwrap();
     assert!(!shown.contains('\u{1b}') && !shown.contains('\u{7}'), "{shown:?}");
@@ -515,8 +515,11 @@ fn names_from_the_package_are_printed_with_controls_escaped() {
     );
     assert!(shown.contains(r"identifier com.example.\x1b[31mred"), "{shown}");
 
-    let verify = confine_limited(&[Path::new("verify"), &file]);
-    let text = assert_refused(&verify, r"names script ./\u{202e}kcab, which is not in Scripts");
+    let text = refuse(
+        "verify",
+        &file,
+        r"names script ./\u{202e}kcab, which is not in Scripts",
+    );
     assert!(!text.contains('\u{202e}'), "{text:?}");
 }
 
