@@ -20,7 +20,7 @@ lint:
 
 # build the built-in example fleet into dist/
 example:
-    cargo run --locked --release -- build
+    cargo run --locked --release -- build --example
 
 # package-writer benchmark: wall time and peak memory against gzip -6 on a large tree
 bench:
@@ -33,7 +33,7 @@ schema:
 # fuzz one reader (plist: profiles; pkg: inspect and verify) for SECONDS, seeded with the example build
 # and Apple's 2011 package; needs nightly Rust and cargo-fuzz. Crashes land in fuzz/artifacts/TARGET.
 fuzz target="pkg" seconds="300":
-    cargo run --locked --quiet -- build --out target/fuzz-seeds
+    cargo run --locked --quiet -- build --example --out target/fuzz-seeds
     mkdir -p fuzz/corpus/{{target}}
     if [ {{target}} = pkg ]; then cp target/fuzz-seeds/*.pkg ../shared/fixtures/*.pkg fuzz/corpus/pkg/; fi
     if [ {{target}} = plist ]; then cp target/fuzz-seeds/profiles/*.mobileconfig fuzz/corpus/plist/; fi

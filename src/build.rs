@@ -8,7 +8,7 @@ use crate::output::{Kind, Manifest, Staging};
 use crate::plan::Plan;
 use crate::sign::{self, Identity, PackageSigner, TocSigner};
 use crate::spec::LoadedSpec;
-use crate::{launchd, layout, openclaw, pkg, profile};
+use crate::{bundle, launchd, layout, openclaw, pkg, profile};
 
 /// The timestamp written where a format demands one (cpio mtimes, the xar creation time) when
 /// `SOURCE_DATE_EPOCH` is not set: 2024-01-01T00:00:00Z. A constant, so builds are reproducible.
@@ -26,6 +26,8 @@ pub struct BuildOptions {
     pub profile_identity: Option<Identity>,
     /// Signs the packages.
     pub pkg_identity: Option<Identity>,
+    /// Also write `<fleet>-<release>.zip` of every artifact and the manifest.
+    pub bundle: bool,
 }
 
 /// Checks what a build would check before writing anything: the plan and every profile against the
@@ -57,7 +59,11 @@ pub fn build(loaded: &LoadedSpec, options: &BuildOptions) -> Result<Manifest> {
     write_profiles(loaded, &plan, options.profile_identity.as_ref(), &mut staging)?;
     let component_pkg = loaded.spec.package.component;
     write_packages(&plan, component, component_pkg, &packages, &mut staging)?;
-    staging.commit()
+    if !options.bundle {
+        return staging.commit();
+    }
+    let zip_name = bundle::file_name(&plan.fleet.name, &plan.fleet.release);
+    staging.commit_with(|dir, manifest| bundle::write(dir, manifest, &dir.join(&zip_name), packages.mtime))
 }
 
 /// Each agent's LaunchDaemon plist and OpenClaw config, standalone for review and diffs (the package
@@ -224,8 +230,9 @@ fn embedded_secrets(plan: &Plan, enabled: bool) -> Result<Vec<EmbeddedSecret>> {
                 continue;
             };
             if !enabled {
+                // A warning (shown even with -q): the spec asks for the secret, and the package lacks it.
                 eprintln!(
-                    "note: secret `{}` of agent `{}` is not embedded (run with --embed-secrets to embed ${var}); the package creates an empty placeholder",
+                    "warning: secret `{}` of agent `{}` is not embedded (run with --embed-secrets to embed ${var}); the package creates an empty placeholder",
                     secret.name, agent.name
                 );
                 continue;

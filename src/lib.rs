@@ -7,7 +7,9 @@
 //! API carries no stability promise; it exists for the `confine` binary and its tests.
 
 pub mod build;
+pub mod bundle;
 pub mod cli;
+pub mod diagnostics;
 pub mod escape;
 pub mod installer;
 pub mod launchd;

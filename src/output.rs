@@ -118,7 +118,13 @@ impl Staging {
     }
 
     /// Writes `manifest.json` and moves the staging folder into place.
-    pub fn commit(mut self) -> Result<Manifest> {
+    pub fn commit(self) -> Result<Manifest> {
+        self.commit_with(|_, _| Ok(()))
+    }
+
+    /// Writes `manifest.json`, lets `finish` add files that summarize the build (given the staging
+    /// folder and the manifest; they are not listed in it), and moves the staging folder into place.
+    pub fn commit_with(mut self, finish: impl FnOnce(&Path, &Manifest) -> Result<()>) -> Result<Manifest> {
         self.entries.sort_by(|a, b| a.path.cmp(&b.path));
         let manifest = Manifest {
             artifacts: self.entries,
@@ -126,6 +132,7 @@ impl Staging {
         let mut json = serde_json::to_vec_pretty(&manifest).context("serializing the manifest")?;
         json.push(b'\n');
         fs::write(self.dir.path().join("manifest.json"), json).context("writing manifest.json")?;
+        finish(self.dir.path(), &manifest)?;
         let staged = self.dir.keep();
         replace_folder(&staged, &self.out).inspect_err(|_| {
             let _ = fs::remove_dir_all(&staged);
@@ -137,6 +144,12 @@ impl Staging {
 /// An existing output folder is replaced only if confine wrote it (it has a manifest): `--out ~` must
 /// never delete a home folder.
 fn refuse_foreign_folder(out: &Path) -> Result<()> {
+    if fs::symlink_metadata(out).is_ok_and(|m| !m.is_dir()) {
+        bail!(
+            "{} exists and is not a folder; choose another --out",
+            out.display()
+        );
+    }
     let Ok(mut entries) = fs::read_dir(out) else {
         return Ok(());
     };

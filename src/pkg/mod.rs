@@ -32,6 +32,7 @@ use anyhow::{Context, Result, bail, ensure};
 
 pub use inspect::inspect;
 pub use verify::{SignatureParts, Verification, verify};
+pub(crate) use xar::civil_from_days;
 
 use crate::sign::TocSigner;
 

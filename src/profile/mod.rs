@@ -31,7 +31,6 @@ use uuid::Uuid;
 
 use catalog::MacOsVersion;
 
-use crate::escape::escape_controls;
 use crate::limits::{MAX_PROFILE_BYTES, read_file_within};
 use crate::plan::Plan;
 use crate::sign::{self, ProfileEncoding};
@@ -85,12 +84,10 @@ impl fmt::Display for Finding {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        // Keys and values come from the file: never pass their control characters to a terminal.
-        let message = escape_controls(&self.message);
         if self.path.is_empty() {
-            write!(f, "{severity}: {message}")
+            write!(f, "{severity}: {}", self.message)
         } else {
-            write!(f, "{severity}: {}: {message}", escape_controls(&self.path))
+            write!(f, "{severity}: {}: {}", self.path, self.message)
         }
     }
 }

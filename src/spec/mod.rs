@@ -10,6 +10,7 @@ mod model;
 pub mod profiles;
 mod schema;
 mod validate;
+mod yaml;
 
 use std::path::{Path, PathBuf};
 
@@ -40,42 +41,56 @@ pub struct LoadedSpec {
 
 /// Reads, parses and validates the spec at `path`, or the built-in example when `path` is `None`.
 pub fn load(path: Option<&Path>) -> Result<LoadedSpec, SpecError> {
-    let Some(path) = path else {
-        let spec = parse_and_validate(EXAMPLE, Path::new(EXAMPLE_NAME))?;
-        return Ok(LoadedSpec {
-            spec,
-            origin: EXAMPLE_NAME.into(),
-            base_dir: PathBuf::from("."),
-        });
-    };
-    let text = read_spec_file(path)?;
-    let spec = parse_and_validate(&text, path)?;
-    let base_dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    match path {
+        None => load_text(EXAMPLE, Path::new(EXAMPLE_NAME), PathBuf::from(".")),
+        Some(path) => load_text(&read(path)?, path, base_dir_of(path)),
+    }
+}
+
+/// Parses and validates spec text read elsewhere (a file, stdin). `origin` names it in messages;
+/// relative paths in the spec resolve against `base_dir`.
+pub fn load_text(text: &str, origin: &Path, base_dir: PathBuf) -> Result<LoadedSpec, SpecError> {
+    let spec = parse_and_validate(text, origin)?;
     Ok(LoadedSpec {
         spec,
-        origin: path.to_path_buf(),
+        origin: origin.to_path_buf(),
         base_dir,
     })
 }
 
-/// Parses and validates spec text; `file` only names it in messages.
-pub fn parse_and_validate(text: &str, file: &Path) -> Result<Spec, SpecError> {
-    let spec = parse(text, file)?;
-    let problems = validate::validate(&spec);
-    if problems.is_empty() {
-        Ok(spec)
-    } else {
-        Err(SpecError {
-            file: file.to_path_buf(),
-            problems,
-        })
+/// The folder a spec file's relative paths resolve against: its own.
+pub fn base_dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
     }
 }
 
-fn read_spec_file(path: &Path) -> Result<String, SpecError> {
+/// Parses and validates spec text; `file` only names it in messages. Every problem found is reported:
+/// tabs are all found first; then every unknown key and wrong type (parsing goes on past each); a
+/// syntax error or a missing key stops parsing; once the spec parses, every semantic check runs.
+pub fn parse_and_validate(text: &str, file: &Path) -> Result<Spec, SpecError> {
+    let fail = |problems| SpecError {
+        file: file.to_path_buf(),
+        problems,
+    };
+    let tabs = yaml::tab_problems(text);
+    if !tabs.is_empty() {
+        return Err(fail(tabs));
+    }
+    let (spec, mut problems) = parse(text, file)?;
+    problems.extend(validate::validate(&spec));
+    problems.extend(yaml::unquoted_modes(&spec, text));
+    problems.sort_by_key(|p| (p.line, p.column));
+    if problems.is_empty() {
+        Ok(spec)
+    } else {
+        Err(fail(problems))
+    }
+}
+
+/// Reads a spec file, refusing one too large or not UTF-8.
+pub fn read(path: &Path) -> Result<String, SpecError> {
     let fail = |message: String, help: &str| SpecError {
         file: path.to_path_buf(),
         problems: vec![Problem {
@@ -115,7 +130,14 @@ fn read_spec_file(path: &Path) -> Result<String, SpecError> {
     })
 }
 
-fn parse(text: &str, file: &Path) -> Result<Spec, SpecError> {
+/// The most problems parsing reports at once; a file with more is probably not a fleet spec.
+const MAX_PARSE_PROBLEMS: usize = 20;
+
+/// The spec and the unknown keys it had, or every problem parsing found. After a problem, parsing goes
+/// on as if it were fixed (see [`yaml::recover`]), so every typo and wrong type shows at once. The spec
+/// is returned only when every fix was a renamed or dropped unknown key: a value put in for a wrong
+/// type is not the admin's, so the semantic checks do not run on it.
+fn parse(text: &str, file: &Path) -> Result<(Spec, Vec<Problem>), SpecError> {
     let fail = |line, column, message: String, help: &str| SpecError {
         file: file.to_path_buf(),
         problems: vec![Problem {
@@ -144,20 +166,31 @@ fn parse(text: &str, file: &Path) -> Result<Spec, SpecError> {
             "start from the example: `confine init fleet.yaml`",
         ));
     }
-    serde_saphyr::from_str_with_options(text, parse_options()).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map_or((1, 1), |l| (l.line().max(1), l.column().max(1)));
-        let mut message = strip_location_suffix(&e.without_snippet().to_string());
-        if let Some(found) = token_at(text, line, column) {
-            message = format!("{message} (found `{found}`)");
+    let mut problems = Vec::new();
+    let mut current = std::borrow::Cow::Borrowed(text);
+    let mut only_keys_fixed = true;
+    loop {
+        let error = match serde_saphyr::from_str_with_options(&current, parse_options()) {
+            Ok(spec) if only_keys_fixed => return Ok((spec, problems)),
+            Ok(_) => break,
+            Err(error) => error,
+        };
+        let problem = yaml::problem(&error, &current);
+        if problems.last() == Some(&problem) {
+            break; // the fix did not take
         }
-        fail(
-            line,
-            column,
-            message,
-            "see `confine schema` for every key, its type and allowed values",
-        )
+        problems.push(problem);
+        match yaml::recover(&error, &current) {
+            Some(fixed) if problems.len() < MAX_PARSE_PROBLEMS => {
+                only_keys_fixed &= fixed.key_only;
+                current = fixed.text.into();
+            }
+            _ => break,
+        }
+    }
+    Err(SpecError {
+        file: file.to_path_buf(),
+        problems,
     })
 }
 
@@ -174,46 +207,6 @@ fn parse_options() -> serde_saphyr::Options {
     options.with_snippet = false;
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
     options
-}
-
-/// serde-saphyr ends some messages with `at line N, column M`; we print our own `file:line:column` first.
-fn strip_location_suffix(message: &str) -> String {
-    let trimmed = message.trim();
-    match trimmed.rfind(" at line ") {
-        Some(pos)
-            if trimmed[pos + 9..]
-                .chars()
-                .all(|c| c.is_ascii_digit() || c == ',' || c == ' ' || c.is_ascii_lowercase()) =>
-        {
-            trimmed[..pos].to_owned()
-        }
-        _ => trimmed.to_owned(),
-    }
-}
-
-/// The text written at `line:column`, up to the end of the line, for messages like "invalid u32 (found
-/// `abc`)". Control characters are escaped so a hostile spec cannot garble the terminal.
-fn token_at(text: &str, line: u64, column: u64) -> Option<String> {
-    let line_text = text.lines().nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
-    let rest: String = line_text
-        .chars()
-        .skip(usize::try_from(column).ok()?.saturating_sub(1))
-        .collect();
-    let rest = rest.split(" #").next().unwrap_or_default().trim();
-    if rest.is_empty() {
-        return None;
-    }
-    let shown: String = rest
-        .chars()
-        .take(40)
-        .collect::<String>()
-        .escape_debug()
-        .to_string();
-    Some(if rest.chars().count() > 40 {
-        format!("{shown}…")
-    } else {
-        shown
-    })
 }
 
 fn line_column(prefix: &[u8]) -> (u64, u64) {

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::Problem;
 use super::model::{Agent, Located, Spec};
+use crate::diagnostics::did_you_mean;
 
 /// The lowest UID/GID a spec may use. Apple's own service accounts live below 500 and interactive users
 /// start at 501, so 1000 and up neither collides with the system nor with the first human accounts.
@@ -105,10 +106,14 @@ impl Checker {
             }
             for member in &group.members {
                 if !agents.contains(member.value.as_str()) {
+                    let help = match did_you_mean(&member.value, agents.iter().copied()) {
+                        Some(close) => format!("did you mean `{close}`? Members are agent names"),
+                        None => "members are agent names; use `include_local_admins: true` to add the Mac's admins".to_owned(),
+                    };
                     self.fail(
                         member,
                         format!("group member `{}` is not an agent of this spec", member.value),
-                        "members are agent names; use `include_local_admins: true` to add the Mac's admins",
+                        help,
                     );
                 }
             }
@@ -126,11 +131,11 @@ impl Checker {
         let defined: BTreeSet<&str> = spec.groups.iter().map(|g| g.name.value.as_str()).collect();
         for group in &agent.groups {
             if !defined.contains(group.value.as_str()) {
-                self.fail(
-                    group,
-                    format!("group `{}` is not defined", group.value),
-                    "define it under the top-level `groups:`",
-                );
+                let help = match did_you_mean(&group.value, defined.iter().copied()) {
+                    Some(close) => format!("did you mean `{close}`?"),
+                    None => "define it under the top-level `groups:`".to_owned(),
+                };
+                self.fail(group, format!("group `{}` is not defined", group.value), help);
             }
         }
         if let Some(home) = &agent.home {
@@ -155,10 +160,15 @@ impl Checker {
                 .as_ref()
                 .map_or(agent.name.value.as_str(), |g| g.name.value.as_str());
             if group.value != personal && !defined.contains(group.value.as_str()) {
+                let candidates = defined.iter().copied().chain([personal]);
+                let help = match did_you_mean(&group.value, candidates) {
+                    Some(close) => format!("did you mean `{close}`?"),
+                    None => "use the agent's own group or one under `groups:`".to_owned(),
+                };
                 self.fail(
                     group,
                     format!("workspace group `{}` is not defined", group.value),
-                    "use the agent's own group or one under `groups:`",
+                    help,
                 );
             }
         }
@@ -370,7 +380,7 @@ impl Checker {
     }
 
     fn unique_across_agents(&mut self, spec: &Spec) {
-        let mut users = BTreeSet::new();
+        let mut users = BTreeMap::new();
         let mut uids = BTreeMap::new();
         let mut gids: BTreeMap<u32, &str> = BTreeMap::new();
         let mut group_names = BTreeSet::new();
@@ -393,11 +403,12 @@ impl Checker {
             }
         }
         for agent in &spec.agents {
-            if !users.insert(agent.name.value.as_str()) {
+            let line = agent.name.referenced.line();
+            if let Some(first) = users.insert(agent.name.value.as_str(), line) {
                 self.fail(
                     &agent.name,
                     format!("agent `{}` is defined twice", agent.name.value),
-                    "give every agent its own name",
+                    format!("the first is on line {first}; give every agent its own name"),
                 );
             }
             if let Some(other) = uids.insert(agent.uid.value, agent.name.value.as_str()) {
@@ -678,7 +689,7 @@ fn has_control(v: &str, newlines_ok: bool) -> bool {
 }
 
 /// Shows a hostile value in a message without letting it break the terminal line.
-fn escape(v: &str) -> String {
+pub(super) fn escape(v: &str) -> String {
     let shown: String = v.chars().take(80).collect();
     let shown = shown.escape_debug().to_string();
     if v.chars().count() > 80 {

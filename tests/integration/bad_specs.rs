@@ -50,7 +50,8 @@ fn unknown_key() {
         "unknown.yaml",
         &example_with("  release: 1.0.0 ", "  relase: 1.0.0 "),
     );
-    assert!(err.contains("unknown field `relase`"), "{err}");
+    assert!(err.contains("unknown key `relase`"), "{err}");
+    assert!(err.contains("did you mean `release`?"), "{err}");
 }
 
 #[test]

@@ -108,9 +108,12 @@ fn validate_reports_json_for_ci() {
         .expect("runs");
     assert_eq!(output.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    assert_eq!(v["schema"], "confine/validate/v1");
     assert_eq!(v["ok"], false);
-    let problem = &v["files"][0]["problems"][0];
+    assert_eq!(v["files"][0]["ok"], false);
+    let problem = &v["problems"][0];
     assert_eq!(problem["message"], "port 80 is out of range");
+    assert_eq!(problem["file"], bad.display().to_string());
     assert!(problem["line"].as_u64().is_some_and(|l| l > 1));
 }
 
@@ -224,9 +227,9 @@ fn validate_checks_mobileconfig_files() {
     assert_eq!(output.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert!(
-        v["files"][0]["problems"][0]["path"]
+        v["problems"][0]["message"]
             .as_str()
-            .is_some_and(|p| p.ends_with("EnableFirewall")),
+            .is_some_and(|m| m.contains("EnableFirewall: ")),
         "{v}"
     );
 }

@@ -7,6 +7,16 @@ mod util;
 mod cli;
 // Bad specs: each one exits 1 with file:line:column, writes nothing, and never panics.
 mod bad_specs;
+// Diagnostics: the ten common mistakes as rustc-style snapshots, did-you-mean, colour rules.
+mod diagnostics;
+// The admin's first use: spec discovery, --out safety, stdin, many files, completions, man page.
+mod usage;
+// The JSON contract: one snapshot per command, success and failure.
+mod json_contract;
+// build --bundle: a deterministic zip checked with unzip and Python's zipfile.
+mod bundle;
+// The README's quick start, run verbatim as extracted from the README.
+mod readme;
 // Signing: identities, profile CMS and xar TOC signatures, checked with the openssl CLI.
 mod sign;
 // Configuration profiles: Apple-schema oracle, independent parsers, snapshots, catalog errors.

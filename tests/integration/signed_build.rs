@@ -232,7 +232,7 @@ fn confine_verify_requires_a_signature_that_reaches_the_ca() {
         .output()
         .expect("runs");
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("chain NOT trusted"));
+    assert!(stderr(&output).contains("chain NOT trusted"));
 }
 
 #[test]
@@ -382,7 +382,7 @@ fn pem_identity_signs_packages_too() {
 fn confine_verify_and_inspect_read_apple_s_own_signed_package() {
     let output = confine().arg("verify").arg(APPLE_FIXTURE).output().expect("runs");
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("signed (RSA)"));
+    assert!(stderr(&output).contains("signed (RSA)"));
     let inspect = confine()
         .arg("inspect")
         .arg(APPLE_FIXTURE)
