@@ -577,3 +577,13 @@ fn a_cms_whose_content_type_was_altered_is_refused() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn a_profile_that_never_ends_is_read_only_up_to_the_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let endless = tmp.path().join("endless.mobileconfig");
+    std::os::unix::fs::symlink("/dev/zero", &endless).unwrap();
+    for command in ["validate", "verify"] {
+        refuse(command, &endless, "is larger than the limit of 16777216 bytes");
+    }
+}
