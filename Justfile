@@ -38,3 +38,32 @@ fuzz target="pkg" seconds="300":
     if [ {{target}} = pkg ]; then cp target/fuzz-seeds/*.pkg ../shared/fixtures/*.pkg fuzz/corpus/pkg/; fi
     if [ {{target}} = plist ]; then cp target/fuzz-seeds/profiles/*.mobileconfig fuzz/corpus/plist/; fi
     cargo +nightly fuzz run {{target}} -- -max_total_time={{seconds}} -rss_limit_mb=1024 -timeout=10
+
+# interoperability with rcodesign (not in CI: installing it compiles apple-codesign for several minutes)
+interop:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v rcodesign >/dev/null || cargo install apple-codesign --locked
+    cargo build --locked --quiet
+    confine="$PWD/target/debug/confine"
+    work=$(mktemp -d)
+    python3 tests/tsa/tsa.py "$work/tsa" >"$work/port" &
+    tsa=$!
+    trap 'kill "$tsa"; rm -rf "$work"' EXIT
+    until [ -s "$work/port" ]; do sleep 0.2; done
+    url="http://127.0.0.1:$(cat "$work/port")/"
+    export CONFINE_IDENTITY_PASSWORD=interop-password
+    printf %s "$CONFINE_IDENTITY_PASSWORD" >"$work/password"
+    "$confine" identity new --out "$work/ids" >/dev/null
+    echo "== confine build, signed with identity new's .p12, timestamped by a local openssl ts authority"
+    "$confine" build --example --out "$work/signed" --pkg-identity "$work/ids/installer-signing.p12" --timestamp-url "$url"
+    echo "== rcodesign print-signature-info on confine's signed package"
+    rcodesign print-signature-info "$work/signed/halfday-agents-1.0.0.pkg"
+    echo "== rcodesign sign: an unsigned confine package, with identity new's .p12"
+    "$confine" build --example --out "$work/unsigned"
+    rcodesign sign --p12-file "$work/ids/installer-signing.p12" --p12-password-file "$work/password" \
+        --timestamp-url "$url" "$work/unsigned/halfday-agents-1.0.0.pkg" "$work/resigned.pkg"
+    echo "== confine verify on rcodesign's package"
+    "$confine" verify --ca "$work/ids/dev-ca.pem" "$work/resigned.pkg"
+    echo "== confine inspect on rcodesign's package (signatures)"
+    "$confine" inspect "$work/resigned.pkg" | sed -n '1,8p'

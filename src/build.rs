@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::output::{Kind, Manifest, Staging};
 use crate::plan::Plan;
-use crate::sign::{self, Identity, PackageSigner, TocSigner};
+use crate::sign::{self, Identity, PackageSigner, TimestampAuthority, TocSigner};
 use crate::spec::LoadedSpec;
 use crate::{bundle, launchd, layout, openclaw, pkg, profile};
 
@@ -26,6 +26,8 @@ pub struct BuildOptions {
     pub profile_identity: Option<Identity>,
     /// Signs the packages.
     pub pkg_identity: Option<Identity>,
+    /// The RFC 3161 authority that timestamps package signatures (`None`: no timestamp).
+    pub timestamp_url: Option<String>,
     /// Also write `<fleet>-<release>.zip` of every artifact and the manifest.
     pub bundle: bool,
 }
@@ -47,7 +49,14 @@ pub fn build(loaded: &LoadedSpec, options: &BuildOptions) -> Result<Manifest> {
         signer: options
             .pkg_identity
             .as_ref()
-            .map(PackageSigner::new)
+            .map(|identity| {
+                let timestamps = options
+                    .timestamp_url
+                    .as_deref()
+                    .map(TimestampAuthority::new)
+                    .transpose()?;
+                PackageSigner::new(identity, timestamps)
+            })
             .transpose()?,
     };
     // Built once: its scripts are also written standalone, and it goes into the product archive and, if

@@ -12,6 +12,14 @@
 //!
 //! Its scripts are the static files in `pkg/` plus the generated data file ([`crate::installer`]). The
 //! uninstall package has no payload: its postinstall is the uninstaller.
+//!
+//! Receipts: the install component leaves one (`pkgutil --pkgs` lists the fleet identifier), which is
+//! what Jamf's receipts inventory, Intune-style PKG detection and Kandji audit scripts look at. The
+//! uninstall component is payload-free, as `pkgbuild --nopayload` makes it, and like Apple's tools it
+//! leaves no receipt; the uninstaller also forgets the install receipt. So after an uninstall an MDM sees
+//! no confine receipt at all, the same as a Mac that never had the fleet, and the uninstall's success is
+//! the installer's exit status (Jamf policy logs, `installer` in a script). A receipt for the uninstaller
+//! would read as "installed" forever and would outlive a later reinstall.
 
 use anyhow::{Context, Result};
 

@@ -76,27 +76,36 @@ fn verify_package(path: &Path, ca: Option<&[X509]>) -> Result<Report> {
     Ok(Report { summary, problems })
 }
 
-/// Checks the RSA and CMS signatures over the TOC checksum and the KeyInfo chain; returns a description.
+/// Checks the RSA and CMS signatures over the TOC checksum and the KeyInfo chain; returns a description
+/// naming the RSA convention found and the timestamp, if any.
 fn package_signatures(parts: &SignatureParts, ca: Option<&[X509]>, problems: &mut Vec<String>) -> String {
     let mut kinds = Vec::new();
     if let Some(rsa) = &parts.rsa_signature {
-        kinds.push("RSA");
         match parts.rsa_certificates.first() {
-            Some(leaf) => {
-                if let Err(e) = sign::verify_toc_rsa(leaf, &parts.toc_checksum, rsa) {
+            Some(leaf) => match sign::verify_toc_rsa(leaf, &parts.toc_checksum, rsa) {
+                Ok(convention) => kinds.push(format!("RSA: {convention}")),
+                Err(e) => {
+                    kinds.push("RSA".to_owned());
                     problems.push(format!("RSA signature: {e:#}"));
                 }
+            },
+            None => {
+                kinds.push("RSA".to_owned());
+                problems.push("RSA signature has no certificate in KeyInfo".to_owned());
             }
-            None => problems.push("RSA signature has no certificate in KeyInfo".to_owned()),
         }
     }
+    let mut timestamp = "no timestamp".to_owned();
     if let Some(cms) = &parts.cms_signature {
-        kinds.push("CMS");
+        kinds.push("CMS".to_owned());
         match sign::verify_toc_cms(cms, &parts.toc_checksum, ca) {
-            Ok(signer) => {
+            Ok(checked) => {
                 let keyinfo_leaf = parts.cms_certificates.first().or(parts.rsa_certificates.first());
-                if keyinfo_leaf.is_some_and(|leaf| *leaf != signer.certificate_der) {
+                if keyinfo_leaf.is_some_and(|leaf| *leaf != checked.signer.certificate_der) {
                     problems.push("the CMS signer is not the KeyInfo certificate".to_owned());
+                }
+                if let Some(t) = checked.timestamp {
+                    timestamp = format!("timestamp {} by {}", t.time, t.authority);
                 }
             }
             Err(e) => problems.push(format!("CMS signature: {e:#}")),
@@ -107,11 +116,12 @@ fn package_signatures(parts: &SignatureParts, ca: Option<&[X509]>, problems: &mu
     } else {
         &parts.rsa_certificates
     };
+    let kinds = kinds.join("; ");
     match sign::verify_key_info_chain(certificates, ca) {
-        Ok(signer) => format!("signed ({}) by {}", kinds.join(" + "), trust(&signer, problems)),
+        Ok(signer) => format!("signed ({kinds}) by {}, {timestamp}", trust(&signer, problems)),
         Err(e) => {
             problems.push(format!("KeyInfo certificates: {e:#}"));
-            format!("signed ({})", kinds.join(" + "))
+            format!("signed ({kinds}), {timestamp}")
         }
     }
 }

@@ -76,6 +76,13 @@ struct SigningArgs {
     /// PEM intermediate certificates to include with --cert.
     #[arg(long, value_name = "CHAIN.pem", requires = "cert")]
     chain: Vec<PathBuf>,
+    /// RFC 3161 time-stamping authority for package signatures (plain http). Apple's notary service
+    /// requires a timestamp.
+    #[arg(long, value_name = "URL", default_value = sign::APPLE_TSA)]
+    timestamp_url: String,
+    /// Sign packages without a timestamp (offline builds; Apple's notary service refuses them).
+    #[arg(long, conflicts_with = "timestamp_url")]
+    no_timestamp: bool,
 }
 
 /// The command's own fields in `confine/build/v1`.
@@ -120,6 +127,7 @@ fn build_loaded(args: &BuildArgs, loaded: &LoadedSpec) -> Result<Built> {
         embed_secrets: args.embed_secrets,
         profile_identity,
         pkg_identity,
+        timestamp_url: (!args.signing.no_timestamp).then(|| args.signing.timestamp_url.clone()),
         bundle: args.bundle,
     };
     let manifest = builder::build(loaded, &options)?;

@@ -7,6 +7,16 @@
 //! `<options>` with `hostArchitectures` including arm64 (otherwise Apple silicon asks for Rosetta), all
 //! three `<domains>` attributes, and a `<product id>` (apple-flat-package 0.20 needs both).
 //!
+//! What the Installer does with the less obvious parts:
+//! * `<pkg-ref id version installKBytes onConclusion="none">#X.pkg</pkg-ref>`: the component at `X.pkg/`
+//!   inside the archive, its size for the free-space check, and no restart or logout when done.
+//! * `<pkg-ref id><bundle-version/></pkg-ref>`: the bundles whose versions the Installer compares before
+//!   replacing them; empty, since our payload holds no bundle. productbuild always writes this stub, Apple's
+//!   notarization tooling expects it (Fleet adds it for that reason), and MDM version detection
+//!   (Intune-style) reads the pkg-refs it sits among.
+//! * `<allowed-os-versions>`: the Installer refuses older macOS with a message instead of running scripts
+//!   that would fail half-way.
+//!
 //! Not supported: welcome/readme/license/background resources, installation-check or volume-check
 //! scripts, user-visible choices.
 

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, anyhow};
 use openssl::x509::X509;
 
 use super::reader::{Element, HeapRef, RawXar, Toc};
-use super::verify::{bom_records, join, read_package_xml, scripts_listing};
+use super::verify::{MAX_SIGNATURE, bom_records, join, read_package_xml, scripts_listing};
 use crate::escape::escape_controls as esc;
 
 /// Describe the package at `path`. Fails on a file that cannot be read as a flat package.
@@ -62,7 +62,27 @@ fn write_toc_summary(out: &mut String, raw: &RawXar, toc: &Toc) -> Result<()> {
         writeln!(out, "signature-creation-time: {}", esc(time))?;
     }
     write_signature(out, "signature", toc.signature.as_ref())?;
-    write_signature(out, "x-signature", toc.x_signature.as_ref())
+    write_signature(out, "x-signature", toc.x_signature.as_ref())?;
+    if let Some(cms) = &toc.x_signature {
+        writeln!(out, "timestamp: {}", esc(&timestamp(raw, cms)))?;
+    }
+    Ok(())
+}
+
+/// The CMS signature's RFC 3161 timestamp: time and authority, once the token checked out against the
+/// signature it covers.
+fn timestamp(raw: &RawXar, cms: &HeapRef) -> String {
+    let token = raw
+        .read_heap(cms.offset, cms.size.min(MAX_SIGNATURE))
+        .and_then(|der| crate::sign::signature_and_timestamp_token(&der));
+    match token {
+        Ok((_, None)) => "none".into(),
+        Ok((signature, Some(token))) => match crate::sign::timestamp::check_token(&token, &signature, None) {
+            Ok(t) => format!("{} by {}", t.time, t.authority),
+            Err(e) => format!("INVALID ({e:#})"),
+        },
+        Err(e) => format!("unreadable ({e:#})"),
+    }
 }
 
 fn write_signature(out: &mut String, element: &str, signature: Option<&HeapRef>) -> Result<()> {

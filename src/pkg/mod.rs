@@ -320,7 +320,7 @@ pub struct Script {
 pub struct Component {
     pub identifier: String,
     pub version: String,
-    /// `None` makes a payload-free package: no Bom, no Payload, no receipt.
+    /// `None` makes a payload-free package, like `pkgbuild --nopayload`: no Bom, no Payload, no receipt.
     pub payload: Option<Payload>,
     pub scripts: Vec<Script>,
 }

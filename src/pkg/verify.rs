@@ -20,7 +20,7 @@ use crate::limits::{MAX_BOM_BYTES, MAX_XML_BYTES};
 use anyhow::{Context, Result};
 
 /// Signatures never come near this; a bigger claim is corrupt.
-const MAX_SIGNATURE: u64 = 1024 * 1024;
+pub(crate) const MAX_SIGNATURE: u64 = 1024 * 1024;
 
 /// The outcome of [`verify`]: every problem found (empty means the package checked out).
 #[derive(Debug, Default)]

@@ -15,7 +15,8 @@
 use {
     super::{
         Identity,
-        trust::{SignerInfo, signer_info, tlv},
+        der::{self, Tlv},
+        trust::{SignerInfo, signer_info},
     },
     anyhow::{Context, Result, bail},
     openssl::{
@@ -121,60 +122,55 @@ const CONTENT_TYPE_ATTRIBUTE: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01
 /// crate cannot read either field, hence this walk of
 /// `ContentInfo { contentType, [0] SignedData { version, digestAlgorithms, encapContentInfo, [0] certs,
 /// [1] crls, signerInfos } }`.
-pub(crate) fn check_content_type(der: &[u8]) -> Result<()> {
-    let (_, content_info, _) = element(der)?;
-    let (_, _signed_data_oid, rest) = element(content_info)?;
-    let (_, explicit, _) = element(rest)?;
-    let (_, signed_data, _) = element(explicit)?;
-    let (_, _version, rest) = element(signed_data)?;
-    let (_, _digest_algorithms, rest) = element(rest)?;
-    let (_, encapsulated, mut rest) = element(rest)?;
-    let (_, content_type, _) = element(encapsulated)?;
+pub(crate) fn check_content_type(cms_der: &[u8]) -> Result<()> {
+    let signed_data = der::read(cms_der)
+        .and_then(|(content_info, _)| content_info.children())
+        .and_then(|fields| fields.get(1)?.children())
+        .and_then(|explicit| explicit.first()?.children())
+        .context(MALFORMED)?;
+    let content_type = signed_data
+        .get(2)
+        .and_then(Tlv::children)
+        .and_then(|encapsulated| Some(encapsulated.first()?.contents))
+        .context(MALFORMED)?;
     if content_type != ID_DATA {
         bail!("the CMS eContentType is not id-data (1.2.840.113549.1.7.1)");
     }
-    while !rest.is_empty() {
-        let (tag, mut signers, after) = element(rest)?;
-        rest = after;
-        if tag != 0x31 {
-            continue; // [0] certificates, [1] crls
-        }
-        while !signers.is_empty() {
-            let (_, signer, after) = element(signers)?;
-            signers = after;
-            check_signed_content_type(signer, content_type)?;
+    // signerInfos is the SET after encapContentInfo (digestAlgorithms, before it, is a SET too).
+    for signer_infos in signed_data.iter().skip(3).filter(|f| f.tag == der::SET) {
+        for signer in signer_infos.children().context(MALFORMED)? {
+            check_signed_content_type(&signer, content_type)?;
         }
     }
     Ok(())
 }
 
-/// A signer's signed attributes, when it has any, must hold a `contentType` equal to `expected`.
-fn check_signed_content_type(mut signer: &[u8], expected: &[u8]) -> Result<()> {
-    while !signer.is_empty() {
-        let (tag, mut attributes, rest) = element(signer)?;
-        signer = rest;
-        if tag != 0xA0 {
-            continue;
-        }
-        while !attributes.is_empty() {
-            let (_, attribute, rest) = element(attributes)?;
-            attributes = rest;
-            let (_, oid, values) = element(attribute)?;
-            if oid == CONTENT_TYPE_ATTRIBUTE {
-                let (_, value, _) = element(element(values)?.1)?;
-                if value != expected {
-                    bail!("the CMS signed contentType attribute does not match the eContentType");
-                }
-                return Ok(());
+const MALFORMED: &str = "the CMS SignedData is malformed";
+
+/// A signer's signed attributes (`[0]`), when it has any, must hold a `contentType` equal to `expected`.
+fn check_signed_content_type(signer: &Tlv, expected: &[u8]) -> Result<()> {
+    let fields = signer.children().context(MALFORMED)?;
+    let Some(signed_attributes) = fields.iter().find(|f| f.tag == der::context(0)) else {
+        return Ok(());
+    };
+    for attribute in signed_attributes.children().context(MALFORMED)? {
+        let parts = attribute.children().context(MALFORMED)?;
+        if parts
+            .first()
+            .is_some_and(|oid| oid.contents == CONTENT_TYPE_ATTRIBUTE)
+        {
+            let value = parts
+                .get(1)
+                .and_then(Tlv::children)
+                .and_then(|values| Some(values.first()?.contents))
+                .context(MALFORMED)?;
+            if value != expected {
+                bail!("the CMS signed contentType attribute does not match the eContentType");
             }
+            return Ok(());
         }
-        bail!("the CMS signed attributes have no contentType");
     }
-    Ok(())
-}
-
-fn element(input: &[u8]) -> Result<(u8, &[u8], &[u8])> {
-    tlv(input).context("the CMS SignedData is malformed")
+    bail!("the CMS signed attributes have no contentType")
 }
 
 /// The signer certificate and every certificate embedded in a CMS SignedData.

@@ -12,9 +12,13 @@
 //!   discarded after signing the two leaves, so nothing else can ever be issued under this CA; run the
 //!   command again for a fresh set.
 //! * `profile-signing.{pem,key,p12}` and `installer-signing.{pem,key,p12}`: each leaf as PEM certificate,
-//!   unencrypted PKCS#8 PEM key, and a PKCS#12 bundle (leaf, key and CA) protected with the caller's
-//!   password (the CLI uses `CONFINE_IDENTITY_PASSWORD`). The `.p12` uses OpenSSL 3's default encryption
-//!   (AES-256-CBC, PBKDF2, SHA-256 MAC); macOS 10.x Keychain cannot import that, newer macOS can.
+//!   unencrypted PKCS#8 PEM key, and a PKCS#12 file protected with the caller's password (the CLI uses
+//!   `CONFINE_IDENTITY_PASSWORD`). The `.p12` is what Keychain Access exports for an identity: the leaf
+//!   and its key only, PBE-SHA1-3DES for both, SHA-1 MAC. Keychain Access and rcodesign cannot open
+//!   OpenSSL 3's default (PBES2/AES-256 with a SHA-256 MAC), and rcodesign 0.29 signs with the *last*
+//!   certificate it finds in a `.p12`, so a CA stored after the leaf would become its signer. The CA is
+//!   `dev-ca.pem`, a trust anchor that nothing needs inside the identity. OpenSSL reads the `.p12` with
+//!   or without `-legacy`, since 3DES is in its default provider.
 //!
 //! Unix only (file modes).
 
@@ -24,10 +28,10 @@ use {
         asn1::{Asn1Integer, Asn1Object, Asn1OctetString, Asn1Time},
         bn::{BigNum, MsbOption},
         hash::MessageDigest,
+        nid::Nid,
         pkcs12::Pkcs12,
         pkey::{PKey, Private},
         rsa::Rsa,
-        stack::Stack,
         x509::{
             X509, X509Builder, X509Extension, X509Name, X509NameBuilder,
             extension::{
@@ -117,13 +121,13 @@ pub fn create_dev_identity(out_dir: &Path, p12_password: &str) -> Result<Vec<Pat
 fn write_leaf(out_dir: &Path, role: Role, ca: &X509, ca_key: &PKey<Private>, password: &str) -> Result<()> {
     let key = PKey::from_rsa(Rsa::generate(RSA_BITS)?)?;
     let cert = make_leaf(role, &key, ca, ca_key)?;
-    let mut chain = Stack::new()?;
-    chain.push(ca.clone())?;
     let p12 = Pkcs12::builder()
         .name(role.common_name())
         .pkey(&key)
         .cert(&cert)
-        .ca(chain)
+        .key_algorithm(Nid::PBE_WITHSHA1AND3_KEY_TRIPLEDES_CBC)
+        .cert_algorithm(Nid::PBE_WITHSHA1AND3_KEY_TRIPLEDES_CBC)
+        .mac_md(MessageDigest::sha1())
         .build2(password)?;
     let stem = out_dir.join(role.stem());
     write_new(&stem.with_extension("pem"), &cert.to_pem()?)?;

@@ -5,14 +5,18 @@
 //! * [`cms`]: sign and verify `.mobileconfig` profiles ([`sign_profile`], [`verify_profile`]).
 //! * [`xar`]: [`PackageSigner`] implements [`TocSigner`] for the xar writer; [`verify_toc_rsa`],
 //!   [`verify_toc_cms`] and [`verify_key_info_chain`] check a package's signatures.
+//! * [`timestamp`]: RFC 3161 tokens for package signatures from a [`TimestampAuthority`].
 //! * [`dev_identity`]: [`create_dev_identity`] makes a development CA and signing certificates.
 //!
-//! All cryptography is OpenSSL's (through the `openssl` crate). Trust is checked only against a CA the
+//! All cryptography is OpenSSL's (through the `openssl` crate); `der` reads and rewrites the few DER
+//! structures its Rust API cannot reach, and the timestamp request is plain HTTP through `ureq`. Trust is checked only against a CA the
 //! caller names, never against Apple's roots or the system store; see [`trust`].
 
 pub mod cms;
+mod der;
 pub mod dev_identity;
 pub mod identity;
+pub mod timestamp;
 pub mod trust;
 pub mod xar;
 
@@ -20,8 +24,12 @@ pub use {
     cms::{ProfileEncoding, ProfileSignature, profile_encoding, sign_profile, verify_profile},
     dev_identity::create_dev_identity,
     identity::{Identity, load_certificates},
+    timestamp::{APPLE_TSA, Timestamp, TimestampAuthority},
     trust::SignerInfo,
-    xar::{PackageSigner, verify_key_info_chain, verify_toc_cms, verify_toc_rsa},
+    xar::{
+        PackageCms, PackageSigner, RsaConvention, signature_and_timestamp_token, verify_key_info_chain,
+        verify_toc_cms, verify_toc_rsa,
+    },
 };
 
 use anyhow::Result;
@@ -39,6 +47,6 @@ pub trait TocSigner {
     fn cms_signature_size(&self) -> usize;
     /// PKCS#1 v1.5 over DigestInfo(sha1, checksum): the checksum is not hashed again.
     fn sign_rsa(&self, toc_checksum: &[u8]) -> Result<Vec<u8>>;
-    /// Detached CMS SignedData over the checksum bytes.
+    /// Detached CMS SignedData over the checksum bytes (timestamped if the signer has an authority).
     fn sign_cms(&self, toc_checksum: &[u8]) -> Result<Vec<u8>>;
 }

@@ -15,7 +15,7 @@
 //! certificate-extension arc. Any other unknown critical extension still fails.
 
 use {
-    super::identity::name_to_string,
+    super::{der, identity::name_to_string},
     anyhow::Result,
     openssl::{
         stack::Stack,
@@ -112,58 +112,16 @@ fn anchor_store(anchors: &[X509], flags: X509VerifyFlags) -> Result<X509Store> {
 /// Whether every critical extension of a DER certificate lies in [`KNOWN_CRITICAL_ARCS`]. A certificate
 /// that cannot be walked counts as "no".
 fn only_known_critical_extensions(cert_der: &[u8]) -> bool {
-    critical_extension_oids(cert_der).is_some_and(|oids| {
-        oids.iter()
-            .all(|oid| KNOWN_CRITICAL_ARCS.iter().any(|arc| oid.starts_with(arc)))
+    der::certificate_extensions(cert_der).is_some_and(|extensions| {
+        extensions
+            .iter()
+            .filter(|extension| extension.critical)
+            .all(|extension| {
+                KNOWN_CRITICAL_ARCS
+                    .iter()
+                    .any(|arc| extension.oid.starts_with(arc))
+            })
     })
-}
-
-/// The OIDs (DER contents) of the extensions marked critical, read from
-/// `Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { …, [3] EXPLICIT Extensions }, … }` (RFC 5280
-/// §4.1). The openssl crate cannot list a certificate's extensions, hence this small walk.
-fn critical_extension_oids(cert_der: &[u8]) -> Option<Vec<&[u8]>> {
-    let (_, cert, _) = tlv(cert_der)?;
-    let (_, mut tbs, _) = tlv(cert)?;
-    let mut extensions: &[u8] = &[];
-    while !tbs.is_empty() {
-        let (tag, content, rest) = tlv(tbs)?;
-        if tag == 0xA3 {
-            extensions = tlv(content)?.1;
-        }
-        tbs = rest;
-    }
-    let mut oids = Vec::new();
-    while !extensions.is_empty() {
-        // Extension ::= SEQUENCE { extnID OID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
-        let (_, extension, rest) = tlv(extensions)?;
-        let (_, oid, after_oid) = tlv(extension)?;
-        let (tag, value, _) = tlv(after_oid)?;
-        if tag == 0x01 && value.first().is_some_and(|&b| b != 0) {
-            oids.push(oid);
-        }
-        extensions = rest;
-    }
-    Some(oids)
-}
-
-/// Splits one DER element (single-byte tag, definite length) off `input`: (tag, contents, rest).
-pub(super) fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let count = usize::from(first & 0x7F);
-        if count == 0 || count > 4 || rest.len() < count {
-            return None;
-        }
-        let (len_bytes, rest) = rest.split_at(count);
-        (
-            len_bytes.iter().fold(0, |len, &b| (len << 8) | usize::from(b)),
-            rest,
-        )
-    };
-    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
 }
 
 #[cfg(test)]
@@ -171,34 +129,21 @@ mod test {
     use super::*;
 
     #[test]
-    fn der_walk_rejects_truncated_input_without_panicking() {
-        for input in [
-            &[][..],
-            &[0x30],
-            &[0x30, 0x84, 0xFF, 0xFF, 0xFF, 0xFF],
-            &[0x30, 0x80],
-            &[0x30, 0x05, 0x30],
-        ] {
-            assert_eq!(critical_extension_oids(input), None, "{input:02x?}");
-        }
-    }
-
-    #[test]
-    fn der_walk_finds_critical_extensions() {
-        // Certificate { tbs { version [0], [3] { SEQ { ext(2.5.29.19, critical), ext(1.2.3, not critical) } } } }
-        let bc = [
-            0x30, 0x0A, 0x06, 0x03, 0x55, 0x1D, 0x13, 0x01, 0x01, 0xFF, 0x04, 0x00,
-        ];
-        let other = [0x30, 0x06, 0x06, 0x02, 0x2A, 0x03, 0x04, 0x00];
-        let mut list = vec![0x30, (bc.len() + other.len()) as u8];
-        list.extend(bc.iter().chain(&other));
-        let mut tbs = vec![0xA0, 0x03, 0x02, 0x01, 0x02, 0xA3, list.len() as u8];
-        tbs.extend(&list);
-        let cert = [&[0x30, tbs.len() as u8 + 2, 0x30, tbs.len() as u8][..], &tbs].concat();
-        assert_eq!(
-            critical_extension_oids(&cert),
-            Some(vec![&[0x55, 0x1D, 0x13][..]])
-        );
-        assert!(only_known_critical_extensions(&cert));
+    fn unknown_critical_extensions_are_not_tolerated() {
+        // Certificate { tbs { [3] { SEQ { ext(2.5.29.19, critical), ext(1.2.3, critical) } } } }
+        let cert = |second_oid: &[u8]| {
+            let bc = [
+                0x30, 0x0A, 0x06, 0x03, 0x55, 0x1D, 0x13, 0x01, 0x01, 0xFF, 0x04, 0x00,
+            ];
+            let oid = der::encode(der::OID, second_oid);
+            let other = der::encode_parts(der::SEQUENCE, &[&oid, &[0x01, 0x01, 0xFF, 0x04, 0x00]]);
+            let list = der::encode_parts(der::SEQUENCE, &[&bc, &other]);
+            let tbs = der::encode(der::SEQUENCE, &der::encode(der::context(3), &list));
+            der::encode(der::SEQUENCE, &tbs)
+        };
+        assert!(!only_known_critical_extensions(&cert(&[0x2A, 0x03])));
+        let apple_installer = [0x2A, 0x86, 0x48, 0x86, 0xF7, 0x63, 0x64, 0x06, 0x01, 0x0E];
+        assert!(only_known_critical_extensions(&cert(&apple_installer)));
+        assert!(!only_known_critical_extensions(&[0x30, 0x05, 0x30]));
     }
 }

@@ -29,3 +29,5 @@ mod installer;
 mod hostile_files;
 // Signed builds end to end: dev identities, openssl and apple-xar checks, verify, no key leaks.
 mod signed_build;
+// RFC 3161 timestamps from a local `openssl ts` authority: tokens openssl accepts, bad answers refused.
+mod timestamp;

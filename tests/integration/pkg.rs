@@ -193,6 +193,7 @@ fn apple_flat_package_sees_a_product_with_two_components() -> Result<()> {
         distribution.product.context("no <product>")?.id,
         "com.example.agent.product"
     );
+    let distribution_pkg_refs = distribution.pkg_ref;
     let components = reader.component_packages()?;
     assert_eq!(components.len(), 2);
     let info = components
@@ -205,6 +206,23 @@ fn apple_flat_package_sees_a_product_with_two_components() -> Result<()> {
         (2, "1.2.3", "root")
     );
     assert_eq!(info.install_location.as_deref(), Some("/"));
+    // pkgbuild's attributes, as apple-flat-package reads them.
+    assert_eq!(
+        (info.overwrite_permissions, info.relocatable),
+        (Some(true), Some(false))
+    );
+    assert_eq!(info.postinstall_action.as_deref(), Some("none"));
+    assert!(
+        info.generator_version
+            .as_deref()
+            .is_some_and(|g| g.starts_with("confine-"))
+    );
+    let pkg_refs_with_bundle_version = distribution_pkg_refs
+        .iter()
+        .filter(|r| r.bundle_version.is_some())
+        .map(|r| r.id.as_str())
+        .collect::<Vec<_>>();
+    assert_eq!(pkg_refs_with_bundle_version, [AGENT, "com.example.agent.setup"]);
     let payload = info.payload.as_ref().context("no <payload>")?;
     // ".", Library, Library/Application Support, …/Agent, LaunchDaemons, usr, usr/local, libexec, bin,
     // 4 files, 1 symlink, Library/Agent, Library/Agent/many, 3 extra files.

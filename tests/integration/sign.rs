@@ -3,8 +3,8 @@
 
 use {
     confine::sign::{
-        Identity, PackageSigner, TocSigner, create_dev_identity, load_certificates, sign_profile,
-        verify_key_info_chain, verify_profile, verify_toc_cms, verify_toc_rsa,
+        Identity, PackageSigner, RsaConvention, TocSigner, create_dev_identity, load_certificates,
+        sign_profile, verify_key_info_chain, verify_profile, verify_toc_cms, verify_toc_rsa,
     },
     openssl::hash::{MessageDigest, hash},
     std::{
@@ -35,6 +35,15 @@ fn openssl(dir: &Path, args: &[&str]) -> Output {
         .env("P12PASS", P12_PASSWORD)
         .output()
         .unwrap_or_else(|e| panic!("cannot run the openssl CLI ({e}); install it (apt-get install openssl)"))
+}
+
+/// `openssl pkcs12 -info` (with `-legacy` if asked) on `dir/name`; the details are on stderr.
+fn p12_info(dir: &Path, name: &str, legacy: bool) -> Output {
+    let mut args = vec!["pkcs12", "-info", "-noout", "-in", name, "-passin", "env:P12PASS"];
+    if legacy {
+        args.push("-legacy");
+    }
+    openssl(dir, &args)
 }
 
 fn assert_success(out: &Output, what: &str) {
@@ -160,7 +169,7 @@ fn verify_profile_reports_signer_content_and_trust() {
 fn package_rsa_signature_is_digest_info_over_the_checksum() {
     let (_tmp, dir) = dev_pki();
     let id = Identity::from_pkcs12(&dir.join("installer-signing.p12"), P12_PASSWORD).unwrap();
-    let signer = PackageSigner::new(&id).unwrap();
+    let signer = PackageSigner::new(&id, None).unwrap();
     let pubkey = id
         .certificate()
         .public_key()
@@ -216,7 +225,7 @@ fn package_rsa_signature_is_digest_info_over_the_checksum() {
 fn package_cms_signature_is_detached_over_the_checksum() {
     let (_tmp, dir) = dev_pki();
     let id = Identity::from_pkcs12(&dir.join("installer-signing.p12"), P12_PASSWORD).unwrap();
-    let signer = PackageSigner::new(&id).unwrap();
+    let signer = PackageSigner::new(&id, None).unwrap();
     let checksum = hash(MessageDigest::sha1(), b"compressed TOC bytes")
         .unwrap()
         .to_vec();
@@ -282,8 +291,14 @@ fn package_cms_signature_is_detached_over_the_checksum() {
 #[test]
 fn package_verifiers_report_signer_and_chain() {
     let (_tmp, dir) = dev_pki();
-    let id = Identity::from_pkcs12(&dir.join("installer-signing.p12"), P12_PASSWORD).unwrap();
-    let signer = PackageSigner::new(&id).unwrap();
+    // PEM with a chain file: the `.p12` holds the leaf only, like a Keychain export.
+    let id = Identity::from_pem(
+        &dir.join("installer-signing.pem"),
+        &dir.join("installer-signing.key"),
+        &[dir.join("dev-ca.pem")],
+    )
+    .unwrap();
+    let signer = PackageSigner::new(&id, None).unwrap();
     let checksum = [7u8; 20];
     let mut cms = signer.sign_cms(&checksum).unwrap();
     cms.resize(signer.cms_signature_size(), 0); // as read back from the reserved heap space
@@ -300,7 +315,9 @@ fn package_verifiers_report_signer_and_chain() {
     let ca = load_certificates(&dir.join("dev-ca.cer")).unwrap();
     assert_eq!(ca, load_certificates(&dir.join("dev-ca.pem")).unwrap());
 
-    let info = verify_toc_cms(&cms, &checksum, Some(&ca)).unwrap();
+    let checked = verify_toc_cms(&cms, &checksum, Some(&ca)).unwrap();
+    assert_eq!(checked.timestamp, None);
+    let info = checked.signer;
     assert_eq!(info.subject, id.subject());
     assert_eq!(info.chain_trusted, Some(true), "{:?}", info.chain_error);
     assert_eq!(info.certificate_der, signer.certificates()[0]);
@@ -360,7 +377,10 @@ fn chain_check_tolerates_only_apple_critical_extensions() {
 #[test]
 fn apple_productsign_rsa_signature_verifies() {
     let fixture = XarSignature::read(Path::new(APPLE_FIXTURE));
-    verify_toc_rsa(&fixture.leaf_der, &fixture.checksum, &fixture.signature).unwrap();
+    assert_eq!(
+        verify_toc_rsa(&fixture.leaf_der, &fixture.checksum, &fixture.signature).unwrap(),
+        RsaConvention::XarDigestInfo
+    );
     let mut changed = fixture.checksum.clone();
     changed[19] ^= 0x01;
     assert!(verify_toc_rsa(&fixture.leaf_der, &changed, &fixture.signature).is_err());
@@ -390,19 +410,7 @@ fn pkcs12_legacy_modern_and_pem_identities_load() {
         assert_eq!(id.subject(), expected);
         assert_eq!(id.chain().len(), 1, "{name}: the CA travels in the .p12");
     }
-    let legacy_info = openssl(
-        &dir,
-        &[
-            "pkcs12",
-            "-info",
-            "-noout",
-            "-legacy",
-            "-in",
-            "legacy.p12",
-            "-passin",
-            "env:P12PASS",
-        ],
-    );
+    let legacy_info = p12_info(&dir, "legacy.p12", true);
     assert!(
         String::from_utf8_lossy(&legacy_info.stderr).contains("RC2"),
         "the legacy fixture is not RC2"
@@ -419,6 +427,66 @@ fn pkcs12_legacy_modern_and_pem_identities_load() {
         expected,
         "CN=confine development profile signing, O=confine (development only)"
     );
+}
+
+#[test]
+fn dev_identity_p12_is_the_format_keychain_and_rcodesign_import() {
+    let (_tmp, dir) = dev_pki();
+    for name in ["installer-signing.p12", "profile-signing.p12"] {
+        let info = p12_info(&dir, name, true);
+        assert_success(&info, &format!("openssl pkcs12 -legacy -info {name}"));
+        let text = String::from_utf8_lossy(&info.stderr);
+        assert!(text.contains("MAC: sha1,"), "{name}: {text}");
+        assert_eq!(
+            text.matches("pbeWithSHA1And3-KeyTripleDES-CBC").count(),
+            2,
+            "{name}: key bag and certificate bag are PBE-SHA1-3DES: {text}"
+        );
+        assert!(!text.contains("PBES2") && !text.contains("AES"), "{name}: {text}");
+        // Like a Keychain identity export, and what rcodesign needs: it signs with the last certificate.
+        assert_eq!(text.matches("Certificate bag").count(), 1, "{name}: {text}");
+        // Without -legacy too: 3DES is in OpenSSL 3's default provider.
+        let modern = p12_info(&dir, name, false);
+        assert_success(&modern, &format!("openssl pkcs12 -info {name}"));
+    }
+}
+
+#[test]
+fn rsa_signatures_of_either_convention_verify_and_say_which() {
+    let (_tmp, dir) = dev_pki();
+    let id = Identity::from_pkcs12(&dir.join("installer-signing.p12"), P12_PASSWORD).unwrap();
+    let signer = PackageSigner::new(&id, None).unwrap();
+    let leaf = &signer.certificates()[0];
+    let checksum = hash(MessageDigest::sha1(), b"compressed TOC bytes")
+        .unwrap()
+        .to_vec();
+    fs::write(dir.join("checksum.bin"), &checksum).unwrap();
+    // rcodesign's convention, made by the openssl CLI: `dgst -sha256 -sign` hashes the checksum once more.
+    let dgst = [
+        "dgst",
+        "-sha256",
+        "-sign",
+        "installer-signing.key",
+        "-out",
+        "rehashed.sig",
+        "checksum.bin",
+    ];
+    assert_success(&openssl(&dir, &dgst), "openssl dgst -sha256 -sign");
+    let rehashed = fs::read(dir.join("rehashed.sig")).unwrap();
+    assert_eq!(
+        verify_toc_rsa(leaf, &checksum, &rehashed).unwrap(),
+        RsaConvention::Sha256OfChecksum
+    );
+    let ours = signer.sign_rsa(&checksum).unwrap();
+    assert_ne!(ours, rehashed);
+    assert_eq!(
+        verify_toc_rsa(leaf, &checksum, &ours).unwrap(),
+        RsaConvention::XarDigestInfo
+    );
+    let mut other = checksum.clone();
+    other[0] ^= 1;
+    assert!(verify_toc_rsa(leaf, &other, &rehashed).is_err());
+    assert!(verify_toc_rsa(leaf, &other, &ours).is_err());
 }
 
 #[test]
@@ -526,7 +594,7 @@ fn ec_identity_signs_profiles_but_not_packages() {
     );
     assert!(String::from_utf8_lossy(&printed.stdout).contains("ecdsa-with-SHA256"));
 
-    let err = PackageSigner::new(&id).unwrap_err();
+    let err = PackageSigner::new(&id, None).unwrap_err();
     assert!(err.to_string().contains("non-RSA key"), "{err}");
 }
 

@@ -4,7 +4,7 @@ use std::process::{Command as StdCommand, Output};
 use apple_xar::reader::XarReader;
 use openssl::pkey::PKey;
 
-use crate::util::{confine, stderr, tree};
+use crate::util::{confine, identity_new, stderr, tree};
 
 const PASSWORD: &str = "hunter2-confine-test-password";
 const APPLE_FIXTURE: &str = concat!(
@@ -23,13 +23,7 @@ struct SignedBuild {
 
 fn signed_build() -> SignedBuild {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ids = dir.path().join("ids");
-    confine()
-        .args(["identity", "new", "--out"])
-        .arg(&ids)
-        .env("CONFINE_IDENTITY_PASSWORD", PASSWORD)
-        .assert()
-        .success();
+    let ids = identity_new(dir.path(), PASSWORD);
     let out = dir.path().join("dist");
     let output = confine()
         .arg("build")
@@ -39,6 +33,8 @@ fn signed_build() -> SignedBuild {
         .arg(ids.join("profile-signing.p12"))
         .arg("--pkg-identity")
         .arg(ids.join("installer-signing.p12"))
+        .arg("--timestamp-url")
+        .arg(crate::timestamp::local_tsa().url(""))
         .env("CONFINE_IDENTITY_PASSWORD", PASSWORD)
         .output()
         .expect("runs");
@@ -217,13 +213,7 @@ fn confine_verify_requires_a_signature_that_reaches_the_ca() {
         .assert()
         .code(1);
     let other = tempfile::tempdir().expect("tempdir");
-    let other_ids = other.path().join("ids");
-    confine()
-        .args(["identity", "new", "--out"])
-        .arg(&other_ids)
-        .env("CONFINE_IDENTITY_PASSWORD", "x")
-        .assert()
-        .success();
+    let other_ids = identity_new(other.path(), "x");
     let output = confine()
         .arg("verify")
         .arg("--ca")
@@ -308,6 +298,53 @@ fn package_signatures_check_out_with_independent_tools() {
 }
 
 #[test]
+fn a_package_re_signed_with_rcodesign_s_rsa_convention_verifies() {
+    let build = signed_build();
+    let pkg = &build.files(".pkg")[0];
+    let parts = confine::pkg::verify(pkg)
+        .expect("verify")
+        .signature_parts
+        .expect("signed");
+    let work = tempfile::tempdir().expect("tempdir");
+    let checksum = work.path().join("checksum.bin");
+    std::fs::write(&checksum, &parts.toc_checksum).expect("write");
+    let signature = work.path().join("rehashed.sig");
+    // What apple-xar's XarSigner (rcodesign) signs: SHA-256 of the checksum, hashed by `dgst`.
+    let key = build.ids.join("installer-signing.key");
+    assert!(openssl(
+        &["dgst", "-sha256", "-sign"],
+        &[&key, Path::new("-out"), &signature, &checksum]
+    ));
+    let signature = std::fs::read(&signature).expect("read");
+    // The RSA signature sits at heap offset 20 (after the sha1 checksum); the heap follows the header
+    // and the compressed TOC, whose length is the header's bytes 8..16.
+    let mut bytes = std::fs::read(pkg).expect("read");
+    let toc_len = u64::from_be_bytes(bytes[8..16].try_into().expect("8 bytes"));
+    let at = 28 + usize::try_from(toc_len).expect("small") + 20;
+    assert_eq!(
+        bytes[at..at + signature.len()],
+        *parts.rsa_signature.as_deref().expect("RSA")
+    );
+    bytes[at..at + signature.len()].copy_from_slice(&signature);
+    let resigned = work.path().join("resigned.pkg");
+    std::fs::write(&resigned, &bytes).expect("write");
+    let output = confine()
+        .arg("verify")
+        .arg("--ca")
+        .arg(build.ca())
+        .arg(&resigned)
+        .output()
+        .expect("runs");
+    let report = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains("RSA: SHA-256 of the checksum"), "{report}");
+    // The same bytes over another checksum are refused.
+    bytes[at] ^= 0x01;
+    std::fs::write(&resigned, &bytes).expect("write");
+    confine().arg("verify").arg(&resigned).assert().code(1);
+}
+
+#[test]
 fn no_artifact_or_output_holds_the_private_key_or_the_password() {
     let build = signed_build();
     let mut secrets: Vec<Vec<u8>> = vec![PASSWORD.as_bytes().to_vec()];
@@ -373,6 +410,7 @@ fn pem_identity_signs_packages_too() {
         .arg(build.ids.join("installer-signing.key"))
         .arg("--chain")
         .arg(build.ca())
+        .arg("--no-timestamp")
         .assert()
         .success();
     build.assert_verifies(&out.join("halfday-agents-1.0.0.pkg"));
@@ -382,7 +420,7 @@ fn pem_identity_signs_packages_too() {
 fn confine_verify_and_inspect_read_apple_s_own_signed_package() {
     let output = confine().arg("verify").arg(APPLE_FIXTURE).output().expect("runs");
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(stderr(&output).contains("signed (RSA)"));
+    assert!(stderr(&output).contains("signed (RSA: xar DigestInfo over the checksum)"));
     let inspect = confine()
         .arg("inspect")
         .arg(APPLE_FIXTURE)
@@ -419,6 +457,7 @@ fn the_spec_names_identities_through_environment_variables() {
         .arg("--out")
         .arg(&out)
         .env("FLEET_INSTALLER_P12", build.ids.join("installer-signing.p12"))
+        .arg("--no-timestamp")
         .env("CONFINE_IDENTITY_PASSWORD", PASSWORD)
         .assert()
         .success();
@@ -431,6 +470,7 @@ fn the_spec_names_identities_through_environment_variables() {
         .arg(&out)
         .arg("--pkg-identity")
         .arg(build.ids.join("installer-signing.p12"))
+        .arg("--no-timestamp")
         .env_remove("FLEET_INSTALLER_P12")
         .env("CONFINE_IDENTITY_PASSWORD", PASSWORD)
         .assert()

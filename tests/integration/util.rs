@@ -62,3 +62,15 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, Vec<u8>)>) {
         }
     }
 }
+
+/// Runs `confine identity new --out DIR/ids` with `password` for the `.p12` files; returns DIR/ids.
+pub fn identity_new(dir: &Path, password: &str) -> PathBuf {
+    let ids = dir.join("ids");
+    confine()
+        .args(["identity", "new", "--out"])
+        .arg(&ids)
+        .env("CONFINE_IDENTITY_PASSWORD", password)
+        .assert()
+        .success();
+    ids
+}
