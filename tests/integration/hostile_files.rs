@@ -530,7 +530,7 @@ fn cms_signature() -> Result<(tempfile::TempDir, Vec<u8>, [u8; 20])> {
     create_dev_identity(&tmp.path().join("id"), password)?;
     let identity = Identity::from_pkcs12(&tmp.path().join("id/installer-signing.p12"), password)?;
     let checksum = [7u8; 20];
-    let cms = PackageSigner::new(&identity)?.sign_cms(&checksum)?;
+    let cms = PackageSigner::new(&identity, None)?.sign_cms(&checksum)?;
     Ok((tmp, cms, checksum))
 }
 
