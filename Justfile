@@ -30,15 +30,6 @@ bench:
 schema:
     cargo run --locked --quiet -- schema > fleet.schema.json
 
-# fuzz one reader (plist: profiles; pkg: inspect and verify) for SECONDS, seeded with the example build
-# and Apple's 2011 package; needs nightly Rust and cargo-fuzz. Crashes land in fuzz/artifacts/TARGET.
-fuzz target="pkg" seconds="300":
-    cargo run --locked --quiet -- build --example --out target/fuzz-seeds
-    mkdir -p fuzz/corpus/{{target}}
-    if [ {{target}} = pkg ]; then cp target/fuzz-seeds/*.pkg ../shared/fixtures/*.pkg fuzz/corpus/pkg/; fi
-    if [ {{target}} = plist ]; then cp target/fuzz-seeds/profiles/*.mobileconfig fuzz/corpus/plist/; fi
-    cargo +nightly fuzz run {{target}} -- -max_total_time={{seconds}} -rss_limit_mb=1024 -timeout=10
-
 # interoperability with rcodesign (not in CI: installing it compiles apple-codesign for several minutes)
 interop:
     #!/usr/bin/env bash
@@ -67,3 +58,12 @@ interop:
     "$confine" verify --ca "$work/ids/dev-ca.pem" "$work/resigned.pkg"
     echo "== confine inspect on rcodesign's package (signatures)"
     "$confine" inspect "$work/resigned.pkg" | sed -n '1,8p'
+# fuzz every target in fuzz/ for SECONDS each (needs nightly Rust and `cargo install cargo-fuzz`); crashes
+# land in fuzz/artifacts/<target>/
+fuzz seconds="60":
+    cd fuzz && for target in $(cargo +nightly fuzz list); do \
+        mkdir -p "corpus/$target"; \
+        seeds=""; if [ -d "seeds/$target" ]; then seeds="seeds/$target"; fi; \
+        cargo +nightly fuzz run "$target" "corpus/$target" $seeds -- \
+            -max_total_time={{seconds}} -timeout=10 -rss_limit_mb=2048 -max_len=65536; \
+    done

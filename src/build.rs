@@ -42,6 +42,7 @@ pub fn check(loaded: &LoadedSpec) -> Result<()> {
 
 /// Builds every artifact of the fleet into `options.out` and returns the manifest.
 pub fn build(loaded: &LoadedSpec, options: &BuildOptions) -> Result<Manifest> {
+    secret_payload_needs_the_flag(loaded, options.embed_secrets)?;
     let plan = Plan::new(&loaded.spec);
     let packages = PackageOptions {
         mtime: source_date_epoch()?,
@@ -261,6 +262,22 @@ fn embedded_secrets(plan: &Plan, enabled: bool) -> Result<Vec<EmbeddedSecret>> {
         }
     }
     Ok(secrets)
+}
+
+/// An extra payload entry marked `secret` is embedded like any secret: only with `--embed-secrets`.
+fn secret_payload_needs_the_flag(loaded: &LoadedSpec, enabled: bool) -> Result<()> {
+    let secret = loaded.spec.package.extra_payload.iter().find(|e| e.secret);
+    if let (Some(entry), false) = (secret, enabled) {
+        let at = &entry.source.referenced;
+        bail!(
+            "{}:{}:{}: extra payload `{}` is marked secret; anyone holding the package can read it, so it is packed only with --embed-secrets",
+            loaded.origin.display(),
+            at.line(),
+            at.column(),
+            entry.source.value
+        );
+    }
+    Ok(())
 }
 
 /// The default output folder, `dist/` in the current folder.

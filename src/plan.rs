@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use crate::spec::{self, ExecMode, InstallMethod, ProcessType, Spec};
 
 /// Where confine keeps its own files on the Mac (the installer's data file, uninstaller, agent configs,
-/// OpenClaw installs, the install status). Root-owned, so agents cannot change what runs them.
-pub const SUPPORT_ROOT: &str = "/Library/Application Support/confine";
+/// OpenClaw installs, the install status). Root-owned, so agents cannot change what runs them. Defined with
+/// the other allowed roots in the spec's path rules.
+pub use crate::spec::SUPPORT_ROOT;
 /// Where each agent's daemon logs go, one folder per agent.
 pub const LOG_ROOT: &str = "/Library/Logs/confine";
 
@@ -210,12 +211,12 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
         None => (name.clone(), a.uid.value),
     };
     let groups: Vec<String> = a.groups.iter().map(|g| g.value.clone()).collect();
-    let home = value_or(&a.home, || format!("/Users/{name}"));
-    let config_dir = format!("{SUPPORT_ROOT}/{}/agents/{name}", fleet.name);
+    let home = value_or(&a.home, || spec::default_home(&name));
+    let config_dir = spec::config_dir(&fleet.name, &name);
     let state_dir = format!("{home}/.openclaw");
     let secrets_dir = format!("{state_dir}/secrets");
     let workspace = WorkspacePlan {
-        path: value_or(&a.workspace.path, || format!("/Users/Shared/{name}-workspace")),
+        path: value_or(&a.workspace.path, || spec::default_workspace(&name)),
         group: value_or(&a.workspace.group, || {
             groups.first().cloned().unwrap_or_else(|| primary_group.clone())
         }),
@@ -227,9 +228,7 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
             .unwrap_or(0o770),
     };
     let openclaw = openclaw_plan(&a.openclaw, &config_dir);
-    let label = value_or(&a.launchd.label, || {
-        format!("{}.{name}.gateway", fleet.identifier)
-    });
+    let label = value_or(&a.launchd.label, || spec::default_label(&fleet.identifier, &name));
     let log_dir = format!("{LOG_ROOT}/{name}");
     let config_path = format!("{config_dir}/openclaw.json");
     let environment = daemon_environment(a, &home, &openclaw, &config_path, &state_dir);
@@ -276,7 +275,7 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
             elevated: a.tools.elevated,
         },
         launchd,
-        token_path: format!("{secrets_dir}/gateway-token"),
+        token_path: format!("{secrets_dir}/{}", spec::GATEWAY_TOKEN_FILE),
         token_bytes: a.credentials.gateway_token_bytes.value,
         config_dir,
         config_path,
@@ -291,7 +290,7 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
 }
 
 fn openclaw_plan(oc: &spec::OpenClaw, config_dir: &str) -> OpenClawPlan {
-    let prefix = value_or(&oc.prefix, || format!("{config_dir}/openclaw"));
+    let prefix = value_or(&oc.prefix, || spec::default_prefix(config_dir));
     OpenClawPlan {
         version: oc.version.value.clone(),
         node: oc.node.value.clone(),

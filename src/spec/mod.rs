@@ -8,6 +8,7 @@
 mod error;
 mod model;
 pub mod profiles;
+mod rules;
 mod schema;
 mod validate;
 mod yaml;
@@ -16,6 +17,11 @@ use std::path::{Path, PathBuf};
 
 pub use error::{Problem, SpecError};
 pub use model::*;
+pub use rules::GATEWAY_TOKEN_FILE;
+pub use rules::paths::{
+    SUPPORT_ROOT, config_dir, default_home, default_label, default_prefix, default_workspace,
+};
+pub use rules::sources::{MAX_CERTIFICATE_BYTES, read_bounded};
 pub use schema::json_schema;
 pub(crate) use validate::parse_octal;
 
@@ -51,6 +57,14 @@ pub fn load(path: Option<&Path>) -> Result<LoadedSpec, SpecError> {
 /// relative paths in the spec resolve against `base_dir`.
 pub fn load_text(text: &str, origin: &Path, base_dir: PathBuf) -> Result<LoadedSpec, SpecError> {
     let spec = parse_and_validate(text, origin)?;
+    let mut problems = Vec::new();
+    rules::sources::check(&spec, &base_dir, &mut problems);
+    if !problems.is_empty() {
+        return Err(SpecError {
+            file: origin.to_path_buf(),
+            problems,
+        });
+    }
     Ok(LoadedSpec {
         spec,
         origin: origin.to_path_buf(),
@@ -77,6 +91,15 @@ pub fn parse_and_validate(text: &str, file: &Path) -> Result<Spec, SpecError> {
     let tabs = yaml::tab_problems(text);
     if !tabs.is_empty() {
         return Err(fail(tabs));
+    }
+    // Deceptive characters, loose typing and tags: found on the text, before it is read as a spec.
+    let mut problems = Vec::new();
+    if text.len() <= MAX_SPEC_BYTES {
+        rules::check_text(text, &mut problems);
+    }
+    if !problems.is_empty() {
+        problems.sort_by_key(|p| (p.line, p.column));
+        return Err(fail(problems));
     }
     let (spec, mut problems) = parse(text, file)?;
     problems.extend(validate::validate(&spec));

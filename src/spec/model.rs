@@ -104,7 +104,7 @@ pub struct Agent {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub groups: Vec<Located<String>>,
-    /// Home directory. Defaults to `/Users/<name>`.
+    /// Home directory: `/Users/<name>` (the default) or `/private/var/confine/<fleet>/<name>`.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub home: Option<Located<String>>,
@@ -139,7 +139,8 @@ pub struct PrimaryGroup {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Workspace {
-    /// Defaults to `/Users/Shared/<agent>-workspace`.
+    /// Defaults to `/Users/Shared/<agent>-workspace`. Must be below `/Users/Shared/`, the agent's home or
+    /// `/private/var/confine/<fleet>/`, apart from every other agent's home and workspace.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub path: Option<Located<String>>,
@@ -167,8 +168,8 @@ pub struct OpenClaw {
     pub node: Located<String>,
     #[serde(default)]
     pub install: InstallMethod,
-    /// Root-owned npm prefix the agent cannot write. Defaults to
-    /// `/Library/Application Support/confine/<agent>/openclaw`.
+    /// Root-owned npm prefix the agent cannot write, below `/Library/Application Support/confine/`. Defaults
+    /// to `/Library/Application Support/confine/<fleet>/agents/<agent>/openclaw`.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub prefix: Option<Located<String>>,
@@ -436,6 +437,11 @@ pub struct ExtraPayload {
     /// Absolute destination on the Mac.
     #[schemars(with = "String")]
     pub destination: Located<String>,
+    /// The entry holds a secret (a private key, a credential file). It is packed only by `confine build
+    /// --embed-secrets`, like embedded secrets, and its files must be owner-only on the build machine.
+    /// Without it, a source that looks like a private key is refused.
+    #[serde(default)]
+    pub secret: bool,
 }
 
 /// Where signing identities come from. The spec only names environment variables; it never holds keys.

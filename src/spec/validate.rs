@@ -13,32 +13,6 @@ pub(crate) const MIN_ID: u32 = 1000;
 /// The highest UID/GID a spec may use; the 6xxxx range holds `nobody`-style and directory-service ids.
 pub(crate) const MAX_ID: u32 = 60000;
 
-/// Names macOS already uses for its own accounts or groups; taking one would hand the agent their rights.
-const RESERVED_NAMES: &[&str] = &[
-    "root",
-    "daemon",
-    "nobody",
-    "admin",
-    "staff",
-    "wheel",
-    "everyone",
-    "localaccounts",
-    "_developer",
-    "operator",
-    "sys",
-    "tty",
-    "kmem",
-    "certusers",
-    "authedusers",
-    "interactusers",
-    "netusers",
-    "group",
-    "owner",
-    "consoleusers",
-    "com.apple.access_ssh",
-    "com.apple.access_screensharing",
-];
-
 /// Environment variables the daemon plist sets itself.
 const RESERVED_ENVIRONMENT: &[&str] = &["HOME", "PATH", "USER", "LOGNAME", "SHELL", "TMPDIR"];
 
@@ -54,6 +28,7 @@ pub(crate) fn validate(spec: &Spec) -> Vec<Problem> {
     c.package(spec);
     c.signing(spec);
     spec.hardening.profiles.validate(&mut c.problems);
+    super::rules::check(spec, &mut c.problems);
     c.problems.sort_by_key(|p| (p.line, p.column));
     c.problems
 }
@@ -250,13 +225,6 @@ impl Checker {
         let l = &agent.launchd;
         if let Some(label) = &l.label {
             self.reverse_dns(label, "launchd label");
-            if label.value.starts_with("ai.openclaw.") {
-                self.fail(
-                    label,
-                    format!("label `{}` belongs to OpenClaw", label.value),
-                    "OpenClaw manages its own `ai.openclaw.*` jobs; use your own prefix",
-                );
-            }
         }
         if !(1..=3600).contains(&l.throttle_interval.value) {
             self.fail(
@@ -273,6 +241,14 @@ impl Checker {
             );
         }
         match parse_octal(&l.umask.value) {
+            Some(m) if m & 0o700 != 0 => self.fail(
+                &l.umask,
+                format!(
+                    "umask {} takes the agent's own permissions on its files",
+                    l.umask.value
+                ),
+                "leave the owner digit 0, e.g. `\"0007\"` or `\"0077\"`",
+            ),
             Some(m) if m & 0o007 != 0o007 => self.fail(
                 &l.umask,
                 format!(
@@ -385,7 +361,6 @@ impl Checker {
         let mut gids: BTreeMap<u32, &str> = BTreeMap::new();
         let mut group_names = BTreeSet::new();
         let mut ports = BTreeMap::new();
-        let mut labels = BTreeSet::new();
         for group in &spec.groups {
             if gids.insert(group.gid.value, group.name.value.as_str()).is_some() {
                 self.fail(
@@ -453,15 +428,6 @@ impl Checker {
                     "give every agent its own gateway port",
                 );
             }
-            if let Some(label) = &agent.launchd.label
-                && !labels.insert(label.value.clone())
-            {
-                self.fail(
-                    label,
-                    format!("launchd label `{}` is used twice", label.value),
-                    "give every agent its own label",
-                );
-            }
         }
     }
 
@@ -509,7 +475,7 @@ impl Checker {
         let v = &value.value;
         if !is_account_name(v) {
             self.fail(value, format!("{what} `{}` is not a portable account name", escape(v)), "use 1 to 31 characters: a lower-case letter or `_`, then lower-case letters, digits, `_` or `-`");
-        } else if RESERVED_NAMES.contains(&v.as_str()) {
+        } else if super::rules::names::is_system_name(v) {
             self.fail(
                 value,
                 format!("{what} `{v}` is a macOS system name"),

@@ -165,3 +165,457 @@ fn a_profile_setting_the_catalog_refuses_names_its_spec_line() {
         stderr(&output)
     );
 }
+
+// Safety rules (issue 10): specs that would damage a Mac, refused with the line of the offending value.
+
+/// The example with `lines` (indented for an agent's keys) added to agent `hexagent`.
+fn agent_with(lines: &str) -> String {
+    example_with(
+        "    # home: /Users/hexagent       # the default\n",
+        &format!("{lines}\n"),
+    )
+}
+
+/// The example plus a second agent, `docbot`, with `extra` lines in its block.
+fn second_agent(extra: &str) -> String {
+    let agent = format!(
+        "\n  - name: docbot\n    full_name: Doc Bot\n    uid: 1061\n    openclaw: {{ version: 2026.9.6 }}\n    gateway: {{ port: 18790 }}\n{extra}"
+    );
+    example_with("\nhardening:", &format!("{agent}\nhardening:"))
+}
+
+/// The example with a `package:` block.
+fn with_package(package: &str) -> String {
+    example_with("\nhardening:", &format!("\npackage:\n{package}\nhardening:"))
+}
+
+/// 1-based line of the line that is `needle`, else of the first line containing it.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l == needle)
+        .or_else(|| text.lines().position(|l| l.contains(needle)))
+        .unwrap_or_else(|| panic!("{needle:?} not in the spec"))
+        + 1
+}
+
+/// `rejected`, and one diagnostic (an `error:` line and the lines under it) names the problem and points
+/// at the line of `needle`.
+fn rejected_at(name: &str, text: &str, needle: &str, message: &str) {
+    let err = rejected(name, text);
+    let line = line_of(text, needle);
+    let located = err
+        .split("\nerror: ")
+        .any(|diagnostic| diagnostic.contains(message) && diagnostic.contains(&format!("{name}:{line}:")));
+    assert!(located, "{name}: expected `{message}` at line {line}:\n{err}");
+}
+
+#[test]
+fn homes_and_workspaces_in_system_places() {
+    let system = [
+        "/etc",
+        "/System",
+        "/Library",
+        "/usr/local",
+        "/Users/Shared",
+        "/private/var/db/dslocal",
+        "/Library/LaunchDaemons",
+        "/Users",
+        "/Users/alice",
+        "/var/hexagent",
+    ];
+    for (i, place) in system.iter().enumerate() {
+        let text = agent_with(&format!("    home: {place}"));
+        rejected_at(&format!("home{i}.yaml"), &text, "    home:", "is not allowed");
+        let text = example_with(
+            "path: /Users/Shared/hexagent-workspace",
+            &format!("path: {place}"),
+        );
+        rejected_at(&format!("ws{i}.yaml"), &text, "      path:", "is not allowed");
+    }
+}
+
+#[test]
+fn openclaw_prefix_outside_confines_root_owned_folder() {
+    for (i, prefix) in [
+        "/Users",
+        "/usr/local",
+        "/Users/Shared/hexagent-workspace/oc",
+        "/Users/hexagent/oc",
+        "/Library/Application Support/confine",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let text = example_with(
+            "      install: npm ",
+            &format!("      prefix: \"{prefix}\"\n      install: npm "),
+        );
+        rejected_at(&format!("prefix{i}.yaml"), &text, "prefix:", "OpenClaw prefix");
+    }
+}
+
+#[test]
+fn system_account_and_group_names() {
+    for (i, name) in [
+        "shared", "_www", "_sshd", "_mysql", "bin", "procmod", "guest", "root",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let text = second_agent("").replace("  - name: docbot", &format!("  - name: {name}"));
+        rejected_at(
+            &format!("agent{i}.yaml"),
+            &text,
+            &format!("  - name: {name}"),
+            "macOS system name",
+        );
+    }
+    for (i, name) in ["_lpadmin", "_appserveradm", "access_ssh", "wheel"]
+        .iter()
+        .enumerate()
+    {
+        let text = example_with("  - name: shared_agents", &format!("  - name: {name}"));
+        rejected_at(
+            &format!("group{i}.yaml"),
+            &text,
+            &format!("  - name: {name}"),
+            "macOS system name",
+        );
+    }
+}
+
+#[test]
+fn agents_that_overlap() {
+    let text = second_agent("    home: /Users/hexagent\n");
+    rejected_at(
+        "samehome.yaml",
+        &text,
+        "    home: /Users/hexagent",
+        "overlaps agent `hexagent`'s home",
+    );
+    let text = second_agent("    workspace: { path: /Users/Shared/hexagent-workspace }\n");
+    rejected_at(
+        "samews.yaml",
+        &text,
+        "    workspace: { path:",
+        "overlaps agent `hexagent`'s workspace",
+    );
+    let text = second_agent("    workspace: { path: /Users/hexagent/shared }\n");
+    rejected_at("wsinhome.yaml", &text, "    workspace: { path:", "is not allowed");
+    // Homes that differ only in case: the second is refused as not the agent's own, and overlapping.
+    let text = second_agent("    home: /Users/HEXAGENT\n");
+    rejected_at(
+        "casehome.yaml",
+        &text,
+        "    home: /Users/HEXAGENT",
+        "overlaps agent `hexagent`'s home",
+    );
+    // A workspace in the dedicated root equal to another agent's home there.
+    let text = second_agent("    home: /private/var/confine/halfday-agents/docbot\n").replace(
+        "path: /Users/Shared/hexagent-workspace",
+        "path: /private/var/confine/halfday-agents/docbot",
+    );
+    rejected_at(
+        "wsishome.yaml",
+        &text,
+        "path: /private/var/confine/",
+        "overlaps agent `docbot`'s home",
+    );
+}
+
+#[test]
+fn credential_names_that_collide_with_generated_files() {
+    let cases = [
+        (
+            "- name: github_pat ",
+            "- name: gateway-token ",
+            "- name: gateway-token",
+            "gateway token",
+        ),
+        (
+            "- name: deploy_halfday ",
+            "- name: config ",
+            "- name: config",
+            "taken by a file in `~/.ssh`",
+        ),
+        (
+            "- name: deploy_halfday ",
+            "- name: x\n          host: github.com\n        - name: x.pub ",
+            "- name: x.pub",
+            "taken by a file",
+        ),
+        (
+            "- name: github_pat ",
+            "- name: GitHub_PAT\n        - name: github_pat ",
+            "- name: github_pat",
+            "only in case",
+        ),
+    ];
+    for (i, (from, to, needle, message)) in cases.iter().enumerate() {
+        rejected_at(
+            &format!("credential{i}.yaml"),
+            &example_with(from, to),
+            needle,
+            message,
+        );
+    }
+}
+
+#[test]
+fn launchd_labels_that_collide() {
+    let text = agent_with("    launchd: { label: AI.OpenClaw.gateway }");
+    rejected_at("openclaw.yaml", &text, "label: AI.OpenClaw", "OpenClaw's");
+    let text = agent_with("    launchd: { label: com.apple.hexagent }");
+    rejected_at("apple.yaml", &text, "label: com.apple", "Apple's");
+    let text = second_agent("    launchd: { label: com.example.gateway }\n").replace(
+        "    # launchd:\n",
+        "    launchd: { label: COM.example.Gateway }\n",
+    );
+    rejected_at(
+        "caselabel.yaml",
+        &text,
+        "label: com.example.gateway",
+        "compared ignoring case",
+    );
+    // An explicit label equal to another agent's default fails validation, not the build.
+    let text = second_agent("    launchd: { label: com.halfday.agents.hexagent.gateway }\n");
+    rejected_at(
+        "default.yaml",
+        &text,
+        "launchd: { label: com.halfday.agents.hexagent.gateway",
+        "also agent `hexagent`'s label",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = write(dir.path(), "default.yaml", &text);
+    let output = confine().arg("validate").arg(&spec).output().expect("runs");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+}
+
+#[test]
+fn invisible_and_deceptive_text() {
+    let cases = [
+        (
+            "  organization: Halfday ",
+            "  organization: \u{200B} ",
+            "zero-width",
+        ),
+        (
+            "    full_name: Hex Agent",
+            "    full_name: Hex \u{202E}tnegA",
+            "bidirectional",
+        ),
+        (
+            "  organization: Halfday ",
+            "  organization: Half\u{2028}day ",
+            "line or paragraph separator",
+        ),
+        (
+            "  organization: Halfday ",
+            "  organization: \"Half\\u200Bday\" ",
+            "zero-width",
+        ),
+        ("  organization: Halfday ", "  organization: \u{3164} ", "filler"),
+        (
+            "  organization: Halfday ",
+            "  organization: \"\\e[2J\" ",
+            "control character",
+        ),
+        (
+            "# yaml-language-server",
+            "# \u{202E} yaml-language-server",
+            "bidirectional",
+        ),
+        // A Cyrillic `е` that looks Latin, and a zero-width space, in a workspace path.
+        (
+            "path: /Users/Shared/hexagent-workspace",
+            "path: /Users/Shar\u{435}d/hexagent-workspace",
+            "look-alike scripts",
+        ),
+        (
+            "path: /Users/Shared/hexagent-workspace",
+            "path: /Users/Shared/hex\u{200B}agent-workspace",
+            "zero-width",
+        ),
+    ];
+    for (i, (from, to, message)) in cases.iter().enumerate() {
+        let text = example_with(from, to);
+        rejected_at(&format!("text{i}.yaml"), &text, to.trim(), message);
+    }
+    let text = example_with("  organization: Halfday ", "  organization: \"\u{a0}\u{3000}\" ");
+    rejected_at("blank.yaml", &text, "  organization:", "empty");
+}
+
+#[test]
+fn loose_yaml_typing() {
+    let cases = [
+        (
+            "    uid: 1051 ",
+            "    uid: \"1051\" ",
+            "quoted text where a number goes",
+        ),
+        ("    uid: 1051 ", "    uid: 0x41B ", "not a plain decimal number"),
+        ("    uid: 1051 ", "    uid: 1_051 ", "not a plain decimal number"),
+        ("    uid: 1051 ", "    uid: +1051 ", "not a plain decimal number"),
+        (
+            "  lock_human_homes: true",
+            "  lock_human_homes: yes",
+            "not a boolean",
+        ),
+        (
+            "  lock_human_homes: true",
+            "  lock_human_homes: on",
+            "not a boolean",
+        ),
+        (
+            "  lock_human_homes: true",
+            "  lock_human_homes: True",
+            "not a boolean",
+        ),
+        (
+            "  lock_human_homes: true",
+            "  lock_human_homes: \"true\"",
+            "quoted text",
+        ),
+        (
+            "  organization: Halfday ",
+            "  organization: !!python/object Halfday ",
+            "YAML tags are not allowed",
+        ),
+        (
+            "  organization: Halfday ",
+            "  organization: !!str Halfday ",
+            "YAML tags are not allowed",
+        ),
+        (
+            "    restrictions: { enabled: true }",
+            "    restrictions: { settings: { allowAirDrop: off } }",
+            "reads as a boolean",
+        ),
+        (
+            "    restrictions: { enabled: true }",
+            "    restrictions: { settings: { maxGracePeriod: 0x10 } }",
+            "in a form YAML tools read differently",
+        ),
+    ];
+    for (i, (from, to, message)) in cases.iter().enumerate() {
+        let text = example_with(from, to);
+        rejected_at(&format!("type{i}.yaml"), &text, to.trim(), message);
+    }
+    for (i, umask) in ["0777", "0107", "0407"].iter().enumerate() {
+        let text = agent_with(&format!("    launchd: {{ umask: \"{umask}\" }}"));
+        rejected_at(
+            &format!("umask{i}.yaml"),
+            &text,
+            "umask:",
+            "the agent's own permissions",
+        );
+    }
+}
+
+#[test]
+fn extra_payload_and_certificate_sources() {
+    let fixtures = tempfile::tempdir().expect("tempdir");
+    let key = write(
+        fixtures.path(),
+        "deploy",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+    );
+    let tree = fixtures.path().join("tool");
+    std::fs::create_dir_all(tree.join("conf")).expect("mkdir");
+    write(
+        &tree.join("conf"),
+        "server.pem",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n",
+    );
+    let cases = [
+        ("/etc/shadow".to_owned(), "credential store"),
+        ("/etc".to_owned(), "credential store"),
+        ("/dev/zero".to_owned(), "pseudo file system"),
+        ("/proc/self/environ".to_owned(), "pseudo file system"),
+        ("/".to_owned(), "pseudo file system"),
+        (key.display().to_string(), "looks like a private key"),
+        (tree.display().to_string(), "looks like a private key"),
+        ("missing/file".to_owned(), "cannot read"),
+    ];
+    for (i, (source, message)) in cases.iter().enumerate() {
+        let text = with_package(&format!(
+            "  extra_payload:\n    - {{ source: \"{source}\", destination: /usr/local/libexec/x }}"
+        ));
+        rejected_at(&format!("source{i}.yaml"), &text, "source:", message);
+    }
+    for (i, (cert, message)) in [
+        ("/dev/zero", "pseudo file system"),
+        ("/etc/shadow", "credential store"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let text = example_with(
+            "    # certificate: { path: fleet-ca.pem }",
+            &format!("    certificate: {{ path: \"{cert}\" }}"),
+        );
+        rejected_at(&format!("cert{i}.yaml"), &text, "certificate:", message);
+    }
+}
+
+#[test]
+fn a_secret_payload_is_owner_only_and_needs_embed_secrets() {
+    use std::os::unix::fs::PermissionsExt;
+    let fixtures = tempfile::tempdir().expect("tempdir");
+    let key = write(
+        fixtures.path(),
+        "deploy",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let text = with_package(&format!(
+        "  extra_payload:\n    - {{ source: \"{}\", destination: /usr/local/etc/deploy, secret: true }}",
+        key.display()
+    ));
+    rejected_at("groupreadable.yaml", &text, "source:", "others can read it");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let err = rejected("noflag.yaml", &text);
+    assert!(err.contains("only with --embed-secrets"), "{err}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = write(dir.path(), "fleet.yaml", &text);
+    confine()
+        .arg("build")
+        .arg(&spec)
+        .arg("--embed-secrets")
+        .arg("--out")
+        .arg(dir.path().join("dist"))
+        .assert()
+        .success();
+}
+
+#[test]
+fn extra_payload_destinations_that_clash() {
+    let fixtures = tempfile::tempdir().expect("tempdir");
+    let file = write(fixtures.path(), "tool", "#!/bin/sh\n");
+    let cases = [
+        (
+            "/Library/LaunchDaemons/com.halfday.agents.hexagent.gateway.plist",
+            "plist of the daemon",
+        ),
+        ("/Users/hexagent/.zshrc", "can write"),
+        ("/Users/Shared/hexagent-workspace/x", "can write"),
+        ("/usr", "system folder"),
+        ("/System/Library/x", "nothing may be installed"),
+        (
+            "/Library/Application Support/confine/halfday-agents/uninstall",
+            "confine's own folder",
+        ),
+    ];
+    for (i, (dest, message)) in cases.iter().enumerate() {
+        let text = with_package(&format!(
+            "  extra_payload:\n    - {{ source: \"{}\", destination: \"{dest}\" }}",
+            file.display()
+        ));
+        rejected_at(&format!("dest{i}.yaml"), &text, "destination:", message);
+    }
+    let text = with_package(&format!(
+        "  extra_payload:\n    - {{ source: \"{0}\", destination: /usr/local/bin/tool }}\n    - {{ source: \"{0}\", destination: /usr/local/bin/TOOL }}",
+        file.display()
+    ));
+    rejected_at("dupdest.yaml", &text, "/usr/local/bin/TOOL", "also");
+}

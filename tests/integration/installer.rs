@@ -649,7 +649,7 @@ agents:
     full_name: {aname}
     uid: 1051
     groups: [shared_agents]
-    home: {home}
+    home: /private/var/confine/evil/hexagent
     workspace: {{ path: {ws} }}
     openclaw: {{ version: 2026.9.6 }}
     tools: {{ exec: {{ allowlist: [{allow}] }} }}
@@ -659,7 +659,6 @@ agents:
         org = q(&evil),
         gname = q(&evil_multiline),
         aname = q(&evil_multiline),
-        home = q(&format!("/Users/it's $(touch {canary})")),
         ws = q(&format!("/Users/Shared/w `touch {canary}`")),
         allow = q(&format!("/usr/bin/$(touch {canary})")),
         comment = q(&evil),
@@ -677,10 +676,20 @@ agents:
         mac.ds("Groups", "shared_agents", "RealName"),
         Some(evil_multiline)
     );
+    // A home cannot hold hostile text (the spec allows `/Users/<agent>` or the dedicated root below), so
+    // this one checks the dedicated root: the folders above the home are root's, not the agent's.
     assert_eq!(
         mac.ds("Users", "hexagent", "NFSHomeDirectory"),
-        Some(format!("/Users/it's $(touch {canary})"))
+        Some("/private/var/confine/evil/hexagent".to_owned())
     );
+    for parent in ["/private/var/confine", "/private/var/confine/evil"] {
+        let (mode, uid, _) = mode_owner(&mac, parent);
+        assert_eq!(
+            (uid, mode & 0o022),
+            (0, 0),
+            "{parent} is root's and not writable by others"
+        );
+    }
     assert_eq!(mode_owner(&mac, &plan.agents[0].home), (0o700, 1051, 1051));
     assert_eq!(
         mode_owner(&mac, &plan.agents[0].workspace.path),
