@@ -7,10 +7,10 @@
 //! inside 1 GiB of address space. Readers that recurse never go deeper than [`MAX_NESTING`].
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{self, Read};
 use std::path::Path;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result};
 
 /// Nesting of XML elements (xar TOC, PackageInfo, Distribution) and of property-list arrays and
 /// dictionaries. Real documents nest fewer than 15 levels; the readers and the `Drop` of their trees
@@ -68,18 +68,21 @@ pub const MAX_PLIST_VALUES: usize = 200_000;
 /// profile.
 pub const MAX_PLIST_BYTES: u64 = 4 * MAX_PROFILE_BYTES;
 
-/// Reads the whole file at `path`, refusing one larger than `limit` bytes. Reads at most one byte past
-/// the limit, so a device or a growing file (`/dev/zero`) cannot keep it reading.
+/// Reads `reader` to its end, refusing more than `limit` bytes. Reads at most one byte past the limit,
+/// so a device or a growing file (`/dev/zero`) cannot keep it reading.
+pub fn read_within(reader: impl Read, limit: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::other(format!(
+            "larger than the limit of {limit} bytes"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// The whole file at `path`, of at most `limit` bytes (see [`read_within`]).
 pub fn read_file_within(path: &Path, limit: u64) -> Result<Vec<u8>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut bytes = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    ensure!(
-        bytes.len() as u64 <= limit,
-        "{} is larger than the limit of {limit} bytes",
-        path.display()
-    );
-    Ok(bytes)
+    read_within(file, limit).with_context(|| format!("cannot read {}", path.display()))
 }

@@ -128,11 +128,8 @@ pub(crate) fn check_content_type(cms_der: &[u8]) -> Result<()> {
         .and_then(|fields| fields.get(1)?.children())
         .and_then(|explicit| explicit.first()?.children())
         .context(MALFORMED)?;
-    let content_type = signed_data
-        .get(2)
-        .and_then(Tlv::children)
-        .and_then(|encapsulated| Some(encapsulated.first()?.contents))
-        .context(MALFORMED)?;
+    // encapContentInfo ::= SEQUENCE { eContentType OID, … }
+    let content_type = first_child_contents(signed_data.get(2))?;
     if content_type != ID_DATA {
         bail!("the CMS eContentType is not id-data (1.2.840.113549.1.7.1)");
     }
@@ -147,6 +144,14 @@ pub(crate) fn check_content_type(cms_der: &[u8]) -> Result<()> {
 
 const MALFORMED: &str = "the CMS SignedData is malformed";
 
+/// The contents of the first element inside `element`.
+fn first_child_contents<'a>(element: Option<&Tlv<'a>>) -> Result<&'a [u8]> {
+    element
+        .and_then(Tlv::children)
+        .and_then(|children| Some(children.first()?.contents))
+        .context(MALFORMED)
+}
+
 /// A signer's signed attributes (`[0]`), when it has any, must hold a `contentType` equal to `expected`.
 fn check_signed_content_type(signer: &Tlv, expected: &[u8]) -> Result<()> {
     let fields = signer.children().context(MALFORMED)?;
@@ -159,12 +164,8 @@ fn check_signed_content_type(signer: &Tlv, expected: &[u8]) -> Result<()> {
             .first()
             .is_some_and(|oid| oid.contents == CONTENT_TYPE_ATTRIBUTE)
         {
-            let value = parts
-                .get(1)
-                .and_then(Tlv::children)
-                .and_then(|values| Some(values.first()?.contents))
-                .context(MALFORMED)?;
-            if value != expected {
+            // Attribute ::= SEQUENCE { attrType OID, attrValues SET { OID } }
+            if first_child_contents(parts.get(1))? != expected {
                 bail!("the CMS signed contentType attribute does not match the eContentType");
             }
             return Ok(());

@@ -584,6 +584,6 @@ fn a_profile_that_never_ends_is_read_only_up_to_the_limit() {
     let endless = tmp.path().join("endless.mobileconfig");
     std::os::unix::fs::symlink("/dev/zero", &endless).unwrap();
     for command in ["validate", "verify"] {
-        refuse(command, &endless, "is larger than the limit of 16777216 bytes");
+        refuse(command, &endless, "larger than the limit of 16777216 bytes");
     }
 }
