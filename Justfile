@@ -26,6 +26,10 @@ example:
 bench:
     cargo bench --locked --bench pkg
 
+# push benchmark: peak memory of 10 MB and 100 MB package uploads to the Jamf and Kandji doubles
+bench-push:
+    tests/bench/push-memory.sh
+
 # write the spec's JSON Schema for editors (yaml-language-server)
 schema:
     cargo run --locked --quiet -- schema > fleet.schema.json

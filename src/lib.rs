@@ -15,6 +15,7 @@ pub mod installer;
 pub mod launchd;
 pub mod layout;
 pub mod limits;
+pub mod mdm;
 pub mod openclaw;
 pub mod output;
 pub mod pkg;

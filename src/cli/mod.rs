@@ -8,6 +8,7 @@
 mod build;
 mod json;
 mod package;
+mod push;
 mod shell;
 mod source;
 mod ui;
@@ -83,6 +84,11 @@ enum Command {
     /// failure.
     #[command(after_help = package::VERIFY_EXAMPLES)]
     Verify(package::VerifyArgs),
+    /// Deliver a build to Jamf Pro and Kandji: the signed package, the profiles, a Jamf policy and Kandji
+    /// blueprint assignments. Each object is created, updated or left alone; a rerun changes nothing.
+    /// Credentials come from the environment variables the spec's `mdm` section names.
+    #[command(after_help = push::EXAMPLES)]
+    Push(push::PushArgs),
     /// Development signing identities.
     #[command(subcommand)]
     Identity(IdentityCommand),
@@ -156,6 +162,7 @@ fn run(command: Command, ui: &Ui) -> Result<bool> {
         Command::Identity(IdentityCommand::New { out }) => build::identity_new(&out).map(|()| true),
         Command::Inspect(args) => package::inspect(&args, ui),
         Command::Verify(args) => package::verify(&args, ui),
+        Command::Push(args) => push::push(&args, ui),
         Command::Completions { shell } => shell::completions(shell).map(|()| true),
         Command::Man => shell::man().map(|()| true),
     }

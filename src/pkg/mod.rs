@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail, ensure};
 
 pub use inspect::inspect;
+pub(crate) use reader::{Element, parse_xml};
 pub use verify::{SignatureParts, Verification, verify};
 pub(crate) use xar::civil_from_days;
 

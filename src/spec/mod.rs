@@ -6,6 +6,7 @@
 //! memory.
 
 mod error;
+pub mod mdm;
 mod model;
 pub mod profiles;
 mod rules;

@@ -37,6 +37,9 @@ pub struct Spec {
     pub package: Package,
     #[serde(default)]
     pub signing: Signing,
+    /// Where `confine push` delivers the build (Jamf Pro, Kandji). Optional.
+    #[serde(default)]
+    pub mdm: Option<super::mdm::Mdm>,
 }
 
 /// Who the fleet belongs to and how its artifacts are named.
@@ -463,7 +466,7 @@ pub struct Signing {
     pub pkg_identity_env: Option<Located<String>>,
 }
 
-fn unlocated<T>(value: T) -> Located<T> {
+pub(super) fn unlocated<T>(value: T) -> Located<T> {
     Spanned::new(
         value,
         serde_saphyr::Location::UNKNOWN,

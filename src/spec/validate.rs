@@ -27,6 +27,9 @@ pub(crate) fn validate(spec: &Spec) -> Vec<Problem> {
     c.unique_across_agents(spec);
     c.package(spec);
     c.signing(spec);
+    if let Some(mdm) = &spec.mdm {
+        mdm.validate(&mut c.problems);
+    }
     spec.hardening.profiles.validate(&mut c.problems);
     super::rules::check(spec, &mut c.problems);
     c.problems.sort_by_key(|p| (p.line, p.column));
@@ -621,7 +624,7 @@ fn is_account_name(v: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
-fn is_env_name(v: &str) -> bool {
+pub(super) fn is_env_name(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= 64
         && v.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')

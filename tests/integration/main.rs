@@ -31,3 +31,5 @@ mod hostile_files;
 mod signed_build;
 // RFC 3161 timestamps from a local `openssl ts` authority: tokens openssl accepts, bad answers refused.
 mod timestamp;
+// confine push: stateful Jamf Pro and Kandji doubles that check every call against the vendors' API descriptions.
+mod push;

@@ -1,0 +1,135 @@
+//! Is the profile an MDM holds the one confine built? MDMs rewrite profiles on the way in: Jamf Pro gives
+//! every payload a new `PayloadUUID` and the profile a new `PayloadIdentifier`, adds keys such as
+//! `PayloadEnabled`, `PayloadScope` or `PayloadOrganization`, re-indents the XML and trims strings. A
+//! byte comparison would see a permanent change, so both sides are compared after normalising that away.
+//!
+//! The rules: `PayloadUUID` and `PayloadIdentifier` are ignored everywhere; a key from
+//! [`MDM_ADDED_KEYS`] the MDM holds and confine's copy lacks is ignored; strings compare trimmed. Anything
+//! else (a value confine sets, a key confine sets or removed) is a change.
+
+use plist::Value;
+
+/// Keys an MDM adds to payloads it stores.
+const MDM_ADDED_KEYS: &[&str] = &[
+    "PayloadEnabled",
+    "PayloadScope",
+    "PayloadOrganization",
+    "PayloadDescription",
+    "PayloadDisplayName",
+    "PayloadRemovalDisallowed",
+    "PayloadVersion",
+];
+
+/// Keys an MDM regenerates.
+const REGENERATED_KEYS: &[&str] = &["PayloadUUID", "PayloadIdentifier"];
+
+/// Whether the MDM's copy `theirs` holds the same profile as `ours` (both property lists, XML or binary).
+pub fn same_profile(ours: &[u8], theirs: &[u8]) -> bool {
+    match (
+        Value::from_reader(std::io::Cursor::new(ours)),
+        Value::from_reader(std::io::Cursor::new(theirs)),
+    ) {
+        (Ok(ours), Ok(theirs)) => same(&ours, &theirs),
+        _ => false,
+    }
+}
+
+/// The top-level `PayloadIdentifier` of a profile, if it parses.
+pub fn payload_identifier(profile: &[u8]) -> Option<String> {
+    top_level_string(profile, "PayloadIdentifier")
+}
+
+/// The top-level `PayloadDisplayName` of a profile, if it parses.
+pub fn display_name(profile: &[u8]) -> Option<String> {
+    top_level_string(profile, "PayloadDisplayName")
+}
+
+/// `ours` with the top-level `PayloadUUID` and `PayloadIdentifier` of `theirs` (XML plist out).
+pub fn with_identity_of(ours: &[u8], theirs: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut profile = Value::from_reader(std::io::Cursor::new(ours))?;
+    let dict = profile
+        .as_dictionary_mut()
+        .ok_or_else(|| anyhow::anyhow!("the profile is not a dictionary"))?;
+    for key in REGENERATED_KEYS {
+        if let Some(value) = top_level_string(theirs, key) {
+            dict.insert((*key).to_owned(), Value::String(value));
+        }
+    }
+    let mut out = Vec::new();
+    profile.to_writer_xml(&mut out)?;
+    Ok(out)
+}
+
+fn top_level_string(profile: &[u8], key: &str) -> Option<String> {
+    let value = Value::from_reader(std::io::Cursor::new(profile)).ok()?;
+    value.as_dictionary()?.get(key)?.as_string().map(str::to_owned)
+}
+
+fn same(ours: &Value, theirs: &Value) -> bool {
+    match (ours, theirs) {
+        (Value::Dictionary(a), Value::Dictionary(b)) => {
+            let relevant = |k: &String| !REGENERATED_KEYS.contains(&k.as_str());
+            a.keys().filter(|k| relevant(k)).all(|k| match b.get(k) {
+                Some(theirs) => same(&a[k], theirs),
+                None => false,
+            }) && b
+                .keys()
+                .filter(|k| relevant(k) && !a.contains_key(k.as_str()))
+                .all(|k| MDM_ADDED_KEYS.contains(&k.as_str()))
+        }
+        (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y)),
+        (Value::String(a), Value::String(b)) => a.trim() == b.trim(),
+        (Value::Integer(a), Value::Real(b)) | (Value::Real(b), Value::Integer(a)) => {
+            a.as_signed().is_some_and(|a| a as f64 == *b)
+        }
+        _ => ours == theirs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plist(body: &str) -> Vec<u8> {
+        format!(r#"<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict>{body}</dict></plist>"#)
+            .into_bytes()
+    }
+
+    const OURS: &str = "<key>PayloadIdentifier</key><string>com.example.p</string><key>PayloadUUID</key><string>A</string><key>PayloadContent</key><array><dict><key>PayloadUUID</key><string>B</string><key>EnableFirewall</key><true/></dict></array>";
+
+    #[test]
+    fn jamf_rewrites_are_not_changes() {
+        let theirs = "<key>PayloadIdentifier</key><string>0F0F</string><key>PayloadUUID</key><string>0F0F</string><key>PayloadContent</key><array><dict><key>PayloadUUID</key><string>C</string><key>PayloadEnabled</key><true/><key>EnableFirewall</key><true/></dict></array><key>PayloadScope</key><string>System</string>";
+        assert!(same_profile(&plist(OURS), &plist(theirs)));
+    }
+
+    #[test]
+    fn updates_keep_the_mdm_identity() {
+        let theirs = plist(
+            "<key>PayloadIdentifier</key><string>0F0F</string><key>PayloadUUID</key><string>0E0E</string>",
+        );
+        let kept = with_identity_of(&plist(OURS), &theirs).expect("rewritten");
+        assert_eq!(payload_identifier(&kept).as_deref(), Some("0F0F"));
+        assert_eq!(top_level_string(&kept, "PayloadUUID").as_deref(), Some("0E0E"));
+        assert!(same_profile(&plist(OURS), &kept));
+    }
+
+    #[test]
+    fn real_changes_are_changes() {
+        let flipped = OURS.replace("<true/></dict>", "<false/></dict>");
+        assert!(!same_profile(&plist(OURS), &plist(&flipped)));
+        let extra = OURS.replace(
+            "</dict></array>",
+            "<key>BlockAllIncoming</key><true/></dict></array>",
+        );
+        assert!(
+            !same_profile(&plist(OURS), &plist(&extra)),
+            "a key confine no longer sets"
+        );
+        assert!(
+            !same_profile(&plist(&extra), &plist(OURS)),
+            "a key confine now sets"
+        );
+        assert!(!same_profile(&plist(OURS), b"not a plist"));
+    }
+}
