@@ -9,9 +9,13 @@ default:
 build:
     cargo build --locked --all-targets
 
-# run the test suite (the same command CI runs)
+# run the test suite (the same command CI runs; the end-to-end tests need `just e2e-tools` once)
 test:
     cargo test --locked
+
+# install the pinned real node, npm and OpenClaw the end-to-end tests run (~/.cache/confine-e2e)
+e2e-tools:
+    .ci/install-e2e-tools
 
 # clippy with warnings as errors, and the formatting check
 lint:

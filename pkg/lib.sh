@@ -337,6 +337,80 @@ stop_daemon() {
 	fi
 }
 
+# as_agent COMMAND...: runs COMMAND as the agent (its UID, GID and groups), never as root.
+as_agent() { sudo -n -u "$A_NAME" "$@"; }
+
+# The agent's OpenClaw: OPENCLAW_PACKAGE is the package of the version being installed, and openclaw_cli
+# runs its CLI as the agent, with the daemon's environment (config read-only, no self-update, no service
+# repair), so every check sees what the daemon will see.
+openclaw_package() {
+	case $A_INSTALL in
+	npm) OPENCLAW_PACKAGE=$T$A_PREFIX/versions/$A_OPENCLAW_VERSION/lib/node_modules/openclaw ;;
+	*) OPENCLAW_PACKAGE=$T$A_PREFIX/lib/node_modules/openclaw ;;
+	esac
+}
+
+openclaw_cli() {
+	as_agent env -i HOME="$T$A_HOME" PATH="$T${A_NODE%/*}:/usr/bin:/bin:/usr/sbin:/sbin" \
+		OPENCLAW_CONFIG_PATH="$T$A_CONFIG_PATH" OPENCLAW_STATE_DIR="$T$A_STATE_DIR" \
+		OPENCLAW_CONFIG_READONLY=1 OPENCLAW_NO_AUTO_UPDATE=1 OPENCLAW_SERVICE_REPAIR_POLICY=external \
+		"$T$A_NODE" "$OPENCLAW_PACKAGE/openclaw.mjs" "$@"
+}
+
+# lifecycle_pending PACKAGE: true while OpenClaw would refuse to run from PACKAGE because its package
+# lifecycle is unfinished (the markers its launcher checks, or a lifecycle still holding its lock).
+lifecycle_pending() {
+	[ -e "$1/.openclaw-lifecycle-pending" ] || [ -e "$1/dist/openclaw-install-guard" ] ||
+		[ -e "$1/.openclaw-lifecycle-lock" ]
+}
+
+# package_field PACKAGE_JSON KEY: the first `"KEY": "value"` of an npm package.json (npm writes one key
+# per line), e.g. version; `engines.node` reads the "node" inside "engines".
+package_field() {
+	awk -v key="$2" '
+		function value(line) { sub(/^[^:]*:[[:space:]]*"/, "", line); sub(/".*$/, "", line); return line }
+		key == "engines.node" && /^[[:space:]]*"engines"[[:space:]]*:/ { inside = 1 }
+		inside && /^[[:space:]]*"node"[[:space:]]*:/ { print value($0); exit }
+		inside && /}/ { inside = 0 }
+		key != "engines.node" && $0 ~ "^[[:space:]]*\"" key "\"[[:space:]]*:[[:space:]]*\"" { print value($0); exit }
+	' "$1"
+}
+
+# node_satisfies VERSION RANGE: whether VERSION (e.g. 24.22.3) is in an npm `engines` RANGE made of
+# comparators (>=, >, <=, <, =, or a bare version; missing parts are 0) joined by spaces and `||`.
+# Anything else (^, ~, x-ranges, hyphens) is refused: the check fails closed.
+node_satisfies() {
+	awk -v have="$1" -v range="$2" '
+		function cmp(a, b,   x, y, i) {
+			split(a, x, "."); split(b, y, ".")
+			for (i = 1; i <= 3; i++) {
+				if (x[i] + 0 > y[i] + 0) return 1
+				if (x[i] + 0 < y[i] + 0) return -1
+			}
+			return 0
+		}
+		function holds(c,   op, v, r) {
+			op = c; sub(/[0-9].*$/, "", op); v = substr(c, length(op) + 1)
+			if (v !~ /^[0-9]+(\.[0-9]+)?(\.[0-9]+)?$/) exit 2
+			r = cmp(have, v)
+			if (op == ">=") return r >= 0
+			if (op == ">") return r > 0
+			if (op == "<=") return r <= 0
+			if (op == "<") return r < 0
+			if (op == "=" || op == "") return r == 0
+			exit 2
+		}
+		BEGIN {
+			n = split(range, alternatives, /[[:space:]]*\|\|[[:space:]]*/)
+			for (i = 1; i <= n; i++) {
+				m = split(alternatives[i], comparators, /[[:space:]]+/); ok = 1; seen = 0
+				for (j = 1; j <= m; j++) if (comparators[j] != "") { seen = 1; if (!holds(comparators[j])) ok = 0 }
+				if (seen && ok) exit 0
+			}
+			exit 1
+		}'
+}
+
 # json_str VALUE: VALUE as a JSON string. awk reads it from the environment, which (unlike -v) keeps
 # backslashes as they are.
 json_str() {

@@ -20,7 +20,9 @@ pub fn daemon_plist(agent: &AgentPlan) -> Result<Vec<u8>> {
     d.insert("GroupName".into(), agent.primary_group.clone().into());
     // initgroups(3) gives the daemon the agent's supplementary groups (the shared workspace group).
     d.insert("InitGroups".into(), true.into());
-    // Property lists have no octal: launchd wants the umask as a decimal integer (0007 → 7).
+    // Property lists have no octal: launchd wants the umask as a decimal integer (0007 → 7). OpenClaw's
+    // own job uses 077; confine's default 007 differs on purpose: the workspace is shared with a group
+    // of humans, who must be able to read and edit what the agent writes there (never the world).
     d.insert("Umask".into(), Value::Integer(l.umask.into()));
     d.insert("WorkingDirectory".into(), agent.workspace.path.clone().into());
     d.insert("ProgramArguments".into(), program_arguments(agent));
@@ -36,8 +38,13 @@ pub fn daemon_plist(agent: &AgentPlan) -> Result<Vec<u8>> {
         "ThrottleInterval".into(),
         Value::Integer(l.throttle_interval.into()),
     );
+    // OpenClaw's own job gives the gateway 20 s to drain at stop, as the spec's default does.
     d.insert("ExitTimeOut".into(), Value::Integer(l.exit_timeout.into()));
+    // OpenClaw's own LaunchAgent is Interactive, for a user's session; a daemon with no user attached
+    // defaults to Standard, which is not throttled like Background.
     d.insert("ProcessType".into(), process_type(l.process_type).into());
+    // As in OpenClaw's own job: the gateway never reads a terminal.
+    d.insert("StandardInPath".into(), "/dev/null".into());
     d.insert(
         "StandardOutPath".into(),
         format!("{}/gateway.out.log", agent.log_dir).into(),
@@ -108,6 +115,6 @@ mod tests {
         let d = example_plist();
         let env = d["EnvironmentVariables"].as_dictionary().expect("env");
         assert!(env.keys().all(|k| !k.contains("TOKEN")), "{env:?}");
-        assert_eq!(env["OPENCLAW_NIX_MODE"].as_string(), Some("1"));
+        assert_eq!(env["OPENCLAW_CONFIG_READONLY"].as_string(), Some("1"));
     }
 }

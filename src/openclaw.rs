@@ -2,21 +2,26 @@
 //!
 //! Keys follow OpenClaw's configuration reference for the pinned version: the gateway binds loopback
 //! with token auth, and the token is a file SecretRef (never inline), so the config holds no secret. The
-//! file is installed root-owned and group-readable by the agent: with `OPENCLAW_NIX_MODE=1` OpenClaw
-//! treats it as immutable, and the agent cannot loosen its own policy. The exec allowlist is not a config
-//! key; the installer seeds it with `openclaw approvals allowlist add`.
+//! file is installed root-owned and group-readable by the agent: with `OPENCLAW_CONFIG_READONLY=1`
+//! OpenClaw treats it as immutable, and the agent cannot loosen its own policy. The tool policy is
+//! OpenClaw's hardened baseline, from the spec's `tools` keys. The exec allowlist is not a config key: it
+//! lives in the approvals document in OpenClaw's state, which the installer replaces with
+//! `openclaw approvals set`. `openclaw config validate` (run by the installer, and by the end-to-end
+//! tests with the real OpenClaw) rejects unknown keys, so it checks this file against the pinned version.
 
 use anyhow::{Context, Result};
 use askama::Template;
 
 use crate::plan::AgentPlan;
-use crate::spec::ExecMode;
+use crate::spec::{ExecMode, SessionsVisibility, ToolProfile};
 
 #[derive(Template)]
 #[template(path = "openclaw.json")]
 struct ConfigTemplate<'a> {
     agent: &'a AgentPlan,
+    profile: &'static str,
     exec_mode: &'static str,
+    sessions_visibility: &'static str,
     log_file: String,
 }
 
@@ -24,12 +29,32 @@ struct ConfigTemplate<'a> {
 pub fn config(agent: &AgentPlan) -> Result<Vec<u8>> {
     let template = ConfigTemplate {
         agent,
+        profile: profile(agent.tools.profile),
         exec_mode: exec_mode(agent.tools.exec_mode),
+        sessions_visibility: sessions_visibility(agent.tools.sessions_visibility),
         log_file: format!("{}/openclaw.log", agent.log_dir),
     };
     let mut text = template.render().context("rendering the OpenClaw config")?;
     text.push('\n');
     Ok(text.into_bytes())
+}
+
+fn profile(profile: ToolProfile) -> &'static str {
+    match profile {
+        ToolProfile::Minimal => "minimal",
+        ToolProfile::Coding => "coding",
+        ToolProfile::Messaging => "messaging",
+        ToolProfile::Full => "full",
+    }
+}
+
+fn sessions_visibility(visibility: SessionsVisibility) -> &'static str {
+    match visibility {
+        SessionsVisibility::Own => "self",
+        SessionsVisibility::Tree => "tree",
+        SessionsVisibility::Agent => "agent",
+        SessionsVisibility::All => "all",
+    }
 }
 
 fn exec_mode(mode: ExecMode) -> &'static str {
@@ -59,5 +84,10 @@ mod tests {
             "/Users/hexagent/.openclaw/secrets/gateway-token"
         );
         assert_eq!(v["tools"]["exec"]["mode"], "allowlist");
+        assert_eq!(v["tools"]["profile"], "coding");
+        assert_eq!(v["tools"]["deny"], serde_json::json!(["group:automation"]));
+        assert_eq!(v["tools"]["sessions"]["visibility"], "agent");
+        assert_eq!(v["tools"]["agentToAgent"]["enabled"], false);
+        assert_eq!(v["browser"]["enabled"], false);
     }
 }

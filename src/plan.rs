@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::spec::{self, ExecMode, InstallMethod, ProcessType, Spec};
+use crate::spec::{self, ExecMode, InstallMethod, ProcessType, SessionsVisibility, Spec, ToolProfile};
 
 /// Where confine keeps its own files on the Mac (the installer's data file, uninstaller, agent configs,
 /// OpenClaw installs, the install status). Root-owned, so agents cannot change what runs them. Defined with
@@ -97,19 +97,27 @@ pub struct OpenClawPlan {
     pub version: String,
     pub node: String,
     pub install: InstallMethod,
-    /// npm prefix: OpenClaw lives at `<prefix>/lib/node_modules/openclaw`.
+    /// Root-owned folder of OpenClaw's code. For npm installs each version is an npm prefix of its own,
+    /// `<prefix>/versions/<version>`, and `<prefix>/current` links to the one the daemon runs; a
+    /// preinstalled OpenClaw is at `<prefix>/lib/node_modules/openclaw`.
     pub prefix: String,
-    /// The gateway's entry point, run by node.
+    /// The gateway's entry point, run by node (through `current` for npm installs, so the daemon's plist
+    /// stays the same across upgrades).
     pub entry: String,
     pub allow_lifecycle_scripts: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct ToolsPlan {
+    pub profile: ToolProfile,
+    pub deny: Vec<String>,
     pub fs_workspace_only: bool,
     pub exec_mode: ExecMode,
     pub exec_allowlist: Vec<String>,
     pub elevated: bool,
+    pub sessions_visibility: SessionsVisibility,
+    pub agent_to_agent: bool,
+    pub browser: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -269,10 +277,15 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
         openclaw,
         gateway_port: a.gateway.port.value,
         tools: ToolsPlan {
+            profile: a.tools.profile,
+            deny: a.tools.deny.iter().map(|d| d.value.clone()).collect(),
             fs_workspace_only: a.tools.fs_workspace_only,
             exec_mode: a.tools.exec.mode,
             exec_allowlist: a.tools.exec.allowlist.iter().map(|e| e.value.clone()).collect(),
             elevated: a.tools.elevated,
+            sessions_visibility: a.tools.sessions_visibility,
+            agent_to_agent: a.tools.agent_to_agent,
+            browser: a.tools.browser,
         },
         launchd,
         token_path: format!("{secrets_dir}/{}", spec::GATEWAY_TOKEN_FILE),
@@ -291,19 +304,25 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
 
 fn openclaw_plan(oc: &spec::OpenClaw, config_dir: &str) -> OpenClawPlan {
     let prefix = value_or(&oc.prefix, || spec::default_prefix(config_dir));
+    let package_root = match oc.install {
+        InstallMethod::Npm => format!("{prefix}/current"),
+        InstallMethod::Preinstalled => prefix.clone(),
+    };
     OpenClawPlan {
         version: oc.version.value.clone(),
         node: oc.node.value.clone(),
         install: oc.install,
-        entry: format!("{prefix}/lib/node_modules/openclaw/dist/index.js"),
+        entry: format!("{package_root}/lib/node_modules/openclaw/dist/index.js"),
         prefix,
         allow_lifecycle_scripts: oc.allow_lifecycle_scripts,
     }
 }
 
-/// The daemon's environment. `OPENCLAW_NIX_MODE=1` makes OpenClaw treat its config as immutable, and
-/// `OPENCLAW_SERVICE_REPAIR_POLICY=external` stops `openclaw doctor` from "repairing" our daemon into its
-/// own LaunchAgent. The token is deliberately absent: it is read from a 0600 file through the config.
+/// The daemon's environment. `OPENCLAW_CONFIG_READONLY=1` is OpenClaw's switch for externally managed
+/// config: config writers (setup, doctor repairs, plugin installs, `openclaw update`) refuse. It replaces
+/// `OPENCLAW_NIX_MODE=1`, which implies the same but also turns on Nix-specific install and service
+/// behaviour that does not describe this install. `OPENCLAW_SERVICE_REPAIR_POLICY=external`
+/// stops `openclaw doctor` from "repairing" our daemon into its own LaunchAgent. The token is deliberately absent: it is read from a 0600 file through the config.
 fn daemon_environment(
     a: &spec::Agent,
     home: &str,
@@ -331,7 +350,7 @@ fn daemon_environment(
         ("PATH", path.as_str()),
         ("OPENCLAW_CONFIG_PATH", config_path),
         ("OPENCLAW_STATE_DIR", state_dir),
-        ("OPENCLAW_NIX_MODE", "1"),
+        ("OPENCLAW_CONFIG_READONLY", "1"),
         ("OPENCLAW_NO_AUTO_UPDATE", "1"),
         ("OPENCLAW_SERVICE_REPAIR_POLICY", "external"),
     ];

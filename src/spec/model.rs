@@ -232,10 +232,19 @@ pub enum Auth {
     Token,
 }
 
-/// What the agent's tools may touch.
+/// What the agent's tools may touch: OpenClaw's hardened baseline (its docs, "Hardened baselines" and
+/// "Tool policy"), with the safe choice as every default.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tools {
+    /// OpenClaw's base tool set (`tools.profile`), before `deny`.
+    #[serde(default)]
+    pub profile: ToolProfile,
+    /// Tools or tool groups never offered (`tools.deny`), e.g. `group:automation` (cron, the gateway's
+    /// own update and config tools, plugin management). The default denies the control plane.
+    #[serde(default = "default_tools_deny")]
+    #[schemars(with = "Vec<String>")]
+    pub deny: Vec<Located<String>>,
     /// Restrict file tools to the workspace.
     #[serde(default = "yes")]
     pub fs_workspace_only: bool,
@@ -244,16 +253,61 @@ pub struct Tools {
     /// OpenClaw's elevated mode bypasses its sandbox. Off.
     #[serde(default)]
     pub elevated: bool,
+    /// Which sessions the session tools may see (`tools.sessions.visibility`).
+    #[serde(default)]
+    pub sessions_visibility: SessionsVisibility,
+    /// Let this agent reach other agents' sessions (`tools.agentToAgent.enabled`). Off.
+    #[serde(default)]
+    pub agent_to_agent: bool,
+    /// OpenClaw's browser control (`browser.enabled`): drives a real browser as the agent. Off.
+    #[serde(default)]
+    pub browser: bool,
 }
 
 impl Default for Tools {
     fn default() -> Self {
         Tools {
+            profile: ToolProfile::default(),
+            deny: default_tools_deny(),
             fs_workspace_only: true,
             exec: Exec::default(),
             elevated: false,
+            sessions_visibility: SessionsVisibility::default(),
+            agent_to_agent: false,
+            browser: false,
         }
     }
+}
+
+/// OpenClaw's `tools.profile`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolProfile {
+    /// Session status only.
+    Minimal,
+    /// Files, exec, web, sessions and memory: what a coding agent needs.
+    #[default]
+    Coding,
+    /// Messaging and session tools, no files or exec.
+    Messaging,
+    /// Every tool, plugin tools included.
+    Full,
+}
+
+/// OpenClaw's `tools.sessions.visibility`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionsVisibility {
+    /// The current session only.
+    #[serde(rename = "self")]
+    Own,
+    /// The current session and the sessions it spawned.
+    Tree,
+    /// Every session of this agent.
+    #[default]
+    Agent,
+    /// Every session, other agents' too (still gated by `agent_to_agent`).
+    All,
 }
 
 /// The shell-command policy.
@@ -268,7 +322,9 @@ pub struct Exec {
     pub allowlist: Vec<Located<String>>,
 }
 
-/// OpenClaw's `tools.exec.mode`.
+/// OpenClaw's `tools.exec.mode`, which stands for the older `security` and `ask` pair:
+/// `deny` (security deny), `allowlist` (security allowlist, ask off), `ask` (allowlist, ask on miss),
+/// `full` (security full, ask off).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExecMode {
@@ -294,7 +350,7 @@ pub struct Launchd {
     #[serde(default = "default_throttle")]
     #[schemars(with = "u32")]
     pub throttle_interval: Located<u32>,
-    /// Seconds between SIGTERM and SIGKILL at stop.
+    /// Seconds between SIGTERM and SIGKILL at stop. 20, as in OpenClaw's own job.
     #[serde(default = "default_exit_timeout")]
     #[schemars(with = "u32")]
     pub exit_timeout: Located<u32>,
@@ -496,13 +552,16 @@ fn default_throttle() -> Located<u32> {
     unlocated(10)
 }
 fn default_exit_timeout() -> Located<u32> {
-    unlocated(30)
+    unlocated(20)
 }
 fn default_umask() -> Located<String> {
     unlocated("0007".to_owned())
 }
 fn default_token_bytes() -> Located<u32> {
     unlocated(32)
+}
+fn default_tools_deny() -> Vec<Located<String>> {
+    vec![unlocated("group:automation".to_owned())]
 }
 fn default_ssh_user() -> Located<String> {
     unlocated("git".to_owned())

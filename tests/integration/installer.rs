@@ -1,369 +1,15 @@
-//! The installer scripts (`pkg/`), run as root against a simulated macOS (`tests/macos-sim`, see its
-//! README): fake directory service, launchd and friends on PATH, a temp dir as the target volume, and real
-//! privilege drops for the "the agent cannot ..." checks.
+//! The installer scripts (`pkg/`), run as root on the simulated Mac (`crate::sim`) with a stub OpenClaw:
+//! accounts, folders, credentials, daemons, idempotence, collisions, uninstall, hostile strings, shells.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
 use confine::build::EmbeddedSecret;
 use confine::installer::{self, ScriptFile};
-use confine::plan::Plan;
-use confine::spec::LoadedSpec;
 
-const SIM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/macos-sim");
-const DASH: &[&str] = &["dash"];
-const BASH_POSIX: &[&str] = &["bash", "--posix"];
-
-/// A spec and its plan: the payload is built from both, like `confine build` does.
-struct Fleet {
-    loaded: LoadedSpec,
-    plan: Plan,
-    /// Secrets embedded as with `confine build --embed-secrets`.
-    secrets: Vec<EmbeddedSecret>,
-}
-
-impl std::ops::Deref for Fleet {
-    type Target = Plan;
-    fn deref(&self) -> &Plan {
-        &self.plan
-    }
-}
-
-fn plan_from(yaml: &str) -> Fleet {
-    let spec = confine::spec::parse_and_validate(yaml, Path::new("test.yaml"))
-        .unwrap_or_else(|e| panic!("test spec is invalid: {e:?}"));
-    let plan = Plan::new(&spec);
-    let loaded = LoadedSpec {
-        spec,
-        origin: "test.yaml".into(),
-        base_dir: ".".into(),
-    };
-    Fleet {
-        loaded,
-        plan,
-        secrets: Vec::new(),
-    }
-}
-
-fn example() -> Fleet {
-    plan_from(confine::spec::EXAMPLE)
-}
-
-/// Two agents sharing a group; `port` is the first agent's gateway port.
-fn two_agents(port: u32) -> Fleet {
-    plan_from(&format!(
-        r#"
-version: 1
-fleet: {{ name: duo, organization: Duo, identifier: com.example.duo, release: 1.0.0 }}
-groups:
-  - {{ name: shared_agents, gid: 1050, full_name: Shared, include_local_admins: true }}
-agents:
-  - name: hexagent
-    full_name: Hex Agent
-    uid: 1051
-    groups: [shared_agents]
-    openclaw: {{ version: 2026.9.6 }}
-    gateway: {{ port: {port} }}
-  - name: docbot
-    full_name: Doc Bot
-    uid: 1061
-    groups: [shared_agents]
-    openclaw: {{ version: 2026.9.6 }}
-    gateway: {{ port: 18790 }}
-"#
-    ))
-}
-
-fn require_root() {
-    let out = Command::new("id").arg("-u").output().expect("id -u");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "0",
-        "the installer tests must run as root: they chown files to the agents' UIDs and drop privileges \
-         with setpriv (run `cargo test` as root, as CI does)"
-    );
-}
-
-/// One simulated Mac: `target/` is the volume Installer passes as `$3`, `state/` the fakes' state.
-struct Mac {
-    _dir: tempfile::TempDir,
-    target: PathBuf,
-    state: PathBuf,
-    sim: PathBuf,
-    shell: &'static [&'static str],
-    runs: std::cell::Cell<u32>,
-}
-
-impl Mac {
-    fn new(shell: &'static [&'static str]) -> Mac {
-        require_root();
-        let dir = tempfile::tempdir().expect("temp dir");
-        // Agents must be able to traverse to their files and run the fakes, as on a Mac.
-        set_mode(dir.path(), 0o755);
-        let mac = Mac {
-            target: dir.path().join("target"),
-            state: dir.path().join("state"),
-            sim: dir.path().join("sim"),
-            _dir: dir,
-            shell,
-            runs: std::cell::Cell::new(0),
-        };
-        mac.copy_sim();
-        mac.seed_directory();
-        mac.seed_volume();
-        mac
-    }
-
-    fn copy_sim(&self) {
-        for sub in ["bin", "mac"] {
-            fs::create_dir_all(self.sim.join(sub)).expect("sim dir");
-            for entry in fs::read_dir(Path::new(SIM).join(sub)).expect("sim sources") {
-                let entry = entry.expect("entry");
-                let to = self.sim.join(sub).join(entry.file_name());
-                fs::copy(entry.path(), &to).expect("copy fake");
-                set_mode(&to, 0o755);
-            }
-        }
-        fs::copy(Path::new(SIM).join("simlib.sh"), self.sim.join("simlib.sh")).expect("simlib");
-    }
-
-    /// A Mac with one admin, alice (501, primary group staff), as Setup Assistant leaves it.
-    fn seed_directory(&self) {
-        for (name, uid, gid, home) in [
-            ("root", "0", "0", "/var/root"),
-            ("nobody", "-2", "-2", "/var/empty"),
-            ("alice", "501", "20", "/Users/alice"),
-        ] {
-            self.write_ds("Users", name, "UniqueID", uid);
-            self.write_ds("Users", name, "PrimaryGroupID", gid);
-            self.write_ds("Users", name, "NFSHomeDirectory", home);
-            self.write_ds("Users", name, "RecordName", name);
-        }
-        for (name, gid, members) in [
-            ("wheel", "0", "root\n"),
-            ("staff", "20", "root\n"),
-            ("admin", "80", "root\nalice\n"),
-        ] {
-            self.write_ds("Groups", name, "PrimaryGroupID", gid);
-            self.write_ds("Groups", name, "RecordName", name);
-            self.write_ds("Groups", name, "GroupMembership", members);
-        }
-        self.write_state("macos-version", "15.5\n");
-        let volumes = format!("BOOT-UUID /\nBOOT-UUID {}\n", self.target.display());
-        self.write_state("volumes", &volumes);
-        self.write_state("commands.log", "");
-        set_mode(&self.state.join("commands.log"), 0o666);
-    }
-
-    fn seed_volume(&self) {
-        for (path, mode) in [
-            ("Users", 0o755),
-            ("Users/Shared", 0o1777),
-            ("Library/LaunchDaemons", 0o755),
-            ("Library/Logs", 0o755),
-            ("Library/Application Support", 0o755),
-            ("usr/local/bin", 0o755),
-        ] {
-            let dir = self.target.join(path);
-            fs::create_dir_all(&dir).expect("volume dir");
-            set_mode(&dir, mode);
-        }
-        // root:admin, as on a Mac (and as the payload repeats it).
-        chown(self.target.join("Library/Application Support"), Some(0), Some(80)).expect("chown");
-        let home = self.target.join("Users/alice");
-        fs::create_dir_all(home.join(".ssh")).expect("alice's home");
-        fs::write(home.join(".ssh/id_ed25519"), "alice's private key\n").expect("key");
-        for (path, mode) in [(".ssh/id_ed25519", 0o600), (".ssh", 0o700), ("", 0o750)] {
-            let p = home.join(path);
-            chown(&p, Some(501), Some(20)).expect("chown");
-            set_mode(&p, mode);
-        }
-        for tool in ["node", "npm"] {
-            let to = self.target.join("usr/local/bin").join(tool);
-            fs::copy(self.sim.join("mac").join(tool), &to).expect("node");
-            set_mode(&to, 0o755);
-        }
-    }
-
-    fn write_ds(&self, kind: &str, name: &str, attr: &str, value: &str) {
-        let dir = self.state.join("ds").join(kind).join(name);
-        fs::create_dir_all(&dir).expect("ds dir");
-        fs::write(dir.join(attr), value).expect("ds attribute");
-    }
-
-    fn write_state(&self, name: &str, value: &str) {
-        fs::create_dir_all(&self.state).expect("state");
-        fs::write(self.state.join(name), value).expect("state file");
-    }
-
-    fn ds(&self, kind: &str, name: &str, attr: &str) -> Option<String> {
-        fs::read_to_string(self.state.join("ds").join(kind).join(name).join(attr)).ok()
-    }
-
-    /// The volume path of a path on the Mac.
-    fn on_mac(&self, path: &str) -> PathBuf {
-        self.target.join(path.trim_start_matches('/'))
-    }
-
-    /// Runs one package script the way Installer does, with `$1..$4`.
-    fn run(&self, scripts: &[ScriptFile], name: &str) -> Output {
-        self.runs.set(self.runs.get() + 1);
-        let dir = self.state.with_file_name(format!("scripts-{}", self.runs.get()));
-        fs::create_dir_all(&dir).expect("scripts dir");
-        for s in scripts {
-            let path = dir.join(&s.name);
-            fs::write(&path, &s.contents).expect("script");
-            set_mode(&path, s.mode);
-        }
-        let target = self.target.to_str().expect("utf-8 path");
-        Command::new(self.shell[0])
-            .args(&self.shell[1..])
-            .arg(dir.join(name))
-            .args(["/tmp/confine.pkg", target, target, target])
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("HOME", "/var/root")
-            .env("CONFINE_SIM_BIN", self.sim.join("bin"))
-            .env("SIM_LIB", self.sim.join("simlib.sh"))
-            .env("SIM_STATE", &self.state)
-            .output()
-            .expect("runs the script")
-    }
-
-    /// preinstall, the payload, postinstall and the receipt, as Installer runs a package.
-    fn install(&self, plan: &Fleet) -> Result<String, String> {
-        let scripts = installer::scripts(plan).expect("scripts");
-        let pre = self.run(&scripts, "preinstall");
-        if !pre.status.success() {
-            return Err(output_text(&pre));
-        }
-        self.lay_payload(plan);
-        let post = self.run(&scripts, "postinstall");
-        if !post.status.success() {
-            return Err(output_text(&post));
-        }
-        fs::create_dir_all(self.state.join("receipts")).expect("receipts");
-        fs::write(self.state.join("receipts").join(&plan.pkg_identifier), "").expect("receipt");
-        Ok(output_text(&pre) + &output_text(&post))
-    }
-
-    /// Lays down the payload of the component package confine builds, as Installer would: the Payload
-    /// is taken out of the real package with bsdtar and extracted by GNU cpio (as root, so owners and modes
-    /// are the archive's).
-    fn lay_payload(&self, fleet: &Fleet) {
-        let component = confine::layout::install_component(&fleet.loaded, &fleet.plan, &fleet.secrets)
-            .expect("component");
-        let pkg = self.state.join("component.pkg");
-        let mut file = fs::File::create(&pkg).expect("create pkg");
-        confine::pkg::write_component(
-            &component,
-            &mut file,
-            &confine::pkg::BuildOptions { mtime: 0 },
-            None,
-        )
-        .expect("write pkg");
-        fs::create_dir_all(&self.target).expect("target");
-        let script = "bsdtar -xOf \"$1\" Payload | gzip -dc | cpio -idmu --quiet";
-        let status = Command::new("sh")
-            .args(["-c", script, "sh"])
-            .arg(&pkg)
-            .current_dir(&self.target)
-            .status()
-            .expect("bsdtar, gzip and cpio are installed (apt-get install libarchive-tools cpio)");
-        assert!(status.success(), "extracting the payload failed");
-        fs::remove_file(&pkg).expect("remove pkg");
-    }
-
-    fn uninstall(&self, plan: &Fleet) -> Output {
-        self.run(
-            &installer::uninstall_scripts(plan).expect("scripts"),
-            "postinstall",
-        )
-    }
-
-    /// The fakes' command log, with the temp volume removed so paths read as on a Mac. The volume on
-    /// its own (`diskutil info <volume>`, which a Mac installing onto "/" skips) reads `$TARGET`.
-    fn commands(&self) -> String {
-        let log = fs::read_to_string(self.state.join("commands.log")).expect("log");
-        let target = self.target.to_str().expect("utf-8");
-        log.replace(&format!(" {target}\n"), " $TARGET\n")
-            .replace(target, "")
-    }
-
-    fn clear_commands(&self) {
-        fs::write(self.state.join("commands.log"), "").expect("clear log");
-    }
-
-    /// Directory records, loaded daemons, receipts, and every file on the volume with owner and mode
-    /// (and a content hash when `contents`: tokens and keys are random, so runs differ there).
-    fn snapshot(&self, contents: bool) -> BTreeMap<String, String> {
-        let mut snap = BTreeMap::new();
-        for part in ["ds", "launchd", "launchd-disabled", "receipts"] {
-            walk(&self.state.join(part), &mut |path, meta| {
-                let key = format!("state/{}", path.strip_prefix(&self.state).unwrap().display());
-                let value = if meta.is_file() {
-                    fs::read_to_string(path).unwrap_or_default()
-                } else {
-                    String::new()
-                };
-                snap.insert(key, value);
-            });
-        }
-        walk(&self.target, &mut |path, meta| {
-            let key = format!("/{}", path.strip_prefix(&self.target).unwrap().display());
-            let mut value = format!("{:o} {}:{}", meta.mode() & 0o7777, meta.uid(), meta.gid());
-            if meta.is_symlink() {
-                value += &format!(" -> {}", fs::read_link(path).unwrap().display());
-            } else if meta.is_file() && contents {
-                let mut h = DefaultHasher::new();
-                fs::read(path).unwrap().hash(&mut h);
-                value += &format!(" {:016x}", h.finish());
-            }
-            snap.insert(key, value);
-        });
-        snap
-    }
-}
-
-fn walk(dir: &Path, f: &mut dyn FnMut(&Path, &fs::Metadata)) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries {
-        let path = entry.expect("entry").path();
-        let meta = fs::symlink_metadata(&path).expect("metadata");
-        f(&path, &meta);
-        if meta.is_dir() {
-            walk(&path, f);
-        }
-    }
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
-}
-
-fn output_text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
-
-/// Paths whose snapshot entries differ between two snapshots.
-fn changed(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Vec<String> {
-    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-    keys.into_iter()
-        .filter(|k| a.get(*k) != b.get(*k))
-        .cloned()
-        .collect()
-}
-
-fn mode_owner(mac: &Mac, path: &str) -> (u32, u32, u32) {
-    let meta = fs::symlink_metadata(mac.on_mac(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
-    (meta.mode() & 0o7777, meta.uid(), meta.gid())
-}
+use crate::sim::*;
 
 #[test]
 fn fresh_install_creates_accounts_folders_credentials_and_daemons() {
@@ -460,7 +106,13 @@ fn fresh_install_creates_accounts_folders_credentials_and_daemons() {
         serde_json::from_slice(&fs::read(mac.on_mac(&format!("{support}/status.json"))).unwrap())
             .expect("status.json is JSON");
     assert_eq!(status["result"], "ok");
-    assert_eq!(status["checks"].as_array().expect("checks").len(), 12);
+    assert_eq!(status["checks"].as_array().expect("checks").len(), 17);
+    assert_eq!(status["agents"][0]["openclaw"], "2026.9.6");
+    assert_eq!(status["agents"][0]["node"], "24.22.3");
+    assert_eq!(
+        status["audit_findings"][0]["check"],
+        "fs.config.perms_group_readable"
+    );
     assert!(
         status["checks"]
             .as_array()
@@ -517,6 +169,7 @@ fn upgrade_reloads_only_the_daemon_whose_plist_changed() {
             format!("{support}/agents/hexagent/openclaw.json"),
             format!("{support}/fleet-data.sh"),
             "/Library/LaunchDaemons/com.example.duo.hexagent.gateway.plist".to_owned(),
+            "state/launchd/com.example.duo.hexagent.gateway/fields".to_owned(),
             "state/launchd/com.example.duo.hexagent.gateway/port".to_owned(),
         ]
     );
@@ -702,12 +355,12 @@ agents:
         serde_json::from_slice(&fs::read(mac.on_mac(&format!("{}/status.json", plan.support_dir))).unwrap())
             .expect("status.json stays JSON");
     assert_eq!(status["organization"], evil.as_str());
-    assert!(
-        mac.commands().contains(&format!(
-            "approvals allowlist add --agent '*' '/usr/bin/$(touch {canary})'"
-        )),
-        "{}",
-        mac.commands()
+    let approvals = fs::read_to_string(mac.on_mac(&format!("{}/approvals.json", plan.agents[0].state_dir)))
+        .expect("the allowlist went to OpenClaw");
+    let approvals: serde_json::Value = serde_json::from_str(&approvals).expect("approvals are JSON");
+    assert_eq!(
+        approvals["agents"]["*"]["allowlist"][0]["pattern"],
+        format!("/usr/bin/$(touch {canary})")
     );
 
     let out = mac.uninstall(&plan);
@@ -804,5 +457,67 @@ fn embedded_secret_replaces_the_placeholder_and_leaves_no_copy() {
     assert!(
         leftovers.is_empty(),
         "the root-only copy is removed after install: {leftovers:?}"
+    );
+}
+
+#[test]
+fn failed_upgrades_keep_the_running_version() {
+    let mac = Mac::new(DASH);
+    let old = plan_from(&confine::spec::EXAMPLE.replace("version: 2026.9.6", "version: 2026.9.5"));
+    let new = example();
+    mac.install(&old).unwrap_or_else(|e| panic!("2026.9.5:\n{e}"));
+    let prefix = mac.on_mac(&new.agents[0].openclaw.prefix);
+    let current = || fs::read_link(prefix.join("current")).expect("current");
+    assert_eq!(current(), Path::new("versions/2026.9.5"));
+
+    // Before anything changes: a node outside OpenClaw's engines, and a package lifecycle that fails.
+    for (breakage, cause) in [
+        (
+            "node-version",
+            "node 20.20.2 at /usr/local/bin/node is too old or too new for openclaw@2026.9.6, which needs \
+             node >=24.16.0 <25 || >=26.1.0 (agent hexagent); install a supported Node.js; nothing was changed",
+        ),
+        (
+            "lifecycle-fails",
+            "OpenClaw 2026.9.6 could not complete its package lifecycle (agent hexagent); nothing was changed",
+        ),
+    ] {
+        mac.write_state(breakage, "v20.20.2\n");
+        let before = mac.snapshot(true);
+        let err = mac.install(&new).expect_err(breakage);
+        assert!(err.contains(&format!("confine: ERROR: {cause}")), "{err}");
+        assert_eq!(changed(&before, &mac.snapshot(true)), Vec::<String>::new());
+        fs::remove_file(mac.state.join(breakage)).expect("repair");
+    }
+
+    // After the switch: a failed self-check switches back and keeps the old version.
+    mac.write_state("listen-address", "*");
+    mac.clear_commands();
+    let err = mac
+        .install(&new)
+        .expect_err("a gateway on every interface fails the self-check");
+    assert!(
+        err.contains("self-check failed: hexagent/listens-on-loopback-only"),
+        "{err}"
+    );
+    assert!(
+        err.contains("switching hexagent back to OpenClaw 2026.9.5"),
+        "{err}"
+    );
+    assert_eq!(current(), Path::new("versions/2026.9.5"));
+    assert!(prefix.join("versions/2026.9.6").is_dir(), "kept for the next try");
+    assert!(
+        mac.commands()
+            .ends_with("launchctl kickstart -k system/com.halfday.agents.hexagent.gateway\n"),
+        "{}",
+        mac.commands()
+    );
+
+    fs::remove_file(mac.state.join("listen-address")).expect("repair");
+    mac.install(&new).unwrap_or_else(|e| panic!("2026.9.6:\n{e}"));
+    assert_eq!(current(), Path::new("versions/2026.9.6"));
+    assert!(
+        !prefix.join("versions/2026.9.5").exists(),
+        "the old version is removed"
     );
 }

@@ -23,10 +23,14 @@ mod sign;
 mod profile;
 // Flat packages: writer output checked by independent readers, inspect and verify.
 mod pkg;
-// The installer scripts run as root against a simulated macOS (tests/macos-sim).
+// The simulated Mac (tests/macos-sim) the installer tests run the package scripts on.
+mod sim;
+// The installer scripts run as root against a simulated macOS, with a stub OpenClaw.
 mod installer;
 // Hostile packages and profiles under `prlimit --as=1G`: bounded readers exit 1, never abort.
 mod hostile_files;
+// The real OpenClaw and node end to end: install, upgrade, failing upgrades, on the simulated Mac.
+mod real_openclaw;
 // Signed builds end to end: dev identities, openssl and apple-xar checks, verify, no key leaks.
 mod signed_build;
 // RFC 3161 timestamps from a local `openssl ts` authority: tokens openssl accepts, bad answers refused.
