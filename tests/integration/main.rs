@@ -27,6 +27,8 @@ mod pkg;
 mod sim;
 // The installer scripts run as root against a simulated macOS, with a stub OpenClaw.
 mod installer;
+// Hostile packages and profiles under `prlimit --as=1G`: bounded readers exit 1, never abort.
+mod hostile_files;
 // The real OpenClaw and node end to end: install, upgrade, failing upgrades, on the simulated Mac.
 mod real_openclaw;
 // openclaw.install: bundle with the real OpenClaw: lock, offline builds, exact bytes, Mach-O, tampering.
