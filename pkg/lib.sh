@@ -395,6 +395,16 @@ agent_keep() {
 	as_agent_sh '[ -f "$1" ] || exit 1; chmod "$2" "$1"' "$2" "$1"
 }
 
+# record FILE RECORD: keeps a copy of FILE, something root made, as RECORD in root's own root-only record
+# (records/ in the support folder), which the agent can neither read nor change.
+record() {
+	(
+		umask 077
+		mkdir -p "${2%/*}"
+		cp "$1" "$2"
+	)
+}
+
 # The agent's OpenClaw: OPENCLAW_PACKAGE is the package of the version being installed, and openclaw_cli
 # runs its CLI as the agent, with the daemon's environment (config read-only, no self-update, no service
 # repair), so every check sees what the daemon will see.

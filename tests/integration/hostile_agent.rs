@@ -102,6 +102,42 @@ fn planted_links_and_forged_key_lines_reach_nothing_outside_the_agent() {
 }
 
 #[test]
+fn forged_public_key_lines_are_replaced_from_roots_record() {
+    let mac = Mac::new(DASH);
+    let plan = example();
+    mac.install(&plan)
+        .unwrap_or_else(|e| panic!("first install:\n{e}"));
+    let public = mac.on_mac("/Users/hexagent/.ssh/deploy_halfday.pub");
+    let genuine = fs::read_to_string(&public).expect("public key");
+    let inventory = mac.on_mac(&format!("{}/public-keys.txt", plan.support_dir));
+    let listed = fs::read_to_string(&inventory).expect("public-keys.txt");
+    // Another valid key (one of the agent's own making), and a forged line for another agent.
+    let forged = mac.state.join("forged");
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "forged", "-f"])
+        .arg(&forged)
+        .status()
+        .expect("ssh-keygen");
+    assert!(status.success());
+    let forged_line = fs::read_to_string(forged.with_extension("pub")).expect("forged key");
+    as_agent(&format!(
+        "printf '%s\\n%s\\n' '{}' 'docbot deploy ssh-ed25519 AAAAforged docbot' >'{}'",
+        forged_line.trim_end(),
+        public.display()
+    ));
+    assert!(fs::read_to_string(&public).unwrap().contains("AAAAforged"));
+    mac.install(&plan).unwrap_or_else(|e| panic!("reinstall:\n{e}"));
+    assert_eq!(fs::read_to_string(&inventory).unwrap(), listed);
+    assert_eq!(fs::read_to_string(&public).unwrap(), genuine);
+    let records = format!("{}/records", plan.support_dir);
+    assert_eq!(
+        mode_owner(&mac, &records),
+        (0o700, 0, 0),
+        "root's record is root-only"
+    );
+}
+
+#[test]
 fn fifos_and_hard_links_where_files_belong_neither_hang_nor_leak() {
     let support = example().support_dir.clone();
     let out = reinstall_after(|mac, home| {
@@ -120,7 +156,6 @@ fn fifos_and_hard_links_where_files_belong_neither_hang_nor_leak() {
         "/.openclaw/secrets.confine-moved: it was a symbolic link",
         "/.ssh/config.confine-moved: it was not a regular file",
         "/.ssh/deploy_halfday.pub.confine-moved: it was a hard link or another account's file",
-        "deriving /Users/hexagent/.ssh/deploy_halfday.pub from the key",
     ] {
         assert!(out.contains(moved), "{moved}\n{out}");
     }
