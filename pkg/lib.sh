@@ -36,6 +36,9 @@ CONFINE_DIR=$(cd "$(dirname "$0")" && pwd -P)
 # shellcheck source=fleet-data.sh
 . "$CONFINE_DIR/fleet-data.sh"
 
+# The sshd drop-in that refuses the fleet's agents: macOS 13 and later include sshd_config.d/*.
+SSHD_DROP_IN=/etc/ssh/sshd_config.d/confine-$FLEET_NAME.conf
+
 require_root() {
 	[ "$(id -u)" = 0 ] || fail "must run as root (Installer runs package scripts as root)"
 }

@@ -180,3 +180,42 @@ fn folders_where_files_belong_are_moved_aside() {
         "{out}"
     );
 }
+
+#[test]
+fn remote_login_refuses_the_agents_until_uninstall() {
+    let mac = Mac::new(DASH);
+    let plan = example();
+    // Remote Login limited to named users, and someone added the agent.
+    mac.write_ds("Groups", "com.apple.access_ssh", "PrimaryGroupID", "399");
+    mac.write_ds(
+        "Groups",
+        "com.apple.access_ssh",
+        "RecordName",
+        "com.apple.access_ssh",
+    );
+    mac.write_ds(
+        "Groups",
+        "com.apple.access_ssh",
+        "GroupMembership",
+        "alice\nhexagent\n",
+    );
+    let out = mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
+    assert!(
+        out.contains("removing hexagent from com.apple.access_ssh"),
+        "{out}"
+    );
+    assert_eq!(
+        mac.ds("Groups", "com.apple.access_ssh", "GroupMembership")
+            .as_deref(),
+        Some("alice\n")
+    );
+    let drop_in = "/etc/ssh/sshd_config.d/confine-halfday-agents.conf";
+    assert_eq!(
+        fs::read_to_string(mac.on_mac(drop_in)).expect("drop-in"),
+        "# Written by confine for halfday-agents: its agents never log in over SSH.\nDenyUsers hexagent\n"
+    );
+    assert_eq!(mode_owner(&mac, drop_in), (0o644, 0, 0));
+    let uninstall = mac.uninstall(&plan);
+    assert!(uninstall.status.success(), "{}", output_text(&uninstall));
+    assert!(!mac.on_mac(drop_in).exists(), "uninstall removes the drop-in");
+}
