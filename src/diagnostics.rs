@@ -10,6 +10,7 @@ use std::path::Path;
 use annotate_snippets::{AnnotationKind, Group, Level, Origin, Renderer, Snippet};
 use serde::Serialize;
 
+use crate::escape::escape_controls;
 use crate::spec::SpecError;
 
 /// How bad a problem is.
@@ -85,7 +86,10 @@ pub fn render(diagnostics: &[Diagnostic], source: Option<&str>, color: bool) -> 
             Severity::Error => Level::ERROR,
             Severity::Warning => Level::WARNING,
         };
-        let mut group = Group::with_title(level.primary_title(diagnostic.message.as_str()));
+        // Messages quote names and values from files: never pass their control characters to a terminal.
+        let message = escape_controls(&diagnostic.message);
+        let help = diagnostic.help.as_deref().map(escape_controls);
+        let mut group = Group::with_title(level.primary_title(message.as_ref()));
         match (diagnostic.file.as_deref(), diagnostic.line) {
             (Some(file), Some(line)) => {
                 let column = diagnostic.column.unwrap_or(1);
@@ -107,8 +111,8 @@ pub fn render(diagnostics: &[Diagnostic], source: Option<&str>, color: bool) -> 
             (Some(file), None) => group = group.element(Origin::path(file)),
             _ => {}
         }
-        if let Some(help) = &diagnostic.help {
-            group = group.element(Level::HELP.message(help.as_str()));
+        if let Some(help) = &help {
+            group = group.element(Level::HELP.message(help.as_ref()));
         }
         out.push_str(&renderer.render(&[group]));
         out.push('\n');

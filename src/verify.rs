@@ -3,12 +3,17 @@
 //!
 //! What a Mac checks beyond this (Apple's roots, notarization, Gatekeeper policy) cannot be checked on
 //! Linux; see the README's on-Mac checklist.
+//!
+//! Reports and errors quote names from the file, so their text comes back with control characters
+//! escaped ([`escape_controls`]), ready for a terminal.
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 use openssl::x509::X509;
 
+use crate::escape::escape_controls;
+use crate::limits::{MAX_PROFILE_BYTES, read_file_within};
 use crate::pkg::{self, SignatureParts};
 use crate::sign::{self, ProfileEncoding, SignerInfo};
 
@@ -28,6 +33,17 @@ impl Report {
 /// Verifies a `.pkg` (by its `xar!` magic) or a signed `.mobileconfig`. With `ca`, a signature must exist
 /// and chain to it.
 pub fn verify_file(path: &Path, ca: Option<&[X509]>) -> Result<Report> {
+    let escape = |text: String| escape_controls(&text).into_owned();
+    match check_file(path, ca) {
+        Ok(report) => Ok(Report {
+            summary: escape(report.summary),
+            problems: report.problems.into_iter().map(escape).collect(),
+        }),
+        Err(error) => Err(anyhow!(escape(format!("{error:#}")))),
+    }
+}
+
+fn check_file(path: &Path, ca: Option<&[X509]>) -> Result<Report> {
     let mut magic = [0u8; 4];
     let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let n = std::io::Read::read(&mut file, &mut magic)
@@ -111,7 +127,7 @@ fn package_signatures(parts: &SignatureParts, ca: Option<&[X509]>, problems: &mu
 }
 
 fn verify_profile(path: &Path, ca: Option<&[X509]>) -> Result<Report> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = read_file_within(path, MAX_PROFILE_BYTES)?;
     let mut problems = Vec::new();
     let summary = match sign::profile_encoding(&bytes) {
         ProfileEncoding::SignedCms => match sign::verify_profile(&bytes, ca) {

@@ -11,12 +11,13 @@
 //! Not supported: hard-link (`HLIndex`) and 64-bit size (`Size64`) entries (both trees are written
 //! empty), Mach-O architecture records, files of 4 GiB or more.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use anyhow::{Context, Result, bail, ensure};
 
 use super::cpio::PathStats;
 use super::{EntryKind, Payload};
+use crate::limits::{MAX_LISTING_BYTES, MAX_NAME_BYTES, MAX_NESTING, MAX_PATH_BYTES, MAX_PATHS};
 
 /// POSIX `cksum`: CRC-32 with polynomial 0x04C11DB7, MSB first, initial value 0, the length appended
 /// least-significant byte first, the result inverted. Not zlib's (reflected) crc32.
@@ -375,26 +376,39 @@ impl BomRecord {
 }
 
 /// Read the `Paths` tree of a BOM. Lenient about record length (Apple's 2011 records are 23 or 27
-/// bytes, bomutils' 31), strict about every offset, so a corrupt BOM gives an error, not a panic.
+/// bytes, bomutils' 31), strict about every offset, so a corrupt BOM gives an error, not a panic; every
+/// walk is bounded by [`crate::limits`] and stops at the first block it meets twice.
 pub(crate) fn read(data: &[u8]) -> Result<Vec<BomRecord>> {
     let bom = ParsedBom::parse(data)?;
     let tree = bom.var("Paths")?;
     ensure!(tree.get(..4) == Some(b"tree"), "BOM: Paths is not a tree block");
     let mut node = be32(tree, 8)?;
+    let mut visited = HashSet::new();
     // Descend to the first leaf, then follow the forward links.
-    let mut steps = 0;
     while be16(bom.block(node)?, 0)? == 0 {
+        ensure!(
+            visited.insert(node),
+            "BOM: Paths branches form a cycle at block {node}"
+        );
+        ensure!(
+            visited.len() <= MAX_NESTING,
+            "BOM: Paths tree is deeper than {MAX_NESTING} (limit)"
+        );
         node = be32(bom.block(node)?, 12)?;
-        steps += 1;
-        ensure!(steps < 64, "BOM: Paths tree is too deep (a cycle?)");
     }
     let mut found = Vec::new();
-    let mut leaves = 0;
     while node != 0 {
-        leaves += 1;
-        ensure!(leaves <= bom.block_count(), "BOM: Paths leaves form a cycle");
+        ensure!(
+            visited.insert(node),
+            "BOM: Paths leaves form a cycle at block {node}"
+        );
         let leaf = bom.block(node)?;
-        for index in 0..usize::from(be16(leaf, 2)?) {
+        let count = usize::from(be16(leaf, 2)?);
+        ensure!(
+            found.len() + count <= MAX_PATHS,
+            "BOM: more than {MAX_PATHS} paths (limit)"
+        );
+        for index in 0..count {
             let info = bom.block(be32(leaf, 12 + 8 * index)?)?;
             let file = bom.block(be32(leaf, 16 + 8 * index)?)?;
             found.push(read_path(&bom, info, file)?);
@@ -417,7 +431,16 @@ fn read_path(bom: &ParsedBom, info: &[u8], file: &[u8]) -> Result<RawPath> {
     let parent = be32(file, 0)?;
     let name = file.get(4..).context("BOM: File block too short")?;
     let name = name.split(|&b| b == 0).next().unwrap_or_default();
+    ensure!(
+        name.len() <= MAX_NAME_BYTES,
+        "BOM: a path name of {} bytes exceeds the limit of {MAX_NAME_BYTES}",
+        name.len()
+    );
     let name = String::from_utf8(name.to_vec()).context("BOM: path name is not UTF-8")?;
+    ensure!(
+        !name.is_empty() && !name.contains('/'),
+        "BOM: path name {name:?} is empty or contains '/'"
+    );
     ensure!(
         record.len() >= 22,
         "BOM: path record of {} bytes is too short",
@@ -425,8 +448,13 @@ fn read_path(bom: &ParsedBom, info: &[u8], file: &[u8]) -> Result<RawPath> {
     );
     let path_type = record[0];
     let link_target = if path_type == TYPE_LINK && record.len() > 31 {
-        let target = &record[31..];
-        Some(String::from_utf8_lossy(target.split(|&b| b == 0).next().unwrap_or_default()).into_owned())
+        let target = record[31..].split(|&b| b == 0).next().unwrap_or_default();
+        ensure!(
+            target.len() <= MAX_PATH_BYTES,
+            "BOM: {name}: link target of {} bytes exceeds the limit of {MAX_PATH_BYTES}",
+            target.len()
+        );
+        Some(String::from_utf8_lossy(target).into_owned())
     } else {
         None
     };
@@ -452,32 +480,71 @@ fn read_path(bom: &ParsedBom, info: &[u8], file: &[u8]) -> Result<RawPath> {
     })
 }
 
-/// Turn (id, parent id, name) triples into "./a/b" paths.
+/// Turn (id, parent id, name) triples into "./a/b" paths, in linear time: each path is its parent's
+/// path plus its name, and each parent's path is built once, walking up only to the nearest built one.
 fn resolve_names(raw: Vec<RawPath>) -> Result<Vec<BomRecord>> {
-    let by_id: HashMap<u32, (u32, &str)> = raw.iter().map(|p| (p.id, (p.parent, p.name.as_str()))).collect();
-    let mut records = Vec::with_capacity(raw.len());
-    for path in &raw {
-        let mut names = vec![path.name.as_str()];
-        let mut parent = path.parent;
-        while parent != 0 {
-            ensure!(
-                names.len() <= raw.len(),
-                "BOM: parent ids form a cycle at {}",
-                path.name
-            );
-            let (grandparent, name) = by_id
-                .get(&parent)
-                .with_context(|| format!("BOM: {} has unknown parent id {parent}", path.name))?;
-            names.push(name);
-            parent = *grandparent;
-        }
-        names.reverse();
-        records.push(BomRecord {
-            path: names.join("/"),
-            ..path.record.clone()
-        });
+    let mut index_of = HashMap::with_capacity(raw.len());
+    for (index, path) in raw.iter().enumerate() {
+        ensure!(
+            index_of.insert(path.id, index).is_none(),
+            "BOM: path id {} appears twice",
+            path.id
+        );
     }
-    Ok(records)
+    let mut paths: Vec<Option<String>> = vec![None; raw.len()];
+    let mut on_chain = vec![false; raw.len()];
+    let mut total = 0u64;
+    let mut chain = Vec::new();
+    for start in 0..raw.len() {
+        // Collect the unbuilt ancestors of `start`, nearest first, then build them top-down.
+        let mut at = start;
+        while paths[at].is_none() {
+            ensure!(!on_chain[at], "BOM: parent ids form a cycle at {}", raw[at].name);
+            on_chain[at] = true;
+            chain.push(at);
+            // Every level adds at least "/x", so a deeper path cannot fit PATH_MAX.
+            ensure!(
+                chain.len() <= MAX_PATH_BYTES / 2,
+                "BOM: {} is nested deeper than a {MAX_PATH_BYTES}-byte path allows",
+                raw[start].name
+            );
+            let parent = raw[at].parent;
+            if parent == 0 {
+                break;
+            }
+            at = *index_of
+                .get(&parent)
+                .with_context(|| format!("BOM: {} has unknown parent id {parent}", raw[at].name))?;
+        }
+        while let Some(index) = chain.pop() {
+            let path = match raw[index].parent {
+                0 => raw[index].name.clone(),
+                parent => {
+                    let parent_path = paths[index_of[&parent]].as_deref().unwrap_or_default();
+                    format!("{parent_path}/{}", raw[index].name)
+                }
+            };
+            ensure!(
+                path.len() <= MAX_PATH_BYTES,
+                "BOM: a path of {} bytes exceeds the limit of {MAX_PATH_BYTES}",
+                path.len()
+            );
+            total += path.len() as u64;
+            ensure!(
+                total <= MAX_LISTING_BYTES,
+                "BOM: paths exceed the limit of {MAX_LISTING_BYTES} bytes in total"
+            );
+            paths[index] = Some(path);
+        }
+    }
+    Ok(raw
+        .into_iter()
+        .zip(paths)
+        .map(|(path, built)| BomRecord {
+            path: built.unwrap_or_default(),
+            ..path.record
+        })
+        .collect())
 }
 
 struct ParsedBom<'a> {
@@ -530,10 +597,6 @@ impl<'a> ParsedBom<'a> {
             .with_context(|| format!("BOM: no block {index}"))?;
         ensure!(index != 0, "BOM: reference to the null block");
         slice(self.data, offset, length)
-    }
-
-    fn block_count(&self) -> usize {
-        self.table.len()
     }
 }
 

@@ -17,6 +17,7 @@ use anyhow::{Context, Result, bail, ensure};
 use super::bom::Cksum;
 use super::gzip::GzipWriter;
 use super::{Entry, EntryKind, FileSource, Payload, S_IFDIR, S_IFREG, Script};
+use crate::limits::{MAX_LISTING_BYTES, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATHS};
 
 const MAGIC: &[u8; 6] = b"070707";
 const HEADER_LEN: usize = 76;
@@ -144,8 +145,8 @@ fn write_entry(out: &mut impl Write, name: &str, ino: u64, entry: &Entry, mtime:
                 .with_context(|| format!("cannot stat {}", source.display()))?
                 .len();
             write_header(out, &header(size, 1))?;
-            let stats =
-                copy_counting(&mut file, out).with_context(|| format!("cannot read {}", source.display()))?;
+            let stats = copy_counting(&mut file, out, &mut vec![0; CHUNK])
+                .with_context(|| format!("cannot read {}", source.display()))?;
             // The header already promised `size` bytes; a file that changed underneath would corrupt the
             // archive silently, so refuse.
             ensure!(
@@ -170,12 +171,12 @@ fn write_data(out: &mut impl Write, header: OdcHeader, data: &[u8]) -> Result<Pa
     })
 }
 
-fn copy_counting(from: &mut impl Read, to: &mut impl Write) -> io::Result<PathStats> {
-    let mut buffer = vec![0; CHUNK];
+/// Copy `from` to `to` through `buffer`, counting and cksumming the bytes.
+fn copy_counting(from: &mut impl Read, to: &mut impl Write, buffer: &mut [u8]) -> io::Result<PathStats> {
     let mut cksum = Cksum::new();
     let mut size = 0u64;
     loop {
-        let read = match from.read(&mut buffer) {
+        let read = match from.read(buffer) {
             Ok(0) => break,
             Ok(read) => read,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
@@ -247,20 +248,27 @@ pub(crate) struct OdcEntry {
     pub(crate) link_target: Option<String>,
 }
 
-/// Names longer than this are refused: macOS's PATH_MAX is 1024, so this is only a sanity bound.
-const MAX_NAME: u64 = 64 * 1024;
-/// Symlink targets are read into memory; anything larger is certainly not a link target.
-const MAX_LINK: u64 = 64 * 1024;
-
 /// Reads odc entries one at a time from an uncompressed cpio stream (wrap gzip data in a decoder first).
+/// Names and symlink targets are bounded by macOS's `PATH_MAX`, and their number and total size by
+/// [`crate::limits`], because callers keep them.
 pub(crate) struct OdcReader<R> {
     inner: R,
     done: bool,
+    entries: usize,
+    listing_bytes: u64,
+    /// Reused for every entry's data: archives hold up to a million entries.
+    buffer: Vec<u8>,
 }
 
 impl<R: Read> OdcReader<R> {
     pub(crate) fn new(inner: R) -> Self {
-        Self { inner, done: false }
+        Self {
+            inner,
+            done: false,
+            entries: 0,
+            listing_bytes: 0,
+            buffer: Vec::new(),
+        }
     }
 
     /// The next entry, or `None` after `TRAILER!!!`.
@@ -279,9 +287,10 @@ impl<R: Read> OdcReader<R> {
         );
         let field = |start: usize, len: usize| parse_octal(&raw[start..start + len]);
         let name_size = field(59, 6)?;
+        ensure!(name_size >= 1, "cpio name size is 0");
         ensure!(
-            (1..=MAX_NAME).contains(&name_size),
-            "cpio name size {name_size} is out of range"
+            name_size <= MAX_PATH_BYTES as u64 + 1,
+            "cpio name of {name_size} bytes exceeds the limit of {MAX_PATH_BYTES}"
         );
         let mut name = vec![0u8; name_size as usize];
         self.inner
@@ -289,6 +298,10 @@ impl<R: Read> OdcReader<R> {
             .context("cpio archive ends inside a name")?;
         ensure!(name.pop() == Some(0), "cpio name is not NUL-terminated");
         let name = String::from_utf8(name).context("cpio name is not UTF-8")?;
+        ensure!(
+            name.split('/').all(|component| component.len() <= MAX_NAME_BYTES),
+            "cpio name has a component longer than the limit of {MAX_NAME_BYTES} bytes"
+        );
         let header = OdcHeader {
             ino: field(12, 6)?,
             mode: u32::try_from(field(18, 6)?)?,
@@ -303,7 +316,17 @@ impl<R: Read> OdcReader<R> {
             self.done = true;
             return Ok(None);
         }
+        self.entries += 1;
+        ensure!(
+            self.entries <= MAX_PATHS,
+            "cpio archive has more than {MAX_PATHS} entries (limit)"
+        );
         let (data, link_target) = self.read_data(&header)?;
+        self.listing_bytes += (header.name.len() + link_target.as_ref().map_or(0, String::len)) as u64;
+        ensure!(
+            self.listing_bytes <= MAX_LISTING_BYTES,
+            "cpio names and link targets exceed the limit of {MAX_LISTING_BYTES} bytes in total"
+        );
         Ok(Some(OdcEntry {
             header,
             data,
@@ -315,8 +338,8 @@ impl<R: Read> OdcReader<R> {
         let mut data = (&mut self.inner).take(header.file_size);
         if header.mode & 0o170_000 == super::S_IFLNK {
             ensure!(
-                header.file_size <= MAX_LINK,
-                "{}: symlink target of {} bytes",
+                header.file_size <= MAX_PATH_BYTES as u64,
+                "{}: symlink target of {} bytes exceeds the limit of {MAX_PATH_BYTES}",
                 header.name,
                 header.file_size
             );
@@ -335,7 +358,8 @@ impl<R: Read> OdcReader<R> {
             };
             return Ok((stats, Some(String::from_utf8_lossy(&target).into_owned())));
         }
-        let stats = copy_counting(&mut data, &mut io::sink())?;
+        self.buffer.resize(CHUNK, 0);
+        let stats = copy_counting(&mut data, &mut io::sink(), &mut self.buffer)?;
         ensure!(
             stats.size == header.file_size,
             "{}: cpio archive ends inside the data",

@@ -1,21 +1,27 @@
 //! `inspect`: a human-readable report of a flat package: XAR summary and signatures, Distribution,
-//! and per component its PackageInfo, scripts and payload listing (from the BOM, like `lsbom`).
+//! and per component its PackageInfo, scripts and payload listing (from the BOM, like `lsbom`). Every
+//! text taken from the package goes through [`escape_controls`] (as `esc`), errors included.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 use openssl::x509::X509;
 
 use super::reader::{Element, HeapRef, RawXar, Toc};
 use super::verify::{MAX_SIGNATURE, bom_records, join, read_package_xml, scripts_listing};
+use crate::escape::escape_controls as esc;
 
 /// Describe the package at `path`. Fails on a file that cannot be read as a flat package.
 pub fn inspect(path: &Path) -> Result<String> {
+    describe(path).map_err(|error| anyhow!("{}", esc(&format!("{error:#}"))))
+}
+
+fn describe(path: &Path) -> Result<String> {
     let raw = RawXar::open(path)?;
     let toc = raw.decode_toc()?;
     let mut out = String::new();
-    writeln!(out, "{}", path.display())?;
+    writeln!(out, "{}", esc(&path.display().to_string()))?;
     write_toc_summary(&mut out, &raw, &toc)?;
     if let Some(distribution) = read_package_xml(&raw, &toc, "Distribution")? {
         write_distribution(&mut out, &distribution)?;
@@ -41,22 +47,24 @@ fn write_toc_summary(out: &mut String, raw: &RawXar, toc: &Toc) -> Result<()> {
         Some(checksum) => writeln!(
             out,
             "TOC checksum: {} at heap offset {}, {} bytes",
-            checksum.style, checksum.offset, checksum.size
+            esc(&checksum.style),
+            checksum.offset,
+            checksum.size
         )?,
         None => writeln!(out, "TOC checksum: none")?,
     }
     writeln!(
         out,
         "creation-time: {}",
-        toc.creation_time.as_deref().unwrap_or("(none)")
+        esc(toc.creation_time.as_deref().unwrap_or("(none)"))
     )?;
     if let Some(time) = &toc.signature_creation_time {
-        writeln!(out, "signature-creation-time: {time}")?;
+        writeln!(out, "signature-creation-time: {}", esc(time))?;
     }
     write_signature(out, "signature", toc.signature.as_ref())?;
     write_signature(out, "x-signature", toc.x_signature.as_ref())?;
     if let Some(cms) = &toc.x_signature {
-        writeln!(out, "timestamp: {}", timestamp(raw, cms))?;
+        writeln!(out, "timestamp: {}", esc(&timestamp(raw, cms)))?;
     }
     Ok(())
 }
@@ -87,11 +95,12 @@ fn write_signature(out: &mut String, element: &str, signature: Option<&HeapRef>)
     };
     writeln!(
         out,
-        "{element}: {} at heap offset {}, {} bytes, {} certificate(s), signer {signer}",
-        signature.style,
+        "{element}: {} at heap offset {}, {} bytes, {} certificate(s), signer {}",
+        esc(&signature.style),
         signature.offset,
         signature.size,
-        signature.certificates.len()
+        signature.certificates.len(),
+        esc(&signer)
     )?;
     Ok(())
 }
@@ -117,21 +126,21 @@ fn write_distribution(out: &mut String, distribution: &Element) -> Result<()> {
     writeln!(
         out,
         "\nDistribution: {}",
-        distribution.child_text("title").unwrap_or("(no title)")
+        esc(distribution.child_text("title").unwrap_or("(no title)"))
     )?;
     if let Some(product) = distribution.child("product") {
         writeln!(
             out,
             "  product {} {}",
-            product.attribute("id").unwrap_or("?"),
-            product.attribute("version").unwrap_or("")
+            esc(product.attribute("id").unwrap_or("?")),
+            esc(product.attribute("version").unwrap_or(""))
         )?;
     }
     if let Some(options) = distribution.child("options") {
         writeln!(
             out,
             "  hostArchitectures {}",
-            options.attribute("hostArchitectures").unwrap_or("(unset)")
+            esc(options.attribute("hostArchitectures").unwrap_or("(unset)"))
         )?;
     }
     for os in distribution
@@ -139,7 +148,7 @@ fn write_distribution(out: &mut String, distribution: &Element) -> Result<()> {
         .into_iter()
         .flat_map(|a| a.children_named("os-version"))
     {
-        writeln!(out, "  macOS >= {}", os.attribute("min").unwrap_or("?"))?;
+        writeln!(out, "  macOS >= {}", esc(os.attribute("min").unwrap_or("?")))?;
     }
     for choice in distribution.children_named("choice") {
         let refs: Vec<&str> = choice
@@ -149,8 +158,8 @@ fn write_distribution(out: &mut String, distribution: &Element) -> Result<()> {
         writeln!(
             out,
             "  choice {} [{}]",
-            choice.attribute("id").unwrap_or("?"),
-            refs.join(", ")
+            esc(choice.attribute("id").unwrap_or("?")),
+            esc(&refs.join(", "))
         )?;
     }
     for pkg_ref in distribution
@@ -160,10 +169,10 @@ fn write_distribution(out: &mut String, distribution: &Element) -> Result<()> {
         writeln!(
             out,
             "  pkg-ref {} {} installKBytes={} -> {}",
-            pkg_ref.attribute("id").unwrap_or("?"),
-            pkg_ref.attribute("version").unwrap_or(""),
-            pkg_ref.attribute("installKBytes").unwrap_or("?"),
-            pkg_ref.text()
+            esc(pkg_ref.attribute("id").unwrap_or("?")),
+            esc(pkg_ref.attribute("version").unwrap_or("")),
+            esc(pkg_ref.attribute("installKBytes").unwrap_or("?")),
+            esc(pkg_ref.text())
         )?;
     }
     Ok(())
@@ -173,10 +182,14 @@ fn write_component(out: &mut String, raw: &RawXar, toc: &Toc, dir: &str) -> Resu
     writeln!(
         out,
         "\ncomponent {}",
-        if dir.is_empty() { "(archive root)" } else { dir }
+        if dir.is_empty() {
+            "(archive root)".into()
+        } else {
+            esc(dir)
+        }
     )?;
     if let Some(info) = read_package_xml(raw, toc, &join(dir, "PackageInfo"))? {
-        let attribute = |name| info.attribute(name).unwrap_or("(unset)");
+        let attribute = |name| esc(info.attribute(name).unwrap_or("(unset)"));
         writeln!(
             out,
             "  identifier {} version {}",
@@ -193,15 +206,20 @@ fn write_component(out: &mut String, raw: &RawXar, toc: &Toc, dir: &str) -> Resu
             Some(payload) => writeln!(
                 out,
                 "  payload numberOfFiles={} installKBytes={}",
-                payload.attribute("numberOfFiles").unwrap_or("?"),
-                payload.attribute("installKBytes").unwrap_or("?")
+                esc(payload.attribute("numberOfFiles").unwrap_or("?")),
+                esc(payload.attribute("installKBytes").unwrap_or("?"))
             )?,
             None => writeln!(out, "  payload-free")?,
         }
     }
     if let Some(scripts) = scripts_listing(raw, toc, dir)? {
         for (name, size, mode) in scripts {
-            writeln!(out, "  script {name} {size} bytes mode {:o}", mode & 0o7777)?;
+            writeln!(
+                out,
+                "  script {} {size} bytes mode {:o}",
+                esc(&name),
+                mode & 0o7777
+            )?;
         }
     }
     if let Some(records) = bom_records(raw, toc, dir)? {
@@ -209,12 +227,16 @@ fn write_component(out: &mut String, raw: &RawXar, toc: &Toc, dir: &str) -> Resu
         for record in records {
             let link = record
                 .link_target
-                .map(|target| format!(" -> {target}"))
+                .map(|target| format!(" -> {}", esc(&target)))
                 .unwrap_or_default();
             writeln!(
                 out,
                 "    {:o} {}/{} {} {}{link}",
-                record.mode, record.uid, record.gid, record.size, record.path
+                record.mode,
+                record.uid,
+                record.gid,
+                record.size,
+                esc(&record.path)
             )?;
         }
     }

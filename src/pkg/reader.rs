@@ -2,26 +2,30 @@
 //!
 //! It reads what our writer produces and what Apple's tools produced over the years (upper-case
 //! `SHA1` styles, `signature-creation-time`, `FinderCreateTime`, …), and treats the file as untrusted:
-//! every length and offset is checked against the file and against fixed caps before use.
+//! every length and offset is checked against the file before use, documents and names against
+//! [`crate::limits`], and every byte read or decoded from the heap is charged to a [`WorkBudget`]
+//! proportional to the file's size, so decompression bombs and entries sharing heap data end early.
 //!
 //! Not supported: bzip2 and lzma file encodings, extended-attribute (`<ea>`) data.
 
+use std::cell::Cell;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Take};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use anyhow::{Context, Result, bail, ensure};
-use flate2::read::ZlibDecoder;
+use flate2::read::{GzDecoder, ZlibDecoder};
 use openssl::hash::{Hasher, MessageDigest};
 use quick_xml::events::Event;
 
+use super::cpio::OdcReader;
 use super::xar::{HEADER_LEN, MAGIC};
-
-/// TOCs of real packages are kilobytes to a few megabytes; refuse absurd claims before allocating.
-const MAX_TOC: u64 = 64 * 1024 * 1024;
-/// Cap for files read whole into memory (PackageInfo, Distribution, Bom, signatures).
-pub(crate) const MAX_SMALL_FILE: u64 = 256 * 1024 * 1024;
-const MAX_XML_DEPTH: usize = 256;
+use crate::limits::{
+    MAX_NAME_BYTES, MAX_NESTING, MAX_PATH_BYTES, MAX_WORK_RATIO, MAX_XML_ATTRIBUTES, MAX_XML_BYTES,
+    MAX_XML_ELEMENTS, MIN_WORK_BYTES,
+};
 
 /// One XML element with its attributes, child elements and concatenated text.
 #[derive(Debug, Default)]
@@ -67,13 +71,21 @@ fn parse_elements(bytes: &[u8]) -> Result<Element> {
     let mut buffer = Vec::new();
     let mut stack: Vec<Element> = Vec::new();
     let mut root = None;
+    let mut elements = 0;
     loop {
         let event = reader.read_event_into(&mut buffer)?;
+        if matches!(event, Event::Start(_) | Event::Empty(_)) {
+            elements += 1;
+            ensure!(
+                elements <= MAX_XML_ELEMENTS,
+                "more than {MAX_XML_ELEMENTS} elements (limit)"
+            );
+        }
         match event {
             Event::Start(start) => {
                 ensure!(
-                    stack.len() < MAX_XML_DEPTH,
-                    "elements nested deeper than {MAX_XML_DEPTH}"
+                    stack.len() < MAX_NESTING,
+                    "elements nested deeper than {MAX_NESTING} (limit)"
                 );
                 stack.push(element(&start)?);
             }
@@ -108,6 +120,11 @@ fn element(start: &quick_xml::events::BytesStart) -> Result<Element> {
     let name = start.name().as_ref().to_owned();
     let mut attributes = Vec::new();
     for attribute in start.attributes() {
+        // Checked before the parser's duplicate check, which is quadratic in the attribute count.
+        ensure!(
+            attributes.len() < MAX_XML_ATTRIBUTES,
+            "<{name}> has more than {MAX_XML_ATTRIBUTES} attributes (limit)"
+        );
         let attribute = attribute?;
         let value = attribute.normalized_value(quick_xml::XmlVersion::Explicit1_0)?;
         attributes.push((attribute.key.as_ref().to_owned(), value.into_owned()));
@@ -163,7 +180,63 @@ pub(crate) struct RawXar {
     pub(crate) toc_compressed: Vec<u8>,
     pub(crate) heap_start: u64,
     file_len: u64,
+    budget: WorkBudget,
 }
+
+/// Bytes the readers of one package may still read and decode, shared by every reader of its heap: a
+/// bomb or many TOC entries pointing at the same heap data use it up, whichever path they take.
+#[derive(Clone)]
+pub(crate) struct WorkBudget {
+    remaining: Rc<Cell<u64>>,
+    total: u64,
+}
+
+impl WorkBudget {
+    /// [`MIN_WORK_BYTES`] plus [`MAX_WORK_RATIO`] bytes per byte of a `file_len`-byte package.
+    fn for_file(file_len: u64) -> Self {
+        let total = MIN_WORK_BYTES.saturating_add(file_len.saturating_mul(MAX_WORK_RATIO));
+        Self {
+            remaining: Rc::new(Cell::new(total)),
+            total,
+        }
+    }
+
+    fn charge(&self, bytes: usize) -> io::Result<()> {
+        match self.remaining.get().checked_sub(bytes as u64) {
+            Some(left) => {
+                self.remaining.set(left);
+                Ok(())
+            }
+            None => {
+                self.remaining.set(0);
+                Err(io::Error::other(format!(
+                    "stopped after reading and decoding {} bytes, the limit for a package this size \
+                     ({MAX_WORK_RATIO}× its size plus {} MiB): a decompression bomb, or entries \
+                     sharing heap data?",
+                    self.total,
+                    MIN_WORK_BYTES >> 20
+                )))
+            }
+        }
+    }
+}
+
+/// A reader whose every byte is charged to a [`WorkBudget`].
+pub(crate) struct Metered<R> {
+    inner: R,
+    budget: WorkBudget,
+}
+
+impl<R: Read> Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.budget.charge(read)?;
+        Ok(read)
+    }
+}
+
+/// The cpio archive in a gzip'd heap file (`Payload`, `Scripts`), decoded under the package's budget.
+pub(crate) type CpioReader = OdcReader<Metered<GzDecoder<DataReader>>>;
 
 /// Where something sits in the heap, and how it is checked (TOC checksum or a signature).
 #[derive(Debug, Clone)]
@@ -185,6 +258,8 @@ pub(crate) struct Toc {
     pub(crate) x_signature: Option<HeapRef>,
     /// Every entry, depth-first, with its full path ("dir/name").
     pub(crate) files: Vec<TocFile>,
+    /// Index into `files` by path.
+    by_path: HashMap<String, usize>,
 }
 
 #[derive(Debug)]
@@ -206,7 +281,7 @@ pub(crate) struct TocData {
 
 impl Toc {
     pub(crate) fn file(&self, path: &str) -> Option<&TocFile> {
-        self.files.iter().find(|file| file.path == path)
+        self.by_path.get(path).map(|&index| &self.files[index])
     }
 
     /// Component packages: "" when the archive itself is one (PackageInfo at the root), else each
@@ -225,14 +300,23 @@ impl Toc {
     }
 }
 
-/// The digest algorithm for a xar checksum style; xar and Apple spell them in either case.
+/// The digest algorithm for a xar checksum style; xar and Apple spell them in either case. MD5, which
+/// libxar also knows, is refused: anyone can make two files with the same MD5.
 pub(crate) fn digest_for(style: &str) -> Option<MessageDigest> {
     match style.to_ascii_lowercase().as_str() {
         "sha1" => Some(MessageDigest::sha1()),
         "sha256" => Some(MessageDigest::sha256()),
         "sha512" => Some(MessageDigest::sha512()),
-        "md5" => Some(MessageDigest::md5()),
         _ => None,
+    }
+}
+
+/// Why [`digest_for`] has no digest for `style`.
+pub(crate) fn refused_style(style: &str) -> String {
+    if style.eq_ignore_ascii_case("md5") {
+        "md5 is weaker than SHA-1 and is refused".to_owned()
+    } else {
+        format!("checksum style {style:?} is not sha1, sha256 or sha512")
     }
 }
 
@@ -288,8 +372,8 @@ impl RawXar {
             header.header_size
         );
         ensure!(
-            header.toc_compressed_len <= MAX_TOC && header.toc_len <= MAX_TOC,
-            "{}: xar TOC sizes {}/{} are implausible",
+            header.toc_compressed_len <= MAX_XML_BYTES && header.toc_len <= MAX_XML_BYTES,
+            "{}: xar TOC sizes {}/{} exceed the limit of {MAX_XML_BYTES} bytes",
             path.display(),
             header.toc_compressed_len,
             header.toc_len
@@ -311,6 +395,7 @@ impl RawXar {
             toc_compressed,
             heap_start,
             file_len,
+            budget: WorkBudget::for_file(file_len),
         })
     }
 
@@ -318,7 +403,7 @@ impl RawXar {
     pub(crate) fn decode_toc(&self) -> Result<Toc> {
         let mut xml = Vec::new();
         ZlibDecoder::new(self.toc_compressed.as_slice())
-            .take(MAX_TOC + 1)
+            .take(MAX_XML_BYTES + 1)
             .read_to_end(&mut xml)
             .with_context(|| format!("{}: the xar TOC is not a valid zlib stream", self.path.display()))?;
         ensure!(
@@ -345,7 +430,7 @@ impl RawXar {
         Ok(bytes)
     }
 
-    fn heap_reader(&self, offset: u64, length: u64) -> Result<Take<BufReader<File>>> {
+    fn heap_reader(&self, offset: u64, length: u64) -> Result<Metered<Take<BufReader<File>>>> {
         ensure!(
             length <= self.file_len,
             "{}: heap range {offset}+{length} is larger than the file",
@@ -360,7 +445,7 @@ impl RawXar {
                 let mut file =
                     File::open(&self.path).with_context(|| format!("cannot open {}", self.path.display()))?;
                 file.seek(SeekFrom::Start(start))?;
-                Ok(BufReader::with_capacity(256 * 1024, file).take(length))
+                Ok(self.metered(BufReader::with_capacity(256 * 1024, file).take(length)))
             }
             _ => bail!(
                 "{}: heap range {offset}+{length} runs past the end of the file (truncated?)",
@@ -377,29 +462,43 @@ impl RawXar {
         )?;
         let decoded = match data.encoding.as_str() {
             "application/octet-stream" => Decoded::Stored(raw),
-            "application/x-gzip" => Decoded::Zlib(Box::new(ZlibDecoder::new(raw))),
+            "application/x-gzip" => Decoded::Zlib(Box::new(self.metered(ZlibDecoder::new(raw)))),
             other => bail!("encoding {other} is not supported"),
         };
         Ok(DataReader {
-            inner: DigestReader::new(decoded, data.extracted.as_ref())?,
+            // Never more than the TOC promised: a longer stream is wrong however it ends, and reading it
+            // to the end would let a small file decode for as long as the budget lasts.
+            inner: DigestReader::new(decoded.take(data.size.saturating_add(1)), data.extracted.as_ref())?,
         })
     }
 
-    /// Read a small file (PackageInfo, Bom, …) whole.
-    pub(crate) fn read_file(&self, toc: &Toc, path: &str) -> Result<Option<Vec<u8>>> {
+    /// The cpio archive in the gzip'd heap file `data` (`Payload`, `Scripts`).
+    pub(crate) fn cpio_reader(&self, data: &TocData) -> Result<CpioReader> {
+        Ok(OdcReader::new(
+            self.metered(GzDecoder::new(self.data_reader(data)?)),
+        ))
+    }
+
+    fn metered<R: Read>(&self, inner: R) -> Metered<R> {
+        Metered {
+            inner,
+            budget: self.budget.clone(),
+        }
+    }
+
+    /// Read a small file (PackageInfo, Bom, …) whole, refusing one larger than `limit` bytes.
+    pub(crate) fn read_file(&self, toc: &Toc, path: &str, limit: u64) -> Result<Option<Vec<u8>>> {
         let Some(data) = toc.file(path).and_then(|file| file.data.as_ref()) else {
             return Ok(None);
         };
-        ensure!(
-            data.size <= MAX_SMALL_FILE,
-            "{path}: {} bytes is too large to read",
-            data.size
-        );
+        let too_large = || format!("{path}: larger than the limit of {limit} bytes");
+        ensure!(data.size <= limit, "{}; the TOC says {}", too_large(), data.size);
         let mut bytes = Vec::new();
         self.data_reader(data)?
-            .take(MAX_SMALL_FILE)
+            .take(limit + 1)
             .read_to_end(&mut bytes)
             .with_context(|| format!("{}: cannot read {path}", self.path.display()))?;
+        ensure!(bytes.len() as u64 <= limit, "{}", too_large());
         Ok(Some(bytes))
     }
 }
@@ -411,6 +510,14 @@ fn parse_toc(root: &Element) -> Result<Toc> {
     for file in toc.children_named("file") {
         collect_files(file, "", &mut files, 0)?;
     }
+    let mut by_path = HashMap::with_capacity(files.len());
+    for (index, file) in files.iter().enumerate() {
+        ensure!(
+            by_path.insert(file.path.clone(), index).is_none(),
+            "{} is listed twice",
+            file.path
+        );
+    }
     Ok(Toc {
         creation_time: toc.child_text("creation-time").map(str::to_owned),
         checksum: toc.child("checksum").map(heap_ref).transpose()?,
@@ -418,6 +525,7 @@ fn parse_toc(root: &Element) -> Result<Toc> {
         signature: toc.child("signature").map(heap_ref).transpose()?,
         x_signature: toc.child("x-signature").map(heap_ref).transpose()?,
         files,
+        by_path,
     })
 }
 
@@ -450,17 +558,27 @@ fn heap_ref(element: &Element) -> Result<HeapRef> {
 }
 
 fn collect_files(element: &Element, parent: &str, files: &mut Vec<TocFile>, depth: usize) -> Result<()> {
-    ensure!(depth < MAX_XML_DEPTH, "file entries nested too deeply");
+    ensure!(depth < MAX_NESTING, "file entries nested too deeply");
     let name = element.child_text("name").context("a <file> has no <name>")?;
     ensure!(
         !name.is_empty() && !name.contains('/') && name != "..",
         "bad file name {name:?}"
+    );
+    ensure!(
+        name.len() <= MAX_NAME_BYTES,
+        "a file name of {} bytes exceeds the limit of {MAX_NAME_BYTES}",
+        name.len()
     );
     let path = if parent.is_empty() {
         name.to_owned()
     } else {
         format!("{parent}/{name}")
     };
+    ensure!(
+        path.len() <= MAX_PATH_BYTES,
+        "a path of {} bytes exceeds the limit of {MAX_PATH_BYTES}",
+        path.len()
+    );
     let data = element
         .child("data")
         .map(|data| file_data(data).with_context(|| format!("{path}: bad <data>")))
@@ -545,9 +663,11 @@ impl<R: Read> Read for DigestReader<R> {
     }
 }
 
+type HeapReader = DigestReader<Metered<Take<BufReader<File>>>>;
+
 pub(crate) enum Decoded {
-    Stored(DigestReader<Take<BufReader<File>>>),
-    Zlib(Box<ZlibDecoder<DigestReader<Take<BufReader<File>>>>>),
+    Stored(HeapReader),
+    Zlib(Box<Metered<ZlibDecoder<HeapReader>>>),
 }
 
 impl Read for Decoded {
@@ -568,18 +688,19 @@ pub(crate) struct DataDigests {
     pub(crate) extracted_len: u64,
 }
 
-/// Decoded file contents; [`DataReader::finish`] reads whatever is left and returns the digests.
+/// Decoded file contents, at most one byte more than the TOC's `<size>`; [`DataReader::finish`] reads
+/// whatever is left and returns the digests.
 pub(crate) struct DataReader {
-    inner: DigestReader<Decoded>,
+    inner: DigestReader<Take<Decoded>>,
 }
 
 impl DataReader {
     pub(crate) fn finish(mut self) -> Result<DataDigests> {
         io::copy(&mut self.inner, &mut io::sink())?;
         let (extracted, extracted_len) = self.inner.finish()?;
-        let raw = match &mut self.inner.inner {
+        let raw = match self.inner.inner.get_mut() {
             Decoded::Stored(raw) => raw,
-            Decoded::Zlib(decoder) => decoder.get_mut(),
+            Decoded::Zlib(decoder) => decoder.inner.get_mut(),
         };
         // A zlib stream may end before the heap range does; the archived checksum covers the range.
         io::copy(raw, &mut io::sink())?;

@@ -1,9 +1,11 @@
 //! `verify`: check a flat package's integrity without a Mac.
 //!
 //! Checks, in order: the XAR header, the TOC checksum (style, location, value), every file's archived
-//! and extracted checksums and lengths, then per component the BOM against the Payload (paths, modes,
-//! owners, sizes, cksums), PackageInfo's `numberOfFiles` and scripts against the BOM and Scripts, and
-//! the Distribution's pkg-refs against the archive's directories.
+//! and extracted checksums and lengths (SHA-1 or stronger), the archive's shape (a component package has
+//! a PackageInfo at its root; a product archive has a Distribution and components), then per component a
+//! real PackageInfo, the BOM against the Payload (paths, modes, owners, sizes, cksums), PackageInfo's
+//! `numberOfFiles` and scripts against the BOM and Scripts, and the Distribution's pkg-refs against the
+//! archive's directories. Everything read is bounded by [`crate::limits`].
 //!
 //! Signatures are parsed and handed back in [`SignatureParts`], not verified here: trust decisions
 //! belong to the signing module.
@@ -11,13 +13,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use flate2::read::GzDecoder;
-
 use super::bom::{self, BomRecord};
-use super::cpio::OdcReader;
-use super::reader::{self, Element, RawXar, Toc, TocFile, digest_for, header_style};
+use super::reader::{self, Element, RawXar, Toc, TocFile, digest_for, header_style, refused_style};
 use super::xar::{HEADER_LEN, hex};
+use crate::limits::{MAX_BOM_BYTES, MAX_XML_BYTES};
+use anyhow::{Context, Result};
 
 /// Signatures never come near this; a bigger claim is corrupt.
 pub(crate) const MAX_SIGNATURE: u64 = 1024 * 1024;
@@ -83,10 +83,17 @@ pub fn verify(path: &Path) -> Result<Verification> {
             report.files_checked += 1;
         }
     }
-    for dir in toc.component_dirs() {
+    let components = toc.component_dirs();
+    let is_component_package = components == [""];
+    if components.is_empty() {
+        report
+            .problems
+            .push("no component package: neither a PackageInfo at the root nor a *.pkg directory".to_owned());
+    }
+    for dir in components {
         check_component(&raw, &toc, dir, &mut report.problems)?;
     }
-    check_distribution(&raw, &toc, &mut report.problems)?;
+    check_distribution(&raw, &toc, is_component_package, &mut report.problems)?;
     Ok(report)
 }
 
@@ -97,9 +104,14 @@ fn check_toc_checksum(
     report: &mut Verification,
 ) -> Option<SignatureParts> {
     let problems = &mut report.problems;
-    let Some(header_style) = header_style(raw.header.cksum_alg) else {
+    let Some(header_style) = header_style(raw.header.cksum_alg).filter(|style| digest_for(style).is_some())
+    else {
+        let reason = match header_style(raw.header.cksum_alg) {
+            Some(style) => refused_style(style),
+            None => "not sha1, sha256 or sha512".to_owned(),
+        };
         problems.push(format!(
-            "xar header checksum algorithm {} is not sha1/sha256/sha512",
+            "xar header checksum algorithm {}: {reason}",
             raw.header.cksum_alg
         ));
         return None;
@@ -113,6 +125,12 @@ fn check_toc_checksum(
     }
     let digest = digest_for(header_style).and_then(|md| openssl::hash::hash(md, &raw.toc_compressed).ok())?;
     let size = if size == 0 { digest.len() as u64 } else { size };
+    if size != digest.len() as u64 {
+        problems.push(format!(
+            "TOC checksum: {size} bytes is not the length of a {header_style} digest"
+        ));
+        return None;
+    }
     let stored = match raw.read_heap(offset, size) {
         Ok(stored) => stored,
         Err(error) => {
@@ -193,7 +211,12 @@ fn check_file_data(raw: &RawXar, file: &TocFile, problems: &mut Vec<String>) -> 
             digests.archived_len, data.length
         ));
     }
-    if digests.extracted_len != data.size {
+    if digests.extracted_len > data.size {
+        problems.push(format!(
+            "{path}: more extracted bytes than the TOC's {} (reading stopped there)",
+            data.size
+        ));
+    } else if digests.extracted_len != data.size {
         problems.push(format!(
             "{path}: {} extracted bytes, the TOC says {}",
             digests.extracted_len, data.size
@@ -206,7 +229,7 @@ fn check_file_data(raw: &RawXar, file: &TocFile, problems: &mut Vec<String>) -> 
         match (expected, actual) {
             (None, _) => problems.push(format!("{path}: no {what}-checksum")),
             (Some((style, _)), None) => {
-                problems.push(format!("{path}: unknown {what}-checksum style {style:?}"))
+                problems.push(format!("{path}: {what}-checksum: {}", refused_style(style)))
             }
             (Some((_, expected)), Some(actual)) if !expected.eq_ignore_ascii_case(&hex(actual)) => {
                 problems.push(format!(
@@ -235,7 +258,8 @@ fn check_component(raw: &RawXar, toc: &Toc, dir: &str, problems: &mut Vec<String
         problems.push(format!("{label}: no PackageInfo"));
         return Ok(());
     };
-    let bom = match raw.read_file(toc, &join(dir, "Bom")) {
+    check_package_info(label, &package_info, problems);
+    let bom = match raw.read_file(toc, &join(dir, "Bom"), MAX_BOM_BYTES) {
         Ok(Some(bom)) => Some(bom),
         Ok(None) => None,
         Err(error) => {
@@ -270,6 +294,22 @@ fn check_component(raw: &RawXar, toc: &Toc, dir: &str, problems: &mut Vec<String
     Ok(())
 }
 
+/// The Installer needs a `<pkg-info>` with an identifier (its receipt name) and a version.
+fn check_package_info(label: &str, package_info: &Element, problems: &mut Vec<String>) {
+    if package_info.name != "pkg-info" {
+        problems.push(format!(
+            "{label}: PackageInfo's root element is <{}>, not <pkg-info>",
+            package_info.name
+        ));
+        return;
+    }
+    for attribute in ["identifier", "version"] {
+        if package_info.attribute(attribute).is_none_or(str::is_empty) {
+            problems.push(format!("{label}: PackageInfo has no {attribute}"));
+        }
+    }
+}
+
 fn check_declared_count(label: &str, declared: Option<&Element>, count: usize, problems: &mut Vec<String>) {
     let declared = declared.and_then(|payload| payload.attribute("numberOfFiles"));
     if declared.and_then(|n| n.parse::<usize>().ok()) != Some(count) {
@@ -291,7 +331,7 @@ struct PayloadEntry {
 }
 
 fn payload_entries(raw: &RawXar, data: &reader::TocData) -> Result<BTreeMap<String, PayloadEntry>> {
-    let mut cpio = OdcReader::new(GzDecoder::new(raw.data_reader(data)?));
+    let mut cpio = raw.cpio_reader(data)?;
     let mut entries = BTreeMap::new();
     while let Some(entry) = cpio.next_entry()? {
         let header = entry.header;
@@ -405,7 +445,7 @@ fn script_names(raw: &RawXar, toc: &Toc, dir: &str) -> Result<Vec<String>> {
         .file(&join(dir, "Scripts"))
         .and_then(|file| file.data.as_ref())
         .context("no Scripts archive")?;
-    let mut cpio = OdcReader::new(GzDecoder::new(raw.data_reader(data)?));
+    let mut cpio = raw.cpio_reader(data)?;
     let mut names = Vec::new();
     while let Some(entry) = cpio.next_entry()? {
         names.push(entry.header.name.trim_start_matches("./").to_owned());
@@ -415,7 +455,7 @@ fn script_names(raw: &RawXar, toc: &Toc, dir: &str) -> Result<Vec<String>> {
 
 fn read_xml(raw: &RawXar, toc: &Toc, path: &str, problems: &mut Vec<String>) -> Result<Option<Element>> {
     let parsed = raw
-        .read_file(toc, path)
+        .read_file(toc, path, MAX_XML_BYTES)
         .and_then(|bytes| bytes.map(|bytes| reader::parse_xml(&bytes, path)).transpose());
     Ok(parsed.unwrap_or_else(|error| {
         problems.push(format!("{error:#}"));
@@ -423,15 +463,37 @@ fn read_xml(raw: &RawXar, toc: &Toc, path: &str, problems: &mut Vec<String>) -> 
     }))
 }
 
-/// Each `<pkg-ref>` with a `#name.pkg` target must name a directory in the archive.
-fn check_distribution(raw: &RawXar, toc: &Toc, problems: &mut Vec<String>) -> Result<()> {
+/// A product archive's Distribution is an `<installer-gui-script>` (or the older `<installer-script>`) whose `<pkg-ref>`s name at least one
+/// component; each `#name.pkg` target must be a directory in the archive.
+fn check_distribution(
+    raw: &RawXar,
+    toc: &Toc,
+    is_component_package: bool,
+    problems: &mut Vec<String>,
+) -> Result<()> {
     let Some(distribution) = read_xml(raw, toc, "Distribution", problems)? else {
+        if !is_component_package && toc.file("Distribution").is_none() {
+            problems.push("a product archive needs a Distribution".to_owned());
+        }
         return Ok(());
     };
+    // Apple's packages from before macOS 10.7 or so call the root element `installer-script`.
+    if !matches!(
+        distribution.name.as_str(),
+        "installer-gui-script" | "installer-script"
+    ) {
+        problems.push(format!(
+            "Distribution's root element is <{}>, not <installer-gui-script>",
+            distribution.name
+        ));
+        return Ok(());
+    }
+    let mut targets = 0;
     for pkg_ref in distribution.children_named("pkg-ref") {
         let Some(target) = pkg_ref.text().strip_prefix('#') else {
             continue;
         };
+        targets += 1;
         let target = percent_decode(target);
         if toc.file(&target).is_none_or(|file| file.kind != "directory") {
             problems.push(format!(
@@ -439,6 +501,9 @@ fn check_distribution(raw: &RawXar, toc: &Toc, problems: &mut Vec<String>) -> Re
                 pkg_ref.attribute("id").unwrap_or("?")
             ));
         }
+    }
+    if targets == 0 {
+        problems.push("Distribution: no pkg-ref names a component package".to_owned());
     }
     Ok(())
 }
@@ -468,7 +533,7 @@ fn percent_decode(text: &str) -> String {
 
 /// Used by inspect: the payload listing source of truth is the BOM, like `lsbom`.
 pub(crate) fn bom_records(raw: &RawXar, toc: &Toc, dir: &str) -> Result<Option<Vec<BomRecord>>> {
-    raw.read_file(toc, &join(dir, "Bom"))?
+    raw.read_file(toc, &join(dir, "Bom"), MAX_BOM_BYTES)?
         .map(|bom| bom::read(&bom))
         .transpose()
 }
@@ -481,7 +546,7 @@ pub(crate) fn scripts_listing(raw: &RawXar, toc: &Toc, dir: &str) -> Result<Opti
     else {
         return Ok(None);
     };
-    let mut cpio = OdcReader::new(GzDecoder::new(raw.data_reader(data)?));
+    let mut cpio = raw.cpio_reader(data)?;
     let mut scripts = Vec::new();
     while let Some(entry) = cpio.next_entry()? {
         if entry.header.name != "." {
@@ -496,7 +561,7 @@ pub(crate) fn scripts_listing(raw: &RawXar, toc: &Toc, dir: &str) -> Result<Opti
 }
 
 pub(crate) fn read_package_xml(raw: &RawXar, toc: &Toc, path: &str) -> Result<Option<Element>> {
-    raw.read_file(toc, path)?
+    raw.read_file(toc, path, MAX_XML_BYTES)?
         .map(|bytes| reader::parse_xml(&bytes, path))
         .transpose()
 }

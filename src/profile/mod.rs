@@ -19,18 +19,19 @@
 
 mod catalog;
 mod payloads;
+mod reader;
 
 use std::fmt;
-use std::io::Cursor;
 use std::path::Path;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use plist::{Dictionary, Value};
 use serde_saphyr::Location;
 use uuid::Uuid;
 
 use catalog::MacOsVersion;
 
+use crate::limits::{MAX_PROFILE_BYTES, read_file_within};
 use crate::plan::Plan;
 use crate::sign::{self, ProfileEncoding};
 use crate::spec::{LoadedSpec, Problem, Spec, SpecError};
@@ -41,9 +42,6 @@ const NAMESPACE: Uuid = Uuid::from_u128(0x509e_984a_7976_5eed_b7e9_6977_f4f1_0b7
 
 /// `TargetDeviceType` of a Mac.
 const TARGET_MAC: i64 = 5;
-
-/// A profile is a short document; anything larger is not one of ours (or is an attack).
-const MAX_PROFILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// One configuration profile, ready to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -364,16 +362,7 @@ fn notes(profile: &Profile) -> Vec<String> {
 /// Checks an existing profile (XML, binary, or CMS-signed DER) against the catalog, without a fleet: keys
 /// newer than some minimum macOS are not errors here.
 pub fn validate_file(path: &Path) -> Result<Vec<Finding>> {
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .len();
-    if size > MAX_PROFILE_BYTES {
-        bail!(
-            "{} is {size} bytes; a profile is at most {MAX_PROFILE_BYTES}",
-            path.display()
-        );
-    }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = read_file_within(path, MAX_PROFILE_BYTES)?;
     validate_bytes(&bytes, None).with_context(|| format!("checking {}", path.display()))
 }
 
@@ -387,8 +376,7 @@ pub fn validate_bytes(bytes: &[u8], minimum_macos: Option<&str>) -> Result<Vec<F
         None => None,
     };
     let plist = unwrap_signed(bytes)?;
-    let value = Value::from_reader(Cursor::new(&plist))
-        .context("the profile is not a property list (XML or binary)")?;
+    let value = reader::parse_plist(&plist)?;
     let mut findings = catalog::catalog().check_profile(&value, minimum);
     findings.sort_by(|a, b| (a.severity, &a.path).cmp(&(b.severity, &b.path)));
     Ok(findings)

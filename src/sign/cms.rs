@@ -15,6 +15,7 @@
 use {
     super::{
         Identity,
+        der::{self, Tlv},
         trust::{SignerInfo, signer_info},
     },
     anyhow::{Context, Result, bail},
@@ -101,11 +102,76 @@ pub fn verify_profile(der: &[u8], ca: Option<&[X509]>) -> Result<ProfileSignatur
         CMSOptions::BINARY | CMSOptions::NOVERIFY,
     )
     .context("the profile's signature does not match its content (modified after signing?)")?;
+    check_content_type(der)?;
     let (signer, embedded) = signer_and_certificates(der)?;
     Ok(ProfileSignature {
         signer: signer_info(&signer, &embedded, ca)?,
         content,
     })
+}
+
+/// DER contents of `id-data` (1.2.840.113549.1.7.1), the content type of signed profiles and of xar's
+/// detached TOC-checksum signatures.
+const ID_DATA: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x01];
+/// DER contents of the `contentType` signed attribute's OID (1.2.840.113549.1.9.3).
+const CONTENT_TYPE_ATTRIBUTE: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x03];
+
+/// Checks that a CMS SignedData encapsulates `id-data` and that every signer's signed `contentType`
+/// attribute names that same type, as RFC 5652 §5.3 and §11.1 require. OpenSSL verifies the signature
+/// over the attributes but not this match, so an altered eContentType would otherwise pass; the openssl
+/// crate cannot read either field, hence this walk of
+/// `ContentInfo { contentType, [0] SignedData { version, digestAlgorithms, encapContentInfo, [0] certs,
+/// [1] crls, signerInfos } }`.
+pub(crate) fn check_content_type(cms_der: &[u8]) -> Result<()> {
+    let signed_data = der::read(cms_der)
+        .and_then(|(content_info, _)| content_info.children())
+        .and_then(|fields| fields.get(1)?.children())
+        .and_then(|explicit| explicit.first()?.children())
+        .context(MALFORMED)?;
+    // encapContentInfo ::= SEQUENCE { eContentType OID, … }
+    let content_type = first_child_contents(signed_data.get(2))?;
+    if content_type != ID_DATA {
+        bail!("the CMS eContentType is not id-data (1.2.840.113549.1.7.1)");
+    }
+    // signerInfos is the SET after encapContentInfo (digestAlgorithms, before it, is a SET too).
+    for signer_infos in signed_data.iter().skip(3).filter(|f| f.tag == der::SET) {
+        for signer in signer_infos.children().context(MALFORMED)? {
+            check_signed_content_type(&signer, content_type)?;
+        }
+    }
+    Ok(())
+}
+
+const MALFORMED: &str = "the CMS SignedData is malformed";
+
+/// The contents of the first element inside `element`.
+fn first_child_contents<'a>(element: Option<&Tlv<'a>>) -> Result<&'a [u8]> {
+    element
+        .and_then(Tlv::children)
+        .and_then(|children| Some(children.first()?.contents))
+        .context(MALFORMED)
+}
+
+/// A signer's signed attributes (`[0]`), when it has any, must hold a `contentType` equal to `expected`.
+fn check_signed_content_type(signer: &Tlv, expected: &[u8]) -> Result<()> {
+    let fields = signer.children().context(MALFORMED)?;
+    let Some(signed_attributes) = fields.iter().find(|f| f.tag == der::context(0)) else {
+        return Ok(());
+    };
+    for attribute in signed_attributes.children().context(MALFORMED)? {
+        let parts = attribute.children().context(MALFORMED)?;
+        if parts
+            .first()
+            .is_some_and(|oid| oid.contents == CONTENT_TYPE_ATTRIBUTE)
+        {
+            // Attribute ::= SEQUENCE { attrType OID, attrValues SET { OID } }
+            if first_child_contents(parts.get(1))? != expected {
+                bail!("the CMS signed contentType attribute does not match the eContentType");
+            }
+            return Ok(());
+        }
+    }
+    bail!("the CMS signed attributes have no contentType")
 }
 
 /// The signer certificate and every certificate embedded in a CMS SignedData.

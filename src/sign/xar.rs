@@ -26,7 +26,7 @@
 use {
     super::{
         Identity, TocSigner,
-        cms::signer_and_certificates,
+        cms::{check_content_type, signer_and_certificates},
         der::{self, Tlv},
         timestamp::{self, Timestamp, TimestampAuthority},
         trust::{SignerInfo, signer_info},
@@ -200,6 +200,7 @@ pub struct PackageCms {
 /// certificates embedded in the CMS as intermediates.
 pub fn verify_toc_cms(cms_der: &[u8], toc_checksum: &[u8], ca: Option<&[X509]>) -> Result<PackageCms> {
     let mut cms = CmsContentInfo::from_der(cms_der).context("the CMS signature is not valid DER")?;
+    check_content_type(cms_der)?;
     cms.verify(
         None,
         None,
