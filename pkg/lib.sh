@@ -36,6 +36,9 @@ CONFINE_DIR=$(cd "$(dirname "$0")" && pwd -P)
 # shellcheck source=fleet-data.sh
 . "$CONFINE_DIR/fleet-data.sh"
 
+# The sshd drop-in that refuses the fleet's agents: macOS 13 and later include sshd_config.d/*.
+SSHD_DROP_IN=/etc/ssh/sshd_config.d/confine-$FLEET_NAME.conf
+
 require_root() {
 	[ "$(id -u)" = 0 ] || fail "must run as root (Installer runs package scripts as root)"
 }
@@ -339,6 +342,71 @@ stop_daemon() {
 
 # as_agent COMMAND...: runs COMMAND as the agent (its UID, GID and groups), never as root.
 as_agent() { sudo -n -u "$A_NAME" "$@"; }
+
+# Work in the agent's own trees (home, .ssh, .openclaw, secret files) runs as the agent: root never opens,
+# chowns or chmods a path there, so a link, FIFO or hard link the agent planted can only ever reach what
+# the agent could reach anyway. Content goes over on standard input.
+
+# as_agent_sh SCRIPT [ARG...]: runs the constant sh SCRIPT as the agent, ARGs as $1..., PATH fixed, umask 077.
+as_agent_sh() {
+	agent_script=$1
+	shift
+	as_agent /bin/sh -c "set -euf; PATH=/usr/bin:/bin; umask 077; $agent_script" sh "$@"
+}
+
+# The agent side of make_way: PATH ($1) must be a real folder ($2 = dir) or a regular file the agent
+# owns with a single link ($2 = file), or be absent. Anything else (a link, FIFO, socket, device, folder,
+# another account's file) is renamed to PATH.confine-moved, which never opens it, and logged.
+# shellcheck disable=SC2016 # expanded by the agent's shell
+MAKE_WAY='p=$1
+if [ -L "$p" ]; then bad="a symbolic link"
+elif [ ! -e "$p" ]; then exit 0
+elif [ "$2" = dir ]; then
+	if [ -d "$p" ]; then exit 0; fi
+	bad="not a folder"
+elif [ ! -f "$p" ]; then bad="not a regular file"
+else
+	set -- $(ls -ldn "$p")
+	if [ "$2" = 1 ] && [ "$3" = "$(id -u)" ]; then exit 0; fi
+	bad="a hard link or another account'"'"'s file"
+fi
+rm -rf "$p.confine-moved"
+mv -f "$p" "$p.confine-moved"
+printf "confine: moved %s aside to %s.confine-moved: it was %s\n" "$p" "$p" "$bad"'
+
+# make_way PATH dir|file: as the agent, clears PATH of anything that does not belong there (MAKE_WAY).
+make_way() { as_agent_sh "$MAKE_WAY" "$1" "$2"; }
+
+# agent_dir MODE PATH: as the agent, a real folder at PATH with MODE.
+agent_dir() {
+	make_way "$2" dir
+	# shellcheck disable=SC2016
+	as_agent_sh 'mkdir -p "$1" && chmod "$2" "$1"' "$2" "$1"
+}
+
+# agent_write MODE PATH: as the agent, replaces PATH with standard input (written beside it, renamed over it).
+agent_write() {
+	make_way "$2" file
+	# shellcheck disable=SC2016
+	as_agent_sh 'rm -rf "$1.confine-new"; cat >"$1.confine-new"; chmod "$2" "$1.confine-new"; mv -f "$1.confine-new" "$1"' "$2" "$1"
+}
+
+# agent_keep MODE PATH: as the agent, keeps a good existing file at PATH with MODE; true if there is one.
+agent_keep() {
+	make_way "$2" file
+	# shellcheck disable=SC2016
+	as_agent_sh '[ -f "$1" ] || exit 1; chmod "$2" "$1"' "$2" "$1"
+}
+
+# record FILE RECORD: keeps a copy of FILE, something root made, as RECORD in root's own root-only record
+# (records/ in the support folder), which the agent can neither read nor change.
+record() {
+	(
+		umask 077
+		mkdir -p "${2%/*}"
+		cp "$1" "$2"
+	)
+}
 
 # The agent's OpenClaw: OPENCLAW_PACKAGE is the package of the version being installed, and openclaw_cli
 # runs its CLI as the agent, with the daemon's environment (config read-only, no self-update, no service

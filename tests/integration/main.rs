@@ -27,6 +27,8 @@ mod pkg;
 mod sim;
 // The installer scripts run as root against a simulated macOS, with a stub OpenClaw.
 mod installer;
+// A compromised agent plants links, FIFOs, hard links and forged lines: nothing outside its trees changes.
+mod hostile_agent;
 // Hostile packages and profiles under `prlimit --as=1G`: bounded readers exit 1, never abort.
 mod hostile_files;
 // The real OpenClaw and node end to end: install, upgrade, failing upgrades, on the simulated Mac.

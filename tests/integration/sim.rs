@@ -244,11 +244,13 @@ impl Mac {
             ("Library/Logs", 0o755),
             ("Library/Application Support", 0o755),
             ("usr/local/bin", 0o755),
+            ("private/etc/ssh/sshd_config.d", 0o755),
         ] {
             let dir = self.target.join(path);
             fs::create_dir_all(&dir).expect("volume dir");
             set_mode(&dir, mode);
         }
+        std::os::unix::fs::symlink("private/etc", self.target.join("etc")).expect("/etc");
         // root:admin, as on a Mac (and as the payload repeats it).
         chown(self.target.join("Library/Application Support"), Some(0), Some(80)).expect("chown");
         let home = self.target.join("Users/alice");
@@ -340,7 +342,7 @@ impl Mac {
     /// /Library are created (empty) on this machine as the mount points; nothing is mounted outside the
     /// namespace.
     pub(crate) fn in_mount_namespace(&self) -> Command {
-        for point in ["/Users", "/Library"] {
+        for point in ["/Users", "/Library", "/etc/ssh/sshd_config.d"] {
             fs::create_dir_all(point).expect("mount point");
         }
         let mut binds = String::new();
@@ -349,6 +351,7 @@ impl Mac {
             ("Library", "/Library"),
             ("usr/local", "/usr/local"),
             ("private/tmp", "/tmp"),
+            ("private/etc/ssh/sshd_config.d", "/etc/ssh/sshd_config.d"),
         ] {
             binds += &format!("mount --bind '{}' {to} && ", self.target.join(from).display());
         }
