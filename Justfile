@@ -26,9 +26,12 @@ lint:
 example:
     cargo run --locked --release -- build --example
 
-# package-writer benchmark: wall time and peak memory against gzip -6 on a large tree
+# package-writer benchmarks: a generated tree against gzip -6, then the real tree (a locked OpenClaw
+# bundle) against bsdtar --format odc | pigz -p 2 -6; wall time and peak memory
 bench:
     cargo bench --locked --bench pkg
+    cargo build --locked --release
+    tests/bench/openclaw-bundle.sh target/release/confine
 
 # push benchmark: peak memory of 10 MB and 100 MB package uploads to the Jamf and Kandji doubles
 bench-push:

@@ -414,6 +414,7 @@ record() {
 openclaw_package() {
 	case $A_INSTALL in
 	npm) OPENCLAW_PACKAGE=$T$A_PREFIX/versions/$A_OPENCLAW_VERSION/lib/node_modules/openclaw ;;
+	bundle) OPENCLAW_PACKAGE=$T$A_PREFIX/node_modules/openclaw ;;
 	*) OPENCLAW_PACKAGE=$T$A_PREFIX/lib/node_modules/openclaw ;;
 	esac
 }

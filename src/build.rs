@@ -1,5 +1,6 @@
 //! `confine build`: spec → plan → artifacts → output folder.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -7,8 +8,8 @@ use anyhow::{Context, Result, bail};
 use crate::output::{Kind, Manifest, Staging};
 use crate::plan::Plan;
 use crate::sign::{self, Identity, PackageSigner, TimestampAuthority, TocSigner};
-use crate::spec::LoadedSpec;
-use crate::{bundle, launchd, layout, openclaw, pkg, profile};
+use crate::spec::{InstallMethod, LoadedSpec};
+use crate::{bundle, launchd, layout, npm, openclaw, pkg, profile};
 
 /// The timestamp written where a format demands one (cpio mtimes, the xar creation time) when
 /// `SOURCE_DATE_EPOCH` is not set: 2024-01-01T00:00:00Z. A constant, so builds are reproducible.
@@ -62,7 +63,8 @@ pub fn build(loaded: &LoadedSpec, options: &BuildOptions) -> Result<Manifest> {
     };
     // Built once: its scripts are also written standalone, and it goes into the product archive and, if
     // asked, into a bare component package.
-    let component = layout::install_component(loaded, &plan, &packages.secrets)?;
+    let vendored = vendor_openclaw(loaded, &plan)?;
+    let component = layout::install_component(loaded, &plan, &packages.secrets, vendored.as_ref())?;
     let mut staging = Staging::new(&options.out)?;
     write_agent_files(&plan, &mut staging)?;
     write_scripts(&plan, &component.scripts, &mut staging)?;
@@ -74,6 +76,24 @@ pub fn build(loaded: &LoadedSpec, options: &BuildOptions) -> Result<Manifest> {
     }
     let zip_name = bundle::file_name(&plan.fleet.name, &plan.fleet.release);
     staging.commit_with(|dir, manifest| bundle::write(dir, manifest, &dir.join(&zip_name), packages.mtime))
+}
+
+/// The OpenClaw versions that agents with `install: bundle` pin, laid out from the lockfile beside the
+/// spec. Never resolves: a version the lockfile lacks is an error that names `confine lock`.
+fn vendor_openclaw(loaded: &LoadedSpec, plan: &Plan) -> Result<Option<npm::Vendored>> {
+    let versions: BTreeSet<String> = plan
+        .agents
+        .iter()
+        .filter(|a| a.openclaw.install == InstallMethod::Bundle)
+        .map(|a| a.openclaw.version.clone())
+        .collect();
+    if versions.is_empty() {
+        return Ok(None);
+    }
+    let lock_path = npm::lock_path(&loaded.origin);
+    let lock = npm::Lockfile::read(&lock_path)?;
+    let versions: Vec<String> = versions.into_iter().collect();
+    npm::vendor(&lock, &lock_path, &versions, &npm::Cache::user()?).map(Some)
 }
 
 /// Each agent's LaunchDaemon plist and OpenClaw config, standalone for review and diffs (the package

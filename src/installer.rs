@@ -85,6 +85,7 @@ impl FleetData<'_> {
         match agent.openclaw.install {
             InstallMethod::Npm => "npm",
             InstallMethod::Preinstalled => "preinstalled",
+            InstallMethod::Bundle => "bundle",
         }
     }
 }

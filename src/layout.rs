@@ -6,6 +6,8 @@
 //! - each agent's OpenClaw config, root:<agent's group> 0640, so the agent can read but not change it;
 //! - the installer's support files (uninstaller, shared functions, data file) under the fleet's support
 //!   folder, root-owned;
+//! - each bundled OpenClaw version (`openclaw.install: bundle`), laid out from the locked tarballs under
+//!   `<support folder>/openclaw/<version>`, root-owned, files 0644 or 0755;
 //! - the spec's extra payload, modes preserved, root-owned;
 //! - secrets embedded with `--embed-secrets`, root-only 0600 in a staging folder that the postinstall
 //!   empties into the agent's secrets folder.
@@ -24,8 +26,9 @@
 use anyhow::{Context, Result};
 
 use crate::build::EmbeddedSecret;
+use crate::npm::Vendored;
 use crate::pkg::{Component, Payload, Product, Script};
-use crate::plan::{Plan, SUPPORT_ROOT};
+use crate::plan::{Plan, SUPPORT_ROOT, bundle_root};
 use crate::spec::LoadedSpec;
 use crate::{installer, launchd, openclaw};
 
@@ -41,11 +44,16 @@ pub fn install_product(plan: &Plan, component: Component) -> Product {
 
 /// The component inside the install product, also written on its own for `installer -pkg` and agent-based
 /// MDMs.
-pub fn install_component(loaded: &LoadedSpec, plan: &Plan, secrets: &[EmbeddedSecret]) -> Result<Component> {
+pub fn install_component(
+    loaded: &LoadedSpec,
+    plan: &Plan,
+    secrets: &[EmbeddedSecret],
+    vendored: Option<&Vendored>,
+) -> Result<Component> {
     Ok(Component {
         identifier: plan.pkg_identifier.clone(),
         version: plan.fleet.release.clone(),
-        payload: Some(install_payload(loaded, plan, secrets)?),
+        payload: Some(install_payload(loaded, plan, secrets, vendored)?),
         scripts: scripts(installer::scripts(plan)?),
     })
 }
@@ -86,7 +94,12 @@ fn scripts(files: Vec<installer::ScriptFile>) -> Vec<Script> {
         .collect()
 }
 
-fn install_payload(loaded: &LoadedSpec, plan: &Plan, secrets: &[EmbeddedSecret]) -> Result<Payload> {
+fn install_payload(
+    loaded: &LoadedSpec,
+    plan: &Plan,
+    secrets: &[EmbeddedSecret],
+    vendored: Option<&Vendored>,
+) -> Result<Payload> {
     let mut payload = Payload::new();
     payload.add_dir("/Library", 0o755, ROOT, WHEEL)?;
     payload.add_dir("/Library/LaunchDaemons", 0o755, ROOT, WHEEL)?;
@@ -113,9 +126,21 @@ fn install_payload(loaded: &LoadedSpec, plan: &Plan, secrets: &[EmbeddedSecret])
     for file in installer::support_files(plan)? {
         payload.add_file(&file.path, file.contents, file.mode, ROOT, WHEEL)?;
     }
+    if let Some(vendored) = vendored {
+        add_bundles(&mut payload, plan, vendored)?;
+    }
     add_extra_payload(&mut payload, loaded)?;
     add_embedded_secrets(&mut payload, plan, secrets)?;
     Ok(payload)
+}
+
+/// Each bundled OpenClaw version, root-owned: the agents read and run it, and cannot change it.
+fn add_bundles(payload: &mut Payload, plan: &Plan, vendored: &Vendored) -> Result<()> {
+    for (version, tree) in &vendored.trees {
+        let root = bundle_root(&plan.fleet.name, version);
+        payload.add_tree_from_disk(&root, tree, ROOT, WHEEL)?;
+    }
+    Ok(())
 }
 
 fn add_extra_payload(payload: &mut Payload, loaded: &LoadedSpec) -> Result<()> {

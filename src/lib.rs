@@ -16,6 +16,7 @@ pub mod launchd;
 pub mod layout;
 pub mod limits;
 pub mod mdm;
+pub mod npm;
 pub mod openclaw;
 pub mod output;
 pub mod pkg;

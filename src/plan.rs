@@ -99,7 +99,8 @@ pub struct OpenClawPlan {
     pub install: InstallMethod,
     /// Root-owned folder of OpenClaw's code. For npm installs each version is an npm prefix of its own,
     /// `<prefix>/versions/<version>`, and `<prefix>/current` links to the one the daemon runs; a
-    /// preinstalled OpenClaw is at `<prefix>/lib/node_modules/openclaw`.
+    /// preinstalled OpenClaw is at `<prefix>/lib/node_modules/openclaw`; a bundle is at [`bundle_root`],
+    /// holding `node_modules/openclaw`.
     pub prefix: String,
     /// The gateway's entry point, run by node (through `current` for npm installs, so the daemon's plist
     /// stays the same across upgrades).
@@ -235,7 +236,7 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
             .and_then(|m| spec::parse_octal(&m.value))
             .unwrap_or(0o770),
     };
-    let openclaw = openclaw_plan(&a.openclaw, &config_dir);
+    let openclaw = openclaw_plan(&a.openclaw, &config_dir, &fleet.name);
     let label = value_or(&a.launchd.label, || spec::default_label(&fleet.identifier, &name));
     let log_dir = format!("{LOG_ROOT}/{name}");
     let config_path = format!("{config_dir}/openclaw.json");
@@ -302,20 +303,38 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
     }
 }
 
-fn openclaw_plan(oc: &spec::OpenClaw, config_dir: &str) -> OpenClawPlan {
-    let prefix = value_or(&oc.prefix, || spec::default_prefix(config_dir));
-    let package_root = match oc.install {
-        InstallMethod::Npm => format!("{prefix}/current"),
-        InstallMethod::Preinstalled => prefix.clone(),
+fn openclaw_plan(oc: &spec::OpenClaw, config_dir: &str, fleet: &str) -> OpenClawPlan {
+    let version = oc.version.value.clone();
+    let (prefix, entry) = match oc.install {
+        InstallMethod::Bundle => {
+            let root = bundle_root(fleet, &version);
+            let entry = format!("{root}/node_modules/openclaw/dist/index.js");
+            (root, entry)
+        }
+        InstallMethod::Npm | InstallMethod::Preinstalled => {
+            let prefix = value_or(&oc.prefix, || spec::default_prefix(config_dir));
+            let package_root = match oc.install {
+                InstallMethod::Npm => format!("{prefix}/current"),
+                _ => prefix.clone(),
+            };
+            let entry = format!("{package_root}/lib/node_modules/openclaw/dist/index.js");
+            (prefix, entry)
+        }
     };
     OpenClawPlan {
-        version: oc.version.value.clone(),
+        version,
         node: oc.node.value.clone(),
         install: oc.install,
-        entry: format!("{package_root}/lib/node_modules/openclaw/dist/index.js"),
+        entry,
         prefix,
         allow_lifecycle_scripts: oc.allow_lifecycle_scripts,
     }
+}
+
+/// Where the package puts a bundled OpenClaw: one root-owned folder per version, shared by the fleet's
+/// agents that pin it. It holds `node_modules/openclaw` and its dependencies, as npm lays them out.
+pub fn bundle_root(fleet: &str, version: &str) -> String {
+    format!("{SUPPORT_ROOT}/{fleet}/openclaw/{version}")
 }
 
 /// The daemon's environment. `OPENCLAW_CONFIG_READONLY=1` is OpenClaw's switch for externally managed

@@ -7,6 +7,7 @@
 
 mod build;
 mod json;
+mod lock;
 mod package;
 mod push;
 mod shell;
@@ -63,6 +64,10 @@ enum Command {
     /// Build every artifact of a fleet into an output folder.
     #[command(after_help = build::EXAMPLES)]
     Build(build::BuildArgs),
+    /// Resolve the spec's OpenClaw versions for both Mac architectures and pin every package by sha512
+    /// in the lockfile beside the spec (fleet.yaml gives fleet.lock), for `openclaw.install: bundle`.
+    #[command(after_help = lock::EXAMPLES)]
+    Lock(lock::LockArgs),
     /// Check fleet specs and configuration profiles; report every problem.
     #[command(after_help = validate::EXAMPLES)]
     Validate(validate::ValidateArgs),
@@ -157,6 +162,7 @@ fn run(command: Command, ui: &Ui) -> Result<bool> {
     match command {
         Command::Build(args) => build::build(&args, ui),
         Command::Validate(args) => validate::validate(&args, ui),
+        Command::Lock(args) => lock::lock(&args, ui),
         Command::Init { path } => build::init(&path, ui).map(|()| true),
         Command::Schema => ui::print_stdout(crate::spec::json_schema().as_bytes()).map(|()| true),
         Command::Identity(IdentityCommand::New { out }) => build::identity_new(&out).map(|()| true),

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use anyhow::{Context, Result, bail, ensure};
 
 use super::cpio::PathStats;
-use super::{EntryKind, Payload};
+use super::{EntryKind, Payload, PayloadPath};
 use crate::limits::{MAX_LISTING_BYTES, MAX_NAME_BYTES, MAX_NESTING, MAX_PATH_BYTES, MAX_PATHS};
 
 /// POSIX `cksum`: CRC-32 with polynomial 0x04C11DB7, MSB first, initial value 0, the length appended
@@ -161,7 +161,7 @@ pub(crate) fn write(payload: &Payload, stats: &[PathStats], mtime: u64) -> Resul
             mtime,
             stats[node.entry],
         )
-        .with_context(|| format!("BOM: /{}", entries[node.entry].0.join("/")))?;
+        .with_context(|| format!("BOM: /{}", entries[node.entry].0.as_str()))?;
         let record = blocks.add(record);
         let info = blocks.add([id.to_be_bytes(), record.to_be_bytes()].concat());
         let mut file = node.parent_id.to_be_bytes().to_vec();
@@ -177,10 +177,13 @@ pub(crate) fn write(payload: &Payload, stats: &[PathStats], mtime: u64) -> Resul
 
 /// Path ids in breadth-first order, siblings by name: mkbom's order, which makes the leaf list sorted
 /// by (parent id, name) as lsbom and the Installer expect. "." is id 1 with parent 0.
-fn breadth_first<'a>(entries: &[(&'a [String], &super::Entry)]) -> Vec<Node<'a>> {
-    let mut children: HashMap<&[String], Vec<usize>> = HashMap::new();
+fn breadth_first<'a>(entries: &[(&'a PayloadPath, &super::Entry)]) -> Vec<Node<'a>> {
+    let mut children: HashMap<&str, Vec<usize>> = HashMap::new();
     for (index, (path, _)) in entries.iter().enumerate().skip(1) {
-        children.entry(&path[..path.len() - 1]).or_default().push(index);
+        children
+            .entry(path.parent().unwrap_or_default())
+            .or_default()
+            .push(index);
     }
     let mut nodes = vec![Node {
         entry: 0,
@@ -190,12 +193,14 @@ fn breadth_first<'a>(entries: &[(&'a [String], &super::Entry)]) -> Vec<Node<'a>>
     let mut queue = VecDeque::from([(0usize, 1u32)]);
     while let Some((entry, id)) = queue.pop_front() {
         // Entries are already sorted, so each child list is in name order.
-        for &child in children.get(entries[entry].0).map_or(&[][..], Vec::as_slice) {
-            let path = entries[child].0;
+        for &child in children
+            .get(entries[entry].0.as_str())
+            .map_or(&[][..], Vec::as_slice)
+        {
             nodes.push(Node {
                 entry: child,
                 parent_id: id,
-                name: &path[path.len() - 1],
+                name: entries[child].0.name(),
             });
             queue.push_back((child, nodes.len() as u32));
         }

@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail, ensure};
 
 use super::bom::Cksum;
 use super::gzip::GzipWriter;
-use super::{Entry, EntryKind, FileSource, Payload, S_IFDIR, S_IFREG, Script};
+use super::{Entry, EntryKind, FileSource, Payload, PayloadPath, S_IFDIR, S_IFREG, Script};
 use crate::limits::{MAX_LISTING_BYTES, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATHS};
 
 const MAGIC: &[u8; 6] = b"070707";
@@ -89,11 +89,11 @@ fn write_trailer(out: &mut impl Write) -> Result<()> {
 }
 
 /// The cpio name of a payload path: "." for the root, "./a/b" below it (what pkgbuild writes).
-fn cpio_name(components: &[String]) -> String {
-    std::iter::once(".")
-        .chain(components.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .join("/")
+fn cpio_name(path: &PayloadPath) -> String {
+    match path.as_str() {
+        "" => ".".to_owned(),
+        relative => format!("./{relative}"),
+    }
 }
 
 /// Stream the payload as gzip'd odc cpio into `out`, returning each entry's size and cksum in
@@ -102,8 +102,8 @@ pub(crate) fn write_payload(payload: &Payload, mtime: u64, out: &mut dyn Write) 
     let mut gzip = GzipWriter::new(out)?;
     let mut stats = Vec::with_capacity(payload.len());
     // Inode numbers only need to be distinct: readers treat equal (dev, ino) with nlink > 1 as hard links.
-    for (ino, (components, entry)) in (1..).zip(payload.entries()) {
-        let name = cpio_name(components);
+    for (ino, (path, entry)) in (1..).zip(payload.entries()) {
+        let name = cpio_name(path);
         stats.push(
             write_entry(&mut gzip, &name, ino, entry, mtime)
                 .with_context(|| format!("payload entry {name}"))?,

@@ -185,9 +185,16 @@ pub struct OpenClaw {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum InstallMethod {
-    /// The postinstall runs `npm install --prefix <prefix> openclaw@<version>`.
+    /// The postinstall runs `npm install --prefix <prefix> openclaw@<version>`: each Mac resolves and
+    /// downloads from the npm registry at install time.
     #[default]
     Npm,
+    /// Recommended for fleets: the package carries OpenClaw, laid out at build time from the tarballs
+    /// that `confine lock` pinned by sha512 in the lockfile beside the spec (`fleet.lock`). The Mac needs
+    /// no registry, and every Mac runs the bytes CI checked. Installed root-owned under
+    /// `/Library/Application Support/confine/<fleet>/openclaw/<version>`. Not finished: the installer
+    /// does not yet complete OpenClaw's package lifecycle on the bundled tree (see the README).
+    Bundle,
     /// OpenClaw is already at `<prefix>` (installed by another package or shipped as extra payload).
     Preinstalled,
 }

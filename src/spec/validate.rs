@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::Problem;
-use super::model::{Agent, Located, Spec};
+use super::model::{Agent, InstallMethod, Located, Spec};
 use crate::diagnostics::did_you_mean;
 
 /// The lowest UID/GID a spec may use. Apple's own service accounts live below 500 and interactive users
@@ -200,6 +200,13 @@ impl Checker {
         self.path(&oc.node, "node path");
         if let Some(prefix) = &oc.prefix {
             self.path(prefix, "OpenClaw prefix");
+            if oc.install == InstallMethod::Bundle {
+                self.fail(
+                    prefix,
+                    "a bundled OpenClaw has no prefix".to_owned(),
+                    "remove `prefix`: the package puts the bundle in confine's own versioned folder",
+                );
+            }
         }
     }
 

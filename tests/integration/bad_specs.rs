@@ -619,3 +619,39 @@ fn extra_payload_destinations_that_clash() {
     ));
     rejected_at("dupdest.yaml", &text, "/usr/local/bin/TOOL", "also");
 }
+
+#[test]
+fn a_bundle_with_a_prefix() {
+    let err = rejected(
+        "bundle-prefix.yaml",
+        &example_with(
+            "      install: npm ",
+            "      prefix: /opt/openclaw\n      install: bundle ",
+        ),
+    );
+    assert!(err.contains("a bundled OpenClaw has no prefix"), "{err}");
+}
+
+#[test]
+fn a_bundle_without_its_lockfile() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = write(
+        dir.path(),
+        "fleet.yaml",
+        &example_with("      install: npm ", "      install: bundle "),
+    );
+    let output = confine()
+        .arg("build")
+        .arg(&spec)
+        .arg("--out")
+        .arg(dir.path().join("dist"))
+        .output()
+        .expect("runs");
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("fleet.lock") && err.contains("run `confine lock`"),
+        "{err}"
+    );
+    assert!(!dir.path().join("dist").exists());
+}

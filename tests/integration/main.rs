@@ -33,6 +33,8 @@ mod hostile_agent;
 mod hostile_files;
 // The real OpenClaw and node end to end: install, upgrade, failing upgrades, on the simulated Mac.
 mod real_openclaw;
+// openclaw.install: bundle with the real OpenClaw: lock, offline builds, exact bytes, Mach-O, tampering.
+mod vendored;
 // Signed builds end to end: dev identities, openssl and apple-xar checks, verify, no key leaks.
 mod signed_build;
 // RFC 3161 timestamps from a local `openssl ts` authority: tokens openssl accepts, bad answers refused.

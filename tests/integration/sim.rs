@@ -384,7 +384,7 @@ impl Mac {
     /// is taken out of the real package with bsdtar and extracted by GNU cpio (as root, so owners and modes
     /// are the archive's).
     pub(crate) fn lay_payload(&self, fleet: &Fleet) {
-        let component = confine::layout::install_component(&fleet.loaded, &fleet.plan, &fleet.secrets)
+        let component = confine::layout::install_component(&fleet.loaded, &fleet.plan, &fleet.secrets, None)
             .expect("component");
         let pkg = self.state.join("component.pkg");
         let mut file = fs::File::create(&pkg).expect("create pkg");
