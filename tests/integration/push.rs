@@ -794,4 +794,5 @@ fn jamf_objects_confine_did_not_push_are_left_alone() {
     let profiles = jamf.state()["profiles"].clone();
     assert_eq!(len(&profiles), 1);
     assert_eq!(profiles["2"]["general"]["description"], "made by hand");
+    jamf.assert_valid();
 }
