@@ -81,7 +81,7 @@ fn sha512_file(path: &Path) -> Result<Integrity> {
     HashingReader::new(file)?.finish()
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Cache {
     dir: PathBuf,
 }

@@ -16,7 +16,8 @@ use anyhow::{Context, Result, bail, ensure};
 
 use super::bom::Cksum;
 use super::gzip::GzipWriter;
-use super::{Entry, EntryKind, FileSource, Payload, PayloadPath, S_IFDIR, S_IFREG, Script};
+use super::listing::{Listing, ListingWriter, PathKind, Record};
+use super::{Entry, EntryKind, FileSource, Payload, S_IFDIR, S_IFREG, SYMLINK_MODE, Script, TreeSink};
 use crate::limits::{MAX_LISTING_BYTES, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATHS};
 
 const MAGIC: &[u8; 6] = b"070707";
@@ -89,74 +90,200 @@ fn write_trailer(out: &mut impl Write) -> Result<()> {
 }
 
 /// The cpio name of a payload path: "." for the root, "./a/b" below it (what pkgbuild writes).
-fn cpio_name(path: &PayloadPath) -> String {
-    match path.as_str() {
+fn cpio_name(path: &str) -> String {
+    match path {
         "" => ".".to_owned(),
         relative => format!("./{relative}"),
     }
 }
 
-/// Stream the payload as gzip'd odc cpio into `out`, returning each entry's size and cksum in
-/// [`Payload::entries`] order. File contents are read once, in `CHUNK`s.
-pub(crate) fn write_payload(payload: &Payload, mtime: u64, out: &mut dyn Write) -> Result<Vec<PathStats>> {
-    let mut gzip = GzipWriter::new(out)?;
-    let mut stats = Vec::with_capacity(payload.len());
-    // Inode numbers only need to be distinct: readers treat equal (dev, ino) with nlink > 1 as hard links.
-    for (ino, (path, entry)) in (1..).zip(payload.entries()) {
-        let name = cpio_name(path);
-        stats.push(
-            write_entry(&mut gzip, &name, ino, entry, mtime)
-                .with_context(|| format!("payload entry {name}"))?,
-        );
+/// Stream the payload as gzip'd odc cpio into `out`, expanding each streamed tree where its root sorts,
+/// and return the listing of every path written (its size and cksum included) for the BOM. File
+/// contents are read once, in `CHUNK`s.
+pub(crate) fn write_payload(payload: &Payload, mtime: u64, out: &mut dyn Write) -> Result<Listing> {
+    let mut writer = PayloadWriter {
+        gzip: GzipWriter::new(out)?,
+        mtime,
+        ino: 0,
+        listing: ListingWriter::new(),
+        buffer: vec![0; CHUNK],
+    };
+    for (path, entry) in payload.entries() {
+        writer
+            .write_entry(path.as_str(), entry)
+            .with_context(|| format!("payload entry {}", cpio_name(path.as_str())))?;
+        if let Some(tree) = payload.tree(path) {
+            tree.source.emit(&mut TreeWriter {
+                writer: &mut writer,
+                root: path.as_str(),
+                uid: tree.uid,
+                gid: tree.gid,
+            })?;
+        }
     }
-    write_trailer(&mut gzip)?;
-    gzip.finish()?;
-    Ok(stats)
+    write_trailer(&mut writer.gzip)?;
+    writer.gzip.finish()?;
+    writer.listing.finish()
 }
 
-fn write_entry(out: &mut impl Write, name: &str, ino: u64, entry: &Entry, mtime: u64) -> Result<PathStats> {
-    let header = |file_size, nlink| OdcHeader {
-        name: name.to_owned(),
-        ino,
-        mode: entry.st_mode(),
-        uid: entry.uid,
-        gid: entry.gid,
-        nlink,
-        mtime,
-        file_size,
-    };
-    match &entry.kind {
-        EntryKind::Directory => {
-            // nlink 2 (".", and the entry in its parent) is what every cpio writer records for a leaf dir.
-            write_header(out, &header(0, 2))?;
-            Ok(PathStats {
-                size: 0,
-                cksum: Cksum::new().finish(),
-            })
-        }
-        EntryKind::Symlink(target) => write_data(out, header(target.len() as u64, 1), target.as_bytes()),
-        EntryKind::File(FileSource::Memory(contents)) => {
-            write_data(out, header(contents.len() as u64, 1), contents)
-        }
-        EntryKind::File(FileSource::Disk(source)) => {
-            let mut file = File::open(source).with_context(|| format!("cannot open {}", source.display()))?;
-            let size = file
-                .metadata()
-                .with_context(|| format!("cannot stat {}", source.display()))?
-                .len();
-            write_header(out, &header(size, 1))?;
-            let stats = copy_counting(&mut file, out, &mut vec![0; CHUNK])
-                .with_context(|| format!("cannot read {}", source.display()))?;
-            // The header already promised `size` bytes; a file that changed underneath would corrupt the
-            // archive silently, so refuse.
-            ensure!(
-                stats.size == size,
-                "{} changed size while being read ({size} → {})",
-                source.display(),
-                stats.size
-            );
-            Ok(stats)
-        }
+/// The gzip'd cpio stream being written, and the listing of what went into it.
+struct PayloadWriter<'a> {
+    gzip: GzipWriter<&'a mut dyn Write>,
+    mtime: u64,
+    ino: u64,
+    listing: ListingWriter,
+    buffer: Vec<u8>,
+}
+
+/// The data of one entry.
+enum Data<'r> {
+    None,
+    Bytes(&'r [u8]),
+    Reader(u64, &'r mut dyn Read),
+}
+
+impl PayloadWriter<'_> {
+    fn write_entry(&mut self, path: &str, entry: &Entry) -> Result<()> {
+        let (kind, data) = match &entry.kind {
+            EntryKind::Directory => (PathKind::Directory, Data::None),
+            EntryKind::Symlink(target) => (PathKind::Symlink, Data::Bytes(target.as_bytes())),
+            EntryKind::File(FileSource::Memory(contents)) => (PathKind::File, Data::Bytes(contents)),
+            EntryKind::File(FileSource::Disk(source)) => {
+                let mut file =
+                    File::open(source).with_context(|| format!("cannot open {}", source.display()))?;
+                let size = file
+                    .metadata()
+                    .with_context(|| format!("cannot stat {}", source.display()))?
+                    .len();
+                return self
+                    .write(path, PathKind::File, entry, Data::Reader(size, &mut file))
+                    .with_context(|| format!("cannot read {}", source.display()));
+            }
+        };
+        self.write(path, kind, entry, data)
+    }
+
+    /// One cpio entry, recorded in the listing.
+    fn write(&mut self, path: &str, kind: PathKind, entry: &Entry, data: Data) -> Result<()> {
+        // Inode numbers only need to be distinct among hard links (nlink > 1): readers pair equal
+        // (dev, ino) only then, so wrapping past the 6-digit field harms nothing.
+        self.ino = self.ino % 0o777_777 + 1;
+        let st_mode = entry.st_mode();
+        let mut header = OdcHeader {
+            name: cpio_name(path),
+            ino: self.ino,
+            mode: st_mode,
+            uid: entry.uid,
+            gid: entry.gid,
+            // 2 for a directory ("." and its entry in the parent), as every cpio writer records a leaf dir.
+            nlink: if kind == PathKind::Directory { 2 } else { 1 },
+            mtime: self.mtime,
+            file_size: 0,
+        };
+        let stats = match data {
+            Data::None => {
+                write_header(&mut self.gzip, &header)?;
+                PathStats {
+                    size: 0,
+                    cksum: Cksum::new().finish(),
+                }
+            }
+            Data::Bytes(bytes) => {
+                header.file_size = bytes.len() as u64;
+                write_data(&mut self.gzip, header, bytes)?
+            }
+            Data::Reader(size, reader) => {
+                header.file_size = size;
+                write_header(&mut self.gzip, &header)?;
+                let stats = copy_counting(&mut reader.take(size), &mut self.gzip, &mut self.buffer)?;
+                // The header already promised `size` bytes; a source that changed underneath would
+                // corrupt the archive silently, so refuse.
+                let more = reader.read(&mut self.buffer[..1])?;
+                ensure!(
+                    stats.size == size && more == 0,
+                    "changed size while being read ({size} bytes → {}{})",
+                    stats.size,
+                    if more > 0 { " and more" } else { "" }
+                );
+                stats
+            }
+        };
+        self.listing.push(&Record {
+            path: path.to_owned(),
+            kind,
+            st_mode,
+            uid: entry.uid,
+            gid: entry.gid,
+            size: stats.size,
+            cksum: stats.cksum,
+            link_target: match &entry.kind {
+                EntryKind::Symlink(target) => Some(target.clone()),
+                _ => None,
+            },
+        })
+    }
+}
+
+/// The sink a streamed tree writes into: its paths are below `root`, all owned by `uid`/`gid`.
+struct TreeWriter<'w, 'a> {
+    writer: &'w mut PayloadWriter<'a>,
+    root: &'w str,
+    uid: u32,
+    gid: u32,
+}
+
+impl TreeWriter<'_, '_> {
+    fn entry(&mut self, path: &str, kind: EntryKind, mode: u32) -> Result<(String, Entry)> {
+        ensure!(
+            !path.is_empty()
+                && path
+                    .split('/')
+                    .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\0')),
+            "{path:?}: not a plain relative path"
+        );
+        ensure!(
+            mode & !0o7777 == 0,
+            "{path}: mode {mode:o} has bits outside 0o7777"
+        );
+        let full = if self.root.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{}/{path}", self.root)
+        };
+        let entry = Entry {
+            kind,
+            mode,
+            uid: self.uid,
+            gid: self.gid,
+        };
+        Ok((full, entry))
+    }
+}
+
+impl TreeSink for TreeWriter<'_, '_> {
+    fn directory(&mut self, path: &str, mode: u32) -> Result<()> {
+        let (full, entry) = self.entry(path, EntryKind::Directory, mode)?;
+        self.writer
+            .write(&full, PathKind::Directory, &entry, Data::None)
+            .with_context(|| format!("payload entry {}", cpio_name(&full)))
+    }
+
+    fn file(&mut self, path: &str, mode: u32, size: u64, data: &mut dyn Read) -> Result<()> {
+        let (full, entry) = self.entry(path, EntryKind::File(FileSource::Memory(Vec::new())), mode)?;
+        self.writer
+            .write(&full, PathKind::File, &entry, Data::Reader(size, data))
+            .with_context(|| format!("payload entry {}", cpio_name(&full)))
+    }
+
+    fn symlink(&mut self, path: &str, target: &str) -> Result<()> {
+        ensure!(
+            !target.is_empty() && !target.contains('\0'),
+            "{path}: symlink target must be non-empty, without NUL"
+        );
+        let (full, entry) = self.entry(path, EntryKind::Symlink(target.to_owned()), SYMLINK_MODE)?;
+        self.writer
+            .write(&full, PathKind::Symlink, &entry, Data::Bytes(target.as_bytes()))
+            .with_context(|| format!("payload entry {}", cpio_name(&full)))
     }
 }
 
@@ -426,7 +553,15 @@ mod tests {
         payload.add_file("/etc/x", b"hello".to_vec(), 0o600, 0, 0)?;
         payload.add_symlink("/etc/y", "x", 0, 0)?;
         let mut gz = Vec::new();
-        let stats = write_payload(&payload, 1_700_000_000, &mut gz)?;
+        let listing = write_payload(&payload, 1_700_000_000, &mut gz)?;
+        let mut stats = Vec::new();
+        listing.breadth_first(|_, _, record| {
+            stats.push(PathStats {
+                size: record.size,
+                cksum: record.cksum,
+            });
+            Ok(())
+        })?;
         let mut reader = OdcReader::new(GzDecoder::new(gz.as_slice()));
         let mut names = Vec::new();
         while let Some(entry) = reader.next_entry()? {
