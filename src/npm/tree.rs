@@ -359,3 +359,119 @@ mod binary {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the Payload writer would receive.
+    #[derive(Default)]
+    struct Recorded(Vec<String>);
+
+    impl TreeSink for Recorded {
+        fn directory(&mut self, path: &str, mode: u32) -> Result<()> {
+            self.0.push(format!("{path}/ {mode:o}"));
+            Ok(())
+        }
+        fn file(&mut self, path: &str, mode: u32, size: u64, data: &mut dyn Read) -> Result<()> {
+            let mut bytes = Vec::new();
+            data.read_to_end(&mut bytes)?;
+            assert_eq!(bytes.len() as u64, size);
+            self.0.push(format!("{path} {mode:o} {}", String::from_utf8_lossy(&bytes)));
+            Ok(())
+        }
+        fn symlink(&mut self, path: &str, _: &str) -> Result<()> {
+            panic!("{path}: links are dropped")
+        }
+    }
+
+    /// A gzip'd tarball of (path, mode, contents), in the cache; returns its package.
+    fn tarball(cache: &Path, name: &str, entries: &[(&str, u32, &str)]) -> Result<LockedPackage> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, mode, contents) in entries {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(contents.len() as u64);
+            header.set_mode(*mode);
+            // `set_path` would normalize `./` away: write the name as real tarballs hold it.
+            header.as_ustar_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
+            header.set_cksum();
+            builder.append(&header, contents.as_bytes())?;
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &builder.into_inner()?)?;
+        let bytes = gz.finish()?;
+        let digest = openssl::hash::hash(openssl::hash::MessageDigest::sha512(), &bytes)?;
+        let integrity = format!("sha512-{}", openssl::base64::encode_block(&digest));
+        let path = Cache::at(cache.to_owned()).path(&Integrity::parse(&integrity)?);
+        std::fs::create_dir_all(path.parent().unwrap())?;
+        std::fs::write(path, bytes)?;
+        Ok(LockedPackage {
+            name: name.to_owned(),
+            version: "1.0.0".to_owned(),
+            resolved: String::new(),
+            integrity,
+            os: Vec::new(),
+            cpu: Vec::new(),
+        })
+    }
+
+    fn emit(cache: &Path, packages: Vec<(&str, LockedPackage)>) -> Result<Vec<String>> {
+        let bundle = Bundle {
+            cache: Cache::at(cache.to_owned()),
+            packages: packages.into_iter().map(|(p, l)| (p.to_owned(), l)).collect(),
+        };
+        let mut sink = Recorded::default();
+        bundle.emit(&mut sink)?;
+        Ok(sink.0)
+    }
+
+    #[test]
+    fn folders_come_first_once_and_a_repeated_file_must_agree() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let a = tarball(
+            dir.path(),
+            "a",
+            &[
+                ("package/./lib/x.js", 0o644, "x"),
+                ("package/lib/x.js", 0o600, "x"),
+                ("package/bin/run", 0o700, "#!"),
+            ],
+        )?;
+        let b = tarball(dir.path(), "b", &[("package/index.js", 0o644, "b")])?;
+        let seen = emit(
+            dir.path(),
+            vec![("node_modules/a", a.clone()), ("node_modules/a/node_modules/b", b)],
+        )?;
+        assert_eq!(
+            seen,
+            [
+                "node_modules/ 755",
+                "node_modules/a/ 755",
+                "node_modules/a/lib/ 755",
+                "node_modules/a/lib/x.js 644 x",
+                "node_modules/a/bin/ 755",
+                "node_modules/a/bin/run 755 #!",
+                "node_modules/a/node_modules/ 755",
+                "node_modules/a/node_modules/b/ 755",
+                "node_modules/a/node_modules/b/index.js 644 b",
+            ]
+        );
+
+        let differs = tarball(
+            dir.path(),
+            "c",
+            &[("package/./x", 0o644, "one"), ("package/x", 0o644, "two")],
+        )?;
+        let error = emit(dir.path(), vec![("node_modules/c", differs)]).unwrap_err();
+        assert!(format!("{error:#}").contains("twice, with different contents"), "{error:#}");
+
+        let cached = Cache::at(dir.path().to_owned()).path(&Integrity::parse(&a.integrity)?);
+        let mut bytes = std::fs::read(&cached)?;
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&cached, bytes)?;
+        let error = emit(dir.path(), vec![("node_modules/a", a)]).unwrap_err();
+        assert!(format!("{error:#}").contains("the cache entry was changed"), "{error:#}");
+        Ok(())
+    }
+}

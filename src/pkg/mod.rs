@@ -242,8 +242,13 @@ impl Payload {
         let components = components(dest)?;
         self.add_parents(dest, &components)?;
         let key = PayloadPath::new(&components);
-        if !self.entries.contains_key(&key) {
-            self.add_dir(dest, 0o755, 0, 0)?;
+        match self.entries.get(&key) {
+            None => self.add_dir(dest, 0o755, 0, 0)?,
+            Some(Entry {
+                kind: EntryKind::Directory,
+                ..
+            }) => {}
+            Some(_) => bail!("{dest}: already in the payload as something other than a directory"),
         }
         let below = |path: &PayloadPath| is_below(path.as_str(), key.as_str());
         ensure!(
@@ -516,6 +521,31 @@ mod tests {
                 "/Library-x 100600"
             ]
         );
+        Ok(())
+    }
+
+    #[derive(Debug)]
+    struct Empty;
+
+    impl Tree for Empty {
+        fn emit(&self, _: &mut dyn TreeSink) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_streamed_tree_owns_everything_below_its_root() -> Result<()> {
+        let mut payload = Payload::new();
+        payload.add_file("/opt/x", Vec::new(), 0o644, 0, 0)?;
+        assert!(payload.add_tree("/opt", Box::new(Empty), 0, 0).is_err(), "entries below");
+        assert!(payload.add_tree("/opt/x", Box::new(Empty), 0, 0).is_err(), "a file");
+        payload.add_tree("/usr/lib/agent", Box::new(Empty), 0, 0)?;
+        payload.add_dir("/usr/lib/agent", 0o750, 0, 0)?;
+        assert!(payload.add_file("/usr/lib/agent/x", Vec::new(), 0o644, 0, 0).is_err());
+        assert!(payload.add_dir("/usr/lib/agent/sub", 0o755, 0, 0).is_err());
+        assert!(payload.add_tree("/usr/lib/agent/sub", Box::new(Empty), 0, 0).is_err());
+        assert!(payload.add_tree("/usr/lib", Box::new(Empty), 0, 0).is_err());
+        payload.add_file("/usr/lib/agent-x", Vec::new(), 0o644, 0, 0)?;
         Ok(())
     }
 
