@@ -377,7 +377,8 @@ mod tests {
             let mut bytes = Vec::new();
             data.read_to_end(&mut bytes)?;
             assert_eq!(bytes.len() as u64, size);
-            self.0.push(format!("{path} {mode:o} {}", String::from_utf8_lossy(&bytes)));
+            self.0
+                .push(format!("{path} {mode:o} {}", String::from_utf8_lossy(&bytes)));
             Ok(())
         }
         fn symlink(&mut self, path: &str, _: &str) -> Result<()> {
@@ -440,7 +441,10 @@ mod tests {
         let b = tarball(dir.path(), "b", &[("package/index.js", 0o644, "b")])?;
         let seen = emit(
             dir.path(),
-            vec![("node_modules/a", a.clone()), ("node_modules/a/node_modules/b", b)],
+            vec![
+                ("node_modules/a", a.clone()),
+                ("node_modules/a/node_modules/b", b),
+            ],
         )?;
         assert_eq!(
             seen,
@@ -463,7 +467,10 @@ mod tests {
             &[("package/./x", 0o644, "one"), ("package/x", 0o644, "two")],
         )?;
         let error = emit(dir.path(), vec![("node_modules/c", differs)]).unwrap_err();
-        assert!(format!("{error:#}").contains("twice, with different contents"), "{error:#}");
+        assert!(
+            format!("{error:#}").contains("twice, with different contents"),
+            "{error:#}"
+        );
 
         let cached = Cache::at(dir.path().to_owned()).path(&Integrity::parse(&a.integrity)?);
         let mut bytes = std::fs::read(&cached)?;
@@ -471,7 +478,10 @@ mod tests {
         bytes[last] ^= 1;
         std::fs::write(&cached, bytes)?;
         let error = emit(dir.path(), vec![("node_modules/a", a)]).unwrap_err();
-        assert!(format!("{error:#}").contains("the cache entry was changed"), "{error:#}");
+        assert!(
+            format!("{error:#}").contains("the cache entry was changed"),
+            "{error:#}"
+        );
         Ok(())
     }
 }

@@ -116,8 +116,7 @@ pub(crate) fn write_payload(payload: &Payload, mtime: u64, out: &mut dyn Write) 
             tree.source.emit(&mut TreeWriter {
                 writer: &mut writer,
                 root: path.as_str(),
-                uid: tree.uid,
-                gid: tree.gid,
+                owner: (tree.uid, tree.gid),
             })?;
         }
     }
@@ -144,10 +143,19 @@ enum Data<'r> {
 
 impl PayloadWriter<'_> {
     fn write_entry(&mut self, path: &str, entry: &Entry) -> Result<()> {
-        let (kind, data) = match &entry.kind {
-            EntryKind::Directory => (PathKind::Directory, Data::None),
-            EntryKind::Symlink(target) => (PathKind::Symlink, Data::Bytes(target.as_bytes())),
-            EntryKind::File(FileSource::Memory(contents)) => (PathKind::File, Data::Bytes(contents)),
+        let owner = (entry.uid, entry.gid);
+        match &entry.kind {
+            EntryKind::Directory => self.write(path, PathKind::Directory, entry.mode, owner, Data::None),
+            EntryKind::Symlink(target) => self.write(
+                path,
+                PathKind::Symlink,
+                entry.mode,
+                owner,
+                Data::Bytes(target.as_bytes()),
+            ),
+            EntryKind::File(FileSource::Memory(contents)) => {
+                self.write(path, PathKind::File, entry.mode, owner, Data::Bytes(contents))
+            }
             EntryKind::File(FileSource::Disk(source)) => {
                 let mut file =
                     File::open(source).with_context(|| format!("cannot open {}", source.display()))?;
@@ -155,31 +163,37 @@ impl PayloadWriter<'_> {
                     .metadata()
                     .with_context(|| format!("cannot stat {}", source.display()))?
                     .len();
-                return self
-                    .write(path, PathKind::File, entry, Data::Reader(size, &mut file))
-                    .with_context(|| format!("cannot read {}", source.display()));
+                self.write(
+                    path,
+                    PathKind::File,
+                    entry.mode,
+                    owner,
+                    Data::Reader(size, &mut file),
+                )
+                .with_context(|| format!("cannot read {}", source.display()))
             }
-        };
-        self.write(path, kind, entry, data)
+        }
     }
 
-    /// One cpio entry, recorded in the listing.
-    fn write(&mut self, path: &str, kind: PathKind, entry: &Entry, data: Data) -> Result<()> {
+    /// One cpio entry, recorded in the listing. `mode` is the permission bits; a symlink's data is
+    /// its target.
+    fn write(&mut self, path: &str, kind: PathKind, mode: u32, owner: (u32, u32), data: Data) -> Result<()> {
         // Inode numbers only need to be distinct among hard links (nlink > 1): readers pair equal
         // (dev, ino) only then, so wrapping past the 6-digit field harms nothing.
         self.ino = self.ino % 0o777_777 + 1;
-        let st_mode = entry.st_mode();
+        let st_mode = super::st_mode(kind, mode);
         let mut header = OdcHeader {
             name: cpio_name(path),
             ino: self.ino,
             mode: st_mode,
-            uid: entry.uid,
-            gid: entry.gid,
+            uid: owner.0,
+            gid: owner.1,
             // 2 for a directory ("." and its entry in the parent), as every cpio writer records a leaf dir.
             nlink: if kind == PathKind::Directory { 2 } else { 1 },
             mtime: self.mtime,
             file_size: 0,
         };
+        let mut link_target = None;
         let stats = match data {
             Data::None => {
                 write_header(&mut self.gzip, &header)?;
@@ -189,6 +203,9 @@ impl PayloadWriter<'_> {
                 }
             }
             Data::Bytes(bytes) => {
+                if kind == PathKind::Symlink {
+                    link_target = Some(String::from_utf8(bytes.to_vec())?);
+                }
                 header.file_size = bytes.len() as u64;
                 write_data(&mut self.gzip, header, bytes)?
             }
@@ -212,28 +229,25 @@ impl PayloadWriter<'_> {
             path: path.to_owned(),
             kind,
             st_mode,
-            uid: entry.uid,
-            gid: entry.gid,
+            uid: owner.0,
+            gid: owner.1,
             size: stats.size,
             cksum: stats.cksum,
-            link_target: match &entry.kind {
-                EntryKind::Symlink(target) => Some(target.clone()),
-                _ => None,
-            },
+            link_target,
         })
     }
 }
 
-/// The sink a streamed tree writes into: its paths are below `root`, all owned by `uid`/`gid`.
+/// The sink a streamed tree writes into: its paths are below `root`, all owned by `owner`.
 struct TreeWriter<'w, 'a> {
     writer: &'w mut PayloadWriter<'a>,
     root: &'w str,
-    uid: u32,
-    gid: u32,
+    owner: (u32, u32),
 }
 
 impl TreeWriter<'_, '_> {
-    fn entry(&mut self, path: &str, kind: EntryKind, mode: u32) -> Result<(String, Entry)> {
+    /// Checks a tree's path and mode, then writes the entry at its full payload path.
+    fn write(&mut self, path: &str, kind: PathKind, mode: u32, data: Data) -> Result<()> {
         ensure!(
             !path.is_empty()
                 && path
@@ -250,29 +264,19 @@ impl TreeWriter<'_, '_> {
         } else {
             format!("{}/{path}", self.root)
         };
-        let entry = Entry {
-            kind,
-            mode,
-            uid: self.uid,
-            gid: self.gid,
-        };
-        Ok((full, entry))
+        self.writer
+            .write(&full, kind, mode, self.owner, data)
+            .with_context(|| format!("payload entry {}", cpio_name(&full)))
     }
 }
 
 impl TreeSink for TreeWriter<'_, '_> {
     fn directory(&mut self, path: &str, mode: u32) -> Result<()> {
-        let (full, entry) = self.entry(path, EntryKind::Directory, mode)?;
-        self.writer
-            .write(&full, PathKind::Directory, &entry, Data::None)
-            .with_context(|| format!("payload entry {}", cpio_name(&full)))
+        self.write(path, PathKind::Directory, mode, Data::None)
     }
 
     fn file(&mut self, path: &str, mode: u32, size: u64, data: &mut dyn Read) -> Result<()> {
-        let (full, entry) = self.entry(path, EntryKind::File(FileSource::Memory(Vec::new())), mode)?;
-        self.writer
-            .write(&full, PathKind::File, &entry, Data::Reader(size, data))
-            .with_context(|| format!("payload entry {}", cpio_name(&full)))
+        self.write(path, PathKind::File, mode, Data::Reader(size, data))
     }
 
     fn symlink(&mut self, path: &str, target: &str) -> Result<()> {
@@ -280,10 +284,12 @@ impl TreeSink for TreeWriter<'_, '_> {
             !target.is_empty() && !target.contains('\0'),
             "{path}: symlink target must be non-empty, without NUL"
         );
-        let (full, entry) = self.entry(path, EntryKind::Symlink(target.to_owned()), SYMLINK_MODE)?;
-        self.writer
-            .write(&full, PathKind::Symlink, &entry, Data::Bytes(target.as_bytes()))
-            .with_context(|| format!("payload entry {}", cpio_name(&full)))
+        self.write(
+            path,
+            PathKind::Symlink,
+            SYMLINK_MODE,
+            Data::Bytes(target.as_bytes()),
+        )
     }
 }
 

@@ -41,6 +41,7 @@ pub use verify::{SignatureParts, Verification, verify};
 pub(crate) use xar::civil_from_days;
 
 use crate::sign::TocSigner;
+use listing::PathKind;
 
 /// Files, directories and symlinks to install, keyed by their path components below the install
 /// location ("/"). Ordered parents-first (a path sorts before everything below it), which is the order
@@ -121,16 +122,14 @@ const S_IFLNK: u32 = 0o120_000;
 /// pkgbuild and cpio(1) record symlinks as `lrwxr-xr-x`; the mode of a link is not used on macOS.
 const SYMLINK_MODE: u32 = 0o755;
 
-impl Entry {
-    /// The full `st_mode`, with the file-type bits that cpio and the BOM both record.
-    pub(crate) fn st_mode(&self) -> u32 {
-        let file_type = match self.kind {
-            EntryKind::Directory => S_IFDIR,
-            EntryKind::File(_) => S_IFREG,
-            EntryKind::Symlink(_) => S_IFLNK,
-        };
-        file_type | self.mode
-    }
+/// The full `st_mode` of a path of `kind` with permission bits `mode`.
+fn st_mode(kind: PathKind, mode: u32) -> u32 {
+    let file_type = match kind {
+        PathKind::Directory => S_IFDIR,
+        PathKind::File => S_IFREG,
+        PathKind::Symlink => S_IFLNK,
+    };
+    file_type | mode
 }
 
 impl Default for Payload {
@@ -501,7 +500,14 @@ mod tests {
     fn paths(payload: &Payload) -> Vec<String> {
         payload
             .entries()
-            .map(|(path, entry)| format!("/{} {:o}", path.as_str(), entry.st_mode()))
+            .map(|(path, entry)| {
+                let kind = match entry.kind {
+                    EntryKind::Directory => PathKind::Directory,
+                    EntryKind::File(_) => PathKind::File,
+                    EntryKind::Symlink(_) => PathKind::Symlink,
+                };
+                format!("/{} {:o}", path.as_str(), st_mode(kind, entry.mode))
+            })
             .collect()
     }
 
@@ -537,13 +543,27 @@ mod tests {
     fn a_streamed_tree_owns_everything_below_its_root() -> Result<()> {
         let mut payload = Payload::new();
         payload.add_file("/opt/x", Vec::new(), 0o644, 0, 0)?;
-        assert!(payload.add_tree("/opt", Box::new(Empty), 0, 0).is_err(), "entries below");
-        assert!(payload.add_tree("/opt/x", Box::new(Empty), 0, 0).is_err(), "a file");
+        assert!(
+            payload.add_tree("/opt", Box::new(Empty), 0, 0).is_err(),
+            "entries below"
+        );
+        assert!(
+            payload.add_tree("/opt/x", Box::new(Empty), 0, 0).is_err(),
+            "a file"
+        );
         payload.add_tree("/usr/lib/agent", Box::new(Empty), 0, 0)?;
         payload.add_dir("/usr/lib/agent", 0o750, 0, 0)?;
-        assert!(payload.add_file("/usr/lib/agent/x", Vec::new(), 0o644, 0, 0).is_err());
+        assert!(
+            payload
+                .add_file("/usr/lib/agent/x", Vec::new(), 0o644, 0, 0)
+                .is_err()
+        );
         assert!(payload.add_dir("/usr/lib/agent/sub", 0o755, 0, 0).is_err());
-        assert!(payload.add_tree("/usr/lib/agent/sub", Box::new(Empty), 0, 0).is_err());
+        assert!(
+            payload
+                .add_tree("/usr/lib/agent/sub", Box::new(Empty), 0, 0)
+                .is_err()
+        );
         assert!(payload.add_tree("/usr/lib", Box::new(Empty), 0, 0).is_err());
         payload.add_file("/usr/lib/agent-x", Vec::new(), 0o644, 0, 0)?;
         Ok(())
