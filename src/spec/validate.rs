@@ -125,6 +125,7 @@ impl Checker {
         self.gateway_and_tools(agent);
         self.launchd(agent);
         self.credentials(agent);
+        agent.audit.validate(&mut self.problems);
     }
 
     fn workspace(&mut self, agent: &Agent, defined: &BTreeSet<&str>) {
