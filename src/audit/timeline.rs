@@ -293,7 +293,7 @@ mod tests {
 
     #[test]
     fn a_line_without_end_is_bounded() {
-        let mut input = std::io::repeat(b'x').take(3 * MAX_LINE_BYTES as u64);
+        let mut input = std::io::Read::take(std::io::repeat(b'x'), 3 * MAX_LINE_BYTES as u64);
         let mut reader = std::io::BufReader::new(&mut input);
         let mut line = Vec::new();
         assert!(read_line(&mut reader, &mut line).expect("reads"));
