@@ -2,7 +2,7 @@
 //! collector that reads it. Both run as root (no `UserName`), restart when they exit, and create files
 //! owner-only (`Umask` 077). Keys are written sorted, so the same plan always gives the same bytes.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use plist::{Dictionary, Value};
 
 use super::AuditPlan;
@@ -18,7 +18,7 @@ pub fn eslogger_plist(audit: &AuditPlan) -> Result<Vec<u8>> {
         "StandardErrorPath".into(),
         format!("{}/eslogger.err.log", audit.dir).into(),
     );
-    write(d)
+    crate::launchd::to_xml(d)
 }
 
 /// `/bin/sh <support>/audit-collector`: reads the FIFO, filters, appends and rotates.
@@ -30,7 +30,7 @@ pub fn collector_plist(audit: &AuditPlan) -> Result<Vec<u8>> {
         "StandardErrorPath".into(),
         format!("{}/collector.err.log", audit.dir).into(),
     );
-    write(d)
+    crate::launchd::to_xml(d)
 }
 
 /// Where macOS has eslogger (13 and later).
@@ -49,14 +49,4 @@ fn common(label: &str, args: Vec<String>) -> Dictionary {
     d.insert("Umask".into(), Value::Integer(63.into()));
     d.insert("StandardInPath".into(), "/dev/null".into());
     d
-}
-
-fn write(mut d: Dictionary) -> Result<Vec<u8>> {
-    d.sort_keys();
-    let mut out = Vec::new();
-    Value::Dictionary(d)
-        .to_writer_xml(&mut out)
-        .context("writing an audit LaunchDaemon plist")?;
-    out.push(b'\n');
-    Ok(out)
 }

@@ -10,7 +10,8 @@
 //! - without compression newsyslog only renames, unlinks and creates in the agent's log folder, none of
 //!   which follows a link the agent could plant there.
 //!
-//! The volume lives elsewhere: OpenClaw writes its real log to `logging.file`, which it rotates itself,
+//! It also rotates the audit daemons' stderr, root-only like the folder it is in. The volume lives
+//! elsewhere: OpenClaw writes its real log to `logging.file`, which it rotates itself,
 //! and prints only warnings to the console. The audit trail rotates itself too (see [`super`]).
 
 use std::fmt::Write;
@@ -21,7 +22,7 @@ use crate::plan::Plan;
 const SIZE_KB: u32 = 1024;
 const COUNT: u32 = 3;
 
-/// The newsyslog.d file of the fleet.
+/// The newsyslog.d file of the fleet: the gateways' stdout and stderr, the audit daemons' stderr.
 pub fn conf(plan: &Plan) -> Vec<u8> {
     let mut out = format!(
         "# confine {}: the gateways' stdout and stderr. launchd holds them open: no signal (N), no\n\
@@ -33,6 +34,13 @@ pub fn conf(plan: &Plan) -> Vec<u8> {
         for stream in ["out", "err"] {
             let path = format!("{}/gateway.{stream}.log", agent.log_dir);
             let _ = writeln!(out, "{path:<48} {}:80 640 {COUNT} {SIZE_KB} * N", agent.uid);
+        }
+    }
+    // The audit daemons' own messages (an eslogger without Full Disk Access says so at every restart).
+    if let Some(trail) = &plan.audit {
+        for daemon in ["eslogger", "collector"] {
+            let path = format!("{}/{daemon}.err.log", trail.dir);
+            let _ = writeln!(out, "{path:<48} 0:0 600 {COUNT} {SIZE_KB} * N");
         }
     }
     out.into_bytes()

@@ -61,7 +61,22 @@ impl Default for Audit {
 }
 
 impl Audit {
-    pub(super) fn validate(&self, problems: &mut Vec<Problem>) {
+    pub(super) fn validate(&self, minimum_macos: &Located<String>, problems: &mut Vec<Problem>) {
+        let major = minimum_macos
+            .value
+            .split('.')
+            .next()
+            .and_then(|m| m.parse::<u32>().ok());
+        if self.enabled && major.is_some_and(|m| m < 13) {
+            problems.push(Problem::at(
+                &minimum_macos.referenced,
+                format!(
+                    "an agent's audit trail needs eslogger, macOS 13 or later, but the fleet's minimum is {}",
+                    minimum_macos.value
+                ),
+                "raise `minimum_macos` to 13.0 or later, or turn the audit off",
+            ));
+        }
         let mut seen = Vec::new();
         for event in &self.events {
             let name = event.value.as_str();

@@ -171,23 +171,9 @@ fn events_only(lines: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Runs `script` as the agent hexagent (UID 1051, its groups), as the kernel sees it; true if it worked.
+/// Whether `script` works as the agent hexagent, its real UID.
 fn agent_manages(script: &str) -> bool {
-    Command::new("setpriv")
-        .args([
-            "--reuid=1051",
-            "--regid=1051",
-            "--groups=1051,1050",
-            "--",
-            "sh",
-            "-c",
-            script,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("setpriv")
-        .success()
+    as_hexagent(script).status.success()
 }
 
 fn installed(fleet: &Fleet) -> Mac {
@@ -473,17 +459,27 @@ fn newsyslog_rotates_the_gateways_output_without_a_signal() {
     let path = "/private/etc/newsyslog.d/confine-halfday-agents.conf";
     assert_eq!(mode_owner(&mac, path), (0o644, 0, 0));
     // Every line: logfile owner:group mode count size when flags, newsyslog.conf(5); N, no compression.
-    for line in fs::read_to_string(mac.on_mac(path)).expect("conf").lines() {
-        if line.starts_with('#') {
-            continue;
-        }
+    let installed = fs::read_to_string(mac.on_mac(path)).expect("conf");
+    let entries: Vec<&str> = installed.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        entries.len(),
+        4,
+        "two gateway streams, two audit daemons:\n{installed}"
+    );
+    for line in entries {
         let fields: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(fields.len(), 7, "{line}");
-        assert!(
-            fields[0].starts_with("/Library/Logs/confine/hexagent/gateway."),
-            "{line}"
-        );
-        assert_eq!(&fields[1..], ["1051:80", "640", "3", "1024", "*", "N"], "{line}");
+        let owner_mode = if fields[0].starts_with("/private/var/log/confine/halfday-agents/") {
+            ["0:0", "600"]
+        } else {
+            assert!(
+                fields[0].starts_with("/Library/Logs/confine/hexagent/gateway."),
+                "{line}"
+            );
+            ["1051:80", "640"]
+        };
+        assert_eq!(fields[1..3], owner_mode, "{line}");
+        assert_eq!(fields[3..], ["3", "1024", "*", "N"], "{line}");
     }
 }
 
@@ -554,6 +550,21 @@ fn audit_spec_errors_name_the_line() {
     );
     assert!(
         text.contains("keeping 0 rotated audit files is out of range"),
+        "{text}"
+    );
+    let yaml = confine::spec::EXAMPLE.replace("minimum_macos: \"14.0\"", "minimum_macos: \"12.6\"");
+    let text = confine::spec::parse_and_validate(&yaml, Path::new("fleet.yaml"))
+        .expect_err("invalid")
+        .to_string();
+    let line = yaml
+        .lines()
+        .position(|l| l.contains("minimum_macos"))
+        .expect("line")
+        + 1;
+    assert!(
+        text.contains(&format!(
+            "fleet.yaml:{line}:18: an agent's audit trail needs eslogger, macOS 13"
+        )),
         "{text}"
     );
 }

@@ -556,6 +556,23 @@ pub(crate) fn changed(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>
         .collect()
 }
 
+/// Runs `sh -euc script` as the example's agent hexagent (UID and GID 1051, groups 1051 and 1050), as the
+/// kernel sees it.
+pub(crate) fn as_hexagent(script: &str) -> Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid=1051",
+            "--regid=1051",
+            "--groups=1051,1050",
+            "--",
+            "sh",
+            "-euc",
+            script,
+        ])
+        .output()
+        .expect("setpriv")
+}
+
 pub(crate) fn mode_owner(mac: &Mac, path: &str) -> (u32, u32, u32) {
     let meta = fs::symlink_metadata(mac.on_mac(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
     (meta.mode() & 0o7777, meta.uid(), meta.gid())
