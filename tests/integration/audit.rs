@@ -331,11 +331,9 @@ fn a_flooding_agent_fills_only_its_own_bounded_files() {
         !current.iter().any(|l| l.contains("\"dropped\"")),
         "nothing was dropped"
     );
-    for (_, mode) in files
-        .iter()
-        .map(|(name, _)| (name, mode_owner(&mac, &format!("{}/{name}", audit.dir))))
-    {
-        assert_eq!(mode, (0o600, 0, 0));
+    for name in files.keys() {
+        let path = format!("{}/{name}", audit.dir);
+        assert_eq!(mode_owner(&mac, &path), (0o600, 0, 0), "{path}");
     }
     // The other agent's trail is its own: the flood rotated none of it.
     let docbot_lines = agent_lines(&mac, &fleet, "docbot");
