@@ -77,6 +77,17 @@ fn job(mac: &Mac, plist: &[u8]) -> (Vec<PathBuf>, Option<PathBuf>) {
     (args, stdout)
 }
 
+/// Makes the simulated Mac's `awk` the one macOS ships, Brian Kernighan's (Debian's `original-awk`),
+/// instead of this machine's.
+fn macos_awk(mac: &Mac) {
+    let bwk = Path::new("/usr/bin/original-awk");
+    assert!(
+        bwk.exists(),
+        "original-awk is missing: apt-get install original-awk (.ci/run installs it)"
+    );
+    std::os::unix::fs::symlink(bwk, mac.sim.join("bin/awk")).expect("awk");
+}
+
 fn sim_env(mac: &Mac, command: &mut Command) {
     command
         .env_clear()
@@ -185,8 +196,20 @@ fn installed(fleet: &Fleet) -> Mac {
 
 #[test]
 fn only_the_agents_events_are_kept_verbatim_root_only() {
+    only_the_agents_events_are_kept(false);
+}
+
+#[test]
+fn only_the_agents_events_are_kept_with_macos_awk() {
+    only_the_agents_events_are_kept(true);
+}
+
+fn only_the_agents_events_are_kept(bwk_awk: bool) {
     let fleet = example();
     let mac = installed(&fleet);
+    if bwk_awk {
+        macos_awk(&mac);
+    }
     let audit = trail(&fleet);
     assert_eq!(mode_owner(&mac, "/private/var/log/confine"), (0o700, 0, 0));
     assert_eq!(mode_owner(&mac, &audit.dir), (0o700, 0, 0));
@@ -264,6 +287,7 @@ fn the_agent_can_neither_read_nor_erase_the_trail() {
 fn a_flooding_agent_fills_only_its_own_bounded_files() {
     let fleet = two_audited("{ enabled: true, file_mb: 1, keep: 2 }");
     let mac = installed(&fleet);
+    macos_awk(&mac);
     let git = expected(1051, &["exec"])[0].clone();
     let docbot = expected(1061, &["exec"])[0].clone();
     let mut feed = format!("{docbot}\n");
