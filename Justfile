@@ -26,10 +26,12 @@ lint:
 example:
     cargo run --locked --release -- build --example
 
-# package-writer benchmarks: a generated tree against gzip -6, then the real tree (a locked OpenClaw
-# bundle) against bsdtar --format odc | pigz -p 2 -6; wall time and peak memory
+# package-writer benchmarks: a generated tree against gzip -6; peak memory at 1x, 2x and 4x the bundle's
+# file count; then the real tree (a locked OpenClaw bundle) against bsdtar --format odc | pigz -p 2 -6,
+# wall time and peak memory
 bench:
     cargo bench --locked --bench pkg
+    cargo bench --locked --bench pkg -- memory
     cargo build --locked --release
     tests/bench/openclaw-bundle.sh target/release/confine
 

@@ -164,9 +164,9 @@ fn add_logging(payload: &mut Payload, plan: &Plan) -> Result<()> {
 
 /// Each bundled OpenClaw version, root-owned: the agents read and run it, and cannot change it.
 fn add_bundles(payload: &mut Payload, plan: &Plan, vendored: &Vendored) -> Result<()> {
-    for (version, tree) in &vendored.trees {
+    for (version, bundle) in &vendored.trees {
         let root = bundle_root(&plan.fleet.name, version);
-        payload.add_tree_from_disk(&root, tree, ROOT, WHEEL)?;
+        payload.add_tree(&root, Box::new(bundle.clone()), ROOT, WHEEL)?;
     }
     Ok(())
 }

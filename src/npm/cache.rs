@@ -81,7 +81,7 @@ fn sha512_file(path: &Path) -> Result<Integrity> {
     HashingReader::new(file)?.finish()
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Cache {
     dir: PathBuf,
 }
@@ -100,7 +100,12 @@ impl Cache {
             (None, None, Some(home)) => home.join(".cache/confine"),
             (None, None, None) => bail!("no cache folder: set CONFINE_CACHE_DIR or HOME"),
         };
-        Ok(Cache { dir })
+        Ok(Cache::at(dir))
+    }
+
+    /// The cache in `dir`.
+    pub fn at(dir: PathBuf) -> Cache {
+        Cache { dir }
     }
 
     pub fn path(&self, integrity: &Integrity) -> PathBuf {

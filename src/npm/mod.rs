@@ -15,4 +15,4 @@ mod tree;
 
 pub use cache::{Cache, Integrity};
 pub use lock::{LockedPackage, Lockfile, Platform, lock_path, resolve};
-pub use tree::{Vendored, platforms, vendor};
+pub use tree::{Bundle, Vendored, platforms, vendor};

@@ -1,30 +1,38 @@
 //! Lays out the locked packages as npm would install them (`node_modules` paths from the lockfile),
-//! from the cached tarballs, each byte checked against the lockfile's sha512 as it is read. Like npm's
-//! own extractor, links in a tarball are dropped, files are 0644 (0755 with any execute bit) and folders
-//! 0755. No lifecycle script runs. Every prebuilt binary of a platform package must be a binary of that
-//! platform: Mach-O of the package's arch for darwin.
+//! streamed straight from the cached tarballs into the package's Payload: nothing is unpacked to disk,
+//! and each tarball is read once, its sha512 checked against the lockfile over every byte as it is
+//! read. Like npm's own extractor, links in a tarball are dropped, files are 0644 (0755 with any execute
+//! bit) and folders 0755. No lifecycle script runs. Every prebuilt binary of a platform package must be
+//! a binary of that platform: Mach-O of the package's arch for darwin.
 
-use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{self, Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Component, Path};
 
 use anyhow::{Context, Result, bail, ensure};
 use flate2::read::GzDecoder;
+use flate2::{Crc, CrcReader};
 
 use super::cache::HashingReader;
 use super::lock::MAC_PLATFORMS;
 use super::{Cache, Integrity, LockedPackage, Lockfile, Platform};
+use crate::pkg::{Tree, TreeSink};
 
-/// The laid-out trees, in a temporary folder that lives as long as this value (until the package that
-/// streams them is written).
+/// The bundles to vendor, per OpenClaw version, ready to be streamed into a Payload.
 #[derive(Debug)]
 pub struct Vendored {
-    dir: tempfile::TempDir,
-    /// OpenClaw version → the bundle root on disk (it holds `node_modules/`).
-    pub trees: BTreeMap<String, PathBuf>,
-    /// Prebuilt binaries checked, per platform.
-    pub binaries: BTreeMap<Platform, usize>,
+    /// OpenClaw version → its bundle (the contents of the bundle root: `node_modules/`).
+    pub trees: BTreeMap<String, Bundle>,
+}
+
+/// One OpenClaw version's locked packages and the cache that holds their tarballs: a [`Tree`] whose
+/// entries come from the tarballs while the Payload is written.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    cache: Cache,
+    /// `node_modules` path → package, in path order (a package before the ones nested in it).
+    packages: Vec<(String, LockedPackage)>,
 }
 
 /// The platforms bundles are built for: both Macs, or (tests only) `CONFINE_TEST_PLATFORMS`, e.g.
@@ -40,7 +48,8 @@ fn parse_platform(text: &str) -> Result<Platform> {
     Platform::try_from(text.to_owned()).map_err(anyhow::Error::msg)
 }
 
-/// Fetches what the cache lacks, then lays out each version's locked packages.
+/// Fetches what the cache lacks and returns each version's bundle; the tarballs are read (and their
+/// integrity checked) only when the Payload is written.
 pub fn vendor(lock: &Lockfile, lock_path: &Path, versions: &[String], cache: &Cache) -> Result<Vendored> {
     let wanted = platforms()?;
     ensure!(
@@ -50,44 +59,28 @@ pub fn vendor(lock: &Lockfile, lock_path: &Path, versions: &[String], cache: &Ca
         list(&lock.platforms),
         list(&wanted)
     );
-    let mut packages = Vec::new();
+    let mut trees = BTreeMap::new();
     for version in versions {
-        packages.push((version, lock.packages(version, lock_path)?));
-    }
-    cache.fetch_missing(packages.iter().flat_map(|(_, p)| p.values()))?;
-    let dir = tempfile::tempdir()?;
-    let mut vendored = Vendored {
-        trees: BTreeMap::new(),
-        binaries: BTreeMap::new(),
-        dir,
-    };
-    for (version, locked) in packages {
-        let root = vendored.dir.path().join(version);
-        for (path, package) in locked {
-            let dest = root.join(safe_relative(path)?);
-            let binaries = extract(cache, package, &dest)
-                .with_context(|| format!("{}@{} ({path})", package.name, package.version))?;
-            if let Some(platform) = package.platform() {
-                *vendored.binaries.entry(platform).or_default() += binaries;
-            }
+        let packages = lock.packages(version, lock_path)?;
+        for (path, package) in packages {
+            safe_relative(path)?;
+            Integrity::parse(&package.integrity)
+                .with_context(|| format!("the lockfile's {}@{}", package.name, package.version))?;
         }
-        folders_0755(&root)?;
-        vendored.trees.insert(version.clone(), root);
+        let packages = packages
+            .iter()
+            .map(|(path, package)| (path.clone(), package.clone()))
+            .collect();
+        trees.insert(
+            version.clone(),
+            Bundle {
+                cache: cache.clone(),
+                packages,
+            },
+        );
     }
-    Ok(vendored)
-}
-
-/// Folders made while unpacking got the build machine's umask; the payload wants the same modes
-/// everywhere.
-fn folders_0755(dir: &Path) -> Result<()> {
-    fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-    for child in fs::read_dir(dir)? {
-        let child = child?;
-        if child.file_type()?.is_dir() {
-            folders_0755(&child.path())?;
-        }
-    }
-    Ok(())
+    cache.fetch_missing(trees.values().flat_map(|b| b.packages.iter().map(|(_, p)| p)))?;
+    Ok(Vendored { trees })
 }
 
 fn list(platforms: &[Platform]) -> String {
@@ -99,25 +92,85 @@ fn list(platforms: &[Platform]) -> String {
 }
 
 /// A relative path of plain components only.
-fn safe_relative(path: &str) -> Result<PathBuf> {
+fn safe_relative(path: &str) -> Result<()> {
     let p = Path::new(path);
     ensure!(
         !path.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_))),
         "{path:?}: not a plain relative path"
     );
-    Ok(p.to_path_buf())
+    Ok(())
 }
 
-/// Unpacks one tarball into `dest` (its first path component stripped, as npm does), verifying the
-/// tarball's sha512 over every byte. Returns how many prebuilt binaries it checked.
-fn extract(cache: &Cache, package: &LockedPackage, dest: &Path) -> Result<usize> {
+impl Tree for Bundle {
+    fn emit(&self, sink: &mut dyn TreeSink) -> Result<()> {
+        // The folders that hold packages (`node_modules`, `node_modules/a/node_modules`, each package
+        // root): made once, whichever tarball or package root needs them first. Other folders belong
+        // to one tarball and are tracked only while it streams, so memory follows the number of
+        // packages, not of files.
+        let mut shared: BTreeMap<String, bool> = BTreeMap::new();
+        for (path, _) in &self.packages {
+            for (at, _) in path.match_indices('/').chain([(path.len(), "")]) {
+                shared.insert(path[..at].to_owned(), false);
+            }
+        }
+        let mut folders = Folders {
+            shared,
+            own: HashSet::new(),
+            files: HashMap::new(),
+        };
+        for (path, package) in &self.packages {
+            folders.own.clear();
+            folders.files.clear();
+            folders.make(path, sink)?;
+            stream(&self.cache, package, path, &mut folders, sink)
+                .with_context(|| format!("{}@{} ({path})", package.name, package.version))?;
+        }
+        Ok(())
+    }
+}
+
+/// Which folders were already sent to the sink.
+struct Folders {
+    /// Package-holding folders → made yet.
+    shared: BTreeMap<String, bool>,
+    /// The current tarball's own folders made so far.
+    own: HashSet<String>,
+    /// The current tarball's files so far: size and CRC-32, to check a second entry of the same path.
+    files: HashMap<String, (u64, u32)>,
+}
+
+impl Folders {
+    /// Sends `path` and its missing parents to the sink, as 0755 folders.
+    fn make(&mut self, path: &str, sink: &mut dyn TreeSink) -> Result<()> {
+        for (at, _) in path.match_indices('/').chain([(path.len(), "")]) {
+            let folder = &path[..at];
+            let new = match self.shared.get_mut(folder) {
+                Some(made) => !std::mem::replace(made, true),
+                None => self.own.insert(folder.to_owned()),
+            };
+            if new {
+                sink.directory(folder, 0o755)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Streams one tarball's files into the sink below `root` (its first path component stripped, as npm
+/// does), verifying the tarball's sha512 over every byte.
+fn stream(
+    cache: &Cache,
+    package: &LockedPackage,
+    root: &str,
+    folders: &mut Folders,
+    sink: &mut dyn TreeSink,
+) -> Result<()> {
     let integrity = Integrity::parse(&package.integrity)?;
     let cached = cache.path(&integrity);
     let file = File::open(&cached).with_context(|| format!("cannot open {}", cached.display()))?;
     let mut archive = tar::Archive::new(GzDecoder::new(HashingReader::new(io::BufReader::new(file))?));
     let platform = package.platform();
-    let mut binaries = 0;
-    let unpacked = (|| -> Result<()> {
+    let streamed = (|| -> Result<()> {
         for entry in archive.entries()? {
             let mut entry = entry?;
             let kind = entry.header().entry_type();
@@ -136,32 +189,48 @@ fn extract(cache: &Cache, package: &LockedPackage, dest: &Path) -> Result<usize>
                 "{}: a path outside the package",
                 raw.display()
             );
-            let target = dest.join(relative);
+            let relative_text = relative
+                .to_str()
+                .with_context(|| format!("{}: file name is not UTF-8", raw.display()))?;
+            let path = format!("{root}/{relative_text}");
             if kind.is_dir() {
-                fs::create_dir_all(&target)?;
+                folders.make(&path, sink)?;
                 continue;
             }
-            let executable = entry.header().mode()? & 0o111 != 0;
-            if let Some(parent) = target.parent() {
-                fs::create_dir_all(parent)?;
+            if let Some((parent, _)) = path.rsplit_once('/') {
+                folders.make(parent, sink)?;
+            }
+            let mode = if entry.header().mode()? & 0o111 != 0 {
+                0o755
+            } else {
+                0o644
+            };
+            let size = entry.size();
+            if let Some(&first) = folders.files.get(&path) {
+                // Real tarballs hold `package/./dist/index.js` beside `package/dist/index.js`. npm lets
+                // the later entry win; a stream cannot take the earlier one back, so the two must agree.
+                let mut crc = CrcReader::new(&mut entry);
+                io::copy(&mut crc, &mut io::sink())?;
+                ensure!(
+                    first == (size, crc.crc().sum()),
+                    "{}: the tarball holds this file twice, with different contents",
+                    raw.display()
+                );
+                continue;
             }
             let mut head = Vec::with_capacity(4096);
             (&mut entry).take(4096).read_to_end(&mut head)?;
-            if let Some(platform) = &platform
-                && binary::check(&head, relative, platform)?
-            {
-                binaries += 1;
+            if let Some(platform) = &platform {
+                binary::check(&head, relative, platform)?;
             }
-            let mut out =
-                File::create(&target).with_context(|| format!("cannot create {}", target.display()))?;
-            out.write_all(&head)?;
-            io::copy(&mut entry, &mut out)?;
-            let mode = if executable { 0o755 } else { 0o644 };
-            fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+            let mut data = CrcReader::new(head.as_slice().chain(&mut entry));
+            sink.file(&path, mode, size, &mut data)?;
+            let crc: &Crc = data.crc();
+            folders.files.insert(path, (size, crc.sum()));
         }
         Ok(())
     })();
-    // The digest covers the whole file, also after a failed unpack: bad bytes are named as such.
+    // The digest covers the whole file, also after a failed read: bad bytes are named as such.
     let got = archive.into_inner().into_inner().finish()?;
     if got != integrity {
         bail!(
@@ -170,8 +239,7 @@ fn extract(cache: &Cache, package: &LockedPackage, dest: &Path) -> Result<usize>
             cached.display()
         );
     }
-    unpacked?;
-    Ok(binaries)
+    streamed
 }
 
 /// Prebuilt binaries by their magic numbers: Mach-O (thin or fat) and ELF.
@@ -289,5 +357,131 @@ mod binary {
                 .unwrap()
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the Payload writer would receive.
+    #[derive(Default)]
+    struct Recorded(Vec<String>);
+
+    impl TreeSink for Recorded {
+        fn directory(&mut self, path: &str, mode: u32) -> Result<()> {
+            self.0.push(format!("{path}/ {mode:o}"));
+            Ok(())
+        }
+        fn file(&mut self, path: &str, mode: u32, size: u64, data: &mut dyn Read) -> Result<()> {
+            let mut bytes = Vec::new();
+            data.read_to_end(&mut bytes)?;
+            assert_eq!(bytes.len() as u64, size);
+            self.0
+                .push(format!("{path} {mode:o} {}", String::from_utf8_lossy(&bytes)));
+            Ok(())
+        }
+        fn symlink(&mut self, path: &str, _: &str) -> Result<()> {
+            panic!("{path}: links are dropped")
+        }
+    }
+
+    /// A gzip'd tarball of (path, mode, contents), in the cache; returns its package.
+    fn tarball(cache: &Path, name: &str, entries: &[(&str, u32, &str)]) -> Result<LockedPackage> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, mode, contents) in entries {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(contents.len() as u64);
+            header.set_mode(*mode);
+            // `set_path` would normalize `./` away: write the name as real tarballs hold it.
+            header.as_ustar_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
+            header.set_cksum();
+            builder.append(&header, contents.as_bytes())?;
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &builder.into_inner()?)?;
+        let bytes = gz.finish()?;
+        let digest = openssl::hash::hash(openssl::hash::MessageDigest::sha512(), &bytes)?;
+        let integrity = format!("sha512-{}", openssl::base64::encode_block(&digest));
+        let path = Cache::at(cache.to_owned()).path(&Integrity::parse(&integrity)?);
+        std::fs::create_dir_all(path.parent().unwrap())?;
+        std::fs::write(path, bytes)?;
+        Ok(LockedPackage {
+            name: name.to_owned(),
+            version: "1.0.0".to_owned(),
+            resolved: String::new(),
+            integrity,
+            os: Vec::new(),
+            cpu: Vec::new(),
+        })
+    }
+
+    fn emit(cache: &Path, packages: Vec<(&str, LockedPackage)>) -> Result<Vec<String>> {
+        let bundle = Bundle {
+            cache: Cache::at(cache.to_owned()),
+            packages: packages.into_iter().map(|(p, l)| (p.to_owned(), l)).collect(),
+        };
+        let mut sink = Recorded::default();
+        bundle.emit(&mut sink)?;
+        Ok(sink.0)
+    }
+
+    #[test]
+    fn folders_come_first_once_and_a_repeated_file_must_agree() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let a = tarball(
+            dir.path(),
+            "a",
+            &[
+                ("package/./lib/x.js", 0o644, "x"),
+                ("package/lib/x.js", 0o600, "x"),
+                ("package/bin/run", 0o700, "#!"),
+            ],
+        )?;
+        let b = tarball(dir.path(), "b", &[("package/index.js", 0o644, "b")])?;
+        let seen = emit(
+            dir.path(),
+            vec![
+                ("node_modules/a", a.clone()),
+                ("node_modules/a/node_modules/b", b),
+            ],
+        )?;
+        assert_eq!(
+            seen,
+            [
+                "node_modules/ 755",
+                "node_modules/a/ 755",
+                "node_modules/a/lib/ 755",
+                "node_modules/a/lib/x.js 644 x",
+                "node_modules/a/bin/ 755",
+                "node_modules/a/bin/run 755 #!",
+                "node_modules/a/node_modules/ 755",
+                "node_modules/a/node_modules/b/ 755",
+                "node_modules/a/node_modules/b/index.js 644 b",
+            ]
+        );
+
+        let differs = tarball(
+            dir.path(),
+            "c",
+            &[("package/./x", 0o644, "one"), ("package/x", 0o644, "two")],
+        )?;
+        let error = emit(dir.path(), vec![("node_modules/c", differs)]).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("twice, with different contents"),
+            "{error:#}"
+        );
+
+        let cached = Cache::at(dir.path().to_owned()).path(&Integrity::parse(&a.integrity)?);
+        let mut bytes = std::fs::read(&cached)?;
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&cached, bytes)?;
+        let error = emit(dir.path(), vec![("node_modules/a", a)]).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("the cache entry was changed"),
+            "{error:#}"
+        );
+        Ok(())
     }
 }

@@ -11,12 +11,13 @@
 //! Not supported: hard-link (`HLIndex`) and 64-bit size (`Size64`) entries (both trees are written
 //! empty), Mach-O architecture records, files of 4 GiB or more.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 
 use anyhow::{Context, Result, bail, ensure};
 
-use super::cpio::PathStats;
-use super::{EntryKind, Payload, PayloadPath};
+use super::listing::{Listing, PathKind, Record};
 use crate::limits::{MAX_LISTING_BYTES, MAX_NAME_BYTES, MAX_NESTING, MAX_PATH_BYTES, MAX_PATHS};
 
 /// POSIX `cksum`: CRC-32 with polynomial 0x04C11DB7, MSB first, initial value 0, the length appended
@@ -111,108 +112,112 @@ const ARCHITECTURE: u16 = 3;
 const HEADER_LEN: usize = 512;
 const LEAF_CAPACITY: usize = 256;
 
-/// Blocks are numbered from 1; block 0 is the null block every BOM starts its table with.
+/// The BOM's blocks, numbered from 1 (block 0 is the null block every BOM starts its table with),
+/// spooled to temporary files: the block data, and the block table of (address, length).
 struct Blocks {
-    data: Vec<Vec<u8>>,
+    data: BufWriter<File>,
+    table: BufWriter<File>,
+    address: usize,
+    count: u32,
 }
 
 impl Blocks {
-    fn add(&mut self, block: Vec<u8>) -> u32 {
-        self.data.push(block);
-        self.data.len() as u32
+    fn new(data_start: usize) -> Result<Self> {
+        let spool = || -> Result<BufWriter<File>> {
+            Ok(BufWriter::new(
+                tempfile::tempfile().context("cannot create a temporary file for the BOM")?,
+            ))
+        };
+        Ok(Self {
+            data: spool()?,
+            table: spool()?,
+            address: data_start,
+            count: 0,
+        })
     }
 
-    /// The index the next [`Blocks::add`] returns.
-    fn next_index(&self) -> u32 {
-        self.data.len() as u32 + 1
+    fn add(&mut self, block: &[u8]) -> Result<u32> {
+        self.data.write_all(block)?;
+        self.table
+            .write_all(&u32::try_from(self.address)?.to_be_bytes())?;
+        self.table.write_all(&u32::try_from(block.len())?.to_be_bytes())?;
+        self.address += block.len();
+        self.count += 1;
+        Ok(self.count)
     }
 }
 
-/// One BOM path in breadth-first order.
-struct Node<'a> {
-    /// Index into the payload's entry list (also into `stats`).
-    entry: usize,
-    parent_id: u32,
-    name: &'a str,
+/// Where each block goes. Paths get ids in breadth-first order; path `id` owns three consecutive
+/// blocks (record, info, file) after BomInfo, then come the leaves, the branch (if more than one leaf),
+/// the Paths tree and the empty trees: mkbom's numbering.
+struct Layout {
+    paths: u32,
+    leaves: u32,
 }
 
-/// Build the BOM for `payload`, whose entries were streamed with the sizes and cksums in `stats`.
-pub(crate) fn write(payload: &Payload, stats: &[PathStats], mtime: u64) -> Result<Vec<u8>> {
-    ensure!(
-        stats.len() == payload.len(),
-        "BOM: {} stats for {} payload paths",
-        stats.len(),
-        payload.len()
-    );
+impl Layout {
+    fn info_block(id: u32) -> u32 {
+        3 * id
+    }
+    fn file_block(id: u32) -> u32 {
+        3 * id + 1
+    }
+    fn first_leaf(&self) -> u32 {
+        3 * self.paths + 2
+    }
+    fn paths_tree(&self) -> u32 {
+        self.first_leaf() + self.leaves + u32::from(self.leaves > 1)
+    }
+    /// BomInfo, Paths, HLIndex, VIndex, Size64.
+    fn vars(&self) -> [(&'static str, u32); 5] {
+        let tree = self.paths_tree();
+        [
+            ("BomInfo", 1),
+            ("Paths", tree),
+            ("HLIndex", tree + 2),
+            ("VIndex", tree + 5),
+            ("Size64", tree + 7),
+        ]
+    }
+}
+
+/// Write the BOM of a Payload, from the listing its cpio writer kept, to `out`. Memory stays flat:
+/// the blocks are spooled to temporary files, and the listing is read in order from disk.
+pub(crate) fn write(listing: &Listing, mtime: u64, out: &mut dyn Write) -> Result<()> {
     let mtime = u32::try_from(mtime).context("BOM: mtime does not fit the 32-bit field")?;
-    let entries: Vec<_> = payload.entries().collect();
-    let nodes = breadth_first(&entries);
-    let mut blocks = Blocks { data: Vec::new() };
-    let mut vars = Vec::new();
-    vars.push(("BomInfo", blocks.add(bom_info(nodes.len()))));
-    let mut leaf_entries = Vec::with_capacity(nodes.len());
-    for (id, node) in (1u32..).zip(&nodes) {
-        let (_, entry) = entries[node.entry];
-        let record = path_record(
-            &entry.kind,
-            entry.st_mode(),
-            entry.uid,
-            entry.gid,
-            mtime,
-            stats[node.entry],
-        )
-        .with_context(|| format!("BOM: /{}", entries[node.entry].0.as_str()))?;
-        let record = blocks.add(record);
-        let info = blocks.add([id.to_be_bytes(), record.to_be_bytes()].concat());
-        let mut file = node.parent_id.to_be_bytes().to_vec();
-        file.extend_from_slice(node.name.as_bytes());
+    let paths = u32::try_from(listing.len()).context("BOM: too many paths")?;
+    let leaves = paths.div_ceil(LEAF_CAPACITY as u32);
+    ensure!(leaves <= u32::from(u16::MAX), "BOM: too many paths");
+    let layout = Layout { paths, leaves };
+    let vars = var_bytes(&layout.vars());
+    let mut blocks = Blocks::new(HEADER_LEN + vars.len())?;
+    blocks.add(&bom_info(paths))?;
+    listing.breadth_first(|id, parent_id, record| {
+        let block = path_record(record, mtime).with_context(|| format!("BOM: /{}", record.path))?;
+        let record_block = blocks.add(&block)?;
+        blocks.add(&[id.to_be_bytes(), record_block.to_be_bytes()].concat())?;
+        let mut file = parent_id.to_be_bytes().to_vec();
+        file.extend_from_slice(record.name().as_bytes());
         file.push(0);
-        leaf_entries.push((info, blocks.add(file)));
-    }
-    let root = paths_tree(&mut blocks, &leaf_entries)?;
-    vars.push(("Paths", blocks.add(tree(root, 4096, nodes.len() as u32))));
-    add_empty_trees(&mut blocks, &mut vars);
-    Ok(serialize(&blocks, &vars))
+        blocks.add(&file)?;
+        Ok(())
+    })?;
+    add_paths_tree(&mut blocks, &layout)?;
+    add_empty_trees(&mut blocks)?;
+    ensure!(
+        blocks.count == layout.vars()[4].1,
+        "BOM: wrote {} blocks, laid out {}",
+        blocks.count,
+        layout.vars()[4].1
+    );
+    serialize(blocks, &vars, out)
 }
 
-/// Path ids in breadth-first order, siblings by name: mkbom's order, which makes the leaf list sorted
-/// by (parent id, name) as lsbom and the Installer expect. "." is id 1 with parent 0.
-fn breadth_first<'a>(entries: &[(&'a PayloadPath, &super::Entry)]) -> Vec<Node<'a>> {
-    let mut children: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (index, (path, _)) in entries.iter().enumerate().skip(1) {
-        children
-            .entry(path.parent().unwrap_or_default())
-            .or_default()
-            .push(index);
-    }
-    let mut nodes = vec![Node {
-        entry: 0,
-        parent_id: 0,
-        name: ".",
-    }];
-    let mut queue = VecDeque::from([(0usize, 1u32)]);
-    while let Some((entry, id)) = queue.pop_front() {
-        // Entries are already sorted, so each child list is in name order.
-        for &child in children
-            .get(entries[entry].0.as_str())
-            .map_or(&[][..], Vec::as_slice)
-        {
-            nodes.push(Node {
-                entry: child,
-                parent_id: id,
-                name: entries[child].0.name(),
-            });
-            queue.push_back((child, nodes.len() as u32));
-        }
-    }
-    nodes
-}
-
-fn bom_info(path_count: usize) -> Vec<u8> {
+fn bom_info(path_count: u32) -> Vec<u8> {
     let mut block = Vec::with_capacity(28);
     block.extend_from_slice(&1u32.to_be_bytes());
     // mkbom counts the paths plus one; Apple's fixture agrees.
-    block.extend_from_slice(&(path_count as u32 + 1).to_be_bytes());
+    block.extend_from_slice(&(path_count + 1).to_be_bytes());
     // One all-zero info entry, as mkbom writes; its meaning is unknown.
     block.extend_from_slice(&1u32.to_be_bytes());
     block.extend_from_slice(&[0; 16]);
@@ -220,43 +225,35 @@ fn bom_info(path_count: usize) -> Vec<u8> {
 }
 
 /// The 31-byte bomutils path record (plus the link target for symlinks).
-fn path_record(
-    kind: &EntryKind,
-    st_mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: u32,
-    stats: PathStats,
-) -> Result<Vec<u8>> {
-    let path_type = match kind {
-        EntryKind::Directory => TYPE_DIR,
-        EntryKind::File(_) => TYPE_FILE,
-        EntryKind::Symlink(_) => TYPE_LINK,
+fn path_record(record: &Record, mtime: u32) -> Result<Vec<u8>> {
+    let path_type = match record.kind {
+        PathKind::Directory => TYPE_DIR,
+        PathKind::File => TYPE_FILE,
+        PathKind::Symlink => TYPE_LINK,
     };
-    let size = u32::try_from(stats.size).context("files of 4 GiB or more are not supported")?;
-    let mut record = Vec::with_capacity(31);
-    record.extend_from_slice(&[path_type, 1]);
-    record.extend_from_slice(&ARCHITECTURE.to_be_bytes());
-    record.extend_from_slice(&u16::try_from(st_mode)?.to_be_bytes());
-    for value in [uid, gid, mtime, size] {
-        record.extend_from_slice(&value.to_be_bytes());
+    let size = u32::try_from(record.size).context("files of 4 GiB or more are not supported")?;
+    let mut block = Vec::with_capacity(31);
+    block.extend_from_slice(&[path_type, 1]);
+    block.extend_from_slice(&ARCHITECTURE.to_be_bytes());
+    block.extend_from_slice(&u16::try_from(record.st_mode)?.to_be_bytes());
+    for value in [record.uid, record.gid, mtime, size] {
+        block.extend_from_slice(&value.to_be_bytes());
     }
-    record.push(1);
-    let (cksum, link) = match kind {
-        EntryKind::Directory => (0, None),
-        EntryKind::File(_) => (stats.cksum, None),
-        EntryKind::Symlink(target) => (stats.cksum, Some(target)),
+    block.push(1);
+    let cksum = match record.kind {
+        PathKind::Directory => 0,
+        PathKind::File | PathKind::Symlink => record.cksum,
     };
-    record.extend_from_slice(&cksum.to_be_bytes());
-    match link {
-        Some(target) => {
-            record.extend_from_slice(&(target.len() as u32 + 1).to_be_bytes());
-            record.extend_from_slice(target.as_bytes());
-            record.push(0);
+    block.extend_from_slice(&cksum.to_be_bytes());
+    match &record.link_target {
+        Some(target) if record.kind == PathKind::Symlink => {
+            block.extend_from_slice(&(target.len() as u32 + 1).to_be_bytes());
+            block.extend_from_slice(target.as_bytes());
+            block.push(0);
         }
-        None => record.extend_from_slice(&0u32.to_be_bytes()),
+        _ => block.extend_from_slice(&0u32.to_be_bytes()),
     }
-    Ok(record)
+    Ok(block)
 }
 
 /// A `Paths` node: u16 isLeaf, u16 count, u32 forward, u32 backward, then (u32, u32) pairs.
@@ -274,24 +271,31 @@ fn paths_node(is_leaf: bool, forward: u32, backward: u32, pairs: &[(u32, u32)]) 
     Ok(node)
 }
 
-/// Write the leaves (256 entries each, linked both ways) and, if there is more than one, a branch
-/// whose entries are (leaf block, block of the leaf's last File), as mkbom does. Returns the root.
-fn paths_tree(blocks: &mut Blocks, leaf_entries: &[(u32, u32)]) -> Result<u32> {
-    let leaves: Vec<&[(u32, u32)]> = leaf_entries.chunks(LEAF_CAPACITY).collect();
-    let first = blocks.next_index();
-    let last = first + leaves.len() as u32 - 1;
-    let mut branch = Vec::with_capacity(leaves.len());
-    for (index, leaf) in (first..).zip(&leaves) {
+/// The leaves (256 (info, file) pairs each, linked both ways), a branch whose entries are (leaf block,
+/// block of the leaf's last File) if there is more than one leaf, as mkbom does, then the Paths tree.
+fn add_paths_tree(blocks: &mut Blocks, layout: &Layout) -> Result<()> {
+    let first = layout.first_leaf();
+    let last = first + layout.leaves - 1;
+    let mut branch = Vec::with_capacity(layout.leaves as usize);
+    for (leaf, index) in (0..layout.leaves).zip(first..) {
+        let ids = leaf * LEAF_CAPACITY as u32 + 1..=((leaf + 1) * LEAF_CAPACITY as u32).min(layout.paths);
+        let pairs: Vec<(u32, u32)> = ids
+            .map(|id| (Layout::info_block(id), Layout::file_block(id)))
+            .collect();
         let forward = if index == last { 0 } else { index + 1 };
         let backward = if index == first { 0 } else { index - 1 };
-        let added = blocks.add(paths_node(true, forward, backward, leaf)?);
+        let added = blocks.add(&paths_node(true, forward, backward, &pairs)?)?;
         debug_assert_eq!(added, index);
-        branch.push((index, leaf.last().map_or(0, |&(_, file)| file)));
+        branch.push((index, pairs.last().map_or(0, |&(_, file)| file)));
     }
-    if leaves.len() == 1 {
-        return Ok(first);
-    }
-    Ok(blocks.add(paths_node(false, 0, 0, &branch)?))
+    let root = if layout.leaves == 1 {
+        first
+    } else {
+        blocks.add(&paths_node(false, 0, 0, &branch)?)?
+    };
+    let tree_block = blocks.add(&tree(root, 4096, layout.paths))?;
+    debug_assert_eq!(tree_block, layout.paths_tree());
+    Ok(())
 }
 
 /// A `tree` block: "tree", version 1, root Paths block, block size, path count, one zero byte.
@@ -305,58 +309,60 @@ fn tree(child: u32, block_size: u32, path_count: u32) -> Vec<u8> {
 }
 
 /// `HLIndex`, `VIndex` and `Size64` are present but empty in every pkgbuild BOM without hard links.
-fn add_empty_trees(blocks: &mut Blocks, vars: &mut Vec<(&'static str, u32)>) {
-    let empty_leaf = || [1u16.to_be_bytes().as_slice(), &[0; 10]].concat();
-    let hl_index = blocks.add(empty_leaf());
-    vars.push(("HLIndex", blocks.add(tree(hl_index, 4096, 0))));
-    let v_leaf = blocks.add(empty_leaf());
-    let v_tree = blocks.add(tree(v_leaf, 128, 0));
+fn add_empty_trees(blocks: &mut Blocks) -> Result<()> {
+    let empty_leaf = [1u16.to_be_bytes().as_slice(), &[0; 10]].concat();
+    let hl_index = blocks.add(&empty_leaf)?;
+    blocks.add(&tree(hl_index, 4096, 0))?;
+    let v_leaf = blocks.add(&empty_leaf)?;
+    let v_tree = blocks.add(&tree(v_leaf, 128, 0))?;
     let v_index = [1u32.to_be_bytes(), v_tree.to_be_bytes(), 0u32.to_be_bytes()].concat();
-    vars.push(("VIndex", blocks.add([v_index.as_slice(), &[0]].concat())));
-    let size64 = blocks.add(empty_leaf());
-    vars.push(("Size64", blocks.add(tree(size64, 4096, 0))));
+    blocks.add(&[v_index.as_slice(), &[0]].concat())?;
+    let size64 = blocks.add(&empty_leaf)?;
+    blocks.add(&tree(size64, 4096, 0))?;
+    Ok(())
+}
+
+fn var_bytes(vars: &[(&str, u32)]) -> Vec<u8> {
+    let mut bytes = (vars.len() as u32).to_be_bytes().to_vec();
+    for (name, block) in vars {
+        bytes.extend_from_slice(&block.to_be_bytes());
+        // Names carry a length byte and no NUL: apple-bom 0.3's extra NUL is what broke its BOMs.
+        bytes.push(name.len() as u8);
+        bytes.extend_from_slice(name.as_bytes());
+    }
+    bytes
 }
 
 /// Header (padded to 512), vars, block data, then the block table and an empty free list, as mkbom
 /// lays them out.
-fn serialize(blocks: &Blocks, vars: &[(&str, u32)]) -> Vec<u8> {
-    let mut var_bytes = (vars.len() as u32).to_be_bytes().to_vec();
-    for (name, block) in vars {
-        var_bytes.extend_from_slice(&block.to_be_bytes());
-        // Names carry a length byte and no NUL: apple-bom 0.3's extra NUL is what broke its BOMs.
-        var_bytes.push(name.len() as u8);
-        var_bytes.extend_from_slice(name.as_bytes());
-    }
-    let data_start = HEADER_LEN + var_bytes.len();
-    let mut index = (blocks.data.len() as u32 + 1).to_be_bytes().to_vec();
-    index.extend_from_slice(&[0; 8]);
-    let mut address = data_start;
-    for block in &blocks.data {
-        index.extend_from_slice(&(address as u32).to_be_bytes());
-        index.extend_from_slice(&(block.len() as u32).to_be_bytes());
-        address += block.len();
-    }
-    // Free list: zero entries, followed by two empty slots like mkbom.
-    index.extend_from_slice(&[0; 4 + 16]);
-    let mut out = Vec::with_capacity(address + index.len());
-    out.extend_from_slice(b"BOMStore");
+fn serialize(blocks: Blocks, vars: &[u8], out: &mut dyn Write) -> Result<()> {
+    let index_len = 4 + 8 + 8 * blocks.count as usize + 4 + 16;
+    let mut header = b"BOMStore".to_vec();
     for value in [
         1,
-        blocks.data.len(),
-        address,
-        index.len(),
+        blocks.count as usize,
+        blocks.address,
+        index_len,
         HEADER_LEN,
-        var_bytes.len(),
+        vars.len(),
     ] {
-        out.extend_from_slice(&(value as u32).to_be_bytes());
+        header.extend_from_slice(&u32::try_from(value)?.to_be_bytes());
     }
-    out.resize(HEADER_LEN, 0);
-    out.extend_from_slice(&var_bytes);
-    for block in &blocks.data {
-        out.extend_from_slice(block);
-    }
-    out.extend_from_slice(&index);
-    out
+    header.resize(HEADER_LEN, 0);
+    out.write_all(&header)?;
+    out.write_all(vars)?;
+    let rewound = |spool: BufWriter<File>| -> Result<File> {
+        let mut file = spool.into_inner().map_err(io::IntoInnerError::into_error)?;
+        file.seek(SeekFrom::Start(0))?;
+        Ok(file)
+    };
+    io::copy(&mut rewound(blocks.data)?, out)?;
+    out.write_all(&(blocks.count + 1).to_be_bytes())?;
+    out.write_all(&[0; 8])?;
+    io::copy(&mut rewound(blocks.table)?, out)?;
+    // Free list: zero entries, followed by two empty slots like mkbom.
+    out.write_all(&[0; 4 + 16])?;
+    Ok(())
 }
 
 /// One path as read back from a BOM (ours or Apple's).
@@ -658,25 +664,15 @@ mod tests {
 
     #[test]
     fn written_bom_reads_back_in_parent_name_order() -> Result<()> {
+        use super::super::Payload;
         let mut payload = Payload::new();
         payload.add_file("/b/z", b"zz".to_vec(), 0o644, 0, 0)?;
         payload.add_file("/a", b"a".to_vec(), 0o600, 501, 20)?;
         payload.add_symlink("/b/l", "z", 0, 0)?;
-        let stats: Vec<PathStats> = payload
-            .entries()
-            .map(|(_, entry)| match &entry.kind {
-                EntryKind::File(super::super::FileSource::Memory(data)) => PathStats {
-                    size: data.len() as u64,
-                    cksum: cksum(data),
-                },
-                EntryKind::Symlink(target) => PathStats {
-                    size: target.len() as u64,
-                    cksum: cksum(target.as_bytes()),
-                },
-                _ => PathStats { size: 0, cksum: 0 },
-            })
-            .collect();
-        let records = read(&write(&payload, &stats, 0)?)?;
+        let listing = super::super::cpio::write_payload(&payload, 0, &mut io::sink())?;
+        let mut bom = Vec::new();
+        write(&listing, 0, &mut bom)?;
+        let records = read(&bom)?;
         let listing: Vec<_> = records
             .iter()
             .map(|r| (r.path.as_str(), r.mode, r.uid, r.size))

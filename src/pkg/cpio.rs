@@ -16,7 +16,8 @@ use anyhow::{Context, Result, bail, ensure};
 
 use super::bom::Cksum;
 use super::gzip::GzipWriter;
-use super::{Entry, EntryKind, FileSource, Payload, PayloadPath, S_IFDIR, S_IFREG, Script};
+use super::listing::{Listing, ListingWriter, PathKind, Record};
+use super::{Entry, EntryKind, FileSource, Payload, S_IFDIR, S_IFREG, SYMLINK_MODE, Script, TreeSink};
 use crate::limits::{MAX_LISTING_BYTES, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATHS};
 
 const MAGIC: &[u8; 6] = b"070707";
@@ -89,74 +90,206 @@ fn write_trailer(out: &mut impl Write) -> Result<()> {
 }
 
 /// The cpio name of a payload path: "." for the root, "./a/b" below it (what pkgbuild writes).
-fn cpio_name(path: &PayloadPath) -> String {
-    match path.as_str() {
+fn cpio_name(path: &str) -> String {
+    match path {
         "" => ".".to_owned(),
         relative => format!("./{relative}"),
     }
 }
 
-/// Stream the payload as gzip'd odc cpio into `out`, returning each entry's size and cksum in
-/// [`Payload::entries`] order. File contents are read once, in `CHUNK`s.
-pub(crate) fn write_payload(payload: &Payload, mtime: u64, out: &mut dyn Write) -> Result<Vec<PathStats>> {
-    let mut gzip = GzipWriter::new(out)?;
-    let mut stats = Vec::with_capacity(payload.len());
-    // Inode numbers only need to be distinct: readers treat equal (dev, ino) with nlink > 1 as hard links.
-    for (ino, (path, entry)) in (1..).zip(payload.entries()) {
-        let name = cpio_name(path);
-        stats.push(
-            write_entry(&mut gzip, &name, ino, entry, mtime)
-                .with_context(|| format!("payload entry {name}"))?,
-        );
+/// Stream the payload as gzip'd odc cpio into `out`, expanding each streamed tree where its root sorts,
+/// and return the listing of every path written (its size and cksum included) for the BOM. File
+/// contents are read once, in `CHUNK`s.
+pub(crate) fn write_payload(payload: &Payload, mtime: u64, out: &mut dyn Write) -> Result<Listing> {
+    let mut writer = PayloadWriter {
+        gzip: GzipWriter::new(out)?,
+        mtime,
+        ino: 0,
+        listing: ListingWriter::new(),
+        buffer: vec![0; CHUNK],
+    };
+    for (path, entry) in payload.entries() {
+        writer
+            .write_entry(path.as_str(), entry)
+            .with_context(|| format!("payload entry {}", cpio_name(path.as_str())))?;
+        if let Some(tree) = payload.tree(path) {
+            tree.source.emit(&mut TreeWriter {
+                writer: &mut writer,
+                root: path.as_str(),
+                owner: (tree.uid, tree.gid),
+            })?;
+        }
     }
-    write_trailer(&mut gzip)?;
-    gzip.finish()?;
-    Ok(stats)
+    write_trailer(&mut writer.gzip)?;
+    writer.gzip.finish()?;
+    writer.listing.finish()
 }
 
-fn write_entry(out: &mut impl Write, name: &str, ino: u64, entry: &Entry, mtime: u64) -> Result<PathStats> {
-    let header = |file_size, nlink| OdcHeader {
-        name: name.to_owned(),
-        ino,
-        mode: entry.st_mode(),
-        uid: entry.uid,
-        gid: entry.gid,
-        nlink,
-        mtime,
-        file_size,
-    };
-    match &entry.kind {
-        EntryKind::Directory => {
-            // nlink 2 (".", and the entry in its parent) is what every cpio writer records for a leaf dir.
-            write_header(out, &header(0, 2))?;
-            Ok(PathStats {
-                size: 0,
-                cksum: Cksum::new().finish(),
-            })
+/// The gzip'd cpio stream being written, and the listing of what went into it.
+struct PayloadWriter<'a> {
+    gzip: GzipWriter<&'a mut dyn Write>,
+    mtime: u64,
+    ino: u64,
+    listing: ListingWriter,
+    buffer: Vec<u8>,
+}
+
+/// The data of one entry.
+enum Data<'r> {
+    None,
+    Bytes(&'r [u8]),
+    Reader(u64, &'r mut dyn Read),
+}
+
+impl PayloadWriter<'_> {
+    fn write_entry(&mut self, path: &str, entry: &Entry) -> Result<()> {
+        let owner = (entry.uid, entry.gid);
+        match &entry.kind {
+            EntryKind::Directory => self.write(path, PathKind::Directory, entry.mode, owner, Data::None),
+            EntryKind::Symlink(target) => self.write(
+                path,
+                PathKind::Symlink,
+                entry.mode,
+                owner,
+                Data::Bytes(target.as_bytes()),
+            ),
+            EntryKind::File(FileSource::Memory(contents)) => {
+                self.write(path, PathKind::File, entry.mode, owner, Data::Bytes(contents))
+            }
+            EntryKind::File(FileSource::Disk(source)) => {
+                let mut file =
+                    File::open(source).with_context(|| format!("cannot open {}", source.display()))?;
+                let size = file
+                    .metadata()
+                    .with_context(|| format!("cannot stat {}", source.display()))?
+                    .len();
+                self.write(
+                    path,
+                    PathKind::File,
+                    entry.mode,
+                    owner,
+                    Data::Reader(size, &mut file),
+                )
+                .with_context(|| format!("cannot read {}", source.display()))
+            }
         }
-        EntryKind::Symlink(target) => write_data(out, header(target.len() as u64, 1), target.as_bytes()),
-        EntryKind::File(FileSource::Memory(contents)) => {
-            write_data(out, header(contents.len() as u64, 1), contents)
-        }
-        EntryKind::File(FileSource::Disk(source)) => {
-            let mut file = File::open(source).with_context(|| format!("cannot open {}", source.display()))?;
-            let size = file
-                .metadata()
-                .with_context(|| format!("cannot stat {}", source.display()))?
-                .len();
-            write_header(out, &header(size, 1))?;
-            let stats = copy_counting(&mut file, out, &mut vec![0; CHUNK])
-                .with_context(|| format!("cannot read {}", source.display()))?;
-            // The header already promised `size` bytes; a file that changed underneath would corrupt the
-            // archive silently, so refuse.
-            ensure!(
-                stats.size == size,
-                "{} changed size while being read ({size} → {})",
-                source.display(),
-                stats.size
-            );
-            Ok(stats)
-        }
+    }
+
+    /// One cpio entry, recorded in the listing. `mode` is the permission bits; a symlink's data is
+    /// its target.
+    fn write(&mut self, path: &str, kind: PathKind, mode: u32, owner: (u32, u32), data: Data) -> Result<()> {
+        // Inode numbers only need to be distinct among hard links (nlink > 1): readers pair equal
+        // (dev, ino) only then, so wrapping past the 6-digit field harms nothing.
+        self.ino = self.ino % 0o777_777 + 1;
+        let st_mode = super::st_mode(kind, mode);
+        let mut header = OdcHeader {
+            name: cpio_name(path),
+            ino: self.ino,
+            mode: st_mode,
+            uid: owner.0,
+            gid: owner.1,
+            // 2 for a directory ("." and its entry in the parent), as every cpio writer records a leaf dir.
+            nlink: if kind == PathKind::Directory { 2 } else { 1 },
+            mtime: self.mtime,
+            file_size: 0,
+        };
+        let mut link_target = None;
+        let stats = match data {
+            Data::None => {
+                write_header(&mut self.gzip, &header)?;
+                PathStats {
+                    size: 0,
+                    cksum: Cksum::new().finish(),
+                }
+            }
+            Data::Bytes(bytes) => {
+                if kind == PathKind::Symlink {
+                    link_target = Some(String::from_utf8(bytes.to_vec())?);
+                }
+                header.file_size = bytes.len() as u64;
+                write_data(&mut self.gzip, header, bytes)?
+            }
+            Data::Reader(size, reader) => {
+                header.file_size = size;
+                write_header(&mut self.gzip, &header)?;
+                let stats = copy_counting(&mut reader.take(size), &mut self.gzip, &mut self.buffer)?;
+                // The header already promised `size` bytes; a source that changed underneath would
+                // corrupt the archive silently, so refuse.
+                let more = reader.read(&mut self.buffer[..1])?;
+                ensure!(
+                    stats.size == size && more == 0,
+                    "changed size while being read ({size} bytes → {}{})",
+                    stats.size,
+                    if more > 0 { " and more" } else { "" }
+                );
+                stats
+            }
+        };
+        self.listing.push(&Record {
+            path: path.to_owned(),
+            kind,
+            st_mode,
+            uid: owner.0,
+            gid: owner.1,
+            size: stats.size,
+            cksum: stats.cksum,
+            link_target,
+        })
+    }
+}
+
+/// The sink a streamed tree writes into: its paths are below `root`, all owned by `owner`.
+struct TreeWriter<'w, 'a> {
+    writer: &'w mut PayloadWriter<'a>,
+    root: &'w str,
+    owner: (u32, u32),
+}
+
+impl TreeWriter<'_, '_> {
+    /// Checks a tree's path and mode, then writes the entry at its full payload path.
+    fn write(&mut self, path: &str, kind: PathKind, mode: u32, data: Data) -> Result<()> {
+        ensure!(
+            !path.is_empty()
+                && path
+                    .split('/')
+                    .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\0')),
+            "{path:?}: not a plain relative path"
+        );
+        ensure!(
+            mode & !0o7777 == 0,
+            "{path}: mode {mode:o} has bits outside 0o7777"
+        );
+        let full = if self.root.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{}/{path}", self.root)
+        };
+        self.writer
+            .write(&full, kind, mode, self.owner, data)
+            .with_context(|| format!("payload entry {}", cpio_name(&full)))
+    }
+}
+
+impl TreeSink for TreeWriter<'_, '_> {
+    fn directory(&mut self, path: &str, mode: u32) -> Result<()> {
+        self.write(path, PathKind::Directory, mode, Data::None)
+    }
+
+    fn file(&mut self, path: &str, mode: u32, size: u64, data: &mut dyn Read) -> Result<()> {
+        self.write(path, PathKind::File, mode, Data::Reader(size, data))
+    }
+
+    fn symlink(&mut self, path: &str, target: &str) -> Result<()> {
+        ensure!(
+            !target.is_empty() && !target.contains('\0'),
+            "{path}: symlink target must be non-empty, without NUL"
+        );
+        self.write(
+            path,
+            PathKind::Symlink,
+            SYMLINK_MODE,
+            Data::Bytes(target.as_bytes()),
+        )
     }
 }
 
@@ -426,7 +559,15 @@ mod tests {
         payload.add_file("/etc/x", b"hello".to_vec(), 0o600, 0, 0)?;
         payload.add_symlink("/etc/y", "x", 0, 0)?;
         let mut gz = Vec::new();
-        let stats = write_payload(&payload, 1_700_000_000, &mut gz)?;
+        let listing = write_payload(&payload, 1_700_000_000, &mut gz)?;
+        let mut stats = Vec::new();
+        listing.breadth_first(|_, _, record| {
+            stats.push(PathStats {
+                size: record.size,
+                cksum: record.cksum,
+            });
+            Ok(())
+        })?;
         let mut reader = OdcReader::new(GzDecoder::new(gz.as_slice()));
         let mut names = Vec::new();
         while let Some(entry) = reader.next_entry()? {

@@ -6,10 +6,12 @@
 //! Apple documents only the Distribution XML; the rest follows Apple's open-source xar, bomutils and the
 //! byte-level notes in `shared/reference/pkg.md`.
 //!
-//! The [`Payload`] is the one in-memory file list: the cpio writer streams it, gathering each path's size
-//! and POSIX cksum, and the BOM is built afterwards from the same list and those numbers, so the two
-//! cannot disagree. Payload bytes are read once from their source and spooled to a temporary heap file;
-//! memory use does not grow with payload size.
+//! The [`Payload`] lists the paths to install; folders with many files (the OpenClaw bundle, a tree
+//! on disk) are streamed [`Tree`]s, expanded only while the cpio is written. The cpio writer records
+//! each path's size and POSIX cksum in an on-disk listing (`listing`), and the BOM is written
+//! afterwards from that listing, so the two cannot disagree. Payload bytes are read once from their
+//! source and spooled to a temporary heap file; memory use grows neither with payload size nor with
+//! file count.
 //!
 //! Not supported: hard links, device nodes, files of 4 GiB or more (the BOM's 32-bit size), extended
 //! attributes, `Resources/` (welcome, license, background), pbzx payloads.
@@ -19,8 +21,10 @@ mod cpio;
 mod distribution;
 mod gzip;
 mod inspect;
+mod listing;
 mod package_info;
 mod reader;
+mod tree;
 mod verify;
 mod xar;
 
@@ -32,10 +36,12 @@ use anyhow::{Context, Result, bail, ensure};
 
 pub use inspect::inspect;
 pub(crate) use reader::{Element, parse_xml};
+pub use tree::{Tree, TreeSink};
 pub use verify::{SignatureParts, Verification, verify};
 pub(crate) use xar::civil_from_days;
 
 use crate::sign::TocSigner;
+use listing::PathKind;
 
 /// Files, directories and symlinks to install, keyed by their path components below the install
 /// location ("/"). Ordered parents-first (a path sorts before everything below it), which is the order
@@ -43,12 +49,21 @@ use crate::sign::TocSigner;
 #[derive(Debug)]
 pub struct Payload {
     entries: BTreeMap<PayloadPath, Entry>,
+    /// Directories among `entries` whose contents are streamed from a [`Tree`] while the Payload is
+    /// written: nothing else may be added below them.
+    trees: BTreeMap<PayloadPath, StreamedTree>,
+}
+
+/// A [`Tree`] and the owner of everything in it.
+#[derive(Debug)]
+pub(crate) struct StreamedTree {
+    pub(crate) source: Box<dyn Tree>,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
 }
 
 /// A path below the install location as one string, `Library/LaunchDaemons/x.plist` (`""` for the
-/// root), ordered component by component so that a path sorts before everything below it. One
-/// allocation per path: a vector of components cost one per component, which made the file list the
-/// writer's largest memory use on a 40,000-file OpenClaw bundle.
+/// root), ordered component by component so that a path sorts before everything below it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PayloadPath(Box<str>);
 
@@ -63,19 +78,6 @@ impl PayloadPath {
 
     fn components(&self) -> impl Iterator<Item = &str> {
         self.0.split('/').filter(|c| !c.is_empty())
-    }
-
-    /// The parent's path string; `None` for the root.
-    pub(crate) fn parent(&self) -> Option<&str> {
-        match self.0.rsplit_once('/') {
-            Some((parent, _)) => Some(parent),
-            None => (!self.0.is_empty()).then_some(""),
-        }
-    }
-
-    /// The last component; `""` for the root.
-    pub(crate) fn name(&self) -> &str {
-        self.0.rsplit_once('/').map_or(&self.0, |(_, name)| name)
     }
 }
 
@@ -120,16 +122,14 @@ const S_IFLNK: u32 = 0o120_000;
 /// pkgbuild and cpio(1) record symlinks as `lrwxr-xr-x`; the mode of a link is not used on macOS.
 const SYMLINK_MODE: u32 = 0o755;
 
-impl Entry {
-    /// The full `st_mode`, with the file-type bits that cpio and the BOM both record.
-    pub(crate) fn st_mode(&self) -> u32 {
-        let file_type = match self.kind {
-            EntryKind::Directory => S_IFDIR,
-            EntryKind::File(_) => S_IFREG,
-            EntryKind::Symlink(_) => S_IFLNK,
-        };
-        file_type | self.mode
-    }
+/// The full `st_mode` of a path of `kind` with permission bits `mode`.
+fn st_mode(kind: PathKind, mode: u32) -> u32 {
+    let file_type = match kind {
+        PathKind::Directory => S_IFDIR,
+        PathKind::File => S_IFREG,
+        PathKind::Symlink => S_IFLNK,
+    };
+    file_type | mode
 }
 
 impl Default for Payload {
@@ -149,6 +149,7 @@ impl Payload {
         };
         Self {
             entries: BTreeMap::from([(PayloadPath::new(&[]), root)]),
+            trees: BTreeMap::new(),
         }
     }
 
@@ -164,6 +165,7 @@ impl Payload {
             gid,
         };
         let key = PayloadPath::new(&components);
+        self.check_outside_trees(path, &key)?;
         match self.entries.get_mut(&key) {
             Some(
                 existing @ Entry {
@@ -223,54 +225,50 @@ impl Payload {
         )
     }
 
-    /// Add everything below `source_dir` under `dest`, walking in sorted order. Permission bits come from
-    /// disk, owners from `uid`/`gid`, symlinks stay symlinks. `dest` itself (and its missing parents)
-    /// are `0755 root:wheel` unless added with [`Payload::add_dir`]: the source directory's own mode is
-    /// often a temp dir's 0700, which must not leak onto an install location.
+    /// Add everything below `source_dir` under `dest`, walked in sorted order while the package is
+    /// written. Permission bits come from disk, owners from `uid`/`gid`, symlinks stay symlinks. `dest`
+    /// itself (and its missing parents) are `0755 root:wheel` unless added with [`Payload::add_dir`]:
+    /// the source directory's own mode is often a temp dir's 0700, which must not leak onto an install
+    /// location.
     pub fn add_tree_from_disk(&mut self, dest: &str, source_dir: &Path, uid: u32, gid: u32) -> Result<()> {
-        let components = components(dest)?;
-        self.add_parents(dest, &components)?;
-        if !self.entries.contains_key(&PayloadPath::new(&components)) {
-            self.add_dir(dest, 0o755, 0, 0)?;
-        }
-        self.add_disk_children(dest.trim_end_matches('/'), source_dir, uid, gid)
+        self.add_tree(dest, Box::new(tree::DiskTree::new(source_dir)?), uid, gid)
     }
 
-    fn add_disk_children(&mut self, dest: &str, dir: &Path, uid: u32, gid: u32) -> Result<()> {
-        let mut children = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot list {}", dir.display()))?
-            .collect::<std::io::Result<Vec<_>>>()
-            .with_context(|| format!("cannot list {}", dir.display()))?;
-        children.sort_by_key(|child| child.file_name());
-        for child in children {
-            let source = child.path();
-            let name = child.file_name();
-            let name = name
-                .to_str()
-                .with_context(|| format!("{}: file name is not UTF-8", source.display()))?;
-            let path = format!("{dest}/{name}");
-            let metadata = std::fs::symlink_metadata(&source)
-                .with_context(|| format!("cannot stat {}", source.display()))?;
-            let mode = std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o7777;
-            let file_type = metadata.file_type();
-            if file_type.is_symlink() {
-                let target = std::fs::read_link(&source)
-                    .with_context(|| format!("cannot read link {}", source.display()))?;
-                let target = target
-                    .to_str()
-                    .with_context(|| format!("{}: link target is not UTF-8", source.display()))?;
-                self.add_symlink(&path, target, uid, gid)?;
-            } else if file_type.is_dir() {
-                self.add_dir(&path, mode, uid, gid)?;
-                self.add_disk_children(&path, &source, uid, gid)?;
-            } else if file_type.is_file() {
-                self.add_file_from_disk(&path, &source, mode, uid, gid)?;
-            } else {
-                bail!(
-                    "{}: only files, directories and symlinks can go in a payload",
-                    source.display()
-                );
-            }
+    /// Add a directory at `dest` whose contents `source` streams while the package is written, owned by
+    /// `uid`/`gid`. `dest` itself is as in [`Payload::add_tree_from_disk`]. Nothing else may be added
+    /// below `dest`.
+    pub fn add_tree(&mut self, dest: &str, source: Box<dyn Tree>, uid: u32, gid: u32) -> Result<()> {
+        let components = components(dest)?;
+        self.add_parents(dest, &components)?;
+        let key = PayloadPath::new(&components);
+        match self.entries.get(&key) {
+            None => self.add_dir(dest, 0o755, 0, 0)?,
+            Some(Entry {
+                kind: EntryKind::Directory,
+                ..
+            }) => {}
+            Some(_) => bail!("{dest}: already in the payload as something other than a directory"),
+        }
+        let below = |path: &PayloadPath| is_below(path.as_str(), key.as_str());
+        ensure!(
+            !self.entries.keys().any(below) && !self.trees.keys().any(|t| below(t) || t == &key),
+            "{dest}: the payload already has entries below it"
+        );
+        self.trees.insert(key, StreamedTree { source, uid, gid });
+        Ok(())
+    }
+
+    /// Refuses a path inside a streamed tree: the tree owns everything below its root.
+    fn check_outside_trees(&self, path: &str, key: &PayloadPath) -> Result<()> {
+        if let Some(root) = self
+            .trees
+            .keys()
+            .find(|root| is_below(key.as_str(), root.as_str()))
+        {
+            bail!(
+                "{path}: inside /{}, whose contents are streamed from one source",
+                root.as_str()
+            );
         }
         Ok(())
     }
@@ -284,6 +282,7 @@ impl Payload {
         );
         self.add_parents(path, &components)?;
         let key = PayloadPath::new(&components);
+        self.check_outside_trees(path, &key)?;
         ensure!(!self.entries.contains_key(&key), "{path}: already in the payload");
         self.entries.insert(key, Entry { kind, mode, uid, gid });
         Ok(())
@@ -312,14 +311,23 @@ impl Payload {
         Ok(())
     }
 
-    /// Entries parents-first, "." first.
+    /// Entries parents-first, "." first; streamed trees are not expanded.
     pub(crate) fn entries(&self) -> impl Iterator<Item = (&PayloadPath, &Entry)> {
         self.entries.iter()
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+    /// The tree streamed into the directory `path`, if any.
+    pub(crate) fn tree(&self, path: &PayloadPath) -> Option<&StreamedTree> {
+        self.trees.get(path)
     }
+}
+
+/// Whether `path` is strictly below `root` (`""` is the payload root).
+fn is_below(path: &str, root: &str) -> bool {
+    if root.is_empty() {
+        return !path.is_empty();
+    }
+    path.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'))
 }
 
 fn check_mode(path: &str, mode: u32) -> Result<()> {
@@ -455,21 +463,23 @@ fn add_component<'a>(
     let at = |name: &'static str| -> Vec<&str> { directory.into_iter().chain([name]).collect() };
     let mut payload_summary = None;
     if let Some(payload) = &component.payload {
-        let stats = archive
-            .add_stream(&at("Payload"), |out| {
+        let listing = archive
+            .add_stream(&at("Payload"), xar::Encoding::Stored, |out| {
                 cpio::write_payload(payload, options.mtime, out)
             })
             .with_context(|| format!("component {id}: writing the Payload"))?;
-        let bom = bom::write(payload, &stats, options.mtime)
-            .with_context(|| format!("component {id}: writing the Bom"))?;
         // Metadata is zlib'd as productbuild does it (the Installer's most travelled path); a BOM of
         // 20,000 paths shrinks about tenfold. Payload and Scripts stay stored: they are gzip already.
-        archive.add_bytes(&at("Bom"), &bom, xar::Encoding::Zlib)?;
-        payload_summary = Some(package_info::PayloadSummary::new(payload, &stats));
+        archive
+            .add_stream(&at("Bom"), xar::Encoding::Zlib, |out| {
+                bom::write(&listing, options.mtime, out)
+            })
+            .with_context(|| format!("component {id}: writing the Bom"))?;
+        payload_summary = Some(package_info::PayloadSummary::new(&listing));
     }
     if !component.scripts.is_empty() {
         archive
-            .add_stream(&at("Scripts"), |out| {
+            .add_stream(&at("Scripts"), xar::Encoding::Stored, |out| {
                 cpio::write_scripts(&component.scripts, options.mtime, out)
             })
             .with_context(|| format!("component {id}: writing the Scripts"))?;
@@ -490,7 +500,14 @@ mod tests {
     fn paths(payload: &Payload) -> Vec<String> {
         payload
             .entries()
-            .map(|(path, entry)| format!("/{} {:o}", path.as_str(), entry.st_mode()))
+            .map(|(path, entry)| {
+                let kind = match entry.kind {
+                    EntryKind::Directory => PathKind::Directory,
+                    EntryKind::File(_) => PathKind::File,
+                    EntryKind::Symlink(_) => PathKind::Symlink,
+                };
+                format!("/{} {:o}", path.as_str(), st_mode(kind, entry.mode))
+            })
             .collect()
     }
 
@@ -510,6 +527,45 @@ mod tests {
                 "/Library-x 100600"
             ]
         );
+        Ok(())
+    }
+
+    #[derive(Debug)]
+    struct Empty;
+
+    impl Tree for Empty {
+        fn emit(&self, _: &mut dyn TreeSink) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_streamed_tree_owns_everything_below_its_root() -> Result<()> {
+        let mut payload = Payload::new();
+        payload.add_file("/opt/x", Vec::new(), 0o644, 0, 0)?;
+        assert!(
+            payload.add_tree("/opt", Box::new(Empty), 0, 0).is_err(),
+            "entries below"
+        );
+        assert!(
+            payload.add_tree("/opt/x", Box::new(Empty), 0, 0).is_err(),
+            "a file"
+        );
+        payload.add_tree("/usr/lib/agent", Box::new(Empty), 0, 0)?;
+        payload.add_dir("/usr/lib/agent", 0o750, 0, 0)?;
+        assert!(
+            payload
+                .add_file("/usr/lib/agent/x", Vec::new(), 0o644, 0, 0)
+                .is_err()
+        );
+        assert!(payload.add_dir("/usr/lib/agent/sub", 0o755, 0, 0).is_err());
+        assert!(
+            payload
+                .add_tree("/usr/lib/agent/sub", Box::new(Empty), 0, 0)
+                .is_err()
+        );
+        assert!(payload.add_tree("/usr/lib", Box::new(Empty), 0, 0).is_err());
+        payload.add_file("/usr/lib/agent-x", Vec::new(), 0o644, 0, 0)?;
         Ok(())
     }
 

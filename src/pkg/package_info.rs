@@ -31,29 +31,23 @@
 use anyhow::{Context, Result};
 use askama::Template;
 
-use super::cpio::PathStats;
-use super::{Component, EntryKind, Payload};
+use super::Component;
+use super::listing::Listing;
 
 /// The `<payload>` numbers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PayloadSummary {
     /// Every BOM path, "." included (Apple's fixture: numberOfFiles equals its BOM entry count).
-    pub(crate) number_of_files: usize,
+    pub(crate) number_of_files: u64,
     /// Estimated installed size: files and link targets rounded up to 4 KiB blocks.
     pub(crate) install_kbytes: u64,
 }
 
 impl PayloadSummary {
-    pub(crate) fn new(payload: &Payload, stats: &[PathStats]) -> Self {
-        let install_kbytes = payload
-            .entries()
-            .zip(stats)
-            .filter(|((_, entry), _)| !matches!(entry.kind, EntryKind::Directory))
-            .map(|(_, stats)| stats.size.div_ceil(4096) * 4)
-            .sum();
+    pub(crate) fn new(listing: &Listing) -> Self {
         Self {
-            number_of_files: payload.len(),
-            install_kbytes,
+            number_of_files: listing.len(),
+            install_kbytes: listing.install_kbytes(),
         }
     }
 }

@@ -95,9 +95,9 @@ impl<W: Write> DigestWriter<W> {
         })
     }
 
+    /// The writer (not flushed: a flush would end a zlib block), the sha1 and the count.
     fn finish(mut self) -> Result<(W, Vec<u8>, u64)> {
         let digest = self.sha1.finish()?.to_vec();
-        self.inner.flush()?;
         Ok((self.inner, digest, self.count))
     }
 }
@@ -163,24 +163,42 @@ impl XarBuilder {
         self.insert_file(path, data)
     }
 
-    /// Add a stored file whose bytes `produce` writes; they go straight to the heap file.
+    /// Add a file whose bytes `produce` writes; they go straight to the heap file, zlib'd on the way
+    /// for [`Encoding::Zlib`].
     pub(crate) fn add_stream<T>(
         &mut self,
         path: &[&str],
+        encoding: Encoding,
         produce: impl FnOnce(&mut dyn Write) -> Result<T>,
     ) -> Result<T> {
         let offset = self.heap_len;
-        let mut out = DigestWriter::new(BufWriter::with_capacity(256 * 1024, &mut self.heap))?;
-        let produced = produce(&mut out)?;
-        let (_, digest, length) = out.finish().context("cannot write the xar heap")?;
+        let heap = DigestWriter::new(BufWriter::with_capacity(256 * 1024, &mut self.heap))?;
+        let (produced, heap, extracted) = match encoding {
+            Encoding::Stored => {
+                let mut heap = heap;
+                let produced = produce(&mut heap)?;
+                (produced, heap, None)
+            }
+            Encoding::Zlib => {
+                let mut plain = DigestWriter::new(ZlibEncoder::new(heap, Compression::best()))?;
+                let produced = produce(&mut plain)?;
+                let (encoder, digest, size) = plain.finish()?;
+                let heap = encoder.finish().context("cannot write the xar heap")?;
+                (produced, heap, Some((digest, size)))
+            }
+        };
+        let (mut buffered, archived_sha1, length) = heap.finish()?;
+        buffered.flush().context("cannot write the xar heap")?;
+        drop(buffered);
         self.heap_len += length;
+        let (extracted_sha1, size) = extracted.unwrap_or_else(|| (archived_sha1.clone(), length));
         let data = HeapData {
             offset,
             length,
-            size: length,
-            encoding: Encoding::Stored,
-            archived_sha1: digest.clone(),
-            extracted_sha1: digest,
+            size,
+            encoding,
+            archived_sha1,
+            extracted_sha1,
         };
         self.insert_file(path, data)?;
         Ok(produced)
