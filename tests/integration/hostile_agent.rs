@@ -309,8 +309,14 @@ fn a_racer_swapping_folders_for_links_is_ended_before_root_acts() {
         racing = Some(racer(mac, &support, true));
         std::thread::sleep(Duration::from_millis(200));
     });
-    assert!(racing.unwrap().was_killed(), "the racer survived the install:\n{out}");
-    assert!(out.contains("ending every process of hexagent (UID 1051)"), "{out}");
+    assert!(
+        racing.unwrap().was_killed(),
+        "the racer survived the install:\n{out}"
+    );
+    assert!(
+        out.contains("ending every process of hexagent (UID 1051)"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -348,7 +354,9 @@ fn an_upgrade_with_a_racing_agent_changes_only_what_the_release_changes() {
     let v2 = plan_from(&confine::spec::EXAMPLE.replace("port: 18789", "port: 18800"));
     let mut racing = racer(&mac, &v2.support_dir, true);
     std::thread::sleep(Duration::from_millis(200));
-    let out = mac.install(&v2).unwrap_or_else(|e| panic!("v2 with a racer:\n{e}"));
+    let out = mac
+        .install(&v2)
+        .unwrap_or_else(|e| panic!("v2 with a racer:\n{e}"));
     assert!(racing.was_killed(), "the racer survived the upgrade:\n{out}");
     let support = &v2.support_dir;
     assert_eq!(
@@ -362,7 +370,8 @@ fn an_upgrade_with_a_racing_agent_changes_only_what_the_release_changes() {
         ],
         "{out}"
     );
-    mac.install(&v2).unwrap_or_else(|e| panic!("the next install:\n{e}"));
+    mac.install(&v2)
+        .unwrap_or_else(|e| panic!("the next install:\n{e}"));
 }
 
 #[test]
@@ -374,7 +383,9 @@ fn a_failed_install_after_quiescing_starts_the_previous_daemon_again() {
     let logs = mac.on_mac("/Library/Logs/confine");
     set_mode(&logs, 0o777);
     let before = mac.snapshot(true);
-    let err = mac.install(&plan).expect_err("a log root others can write must fail");
+    let err = mac
+        .install(&plan)
+        .expect_err("a log root others can write must fail");
     assert!(
         err.contains(
             "confine: ERROR: /Library/Logs/confine/ is not root's alone (another account owns or can \
@@ -382,12 +393,23 @@ fn a_failed_install_after_quiescing_starts_the_previous_daemon_again() {
         ),
         "{err}"
     );
-    assert!(err.contains("starting com.halfday.agents.hexagent.gateway again as it was"), "{err}");
-    assert_eq!(changed(&before, &mac.snapshot(true)), Vec::<String>::new(), "{err}");
+    assert!(
+        err.contains("starting com.halfday.agents.hexagent.gateway again as it was"),
+        "{err}"
+    );
+    assert_eq!(
+        changed(&before, &mac.snapshot(true)),
+        Vec::<String>::new(),
+        "{err}"
+    );
     let job = mac.state.join("launchd/com.halfday.agents.hexagent.gateway");
-    assert!(job.is_dir() && !job.join("stopping").exists(), "the daemon is loaded again");
+    assert!(
+        job.is_dir() && !job.join("stopping").exists(),
+        "the daemon is loaded again"
+    );
     set_mode(&logs, 0o755);
-    mac.install(&plan).unwrap_or_else(|e| panic!("after the repair:\n{e}"));
+    mac.install(&plan)
+        .unwrap_or_else(|e| panic!("after the repair:\n{e}"));
 }
 
 /// Two agents with a deploy key each, in fleet "duo"; `with_docbot: false` is the release that drops
@@ -463,7 +485,10 @@ fn assert_handed_over(mac: &Mac, out: &str, workspace: &str) {
         "/private/tmp/left/inner/file".to_owned(),
         "/private/var/tmp/alice-key".to_owned(),
     ] {
-        assert!(out.contains(&format!("confine: handed to root: {path}\n")), "{path}\n{out}");
+        assert!(
+            out.contains(&format!("confine: handed to root: {path}\n")),
+            "{path}\n{out}"
+        );
         let meta = fs::symlink_metadata(mac.on_mac(&path)).expect(&path);
         assert_eq!(meta.uid(), 0, "{path}");
         assert_eq!(meta.mode() & 0o6000, 0, "{path} keeps no set-ID bit");
@@ -495,13 +520,21 @@ fn a_release_that_drops_an_agent_removes_it_completely() {
     fs::hard_link(mac.on_mac("/Users/alice/.ssh/id_ed25519"), home.join("alice")).unwrap();
     let hex_before = outside_agent_trees(&mac);
 
-    let out = mac.install(&duo(false)).unwrap_or_else(|e| panic!("v2 drops docbot:\n{e}"));
-    assert!(out.contains("removing docbot: release 1.1.0 no longer has it"), "{out}");
+    let out = mac
+        .install(&duo(false))
+        .unwrap_or_else(|e| panic!("v2 drops docbot:\n{e}"));
+    assert!(
+        out.contains("removing docbot: release 1.1.0 no longer has it"),
+        "{out}"
+    );
     assert!(out.contains("ending every process of docbot (UID 1061)"), "{out}");
     assert_handed_over(&mac, &out, workspace);
     assert_eq!(owned_by(&mac, 1061, 1061), Vec::<String>::new(), "{out}");
     assert!(mac.ds("Users", "docbot", "UniqueID").is_none(), "account gone");
-    assert!(mac.ds("Groups", "docbot", "PrimaryGroupID").is_none(), "personal group gone");
+    assert!(
+        mac.ds("Groups", "docbot", "PrimaryGroupID").is_none(),
+        "personal group gone"
+    );
     assert_eq!(
         mac.ds("Groups", "shared_agents", "GroupMembership").as_deref(),
         Some("hexagent\nalice\n")
@@ -517,7 +550,11 @@ fn a_release_that_drops_an_agent_removes_it_completely() {
     }
     assert!(!mac.state.join("launchd/com.example.duo.docbot.gateway").exists());
     let keys = fs::read_to_string(&inventory).unwrap();
-    assert_eq!(keys, format!("{hex_line}\n"), "docbot's line goes, hexagent's stays");
+    assert_eq!(
+        keys,
+        format!("{hex_line}\n"),
+        "docbot's line goes, hexagent's stays"
+    );
     let drop_in = fs::read_to_string(mac.on_mac("/etc/ssh/sshd_config.d/confine-duo.conf")).unwrap();
     assert!(drop_in.ends_with("DenyUsers hexagent\n"), "{drop_in}");
     // Nothing of the remaining agent, or of anyone else, changed but what the release changed.
@@ -538,7 +575,8 @@ fn a_release_that_drops_an_agent_removes_it_completely() {
             .contains(&path);
         assert!(expected, "{path} changed:\n{out}");
     }
-    mac.install(&duo(false)).unwrap_or_else(|e| panic!("the next install:\n{e}"));
+    mac.install(&duo(false))
+        .unwrap_or_else(|e| panic!("the next install:\n{e}"));
 }
 
 #[test]
@@ -550,16 +588,30 @@ fn uninstall_ends_the_agent_and_leaves_nothing_to_its_uid() {
     leave_traces(&mac, 1051, "1051,1050", workspace);
     let mut racing = racer(&mac, &plan.support_dir, false);
     let out = mac.uninstall(&plan);
-    let out = format!("{}{}", output_text(&out), if out.status.success() { "" } else { "FAILED" });
+    let out = format!(
+        "{}{}",
+        output_text(&out),
+        if out.status.success() { "" } else { "FAILED" }
+    );
     assert!(!out.contains("FAILED"), "{out}");
     assert!(racing.was_killed(), "the racer survived uninstall:\n{out}");
-    assert!(out.contains("ending every process of hexagent (UID 1051)"), "{out}");
-    assert!(out.contains(&format!("kept the workspace {workspace}: it is not empty")), "{out}");
+    assert!(
+        out.contains("ending every process of hexagent (UID 1051)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("kept the workspace {workspace}: it is not empty")),
+        "{out}"
+    );
     assert_handed_over(&mac, &out, workspace);
     let ws = fs::symlink_metadata(mac.on_mac(workspace)).expect("the workspace is kept");
-    assert_eq!((ws.uid(), ws.gid(), ws.permissions().mode() & 0o7777), (0, 1050, 0o770));
+    assert_eq!(
+        (ws.uid(), ws.gid(), ws.permissions().mode() & 0o7777),
+        (0, 1050, 0o770)
+    );
     assert_eq!(owned_by(&mac, 1051, 1051), Vec::<String>::new(), "{out}");
     assert!(mac.ds("Users", "hexagent", "UniqueID").is_none(), "account gone");
     assert!(!mac.on_mac(&plan.support_dir).exists(), "support folder gone");
-    mac.install(&plan).unwrap_or_else(|e| panic!("a clean install after uninstall:\n{e}"));
+    mac.install(&plan)
+        .unwrap_or_else(|e| panic!("a clean install after uninstall:\n{e}"));
 }

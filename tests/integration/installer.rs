@@ -181,11 +181,16 @@ fn upgrade_quiesces_every_agent_before_touching_it() {
             "launchctl bootout {label}\nlaunchctl print {label}\nsleep 1\nlaunchctl print {label}\n\
              pgrep -U "
         );
-        let stopped = log.find(&quiesce).unwrap_or_else(|| panic!("{agent} not quiesced:\n{log}"));
+        let stopped = log
+            .find(&quiesce)
+            .unwrap_or_else(|| panic!("{agent} not quiesced:\n{log}"));
         let touched = log
             .find(&format!("sudo -n -u {agent} "))
             .unwrap_or_else(|| panic!("{agent}'s trees untouched:\n{log}"));
-        assert!(stopped < touched, "root worked as {agent} before quiescing it:\n{log}");
+        assert!(
+            stopped < touched,
+            "root worked as {agent} before quiescing it:\n{log}"
+        );
         assert!(
             log.contains(&format!(
                 "launchctl bootstrap system /Library/LaunchDaemons/com.example.duo.{agent}.gateway.plist\n"
