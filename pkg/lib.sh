@@ -345,6 +345,30 @@ stop_daemon() {
 # as_agent COMMAND...: runs COMMAND as the agent (its UID, GID and groups), never as root.
 as_agent() { sudo -n -u "$A_NAME" "$@"; }
 
+# bounded SECONDS COMMAND...: runs COMMAND with this standard input, sent SIGTERM if it takes longer (macOS
+# has no timeout(1)). For reads of what the agent controls: a FIFO or a stuck CLI fails, never hangs.
+# /bin/sleep: the simulated Mac's sleep on PATH returns at once.
+bounded() {
+	bsecs=$1
+	shift
+	exec 9<&0
+	"$@" <&9 &
+	bpid=$!
+	(
+		/bin/sleep "$bsecs" &
+		bsleep=$!
+		trap 'kill "$bsleep"; exit 0' TERM
+		wait "$bsleep"
+		kill -TERM "$bpid"
+	) >/dev/null 2>&1 &
+	bwatch=$!
+	bstatus=0
+	wait "$bpid" || bstatus=$?
+	kill "$bwatch" 2>/dev/null || :
+	exec 9<&-
+	return "$bstatus"
+}
+
 # Work in the agent's own trees (home, .ssh, .openclaw, secret files) runs as the agent: root never opens,
 # chowns or chmods a path there, so a link, FIFO or hard link the agent planted can only ever reach what
 # the agent could reach anyway. Content goes over on standard input.
@@ -422,7 +446,7 @@ openclaw_package() {
 }
 
 openclaw_cli() {
-	as_agent env -i HOME="$T$A_HOME" PATH="$T${A_NODE%/*}:/usr/bin:/bin:/usr/sbin:/sbin" \
+	bounded 600 as_agent env -i HOME="$T$A_HOME" PATH="$T${A_NODE%/*}:/usr/bin:/bin:/usr/sbin:/sbin" \
 		OPENCLAW_CONFIG_PATH="$T$A_CONFIG_PATH" OPENCLAW_STATE_DIR="$T$A_STATE_DIR" \
 		OPENCLAW_CONFIG_READONLY=1 OPENCLAW_NO_AUTO_UPDATE=1 OPENCLAW_SERVICE_REPAIR_POLICY=external \
 		"$T$A_NODE" "$OPENCLAW_PACKAGE/openclaw.mjs" "$@"

@@ -615,3 +615,39 @@ fn uninstall_ends_the_agent_and_leaves_nothing_to_its_uid() {
     mac.install(&plan)
         .unwrap_or_else(|e| panic!("a clean install after uninstall:\n{e}"));
 }
+
+/// Root's reads of what the agent controls go through `bounded`: a FIFO the agent planted (and never
+/// writes) fails the read within its bound, in both shells, instead of hanging the install.
+#[test]
+fn bounded_reads_of_a_fifo_fail_instead_of_hanging() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for s in confine::installer::scripts(&example()).expect("scripts") {
+        fs::write(dir.path().join(&s.name), &s.contents).expect("script");
+    }
+    let status = Command::new("mkfifo").arg(dir.path().join("fifo")).status();
+    assert!(status.expect("mkfifo").success());
+    for shell in [DASH, BASH_POSIX] {
+        let start = Instant::now();
+        let out = Command::new("timeout")
+            .args(["30"])
+            .args(shell.iter())
+            .args([
+                "-c",
+                ". ./lib.sh; bounded 1 head -c 512 fifo || echo \"failed $?\"",
+            ])
+            .current_dir(dir.path())
+            .output()
+            .expect("shell");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "failed 143\n",
+            "{shell:?}: {}",
+            output_text(&out)
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{shell:?} waited {:?}",
+            start.elapsed()
+        );
+    }
+}
