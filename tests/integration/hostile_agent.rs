@@ -29,11 +29,16 @@ const BOUNDED: &[&str] = &["timeout", "-k", "10", "300", "dash"];
 
 /// Runs `script` with sh as the agent hexagent (UID and GID 1051), as the kernel sees it.
 fn as_agent(script: &str) {
+    as_uid(1051, "1051,1050", script);
+}
+
+/// Runs `script` with sh as UID (and GID) `uid` with supplementary `groups`.
+fn as_uid(uid: u32, groups: &str, script: &str) {
     let out = Command::new("setpriv")
         .args([
-            "--reuid=1051",
-            "--regid=1051",
-            "--groups=1051,1050",
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
+            &format!("--groups={groups}"),
             "--",
             "sh",
             "-euc",
@@ -301,6 +306,41 @@ fn racer(mac: &Mac, support: &str, workspace: bool) -> AgentProcess {
     AgentProcess::start(mac, 1051, "1051,1050", &script)
 }
 
+/// The agent's plantings in its own trees before a run: links from the paths root writes (token, SSH
+/// config) and from its log folder to root's and a human's files, a forged line in each public key, a
+/// FIFO, and, as root (macOS would let the agent), a hard link to the human's key where a public key
+/// belongs.
+fn plant_everything(mac: &Mac, agent: &str, uid: u32, groups: &str) {
+    let home = mac.on_mac(&format!("/Users/{agent}"));
+    let alice = mac.on_mac("/Users/alice/.ssh/id_ed25519");
+    as_uid(
+        uid,
+        groups,
+        &format!(
+            "cd '{home}'
+             ln -sfn '{drop_ins}' .openclaw/secrets/gateway-token
+             rm -f .ssh/config && ln -s '{daemons}' .ssh/config
+             for k in .ssh/*.pub; do printf 'other deploy ssh-ed25519 AAAAforged x\\n' >>\"$k\"; done
+             mkfifo .ssh/known_hosts
+             ln -s '{alice}' .openclaw/alice
+             ln -s '{alice}' '{logs}/gateway.err.log.old'",
+            home = home.display(),
+            drop_ins = mac.on_mac("/etc/ssh/sshd_config.d").display(),
+            daemons = mac.on_mac("/Library/LaunchDaemons").display(),
+            alice = alice.display(),
+            logs = mac.on_mac(&format!("/Library/Logs/confine/{agent}")).display(),
+        ),
+    );
+    let public = fs::read_dir(home.join(".ssh"))
+        .expect(".ssh")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "pub"))
+        .expect("a public key");
+    fs::remove_file(&public).expect("remove the public key");
+    fs::hard_link(&alice, &public).expect("hard link");
+}
+
 #[test]
 fn a_racer_swapping_folders_for_links_is_ended_before_root_acts() {
     let support = example().support_dir.clone();
@@ -351,6 +391,7 @@ fn an_upgrade_with_a_racing_agent_changes_only_what_the_release_changes() {
     let v1 = example();
     mac.install(&v1).unwrap_or_else(|e| panic!("v1:\n{e}"));
     let before = outside_agent_trees(&mac);
+    plant_everything(&mac, "hexagent", 1051, "1051,1050");
     let v2 = plan_from(&confine::spec::EXAMPLE.replace("port: 18789", "port: 18800"));
     let mut racing = racer(&mac, &v2.support_dir, true);
     std::thread::sleep(Duration::from_millis(200));
@@ -518,6 +559,8 @@ fn a_release_that_drops_an_agent_removes_it_completely() {
     let home = mac.on_mac("/Users/docbot");
     std::os::unix::fs::symlink(mac.on_mac("/Library/LaunchDaemons"), home.join("daemons")).unwrap();
     fs::hard_link(mac.on_mac("/Users/alice/.ssh/id_ed25519"), home.join("alice")).unwrap();
+    plant_everything(&mac, "docbot", 1061, "1061,1050");
+    plant_everything(&mac, "hexagent", 1051, "1051,1050");
     let hex_before = outside_agent_trees(&mac);
 
     let out = mac
@@ -586,6 +629,7 @@ fn uninstall_ends_the_agent_and_leaves_nothing_to_its_uid() {
     mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
     let workspace = "/Users/Shared/hexagent-workspace";
     leave_traces(&mac, 1051, "1051,1050", workspace);
+    plant_everything(&mac, "hexagent", 1051, "1051,1050");
     let mut racing = racer(&mac, &plan.support_dir, false);
     let out = mac.uninstall(&plan);
     let out = format!(

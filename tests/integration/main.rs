@@ -27,7 +27,8 @@ mod pkg;
 mod sim;
 // The installer scripts run as root against a simulated macOS, with a stub OpenClaw.
 mod installer;
-// A compromised agent plants links, FIFOs, hard links and forged lines: nothing outside its trees changes.
+// A compromised agent plants links, FIFOs, sockets, hard links and forged lines, and races, before reinstall,
+// upgrade, a release that drops it and uninstall: nothing outside its trees changes, a dropped agent is gone.
 mod hostile_agent;
 // Hostile packages and profiles under `prlimit --as=1G`: bounded readers exit 1, never abort.
 mod hostile_files;
