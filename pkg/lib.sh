@@ -187,11 +187,15 @@ each_group() {
 	done
 }
 
-is_agent() {
+is_agent() { listed AGENT "$1"; }
+
+# listed AGENT|GROUP NAME: whether the data file has an agent (a group) named NAME.
+listed() {
+	case $1 in AGENT) xcount=$AGENT_COUNT ;; *) xcount=$GROUP_COUNT ;; esac
 	xi=1
-	while [ "$xi" -le "$AGENT_COUNT" ]; do
-		field AGENT "$xi" NAME
-		if [ "$REPLY" = "$1" ]; then
+	while [ "$xi" -le "$xcount" ]; do
+		field "$1" "$xi" NAME
+		if [ "$REPLY" = "$2" ]; then
 			return 0
 		fi
 		xi=$((xi + 1))
@@ -714,15 +718,7 @@ leave_groups() {
 # remove_personal_group: the agent's primary group goes with it, unless this release still defines it
 # or an account still has it as primary group.
 remove_personal_group() {
-	gi=1
-	while [ "$gi" -le "$GROUP_COUNT" ]; do
-		field GROUP "$gi" NAME
-		if [ "$REPLY" = "$A_GROUP" ]; then
-			return 0
-		fi
-		gi=$((gi + 1))
-	done
-	if ds_get "/Groups/$A_GROUP" PrimaryGroupID &&
+	if ! listed GROUP "$A_GROUP" && ds_get "/Groups/$A_GROUP" PrimaryGroupID &&
 		[ -z "$(dscl . -list /Users PrimaryGroupID | awk -v gid="$A_GID" '$2 == gid { print $1 }')" ]; then
 		log "deleting group $A_GROUP"
 		dseditgroup -o delete "$A_GROUP"

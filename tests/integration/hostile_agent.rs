@@ -90,6 +90,13 @@ fn reinstall_after(plant: impl FnOnce(&Mac, &str)) -> String {
     out
 }
 
+/// Every message of `moved` is in the run's output.
+fn assert_moved_aside(out: &str, moved: &[&str]) {
+    for m in moved {
+        assert!(out.contains(m), "{m}\n{out}");
+    }
+}
+
 #[test]
 fn planted_links_and_forged_key_lines_reach_nothing_outside_the_agent() {
     let out = reinstall_after(|mac, home| {
@@ -107,13 +114,14 @@ fn planted_links_and_forged_key_lines_reach_nothing_outside_the_agent() {
         fs::remove_file(&pat).expect("remove the secret");
         fs::hard_link(mac.on_mac("/Users/alice/.ssh/id_ed25519"), &pat).expect("hard link");
     });
-    for moved in [
-        "/.openclaw/secrets/gateway-token.confine-moved: it was a symbolic link",
-        "/.ssh/config.confine-moved: it was a symbolic link",
-        "github_pat.confine-moved: it was a hard link or another account's file",
-    ] {
-        assert!(out.contains(moved), "{moved}\n{out}");
-    }
+    assert_moved_aside(
+        &out,
+        &[
+            "/.openclaw/secrets/gateway-token.confine-moved: it was a symbolic link",
+            "/.ssh/config.confine-moved: it was a symbolic link",
+            "github_pat.confine-moved: it was a hard link or another account's file",
+        ],
+    );
 }
 
 #[test]
@@ -167,13 +175,14 @@ fn fifos_and_hard_links_where_files_belong_neither_hang_nor_leak() {
         fs::remove_file(&public).expect("remove the public key");
         fs::hard_link(support_dir.join("uninstall"), &public).expect("hard link");
     });
-    for moved in [
-        "/.openclaw/secrets.confine-moved: it was a symbolic link",
-        "/.ssh/config.confine-moved: it was not a regular file",
-        "/.ssh/deploy_halfday.pub.confine-moved: it was a hard link or another account's file",
-    ] {
-        assert!(out.contains(moved), "{moved}\n{out}");
-    }
+    assert_moved_aside(
+        &out,
+        &[
+            "/.openclaw/secrets.confine-moved: it was a symbolic link",
+            "/.ssh/config.confine-moved: it was not a regular file",
+            "/.ssh/deploy_halfday.pub.confine-moved: it was a hard link or another account's file",
+        ],
+    );
 }
 
 #[test]
@@ -376,13 +385,14 @@ fn sockets_where_files_and_folders_belong_are_moved_aside() {
             std::os::unix::fs::lchown(&path, Some(1051), Some(1051)).expect("chown");
         }
     });
-    for moved in [
-        "gateway-token.confine-moved: it was not a regular file",
-        "/.ssh/config.confine-moved: it was not a regular file",
-        "hexagent-workspace.confine-moved: it was not a folder",
-    ] {
-        assert!(out.contains(moved), "{moved}\n{out}");
-    }
+    assert_moved_aside(
+        &out,
+        &[
+            "gateway-token.confine-moved: it was not a regular file",
+            "/.ssh/config.confine-moved: it was not a regular file",
+            "hexagent-workspace.confine-moved: it was not a folder",
+        ],
+    );
 }
 
 #[test]
