@@ -705,3 +705,30 @@ fn bounded_reads_of_a_fifo_fail_instead_of_hanging() {
         );
     }
 }
+
+/// A workspace group the agent is not in: the agent makes the folder, root sets the group on the folder
+/// itself, and the result is checked.
+#[test]
+fn a_workspace_group_the_agent_is_not_in_is_set_by_root() {
+    let plan = plan_from(
+        r#"
+version: 1
+fleet: { name: solo, organization: Solo, identifier: com.example.solo, release: 1.0.0 }
+groups:
+  - { name: humans, gid: 1070, include_local_admins: true }
+agents:
+  - name: hexagent
+    full_name: Hex Agent
+    uid: 1051
+    workspace: { group: humans, mode: "0770" }
+    openclaw: { version: 2026.9.6 }
+"#,
+    );
+    let mac = Mac::new(BOUNDED);
+    mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
+    assert_eq!(
+        mode_owner(&mac, "/Users/Shared/hexagent-workspace"),
+        (0o770, 1051, 1070)
+    );
+    mac.install(&plan).unwrap_or_else(|e| panic!("reinstall:\n{e}"));
+}
