@@ -349,9 +349,17 @@ stop_daemon() {
 # as_agent COMMAND...: runs COMMAND as the agent (its UID, GID and groups), never as root.
 as_agent() { sudo -n -u "$A_NAME" "$@"; }
 
-# bounded SECONDS COMMAND...: runs COMMAND with this standard input, sent SIGTERM if it takes longer (macOS
-# has no timeout(1)). For reads of what the agent controls: a FIFO or a stuck CLI fails, never hangs.
-# /bin/sleep: the simulated Mac's sleep on PATH returns at once.
+# as_agent_within SECONDS COMMAND...: as_agent, but COMMAND is sent SIGTERM (sudo passes it on) if it takes
+# longer. For reads of what the agent controls: a FIFO or a stuck CLI fails, never hangs.
+as_agent_within() {
+	awsecs=$1
+	shift
+	bounded "$awsecs" sudo -n -u "$A_NAME" "$@"
+}
+
+# bounded SECONDS COMMAND...: runs the external COMMAND (not a function: the signal must reach it) with
+# this standard input, sent SIGTERM if it takes longer (macOS has no timeout(1)). /bin/sleep: the simulated
+# Mac's sleep on PATH returns at once.
 bounded() {
 	bsecs=$1
 	shift
@@ -450,7 +458,7 @@ openclaw_package() {
 }
 
 openclaw_cli() {
-	bounded 600 as_agent env -i HOME="$T$A_HOME" PATH="$T${A_NODE%/*}:/usr/bin:/bin:/usr/sbin:/sbin" \
+	as_agent_within 600 env -i HOME="$T$A_HOME" PATH="$T${A_NODE%/*}:/usr/bin:/bin:/usr/sbin:/sbin" \
 		OPENCLAW_CONFIG_PATH="$T$A_CONFIG_PATH" OPENCLAW_STATE_DIR="$T$A_STATE_DIR" \
 		OPENCLAW_CONFIG_READONLY=1 OPENCLAW_NO_AUTO_UPDATE=1 OPENCLAW_SERVICE_REPAIR_POLICY=external \
 		"$T$A_NODE" "$OPENCLAW_PACKAGE/openclaw.mjs" "$@"
