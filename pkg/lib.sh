@@ -697,8 +697,12 @@ remove_agent_files() {
 hand_over() {
 	for place in "$A_WORKSPACE" $SHARED_PLACES; do
 		if [ -d "$T$place" ] && [ ! -L "$T$place" ]; then
-			# shellcheck disable=SC2016 # expanded by the agent's shell
-			as_agent_sh 'find "$1" -xdev -type f -user "$(id -u)" \( -perm -4000 -o -perm -2000 \) -exec chmod ug-s {} + 2>/dev/null || :' "$T$place"
+			if ds_get "/Users/$A_NAME" UniqueID; then
+				# shellcheck disable=SC2016 # expanded by the agent's shell
+				as_agent_sh 'find "$1" -xdev -type f -user "$(id -u)" \( -perm -4000 -o -perm -2000 \) -exec chmod ug-s {} + 2>/dev/null || :' "$T$place"
+			else
+				find "$T$place" -xdev -type f -user "$A_UID" \( -perm -4000 -o -perm -2000 \) -execdir chmod ug-s {} + || :
+			fi
 			find "$T$place" -xdev -user "$A_UID" -print | while IFS= read -r handed; do
 				log "handed to root: ${handed#"$T"}"
 			done

@@ -510,3 +510,12 @@ fn failed_upgrades_keep_the_running_version() {
         "the old version is removed"
     );
 }
+
+#[test]
+fn uninstall_on_a_mac_without_the_fleet_changes_nothing() {
+    let mac = Mac::new(DASH);
+    let start = mac.snapshot(true);
+    let out = mac.uninstall(&example());
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(changed(&start, &mac.snapshot(true)), Vec::<String>::new());
+}
