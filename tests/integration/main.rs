@@ -27,6 +27,8 @@ mod pkg;
 mod sim;
 // The installer scripts run as root against a simulated macOS, with a stub OpenClaw.
 mod installer;
+// The audit trail: eslogger fixture → FIFO → real collector, root-only, flood-bounded; `confine audit`.
+mod audit;
 // A compromised agent plants links, FIFOs, sockets, hard links and forged lines, and races, before reinstall,
 // upgrade, a release that drops it and uninstall: nothing outside its trees changes, a dropped agent is gone.
 mod hostile_agent;
