@@ -115,6 +115,8 @@ load_agent() {
 	A_UID=$REPLY
 	field AGENT "$1" GID
 	A_GID=$REPLY
+	field AGENT "$1" GROUP
+	A_GROUP=$REPLY
 	field AGENT "$1" HOME
 	A_HOME=$REPLY
 	field AGENT "$1" SHELL
@@ -185,11 +187,15 @@ each_group() {
 	done
 }
 
-is_agent() {
+is_agent() { listed AGENT "$1"; }
+
+# listed AGENT|GROUP NAME: whether the data file has an agent (a group) named NAME.
+listed() {
+	case $1 in AGENT) xcount=$AGENT_COUNT ;; *) xcount=$GROUP_COUNT ;; esac
 	xi=1
-	while [ "$xi" -le "$AGENT_COUNT" ]; do
-		field AGENT "$xi" NAME
-		if [ "$REPLY" = "$1" ]; then
+	while [ "$xi" -le "$xcount" ]; do
+		field "$1" "$xi" NAME
+		if [ "$REPLY" = "$2" ]; then
 			return 0
 		fi
 		xi=$((xi + 1))
@@ -343,6 +349,38 @@ stop_daemon() {
 # as_agent COMMAND...: runs COMMAND as the agent (its UID, GID and groups), never as root.
 as_agent() { sudo -n -u "$A_NAME" "$@"; }
 
+# as_agent_within SECONDS COMMAND...: as_agent, but COMMAND is sent SIGTERM (sudo passes it on) if it takes
+# longer. For reads of what the agent controls: a FIFO or a stuck CLI fails, never hangs.
+as_agent_within() {
+	awsecs=$1
+	shift
+	bounded "$awsecs" sudo -n -u "$A_NAME" "$@"
+}
+
+# bounded SECONDS COMMAND...: runs the external COMMAND (not a function: the signal must reach it) with
+# this standard input, sent SIGTERM if it takes longer (macOS has no timeout(1)). /bin/sleep: the simulated
+# Mac's sleep on PATH returns at once.
+bounded() {
+	bsecs=$1
+	shift
+	exec 9<&0
+	"$@" <&9 &
+	bpid=$!
+	(
+		/bin/sleep "$bsecs" &
+		bsleep=$!
+		trap 'kill "$bsleep"; exit 0' TERM
+		wait "$bsleep"
+		kill -TERM "$bpid"
+	) >/dev/null 2>&1 &
+	bwatch=$!
+	bstatus=0
+	wait "$bpid" || bstatus=$?
+	kill "$bwatch" 2>/dev/null || :
+	exec 9<&-
+	return "$bstatus"
+}
+
 # Work in the agent's own trees (home, .ssh, .openclaw, secret files) runs as the agent: root never opens,
 # chowns or chmods a path there, so a link, FIFO or hard link the agent planted can only ever reach what
 # the agent could reach anyway. Content goes over on standard input.
@@ -420,7 +458,7 @@ openclaw_package() {
 }
 
 openclaw_cli() {
-	as_agent env -i HOME="$T$A_HOME" PATH="$T${A_NODE%/*}:/usr/bin:/bin:/usr/sbin:/sbin" \
+	as_agent_within 600 env -i HOME="$T$A_HOME" PATH="$T${A_NODE%/*}:/usr/bin:/bin:/usr/sbin:/sbin" \
 		OPENCLAW_CONFIG_PATH="$T$A_CONFIG_PATH" OPENCLAW_STATE_DIR="$T$A_STATE_DIR" \
 		OPENCLAW_CONFIG_READONLY=1 OPENCLAW_NO_AUTO_UPDATE=1 OPENCLAW_SERVICE_REPAIR_POLICY=external \
 		"$T$A_NODE" "$OPENCLAW_PACKAGE/openclaw.mjs" "$@"
@@ -496,4 +534,205 @@ json_str() {
 		}
 		printf "\"%s\"", out
 	}'
+}
+
+# quiesce: boots the agent's daemon out and ends every process of its UID, waiting (bounded); fails, with
+# nothing of the agent's touched yet, if one survives. Root touches nothing of an existing agent before.
+quiesce() {
+	stop_daemon
+	qi=0
+	while pgrep -U "$A_UID" >/dev/null; do
+		if [ "$qi" -eq 0 ]; then
+			log "ending every process of $A_NAME (UID $A_UID)"
+		elif [ "$qi" -ge 30 ]; then
+			fail "processes of $A_NAME (UID $A_UID) still run 30 seconds after SIGKILL; nothing of $A_NAME was changed"
+		fi
+		pkill -KILL -U "$A_UID" || :
+		qi=$((qi + 1))
+		sleep 1
+	done
+}
+
+# root_only FOLDER: FOLDER is a real folder of root's that no one else can write (group write only for
+# wheel or admin, whose members are root already).
+root_only() {
+	file_info "$1" | awk '{ p = $1 }
+		substr(p, 1, 1) == "d" && $2 == 0 && substr(p, 9, 1) != "w" && (substr(p, 6, 1) != "w" || $3 == 0 || $3 == 80) { ok = 1 }
+		END { exit !ok }'
+}
+
+# root_dir OWNER MODE PATH: root makes (or keeps) the folder PATH and sets its owner and mode, only where no
+# one but root can swap it: every folder above it is root_only (missing ones are made so), else it fails;
+# PATH itself must be a real folder (lstat), never a link.
+root_dir() {
+	rd=$T
+	rest=${3#/}
+	while :; do
+		if ! root_only "${rd:-/}"; then
+			fail "${rd#"$T"}/ is not root's alone (another account owns or can write it); refusing to create $3 under it"
+		fi
+		rd=$rd/${rest%%/*}
+		case $rest in */*) rest=${rest#*/} ;; *) break ;; esac
+		if [ ! -e "$rd" ] && [ ! -L "$rd" ]; then
+			mkdir -m 755 "$rd"
+		fi
+	done
+	if [ -L "$rd" ] || { [ -e "$rd" ] && [ ! -d "$rd" ]; }; then
+		fail "$3 is not a folder; refusing to use it"
+	fi
+	[ -d "$rd" ] || mkdir -m 700 "$rd"
+	chown -h "$1" "$rd"
+	chmod "$2" "$rd"
+}
+
+# Root's record of each installed agent (records/<name>/, root-only, one file per field, beside the public
+# keys root generated): what removing the agent later needs. Removal reads it, never a path the agent can
+# write, and it stays right when a later release drops the agent from the data file.
+RECORD_FIELDS='uid gid group home workspace logs label plist prefix config'
+
+# record_agent: writes the record of the agent A_* describes.
+record_agent() {
+	rdir=$T$SUPPORT_DIR/records/$A_NAME
+	(
+		umask 077
+		mkdir -p "$rdir"
+		printf '%s' "$A_UID" >"$rdir/uid"
+		printf '%s' "$A_GID" >"$rdir/gid"
+		printf '%s' "$A_GROUP" >"$rdir/group"
+		printf '%s' "$A_HOME" >"$rdir/home"
+		printf '%s' "$A_WORKSPACE" >"$rdir/workspace"
+		printf '%s' "$A_LOG_DIR" >"$rdir/logs"
+		printf '%s' "$A_LABEL" >"$rdir/label"
+		printf '%s' "$A_PLIST" >"$rdir/plist"
+		printf '%s' "$A_PREFIX" >"$rdir/prefix"
+		printf '%s' "$A_CONFIG_DIR" >"$rdir/config"
+	)
+}
+
+# record_field NAME FIELD: REPLY = the field of agent NAME's record.
+record_field() {
+	REPLY=$(
+		cat "$T$SUPPORT_DIR/records/$1/$2"
+		printf x
+	)
+	REPLY=${REPLY%x}
+}
+
+# each_recorded_agent FUNCTION: runs FUNCTION once per agent in root's record, with A_* loaded from it.
+each_recorded_agent() {
+	[ -d "$T$SUPPORT_DIR/records" ] || return 0
+	# shellcheck disable=SC2045 # agent names: no blanks, newlines or globs
+	for recorded in $(ls -A "$T$SUPPORT_DIR/records"); do
+		if [ -f "$T$SUPPORT_DIR/records/$recorded/uid" ]; then
+			load_record "$recorded"
+			"$1"
+		fi
+	done
+}
+
+load_record() {
+	A_NAME=$1
+	for rf in $RECORD_FIELDS; do
+		record_field "$1" "$rf"
+		case $rf in
+		uid) A_UID=$REPLY ;;
+		gid) A_GID=$REPLY ;;
+		group) A_GROUP=$REPLY ;;
+		home) A_HOME=$REPLY ;;
+		workspace) A_WORKSPACE=$REPLY ;;
+		logs) A_LOG_DIR=$REPLY ;;
+		label) A_LABEL=$REPLY ;;
+		plist) A_PLIST=$REPLY ;;
+		prefix) A_PREFIX=$REPLY ;;
+		config) A_CONFIG_DIR=$REPLY ;;
+		esac
+	done
+}
+
+# The places any account can leave files in, beside the agent's own trees.
+SHARED_PLACES='/Users/Shared /private/tmp /private/var/tmp'
+
+# remove_agent: removes the agent A_* describes (from root's record) as completely as uninstall does:
+# quiesced first, then its daemon, files, group memberships, account, personal group and record. What is
+# kept (a workspace in use, files it left in shared places) is handed to root and listed. The account goes
+# last, after a check that its UID owns nothing left: a failure leaves a whole agent a rerun removes.
+remove_agent() {
+	quiesce
+	if [ -d "$T$A_WORKSPACE" ] && [ ! -L "$T$A_WORKSPACE" ] && ! rmdir "$T$A_WORKSPACE" 2>/dev/null; then
+		log "kept the workspace $A_WORKSPACE: it is not empty"
+	fi
+	hand_over
+	rm -f "$T$A_PLIST"
+	remove_agent_files
+	leave_groups
+	if ds_get "/Users/$A_NAME" UniqueID; then
+		log "deleting the account $A_NAME"
+		dscl . -delete "/Users/$A_NAME"
+	fi
+	remove_personal_group
+	rm -rf "$T$SUPPORT_DIR/records/${A_NAME:?}"
+}
+
+# Paths are deleted only where they are provably the agent's: its home only while the agent's UID owns
+# it, and a custom OpenClaw prefix only OpenClaw's part of it (it may be shared, e.g. /usr/local).
+# rm -rf never follows a link.
+remove_agent_files() {
+	if [ -d "$T$A_HOME" ] && [ ! -L "$T$A_HOME" ] && [ "$(file_info "$T$A_HOME" | awk '{ print $2 }')" = "$A_UID" ]; then
+		rm -rf "$T$A_HOME"
+	fi
+	case $A_HOME in
+	/private/var/confine/*/*) rmdir "$T${A_HOME%/*}" "$T/private/var/confine" 2>/dev/null || : ;;
+	esac
+	rm -rf "$T$A_PREFIX/versions" "$T$A_PREFIX/lib/node_modules/openclaw"
+	rm -f "$T$A_PREFIX/current" "$T$A_PREFIX/bin/openclaw"
+	rmdir "$T$A_PREFIX/lib/node_modules" "$T$A_PREFIX/lib" "$T$A_PREFIX/bin" "$T$A_PREFIX" 2>/dev/null || :
+	rm -rf "$T$A_LOG_DIR" "$T$A_CONFIG_DIR"
+}
+
+# hand_over: no file in the workspace or the shared places is left to the agent's UID, which a later
+# account may reuse. The agent first drops the set-ID bits of its own files (as the agent: a link reaches
+# only its own files); then root hands each one to root (its group too where it is the agent's) from
+# inside its folder (find -execdir, chown -h), so no link, in the name or above it, is followed. Each is
+# listed. If one is left, it fails before the account goes.
+hand_over() {
+	for place in "$A_WORKSPACE" $SHARED_PLACES; do
+		if [ -d "$T$place" ] && [ ! -L "$T$place" ]; then
+			if ds_get "/Users/$A_NAME" UniqueID; then
+				# shellcheck disable=SC2016 # expanded by the agent's shell
+				as_agent_sh 'find "$1" -xdev -type f -user "$(id -u)" \( -perm -4000 -o -perm -2000 \) -exec chmod ug-s {} + 2>/dev/null || :' "$T$place"
+			else
+				find "$T$place" -xdev -type f -user "$A_UID" \( -perm -4000 -o -perm -2000 \) -execdir chmod ug-s {} + || :
+			fi
+			find "$T$place" -xdev -user "$A_UID" -print | while IFS= read -r handed; do
+				log "handed to root: ${handed#"$T"}"
+			done
+			find "$T$place" -xdev -user "$A_UID" -group "$A_GID" -execdir chown -h 0:0 {} + || :
+			find "$T$place" -xdev -user "$A_UID" -execdir chown -h 0 {} + || :
+			if [ -n "$(find "$T$place" -xdev -user "$A_UID" -print | head -n 1)" ]; then
+				fail "files in $place still belong to $A_NAME (UID $A_UID) after the hand-over; the account is kept: run this again"
+			fi
+		fi
+	done
+}
+
+# leave_groups: the agent leaves every group that lists it.
+leave_groups() {
+	dscl . -list /Groups GroupMembership | while read -r lgroup lmembers; do
+		for member in $lmembers; do
+			if [ "$member" = "$A_NAME" ]; then
+				log "removing $A_NAME from group $lgroup"
+				dseditgroup -o edit -d "$A_NAME" -t user "$lgroup"
+			fi
+		done
+	done
+}
+
+# remove_personal_group: the agent's primary group goes with it, unless this release still defines it
+# or an account still has it as primary group.
+remove_personal_group() {
+	if ! listed GROUP "$A_GROUP" && ds_get "/Groups/$A_GROUP" PrimaryGroupID &&
+		[ -z "$(dscl . -list /Users PrimaryGroupID | awk -v gid="$A_GID" '$2 == gid { print $1 }')" ]; then
+		log "deleting group $A_GROUP"
+		dseditgroup -o delete "$A_GROUP"
+	fi
 }

@@ -37,6 +37,7 @@ AGENT_{{ i|safe }}_NAME={{ a.name }}
 AGENT_{{ i|safe }}_FULL_NAME={{ a.full_name }}
 AGENT_{{ i|safe }}_UID={{ a.uid }}
 AGENT_{{ i|safe }}_GID={{ a.primary_gid }}
+AGENT_{{ i|safe }}_GROUP={{ a.primary_group }}
 AGENT_{{ i|safe }}_HOME={{ a.home }}
 AGENT_{{ i|safe }}_SHELL={{ a.shell }}
 AGENT_{{ i|safe }}_WORKSPACE={{ a.workspace.path }}

@@ -2,25 +2,50 @@
 //! through setpriv) plants symlinks, FIFOs, folders where files belong and forged public-key lines in its
 //! own trees; hard links to root's and a human's files are made as root, because Linux's
 //! protected_hardlinks blocks them while macOS does not. Every file outside the agent's trees must come
-//! out unchanged in content, owner and mode, and the next install must still succeed.
+//! out unchanged in content, owner and mode, and the next install must still succeed. Reinstall,
+//! upgrade, a release that drops an agent, and uninstall are each attacked, also by a racer that keeps
+//! swapping the agent's folders for links during the run; every script runs under `timeout`, so a hang
+//! (a FIFO read, a wait that never ends) fails the test instead of stalling the suite.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::process::Command;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::sim::*;
 
 const HOME: &str = "/Users/hexagent";
-/// The trees that are the agent's own: whatever it plants there is its business.
+/// The trees that are the agent's own: whatever it plants there is its business (the racer leaves
+/// `hexagent-workspace.real` beside its workspace).
 const AGENT_TREES: &[&str] = &[
     HOME,
     "/Users/Shared/hexagent-workspace",
     "/Library/Logs/confine/hexagent",
 ];
 
+/// dash under `timeout`: a script that hangs is killed, with its process group, and the test fails.
+const BOUNDED: &[&str] = &["timeout", "-k", "10", "300", "dash"];
+
 /// Runs `script` with sh as the agent hexagent (UID and GID 1051), as the kernel sees it.
 fn as_agent(script: &str) {
-    let out = as_hexagent(script);
+    as_uid(1051, "1051,1050", script);
+}
+
+/// Runs `script` with sh as UID (and GID) `uid` with supplementary `groups`.
+fn as_uid(uid: u32, groups: &str, script: &str) {
+    let out = Command::new("setpriv")
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
+            &format!("--groups={groups}"),
+            "--",
+            "sh",
+            "-euc",
+            script,
+        ])
+        .output()
+        .expect("setpriv");
     assert!(
         out.status.success(),
         "as the agent: {script}\n{}",
@@ -36,6 +61,7 @@ fn outside_agent_trees(mac: &Mac) -> BTreeMap<String, String> {
         !AGENT_TREES
             .iter()
             .any(|tree| path == tree || path.starts_with(&format!("{tree}/")))
+            && !path.starts_with("/Users/Shared/hexagent-workspace.")
     });
     snap
 }
@@ -43,7 +69,7 @@ fn outside_agent_trees(mac: &Mac) -> BTreeMap<String, String> {
 /// Installs the example fleet, lets `plant` attack, reinstalls, and checks the Mac outside the agent's
 /// trees is unchanged and a further install still succeeds. Returns the reinstall's output.
 fn reinstall_after(plant: impl FnOnce(&Mac, &str)) -> String {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(BOUNDED);
     let plan = example();
     mac.install(&plan)
         .unwrap_or_else(|e| panic!("first install:\n{e}"));
@@ -64,6 +90,13 @@ fn reinstall_after(plant: impl FnOnce(&Mac, &str)) -> String {
     out
 }
 
+/// Every message of `moved` is in the run's output.
+fn assert_moved_aside(out: &str, moved: &[&str]) {
+    for m in moved {
+        assert!(out.contains(m), "{m}\n{out}");
+    }
+}
+
 #[test]
 fn planted_links_and_forged_key_lines_reach_nothing_outside_the_agent() {
     let out = reinstall_after(|mac, home| {
@@ -81,13 +114,14 @@ fn planted_links_and_forged_key_lines_reach_nothing_outside_the_agent() {
         fs::remove_file(&pat).expect("remove the secret");
         fs::hard_link(mac.on_mac("/Users/alice/.ssh/id_ed25519"), &pat).expect("hard link");
     });
-    for moved in [
-        "/.openclaw/secrets/gateway-token.confine-moved: it was a symbolic link",
-        "/.ssh/config.confine-moved: it was a symbolic link",
-        "github_pat.confine-moved: it was a hard link or another account's file",
-    ] {
-        assert!(out.contains(moved), "{moved}\n{out}");
-    }
+    assert_moved_aside(
+        &out,
+        &[
+            "/.openclaw/secrets/gateway-token.confine-moved: it was a symbolic link",
+            "/.ssh/config.confine-moved: it was a symbolic link",
+            "github_pat.confine-moved: it was a hard link or another account's file",
+        ],
+    );
 }
 
 #[test]
@@ -141,13 +175,14 @@ fn fifos_and_hard_links_where_files_belong_neither_hang_nor_leak() {
         fs::remove_file(&public).expect("remove the public key");
         fs::hard_link(support_dir.join("uninstall"), &public).expect("hard link");
     });
-    for moved in [
-        "/.openclaw/secrets.confine-moved: it was a symbolic link",
-        "/.ssh/config.confine-moved: it was not a regular file",
-        "/.ssh/deploy_halfday.pub.confine-moved: it was a hard link or another account's file",
-    ] {
-        assert!(out.contains(moved), "{moved}\n{out}");
-    }
+    assert_moved_aside(
+        &out,
+        &[
+            "/.openclaw/secrets.confine-moved: it was a symbolic link",
+            "/.ssh/config.confine-moved: it was not a regular file",
+            "/.ssh/deploy_halfday.pub.confine-moved: it was a hard link or another account's file",
+        ],
+    );
 }
 
 #[test]
@@ -207,4 +242,493 @@ fn remote_login_refuses_the_agents_until_uninstall() {
     let uninstall = mac.uninstall(&plan);
     assert!(uninstall.status.success(), "{}", output_text(&uninstall));
     assert!(!mac.on_mac(drop_in).exists(), "uninstall removes the drop-in");
+}
+
+/// A process of agent `uid` on this simulated Mac (its environment names the Mac's state, which is how
+/// the simulated pgrep and pkill tell it from other tests' processes with the same UID). Killed when
+/// dropped, should the installer not have ended it.
+struct AgentProcess(Child);
+
+impl AgentProcess {
+    fn start(mac: &Mac, uid: u32, groups: &str, script: &str) -> AgentProcess {
+        let child = Command::new("setpriv")
+            .args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={uid}"),
+                &format!("--groups={groups}"),
+                "--",
+                "sh",
+                "-c",
+                script,
+            ])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("SIM_STATE", &mac.state)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("setpriv");
+        AgentProcess(child)
+    }
+
+    /// Whether it was ended by SIGKILL, waiting at most ten seconds.
+    fn was_killed(&mut self) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Some(status) = self.0.try_wait().expect("wait") {
+                return std::os::unix::process::ExitStatusExt::signal(&status) == Some(9);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The racer: hexagent keeps swapping its secrets folder (and, with `workspace`, its shared workspace)
+/// for links to root's folders, as fast as it can, for as long as it lives.
+fn racer(mac: &Mac, support: &str, workspace: bool) -> AgentProcess {
+    let home = mac.on_mac(HOME);
+    let ws = match workspace {
+        true => mac.on_mac("/Users/Shared/hexagent-workspace"),
+        false => mac.on_mac("/nonexistent"),
+    };
+    let script = format!(
+        "s='{home}/.openclaw/secrets'; w='{ws}'
+         while :; do
+           mv \"$s\" \"$s.real\" 2>/dev/null && ln -s '{support}' \"$s\" 2>/dev/null
+           mv \"$w\" \"$w.real\" 2>/dev/null && ln -s '{daemons}' \"$w\" 2>/dev/null
+           rm -f \"$s\" \"$w\"; mv \"$s.real\" \"$s\" 2>/dev/null; mv \"$w.real\" \"$w\" 2>/dev/null
+         done",
+        home = home.display(),
+        ws = ws.display(),
+        support = mac.on_mac(support).display(),
+        daemons = mac.on_mac("/Library/LaunchDaemons").display(),
+    );
+    AgentProcess::start(mac, 1051, "1051,1050", &script)
+}
+
+/// The agent's plantings in its own trees before a run: links from the paths root writes (token, SSH
+/// config) and from its log folder to root's and a human's files, a forged line in each public key, a
+/// FIFO, and, as root (macOS would let the agent), a hard link to the human's key where a public key
+/// belongs.
+fn plant_everything(mac: &Mac, agent: &str, uid: u32, groups: &str) {
+    let home = mac.on_mac(&format!("/Users/{agent}"));
+    let alice = mac.on_mac("/Users/alice/.ssh/id_ed25519");
+    as_uid(
+        uid,
+        groups,
+        &format!(
+            "cd '{home}'
+             ln -sfn '{drop_ins}' .openclaw/secrets/gateway-token
+             rm -f .ssh/config && ln -s '{daemons}' .ssh/config
+             for k in .ssh/*.pub; do printf 'other deploy ssh-ed25519 AAAAforged x\\n' >>\"$k\"; done
+             mkfifo .ssh/known_hosts
+             ln -s '{alice}' .openclaw/alice
+             ln -s '{alice}' '{logs}/gateway.err.log.old'",
+            home = home.display(),
+            drop_ins = mac.on_mac("/etc/ssh/sshd_config.d").display(),
+            daemons = mac.on_mac("/Library/LaunchDaemons").display(),
+            alice = alice.display(),
+            logs = mac.on_mac(&format!("/Library/Logs/confine/{agent}")).display(),
+        ),
+    );
+    let public = fs::read_dir(home.join(".ssh"))
+        .expect(".ssh")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "pub"))
+        .expect("a public key");
+    fs::remove_file(&public).expect("remove the public key");
+    fs::hard_link(&alice, &public).expect("hard link");
+}
+
+#[test]
+fn a_racer_swapping_folders_for_links_is_ended_before_root_acts() {
+    let support = example().support_dir.clone();
+    let mut racing = None;
+    let out = reinstall_after(|mac, _| {
+        racing = Some(racer(mac, &support, true));
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    assert!(
+        racing.unwrap().was_killed(),
+        "the racer survived the install:\n{out}"
+    );
+    assert!(
+        out.contains("ending every process of hexagent (UID 1051)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn sockets_where_files_and_folders_belong_are_moved_aside() {
+    let out = reinstall_after(|mac, home| {
+        as_agent(&format!(
+            "rm -f {home}/.openclaw/secrets/gateway-token {home}/.ssh/config"
+        ));
+        let ws = mac.on_mac("/Users/Shared/hexagent-workspace");
+        fs::remove_dir_all(&ws).expect("workspace");
+        for path in [
+            format!("{home}/.openclaw/secrets/gateway-token"),
+            format!("{home}/.ssh/config"),
+            ws.display().to_string(),
+        ] {
+            drop(std::os::unix::net::UnixListener::bind(&path).expect("socket"));
+            std::os::unix::fs::lchown(&path, Some(1051), Some(1051)).expect("chown");
+        }
+    });
+    assert_moved_aside(
+        &out,
+        &[
+            "gateway-token.confine-moved: it was not a regular file",
+            "/.ssh/config.confine-moved: it was not a regular file",
+            "hexagent-workspace.confine-moved: it was not a folder",
+        ],
+    );
+}
+
+#[test]
+fn an_upgrade_with_a_racing_agent_changes_only_what_the_release_changes() {
+    let mac = Mac::new(BOUNDED);
+    let v1 = example();
+    mac.install(&v1).unwrap_or_else(|e| panic!("v1:\n{e}"));
+    let before = outside_agent_trees(&mac);
+    plant_everything(&mac, "hexagent", 1051, "1051,1050");
+    let v2 = plan_from(&confine::spec::EXAMPLE.replace("port: 18789", "port: 18800"));
+    let mut racing = racer(&mac, &v2.support_dir, true);
+    std::thread::sleep(Duration::from_millis(200));
+    let out = mac
+        .install(&v2)
+        .unwrap_or_else(|e| panic!("v2 with a racer:\n{e}"));
+    assert!(racing.was_killed(), "the racer survived the upgrade:\n{out}");
+    let support = &v2.support_dir;
+    assert_eq!(
+        changed(&before, &outside_agent_trees(&mac)),
+        vec![
+            format!("{support}/agents/hexagent/openclaw.json"),
+            format!("{support}/fleet-data.sh"),
+            "/Library/LaunchDaemons/com.halfday.agents.hexagent.gateway.plist".to_owned(),
+            "state/launchd/com.halfday.agents.hexagent.gateway/fields".to_owned(),
+            "state/launchd/com.halfday.agents.hexagent.gateway/port".to_owned(),
+        ],
+        "{out}"
+    );
+    mac.install(&v2)
+        .unwrap_or_else(|e| panic!("the next install:\n{e}"));
+}
+
+#[test]
+fn a_failed_install_after_quiescing_starts_the_previous_daemon_again() {
+    let mac = Mac::new(BOUNDED);
+    let plan = example();
+    mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
+    // Someone made the log root writable by everyone: root refuses to make the agent's log folder there.
+    let logs = mac.on_mac("/Library/Logs/confine");
+    set_mode(&logs, 0o777);
+    let before = mac.snapshot(true);
+    let err = mac
+        .install(&plan)
+        .expect_err("a log root others can write must fail");
+    assert!(
+        err.contains(
+            "confine: ERROR: /Library/Logs/confine/ is not root's alone (another account owns or can \
+             write it); refusing to create /Library/Logs/confine/hexagent under it"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("starting com.halfday.agents.hexagent.gateway again as it was"),
+        "{err}"
+    );
+    assert_eq!(
+        changed(&before, &mac.snapshot(true)),
+        Vec::<String>::new(),
+        "{err}"
+    );
+    let job = mac.state.join("launchd/com.halfday.agents.hexagent.gateway");
+    assert!(
+        job.is_dir() && !job.join("stopping").exists(),
+        "the daemon is loaded again"
+    );
+    set_mode(&logs, 0o755);
+    mac.install(&plan)
+        .unwrap_or_else(|e| panic!("after the repair:\n{e}"));
+}
+
+/// Two agents with a deploy key each, in fleet "duo"; `with_docbot: false` is the release that drops
+/// docbot.
+fn duo(with_docbot: bool) -> Fleet {
+    let agent = |name: &str, uid: u32, port: u32| {
+        format!(
+            "  - name: {name}\n    full_name: {name}\n    uid: {uid}\n    groups: [shared_agents]\n    \
+             openclaw: {{ version: 2026.9.6 }}\n    gateway: {{ port: {port} }}\n    \
+             credentials: {{ ssh_keys: [{{ name: deploy, host: github.com }}] }}\n"
+        )
+    };
+    let mut yaml = "version: 1\nfleet: { name: duo, organization: Duo, identifier: com.example.duo, release: 1.0.0 }\n\
+         groups:\n  - { name: shared_agents, gid: 1050, full_name: Shared, include_local_admins: true }\nagents:\n"
+        .to_owned();
+    yaml += &agent("hexagent", 1051, 18789);
+    if with_docbot {
+        yaml += &agent("docbot", 1061, 18790);
+    } else {
+        yaml = yaml.replace("release: 1.0.0", "release: 1.1.0");
+    }
+    plan_from(&yaml)
+}
+
+/// Every path on the volume whose owner is `uid` or whose group is `gid`.
+fn owned_by(mac: &Mac, uid: u32, gid: u32) -> Vec<String> {
+    let mut found = Vec::new();
+    walk(&mac.target, &mut |path, meta| {
+        if meta.uid() == uid || meta.gid() == gid {
+            found.push(path.display().to_string());
+        }
+    });
+    found
+}
+
+/// What a leaving agent plants in the places every account can write: a file, a set-user-ID program, a
+/// folder, a link to a human's key (its own link, which only the link may be handed over through), and a
+/// hard link to the human's key (made as root: not the agent's file, so never handed to anyone).
+fn leave_traces(mac: &Mac, uid: u32, groups: &str, workspace: &str) {
+    for (dir, mode) in [("/private/tmp", 0o1777), ("/private/var/tmp", 0o1777)] {
+        fs::create_dir_all(mac.on_mac(dir)).expect("tmp");
+        set_mode(&mac.on_mac(dir), mode);
+    }
+    let script = format!(
+        "echo left >'{shared}/left.txt'
+         cp /bin/true '{ws}/suid' && chmod 4755 '{ws}/suid'
+         mkdir -p '{tmp}/left/inner' && echo x >'{tmp}/left/inner/file'
+         ln -s '{key}' '{vartmp}/alice-key'
+         sleep 1000 & sleep 1000",
+        shared = mac.on_mac("/Users/Shared").display(),
+        ws = mac.on_mac(workspace).display(),
+        tmp = mac.on_mac("/private/tmp").display(),
+        vartmp = mac.on_mac("/private/var/tmp").display(),
+        key = mac.on_mac("/Users/alice/.ssh/id_ed25519").display(),
+    );
+    let _ = std::mem::ManuallyDrop::new(AgentProcess::start(mac, uid, groups, &script));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !mac.on_mac("/private/var/tmp/alice-key").is_symlink() {
+        assert!(Instant::now() < deadline, "the agent did not plant its traces");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    fs::hard_link(
+        mac.on_mac("/Users/alice/.ssh/id_ed25519"),
+        mac.on_mac("/private/tmp/alice-key-hardlink"),
+    )
+    .expect("hard link");
+}
+
+fn assert_handed_over(mac: &Mac, out: &str, workspace: &str) {
+    for path in [
+        "/Users/Shared/left.txt".to_owned(),
+        format!("{workspace}/suid"),
+        "/private/tmp/left/inner/file".to_owned(),
+        "/private/var/tmp/alice-key".to_owned(),
+    ] {
+        assert!(
+            out.contains(&format!("confine: handed to root: {path}\n")),
+            "{path}\n{out}"
+        );
+        let meta = fs::symlink_metadata(mac.on_mac(&path)).expect(&path);
+        assert_eq!(meta.uid(), 0, "{path}");
+        assert_eq!(meta.mode() & 0o6000, 0, "{path} keeps no set-ID bit");
+    }
+    assert_eq!(mode_owner(mac, "/Users/alice/.ssh/id_ed25519"), (0o600, 501, 20));
+    assert_eq!(
+        fs::read_to_string(mac.on_mac("/Users/alice/.ssh/id_ed25519")).unwrap(),
+        "alice's private key\n"
+    );
+}
+
+#[test]
+fn a_release_that_drops_an_agent_removes_it_completely() {
+    let mac = Mac::new(BOUNDED);
+    mac.install(&duo(true)).unwrap_or_else(|e| panic!("v1:\n{e}"));
+    let support = duo(true).support_dir.clone();
+    let inventory = mac.on_mac(&format!("{support}/public-keys.txt"));
+    let hex_line = fs::read_to_string(&inventory)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("hexagent "))
+        .expect("hexagent's key")
+        .to_owned();
+    let workspace = "/Users/Shared/docbot-workspace";
+    leave_traces(&mac, 1061, "1061,1050", workspace);
+    // docbot also plants links to root's files in its home, and a hard link to the human's key.
+    let home = mac.on_mac("/Users/docbot");
+    std::os::unix::fs::symlink(mac.on_mac("/Library/LaunchDaemons"), home.join("daemons")).unwrap();
+    fs::hard_link(mac.on_mac("/Users/alice/.ssh/id_ed25519"), home.join("alice")).unwrap();
+    plant_everything(&mac, "docbot", 1061, "1061,1050");
+    plant_everything(&mac, "hexagent", 1051, "1051,1050");
+    let hex_before = outside_agent_trees(&mac);
+
+    let out = mac
+        .install(&duo(false))
+        .unwrap_or_else(|e| panic!("v2 drops docbot:\n{e}"));
+    assert!(
+        out.contains("removing docbot: release 1.1.0 no longer has it"),
+        "{out}"
+    );
+    assert!(out.contains("ending every process of docbot (UID 1061)"), "{out}");
+    assert_handed_over(&mac, &out, workspace);
+    assert_eq!(owned_by(&mac, 1061, 1061), Vec::<String>::new(), "{out}");
+    assert!(mac.ds("Users", "docbot", "UniqueID").is_none(), "account gone");
+    assert!(
+        mac.ds("Groups", "docbot", "PrimaryGroupID").is_none(),
+        "personal group gone"
+    );
+    assert_eq!(
+        mac.ds("Groups", "shared_agents", "GroupMembership").as_deref(),
+        Some("hexagent\nalice\n")
+    );
+    for gone in [
+        "/Users/docbot",
+        "/Library/Logs/confine/docbot",
+        "/Library/LaunchDaemons/com.example.duo.docbot.gateway.plist",
+        &format!("{support}/agents/docbot"),
+        &format!("{support}/records/docbot"),
+    ] {
+        assert!(!mac.on_mac(gone).exists(), "{gone} is left");
+    }
+    assert!(!mac.state.join("launchd/com.example.duo.docbot.gateway").exists());
+    let keys = fs::read_to_string(&inventory).unwrap();
+    assert_eq!(
+        keys,
+        format!("{hex_line}\n"),
+        "docbot's line goes, hexagent's stays"
+    );
+    let drop_in = fs::read_to_string(mac.on_mac("/etc/ssh/sshd_config.d/confine-duo.conf")).unwrap();
+    assert!(drop_in.ends_with("DenyUsers hexagent\n"), "{drop_in}");
+    // Nothing of the remaining agent, or of anyone else, changed but what the release changed.
+    let after = outside_agent_trees(&mac);
+    for path in changed(&hex_before, &after) {
+        let expected = path.contains("docbot")
+            || path.starts_with("/Users/Shared/")
+            || path.starts_with("/private/")
+            || [
+                format!("{support}/fleet-data.sh"),
+                format!("{support}/public-keys.txt"),
+                format!("{support}/status.json"),
+                "/etc/ssh/sshd_config.d/confine-duo.conf".to_owned(),
+                "/private/etc/ssh/sshd_config.d/confine-duo.conf".to_owned(),
+                "state/ds/Groups/shared_agents/GroupMembership".to_owned(),
+                "state/receipts/com.example.duo".to_owned(),
+            ]
+            .contains(&path);
+        assert!(expected, "{path} changed:\n{out}");
+    }
+    mac.install(&duo(false))
+        .unwrap_or_else(|e| panic!("the next install:\n{e}"));
+}
+
+#[test]
+fn uninstall_ends_the_agent_and_leaves_nothing_to_its_uid() {
+    let mac = Mac::new(BOUNDED);
+    let plan = example();
+    mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
+    let workspace = "/Users/Shared/hexagent-workspace";
+    leave_traces(&mac, 1051, "1051,1050", workspace);
+    plant_everything(&mac, "hexagent", 1051, "1051,1050");
+    let mut racing = racer(&mac, &plan.support_dir, false);
+    let out = mac.uninstall(&plan);
+    let out = format!(
+        "{}{}",
+        output_text(&out),
+        if out.status.success() { "" } else { "FAILED" }
+    );
+    assert!(!out.contains("FAILED"), "{out}");
+    assert!(racing.was_killed(), "the racer survived uninstall:\n{out}");
+    assert!(
+        out.contains("ending every process of hexagent (UID 1051)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("kept the workspace {workspace}: it is not empty")),
+        "{out}"
+    );
+    assert_handed_over(&mac, &out, workspace);
+    let ws = fs::symlink_metadata(mac.on_mac(workspace)).expect("the workspace is kept");
+    assert_eq!(
+        (ws.uid(), ws.gid(), ws.permissions().mode() & 0o7777),
+        (0, 1050, 0o770)
+    );
+    assert_eq!(owned_by(&mac, 1051, 1051), Vec::<String>::new(), "{out}");
+    assert!(mac.ds("Users", "hexagent", "UniqueID").is_none(), "account gone");
+    assert!(!mac.on_mac(&plan.support_dir).exists(), "support folder gone");
+    mac.install(&plan)
+        .unwrap_or_else(|e| panic!("a clean install after uninstall:\n{e}"));
+}
+
+/// Root's reads of what the agent controls go through `bounded`: a FIFO the agent planted (and never
+/// writes) fails the read within its bound, in both shells, instead of hanging the install.
+#[test]
+fn bounded_reads_of_a_fifo_fail_instead_of_hanging() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for s in confine::installer::scripts(&example()).expect("scripts") {
+        fs::write(dir.path().join(&s.name), &s.contents).expect("script");
+    }
+    let status = Command::new("mkfifo").arg(dir.path().join("fifo")).status();
+    assert!(status.expect("mkfifo").success());
+    for shell in [DASH, BASH_POSIX] {
+        let start = Instant::now();
+        let out = Command::new("timeout")
+            .args(["30"])
+            .args(shell.iter())
+            .args([
+                "-c",
+                ". ./lib.sh; bounded 1 head -c 512 fifo || echo \"failed $?\"",
+            ])
+            .current_dir(dir.path())
+            .output()
+            .expect("shell");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "failed 143\n",
+            "{shell:?}: {}",
+            output_text(&out)
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{shell:?} waited {:?}",
+            start.elapsed()
+        );
+    }
+}
+
+/// A workspace group the agent is not in: the agent makes the folder, root sets the group on the folder
+/// itself, and the result is checked.
+#[test]
+fn a_workspace_group_the_agent_is_not_in_is_set_by_root() {
+    let plan = plan_from(
+        r#"
+version: 1
+fleet: { name: solo, organization: Solo, identifier: com.example.solo, release: 1.0.0 }
+groups:
+  - { name: humans, gid: 1070, include_local_admins: true }
+agents:
+  - name: hexagent
+    full_name: Hex Agent
+    uid: 1051
+    workspace: { group: humans, mode: "0770" }
+    openclaw: { version: 2026.9.6 }
+"#,
+    );
+    let mac = Mac::new(BOUNDED);
+    mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
+    assert_eq!(
+        mode_owner(&mac, "/Users/Shared/hexagent-workspace"),
+        (0o770, 1051, 1070)
+    );
+    mac.install(&plan).unwrap_or_else(|e| panic!("reinstall:\n{e}"));
 }

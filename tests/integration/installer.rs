@@ -125,6 +125,8 @@ fn fresh_install_creates_accounts_folders_credentials_and_daemons() {
     insta::assert_snapshot!("fresh_install_commands", mac.commands());
 }
 
+/// A rerun changes nothing on the Mac. It does stop and start every daemon: root quiesces each agent
+/// (boots its daemon out, ends its processes) before it touches anything of it (issue 16).
 #[test]
 fn second_install_changes_nothing() {
     let mac = Mac::new(DASH);
@@ -137,24 +139,22 @@ fn second_install_changes_nothing() {
         .unwrap_or_else(|e| panic!("second install:\n{e}"));
     assert_eq!(changed(&before, &mac.snapshot(true)), Vec::<String>::new());
     let log = mac.commands();
-    for change in [
-        "dscl . -create",
-        "dscl . -delete",
-        "dseditgroup",
-        "launchctl bootstrap",
-        "launchctl bootout",
-        "npm",
-    ] {
+    for change in ["dscl . -create", "dscl . -delete", "dseditgroup", "npm"] {
         assert!(!log.contains(change), "a rerun ran `{change}`:\n{log}");
     }
-    assert!(
-        log.contains("launchctl kickstart -k system/com.halfday.agents.hexagent.gateway"),
-        "{log}"
-    );
+    let hex = "system/com.halfday.agents.hexagent.gateway";
+    let quiesced = format!("launchctl bootout {hex}\n");
+    let bootstrap =
+        "launchctl bootstrap system /Library/LaunchDaemons/com.halfday.agents.hexagent.gateway.plist\n";
+    assert!(log.contains(&quiesced) && log.contains(bootstrap), "{log}");
+    assert!(log.find(&quiesced) < log.find(bootstrap), "{log}");
 }
 
+/// Every agent is quiesced before root touches anything of it, then reloaded; only the changed agent's
+/// files change. This replaced "only the daemon whose plist changed reloads": issue 16 wins over sparing
+/// an unchanged daemon a restart, because root must never work in the trees of a running agent.
 #[test]
-fn upgrade_reloads_only_the_daemon_whose_plist_changed() {
+fn upgrade_quiesces_every_agent_before_touching_it() {
     let mac = Mac::new(DASH);
     mac.install(&two_agents(18789))
         .unwrap_or_else(|e| panic!("v1:\n{e}"));
@@ -174,41 +174,30 @@ fn upgrade_reloads_only_the_daemon_whose_plist_changed() {
         ]
     );
     let log = mac.commands();
-    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("launchctl ")).collect();
-    let hex = "system/com.example.duo.hexagent.gateway";
-    let doc = "system/com.example.duo.docbot.gateway";
-    assert!(
-        lines.contains(&format!("launchctl bootout {hex}").as_str()),
-        "{log}"
-    );
-    assert!(
-        lines.contains(
-            &"launchctl bootstrap system /Library/LaunchDaemons/com.example.duo.hexagent.gateway.plist"
-        ),
-        "{log}"
-    );
-    // bootout is asynchronous: the script waits until launchd has let go before bootstrapping.
-    let reload = format!(
-        "launchctl bootout {hex}\nlaunchctl print {hex}\nsleep 1\nlaunchctl print {hex}\n\
-         launchctl bootstrap system /Library/LaunchDaemons/com.example.duo.hexagent.gateway.plist\n"
-    );
-    assert!(log.contains(&reload), "{log}");
-    assert!(
-        !lines.contains(&format!("launchctl kickstart -k {hex}").as_str()),
-        "{log}"
-    );
-    assert!(
-        lines.contains(&format!("launchctl kickstart -k {doc}").as_str()),
-        "{log}"
-    );
-    assert!(
-        !log.contains("docbot.gateway.plist"),
-        "docbot was reloaded:\n{log}"
-    );
-    assert!(
-        !lines.contains(&format!("launchctl bootout {doc}").as_str()),
-        "{log}"
-    );
+    for agent in ["hexagent", "docbot"] {
+        let label = format!("system/com.example.duo.{agent}.gateway");
+        // bootout is asynchronous: the script waits until launchd has let go, then ends what is left.
+        let quiesce = format!(
+            "launchctl bootout {label}\nlaunchctl print {label}\nsleep 1\nlaunchctl print {label}\n\
+             pgrep -U "
+        );
+        let stopped = log
+            .find(&quiesce)
+            .unwrap_or_else(|| panic!("{agent} not quiesced:\n{log}"));
+        let touched = log
+            .find(&format!("sudo -n -u {agent} "))
+            .unwrap_or_else(|| panic!("{agent}'s trees untouched:\n{log}"));
+        assert!(
+            stopped < touched,
+            "root worked as {agent} before quiescing it:\n{log}"
+        );
+        assert!(
+            log.contains(&format!(
+                "launchctl bootstrap system /Library/LaunchDaemons/com.example.duo.{agent}.gateway.plist\n"
+            )),
+            "{log}"
+        );
+    }
 }
 
 #[test]
@@ -520,4 +509,13 @@ fn failed_upgrades_keep_the_running_version() {
         !prefix.join("versions/2026.9.5").exists(),
         "the old version is removed"
     );
+}
+
+#[test]
+fn uninstall_on_a_mac_without_the_fleet_changes_nothing() {
+    let mac = Mac::new(DASH);
+    let start = mac.snapshot(true);
+    let out = mac.uninstall(&example());
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(changed(&start, &mac.snapshot(true)), Vec::<String>::new());
 }

@@ -29,7 +29,8 @@ mod sim;
 mod installer;
 // The audit trail: eslogger fixture → FIFO → real collector, root-only, flood-bounded; `confine audit`.
 mod audit;
-// A compromised agent plants links, FIFOs, hard links and forged lines: nothing outside its trees changes.
+// A compromised agent plants links, FIFOs, sockets, hard links and forged lines, and races, before reinstall,
+// upgrade, a release that drops it and uninstall: nothing outside its trees changes, a dropped agent is gone.
 mod hostile_agent;
 // Hostile packages and profiles under `prlimit --as=1G`: bounded readers exit 1, never abort.
 mod hostile_files;
