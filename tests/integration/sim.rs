@@ -480,7 +480,10 @@ impl Drop for Mac {
                 continue;
             };
             let pids: Vec<String> = process_tree(pid).iter().map(u32::to_string).collect();
-            let _ = Command::new("kill").arg("-KILL").args(&pids).status();
+            // Quiesce may already have ended the daemon: `kill` with no pid prints its usage.
+            if !pids.is_empty() {
+                let _ = Command::new("kill").arg("-KILL").args(&pids).status();
+            }
         }
     }
 }
