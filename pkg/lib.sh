@@ -471,6 +471,30 @@ lifecycle_pending() {
 		[ -e "$1/.openclaw-lifecycle-lock" ]
 }
 
+# complete_lifecycle PACKAGE SCRATCH NOTE: with npm's scripts off (or a bundle laid out at build time),
+# OpenClaw's own package lifecycle (its preinstall and postinstall, package-local files only) is left
+# pending, and every later run as the agent would fail (EACCES: the agent cannot finish it in a root-owned
+# folder). OpenClaw's launcher completes a pending lifecycle on its first run, so it runs once here, as
+# root, on the Mac's node (the lifecycle checks the node and native addons of the machine it runs on),
+# before the folder is handed to the agent, with a throw-away HOME, TMPDIR and state in SCRATCH (a new
+# folder in a root-only one) so nothing of root's is touched and no shared /tmp path is used. node's
+# folder is on PATH for npm installs only: a bundle's lifecycle finds no npm, so it never reaches a
+# registry. A failure message ends with NOTE.
+complete_lifecycle() {
+	lifecycle_path=/usr/bin:/bin:/usr/sbin:/sbin
+	if [ "$A_INSTALL" = npm ]; then
+		lifecycle_path=$T${A_NODE%/*}:$lifecycle_path
+	fi
+	mkdir -m 700 "$2"
+	env -i HOME="$2" TMPDIR="$2" PATH="$lifecycle_path" OPENCLAW_STATE_DIR="$2/state" OPENCLAW_NO_AUTO_UPDATE=1 \
+		"$T$A_NODE" "$1/openclaw.mjs" --version >&2 ||
+		fail "OpenClaw $A_OPENCLAW_VERSION could not complete its package lifecycle (agent $A_NAME)$3"
+	rm -rf "$2"
+	if lifecycle_pending "$1"; then
+		fail "OpenClaw $A_OPENCLAW_VERSION's package lifecycle is still incomplete after its first run (agent $A_NAME)$3"
+	fi
+}
+
 # package_field PACKAGE_JSON KEY: the first `"KEY": "value"` of an npm package.json (npm writes one key
 # per line), e.g. version; `engines.node` reads the "node" inside "engines".
 package_field() {

@@ -91,11 +91,6 @@ fn vendor_openclaw(loaded: &LoadedSpec, plan: &Plan) -> Result<Option<npm::Vendo
     if versions.is_empty() {
         return Ok(None);
     }
-    // Shown even with -q: the package builds and verifies, but its install stops before the switch.
-    eprintln!(
-        "warning: `install: bundle` packages do not install on a Mac yet (OpenClaw's package lifecycle is \
-         not completed on the bundled tree); deploy `install: npm` until then"
-    );
     let lock_path = npm::lock_path(&loaded.origin);
     let lock = npm::Lockfile::read(&lock_path)?;
     let versions: Vec<String> = versions.into_iter().collect();

@@ -18,6 +18,7 @@ use std::fmt::Write;
 use anyhow::{Context, Result};
 use askama::Template;
 
+use crate::npm::Vendored;
 use crate::plan::{AgentPlan, LOG_ROOT, Plan};
 use crate::spec::InstallMethod;
 
@@ -152,6 +153,37 @@ pub fn support_files(plan: &Plan) -> Result<Vec<SupportFile>> {
         });
     }
     Ok(files)
+}
+
+/// For each bundled OpenClaw version, `openclaw-<version>.json` beside the scripts: the name, version and
+/// `engines` of its `package.json`, one key per line as npm writes them. The preinstall checks the Mac's
+/// node against it before Installer lays down the payload that holds the package itself.
+pub fn bundle_scripts(vendored: &Vendored) -> Result<Vec<ScriptFile>> {
+    vendored
+        .trees
+        .iter()
+        .map(|(version, tree)| {
+            let path = tree.join("node_modules/openclaw/package.json");
+            let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let manifest: serde_json::Value =
+                serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+            let node = manifest["engines"]["node"].as_str().with_context(|| {
+                format!("openclaw@{version} names no engines.node: the Mac's node could not be checked")
+            })?;
+            let excerpt = serde_json::json!({
+                "name": manifest["name"],
+                "version": manifest["version"],
+                "engines": { "node": node },
+            });
+            let mut contents = serde_json::to_string_pretty(&excerpt)?;
+            contents.push('\n');
+            Ok(script(
+                &format!("openclaw-{version}.json"),
+                contents.into_bytes(),
+                0o644,
+            ))
+        })
+        .collect()
 }
 
 /// The `Scripts` of the payload-free uninstall package: its `postinstall` is the uninstaller.

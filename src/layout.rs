@@ -14,7 +14,8 @@
 //! - secrets embedded with `--embed-secrets`, root-only 0600 in a staging folder that the postinstall
 //!   empties into the agent's secrets folder.
 //!
-//! Its scripts are the static files in `pkg/` plus the generated data file ([`crate::installer`]). The
+//! Its scripts are the static files in `pkg/` plus the generated data file ([`crate::installer`]) and, per
+//! bundled OpenClaw version, the `engines` the preinstall checks the Mac's node against. The
 //! uninstall package has no payload: its postinstall is the uninstaller.
 //!
 //! Receipts: the install component leaves one (`pkgutil --pkgs` lists the fleet identifier), which is
@@ -52,11 +53,15 @@ pub fn install_component(
     secrets: &[EmbeddedSecret],
     vendored: Option<&Vendored>,
 ) -> Result<Component> {
+    let mut script_files = installer::scripts(plan)?;
+    if let Some(vendored) = vendored {
+        script_files.extend(installer::bundle_scripts(vendored)?);
+    }
     Ok(Component {
         identifier: plan.pkg_identifier.clone(),
         version: plan.fleet.release.clone(),
         payload: Some(install_payload(loaded, plan, secrets, vendored)?),
-        scripts: scripts(installer::scripts(plan)?),
+        scripts: scripts(script_files),
     })
 }
 

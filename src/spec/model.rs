@@ -195,8 +195,8 @@ pub enum InstallMethod {
     /// Recommended for fleets: the package carries OpenClaw, laid out at build time from the tarballs
     /// that `confine lock` pinned by sha512 in the lockfile beside the spec (`fleet.lock`). The Mac needs
     /// no registry, and every Mac runs the bytes CI checked. Installed root-owned under
-    /// `/Library/Application Support/confine/<fleet>/openclaw/<version>`. Not finished: the installer
-    /// does not yet complete OpenClaw's package lifecycle on the bundled tree (see the README).
+    /// `/Library/Application Support/confine/<fleet>/openclaw/<version>`; the postinstall completes
+    /// OpenClaw's package lifecycle there, with the Mac's node.
     Bundle,
     /// OpenClaw is already at `<prefix>` (installed by another package or shipped as extra payload).
     Preinstalled,

@@ -38,6 +38,8 @@ mod hostile_files;
 mod real_openclaw;
 // openclaw.install: bundle with the real OpenClaw: lock, offline builds, exact bytes, Mach-O, tampering.
 mod vendored;
+// openclaw.install: bundle on the simulated Mac: a host bundle's real gateway with no npm, BOM, uninstall.
+mod vendored_mac;
 // Signed builds end to end: dev identities, openssl and apple-xar checks, verify, no key leaks.
 mod signed_build;
 // RFC 3161 timestamps from a local `openssl ts` authority: tokens openssl accepts, bad answers refused.

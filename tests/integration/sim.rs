@@ -358,6 +358,11 @@ impl Mac {
         ] {
             binds += &format!("mount --bind '{}' {to} && ", self.target.join(from).display());
         }
+        // A Mac without npm (vendored_mac): the host's npm is shadowed by the same tripwire.
+        let tripwire = self.state.join("npm-tripwire");
+        if tripwire.exists() && Path::new("/usr/bin/npm").exists() {
+            binds += &format!("mount --bind '{}' /usr/bin/npm && ", tripwire.display());
+        }
         let mut command = Command::new("unshare");
         command
             .args(["--mount", "--propagation", "private", "sh", "-c"])
