@@ -163,10 +163,10 @@ pub fn bundle_scripts(vendored: &Vendored) -> Result<Vec<ScriptFile>> {
         .trees
         .iter()
         .map(|(version, tree)| {
-            let path = tree.join("node_modules/openclaw/package.json");
-            let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            let manifest: serde_json::Value =
-                serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+            let path = "node_modules/openclaw/package.json";
+            let text = tree.read_file(path)?;
+            let manifest: serde_json::Value = serde_json::from_slice(&text)
+                .with_context(|| format!("openclaw@{version}'s {path} is not JSON"))?;
             let node = manifest["engines"]["node"].as_str().with_context(|| {
                 format!("openclaw@{version} names no engines.node: the Mac's node could not be checked")
             })?;

@@ -56,6 +56,9 @@ pub const MAX_WORK_RATIO: u64 = 64;
 /// The work allowance of any package, however small (see [`MAX_WORK_RATIO`]).
 pub const MIN_WORK_BYTES: u64 = 256 * 1024 * 1024;
 
+/// A `package.json` the build reads from a bundled tarball (OpenClaw 2026.9.6's is under 10 KB).
+pub const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
+
 /// Bytes of a configuration profile file (signed or not). Real profiles are kilobytes.
 pub const MAX_PROFILE_BYTES: u64 = 16 * 1024 * 1024;
 

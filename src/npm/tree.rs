@@ -101,6 +101,66 @@ fn safe_relative(path: &str) -> Result<()> {
     Ok(())
 }
 
+impl Bundle {
+    /// The bytes of one file of the bundle, `node_modules/<package>/<file>`, read from its package's
+    /// tarball (integrity checked) without laying anything out. For what the scripts need to know before
+    /// Installer writes the payload, such as OpenClaw's `engines`.
+    pub fn read_file(&self, path: &str) -> Result<Vec<u8>> {
+        let (root, package) = self
+            .packages
+            .iter()
+            .filter(|(root, _)| {
+                path.strip_prefix(root.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+            })
+            .max_by_key(|(root, _)| root.len())
+            .with_context(|| format!("no locked package holds {path}"))?;
+        let mut sink = OneFile { path, contents: None };
+        let mut folders = Folders {
+            shared: BTreeMap::new(),
+            own: HashSet::new(),
+            files: HashMap::new(),
+        };
+        stream(&self.cache, package, root, &mut folders, &mut sink)
+            .with_context(|| format!("{}@{} ({root})", package.name, package.version))?;
+        sink.contents
+            .with_context(|| format!("{}@{} has no {path}", package.name, package.version))
+    }
+}
+
+/// A sink that keeps one file's bytes and drops the rest.
+struct OneFile<'a> {
+    path: &'a str,
+    contents: Option<Vec<u8>>,
+}
+
+impl TreeSink for OneFile<'_> {
+    fn directory(&mut self, _: &str, _: u32) -> Result<()> {
+        Ok(())
+    }
+
+    fn file(&mut self, path: &str, _: u32, size: u64, data: &mut dyn Read) -> Result<()> {
+        if path == self.path {
+            let mut contents = Vec::new();
+            data.take(crate::limits::MAX_MANIFEST_BYTES)
+                .read_to_end(&mut contents)?;
+            ensure!(
+                contents.len() as u64 == size,
+                "{path}: larger than {} bytes",
+                crate::limits::MAX_MANIFEST_BYTES
+            );
+            self.contents = Some(contents);
+        } else {
+            io::copy(data, &mut io::sink())?;
+        }
+        Ok(())
+    }
+
+    fn symlink(&mut self, _: &str, _: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
 impl Tree for Bundle {
     fn emit(&self, sink: &mut dyn TreeSink) -> Result<()> {
         // The folders that hold packages (`node_modules`, `node_modules/a/node_modules`, each package
