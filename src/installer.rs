@@ -18,8 +18,9 @@ use std::fmt::Write;
 use anyhow::{Context, Result};
 use askama::Template;
 
-use crate::plan::{AgentPlan, LOG_ROOT, Plan};
+use crate::plan::{ADDRESS_TTL_SECONDS, AgentPlan, DNS_TABLE, EgressPlan, LOG_ROOT, Plan};
 use crate::spec::InstallMethod;
+use crate::spec::egress::Destination;
 
 /// askama's escaper for `.sh` templates: the value in single quotes, each `'` written as `'\''` (close
 /// the quotes, an escaped quote, reopen). The empty string becomes `''`.
@@ -67,18 +68,35 @@ const LIB: &str = include_str!("../pkg/lib.sh");
 const PREINSTALL: &str = include_str!("../pkg/preinstall");
 const POSTINSTALL: &str = include_str!("../pkg/postinstall");
 const UNINSTALL: &str = include_str!("../pkg/uninstall");
+/// File name of the egress functions (sourced by postinstall, uninstall and the egress watchdog).
+pub const EGRESS_FILE: &str = "egress.sh";
+const EGRESS: &str = include_str!("../pkg/egress.sh");
 
 #[derive(Template)]
 #[template(path = "fleet-data.sh")]
 struct FleetData<'a> {
     plan: &'a Plan,
     log_root: &'static str,
+    dns_table: &'static str,
+    address_ttl: u32,
 }
 
 impl FleetData<'_> {
     /// `chmod` wants the mode in octal.
     fn octal(&self, mode: &u32) -> String {
         format!("{mode:04o}")
+    }
+
+    /// `(host name, table)` of each allowlist entry the watchdog resolves.
+    fn egress_hosts(&self, egress: &EgressPlan) -> Vec<(String, String)> {
+        egress
+            .rules
+            .iter()
+            .filter_map(|r| match &r.destination {
+                Destination::Host(h) => Some((h.clone(), r.table.clone())),
+                Destination::Network(_) => None,
+            })
+            .collect()
     }
 
     fn install_method(&self, agent: &AgentPlan) -> &'static str {
@@ -95,6 +113,8 @@ pub fn data_file(plan: &Plan) -> Result<Vec<u8>> {
     let data = FleetData {
         plan,
         log_root: LOG_ROOT,
+        dns_table: DNS_TABLE,
+        address_ttl: ADDRESS_TTL_SECONDS,
     };
     let mut text = data.render().context("rendering the installer data file")?;
     text.push('\n');
@@ -107,6 +127,7 @@ pub fn scripts(plan: &Plan) -> Result<Vec<ScriptFile>> {
         script("preinstall", PREINSTALL.as_bytes().to_vec(), 0o755),
         script("postinstall", POSTINSTALL.as_bytes().to_vec(), 0o755),
         script(LIB_FILE, LIB.as_bytes().to_vec(), 0o644),
+        script(EGRESS_FILE, EGRESS.as_bytes().to_vec(), 0o644),
         script(DATA_FILE, data_file(plan)?, 0o644),
     ])
 }
@@ -127,6 +148,11 @@ pub fn support_files(plan: &Plan) -> Result<Vec<SupportFile>> {
             mode: 0o644,
         },
         SupportFile {
+            path: at(EGRESS_FILE),
+            contents: EGRESS.as_bytes().to_vec(),
+            mode: 0o644,
+        },
+        SupportFile {
             path: at(DATA_FILE),
             contents: data_file(plan)?,
             mode: 0o644,
@@ -139,6 +165,7 @@ pub fn uninstall_scripts(plan: &Plan) -> Result<Vec<ScriptFile>> {
     Ok(vec![
         script("postinstall", UNINSTALL.as_bytes().to_vec(), 0o755),
         script(LIB_FILE, LIB.as_bytes().to_vec(), 0o644),
+        script(EGRESS_FILE, EGRESS.as_bytes().to_vec(), 0o644),
         script(DATA_FILE, data_file(plan)?, 0o644),
     ])
 }

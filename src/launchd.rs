@@ -8,7 +8,7 @@
 use anyhow::{Context, Result};
 use plist::{Dictionary, Value};
 
-use crate::plan::AgentPlan;
+use crate::plan::{AgentPlan, FleetEgressPlan, REFRESH_SECONDS};
 use crate::spec::ProcessType;
 
 /// The daemon plist of one agent, as XML.
@@ -58,6 +58,36 @@ pub fn daemon_plist(agent: &AgentPlan) -> Result<Vec<u8>> {
     Value::Dictionary(d)
         .to_writer_xml(&mut out)
         .context("writing the LaunchDaemon plist")?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// The egress watchdog's plist (see [`crate::egress`]): a root job, no UserName, that runs at load, every
+/// few minutes, and when the network changes (configd rewrites resolv.conf on every DNS change). Its
+/// files are root-only (Umask 077), its output goes to a root-owned log.
+pub fn egress_plist(egress: &FleetEgressPlan) -> Result<Vec<u8>> {
+    let mut d = Dictionary::new();
+    d.insert("Label".into(), egress.label.clone().into());
+    let args = ["/bin/sh".to_owned(), egress.daemon.clone()];
+    d.insert(
+        "ProgramArguments".into(),
+        Value::Array(args.into_iter().map(Value::from).collect()),
+    );
+    d.insert("RunAtLoad".into(), true.into());
+    d.insert("StartInterval".into(), Value::Integer(REFRESH_SECONDS.into()));
+    d.insert(
+        "WatchPaths".into(),
+        Value::Array(vec!["/private/var/run/resolv.conf".into()]),
+    );
+    d.insert("Umask".into(), Value::Integer(0o077.into()));
+    d.insert("StandardInPath".into(), "/dev/null".into());
+    d.insert("StandardOutPath".into(), egress.log_path.clone().into());
+    d.insert("StandardErrorPath".into(), egress.log_path.clone().into());
+    d.sort_keys();
+    let mut out = Vec::new();
+    Value::Dictionary(d)
+        .to_writer_xml(&mut out)
+        .context("writing the egress watchdog plist")?;
     out.push(b'\n');
     Ok(out)
 }

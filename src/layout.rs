@@ -8,6 +8,8 @@
 //!   folder, root-owned;
 //! - each bundled OpenClaw version (`openclaw.install: bundle`), laid out from the locked tarballs under
 //!   `<support folder>/openclaw/<version>`, root-owned, files 0644 or 0755;
+//! - with `egress`, the fleet's pf anchor and its watchdog (script and LaunchDaemon plist), root-owned
+//!   ([`crate::egress`]);
 //! - the spec's extra payload, modes preserved, root-owned;
 //! - secrets embedded with `--embed-secrets`, root-only 0600 in a staging folder that the postinstall
 //!   empties into the agent's secrets folder.
@@ -30,7 +32,7 @@ use crate::npm::Vendored;
 use crate::pkg::{Component, Payload, Product, Script};
 use crate::plan::{Plan, SUPPORT_ROOT, bundle_root};
 use crate::spec::LoadedSpec;
-use crate::{installer, launchd, openclaw};
+use crate::{egress, installer, launchd, openclaw};
 
 const ROOT: u32 = 0;
 const WHEEL: u32 = 0;
@@ -122,6 +124,9 @@ fn install_payload(
             ROOT,
             agent.primary_gid,
         )?;
+    }
+    for (path, contents, mode) in egress::payload_files(plan)? {
+        payload.add_file(&path, contents, mode, ROOT, WHEEL)?;
     }
     for file in installer::support_files(plan)? {
         payload.add_file(&file.path, file.contents, file.mode, ROOT, WHEEL)?;

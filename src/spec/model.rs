@@ -126,6 +126,9 @@ pub struct Agent {
     pub launchd: Launchd,
     #[serde(default)]
     pub credentials: Credentials,
+    /// Outbound network allowlist, enforced by pf for the agent's UID. Off unless written.
+    #[serde(default)]
+    pub egress: Option<super::egress::Egress>,
 }
 
 /// The agent's personal group. Never `staff`.

@@ -230,6 +230,14 @@ impl Mac {
             self.write_ds("Groups", name, "GroupMembership", members);
         }
         self.write_state("macos-version", "15.5\n");
+        // What the Mac's resolver answers (fake dscacheutil and nc): the example's egress hosts.
+        for (host, addresses) in [
+            ("github.com", "192.0.2.10\n"),
+            ("api.github.com", "192.0.2.11\n"),
+            ("api.anthropic.com", "198.51.100.20\n2001:db8::20\n"),
+        ] {
+            self.write_state(&format!("dns/{host}"), addresses);
+        }
         let volumes = format!("BOOT-UUID /\nBOOT-UUID {}\n", self.target.display());
         self.write_state("volumes", &volumes);
         self.write_state("commands.log", "");
@@ -282,7 +290,8 @@ impl Mac {
     }
 
     pub(crate) fn write_state(&self, name: &str, value: &str) {
-        fs::create_dir_all(&self.state).expect("state");
+        let path = self.state.join(name);
+        fs::create_dir_all(path.parent().expect("in state")).expect("state");
         fs::write(self.state.join(name), value).expect("state file");
     }
 
