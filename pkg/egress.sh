@@ -83,12 +83,13 @@ egress_state_dir() {
 
 # egress_enable: pf enabled, holding the reference token this fleet took (`pfctl -E`). A plain `pfctl -d`
 # disables pf and voids every token; whoever enabled it again may release theirs, so a token of ours that
-# is gone from `pfctl -s References` is replaced.
+# is gone from `pfctl -s References` is replaced. Tokens are 64-bit: awk compares them as strings, since as
+# numbers (doubles) neighbouring tokens are equal.
 egress_enable() {
 	token_file=$T$EGRESS_STATE_DIR/pf-token
 	token=$(head -c 64 "$token_file" 2>/dev/null) || token=
 	if [ -n "$token" ] && pf_enabled && pfctl -s References 2>/dev/null | head -c 1000000 |
-		awk -v t="$token" '{ for (i = 1; i <= NF; i++) if ($i == t) found = 1 } END { exit !found }'; then
+		awk -v t="$token" '{ for (i = 1; i <= NF; i++) if ($i "" == t "") found = 1 } END { exit !found }'; then
 		return 0
 	fi
 	out=$(pfctl -E 2>&1) || fail "pfctl -E could not enable pf: $out"
