@@ -770,3 +770,83 @@ fn watchdog_and_functions_pass_shellcheck_in_dash_and_bash_posix() {
         .expect("shellcheck (apt-get install shellcheck)");
     assert_ok(&out, "shellcheck");
 }
+
+// ---- Bad allowlists: exit 1 with file:line:column at the offending value, and a way out.
+
+#[test]
+fn bad_allowlists_are_located_errors() {
+    let entry = "- { to: api.github.com, ports: [443] }";
+    let cases = [
+        (
+            "- { to: 10.0.0.1/8, ports: [443] }",
+            "10.0.0.1/8",
+            "has host bits set past /8",
+        ),
+        (
+            "- { to: 0.0.0.0/0, ports: [443] }",
+            "0.0.0.0/0",
+            "a /0 block allows every address",
+        ),
+        (
+            "- { to: 'evil.com; pass all', ports: [443] }",
+            "'evil.com",
+            "is not a host name",
+        ),
+        (
+            "- { to: github.com, ports: [443] }",
+            "github.com",
+            "listed twice for tcp",
+        ),
+        ("- { to: example.org, ports: [] }", "example.org", "has no ports"),
+        (
+            "- { to: example.org, ports: [443, 70000] }",
+            "70000",
+            "port 70000 is out of range",
+        ),
+        (
+            "- { to: example.org, ports: [443, 443] }",
+            "443]",
+            "port 443 is listed twice",
+        ),
+        (
+            "- { to: example.org, ports: [443], protocol: icmp }",
+            "icmp",
+            "`icmp` is not an allowed value",
+        ),
+    ];
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (i, (replacement, needle, message)) in cases.iter().enumerate() {
+        let text = crate::util::example_with(entry, replacement);
+        let spec = crate::util::write(dir.path(), &format!("egress{i}.yaml"), &text);
+        let out = crate::util::confine()
+            .arg("validate")
+            .arg(&spec)
+            .output()
+            .expect("runs");
+        let err = crate::util::stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{replacement}: {err}");
+        let line = text.lines().position(|l| l.contains(replacement)).expect("line") + 1;
+        let column = text.lines().nth(line - 1).unwrap().rfind(needle).expect("column") + 1;
+        let at = format!("{}:{line}:{column}", spec.display());
+        assert!(
+            err.contains(message) && err.contains(&at),
+            "{replacement}: expected `{message}` at {at}:\n{err}"
+        );
+    }
+    // More than 64 entries: refused at the 65th.
+    let many: String = (0..65)
+        .map(|i| format!("\n        - {{ to: 192.0.2.{i}, ports: [443] }}"))
+        .collect();
+    let text = crate::util::example_with(&format!("\n        {entry}"), &many);
+    let spec = crate::util::write(dir.path(), "many.yaml", &text);
+    let out = crate::util::confine()
+        .arg("validate")
+        .arg(&spec)
+        .output()
+        .expect("runs");
+    assert!(
+        crate::util::stderr(&out).contains("more than 64 egress entries"),
+        "{}",
+        crate::util::stderr(&out)
+    );
+}
