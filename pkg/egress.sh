@@ -62,11 +62,16 @@ load_watchdog() {
 	cp "$T$EGRESS_PLIST" "$loaded"
 }
 
-# egress_watch: one round of the watchdog: pf on with its own reference, the anchor loaded, tables fresh.
+# egress_watch: one round of the watchdog: pf on with its own reference, Apple's main ruleset (whose
+# `anchor "com.apple/*"` evaluates the fleet's anchor) and the anchor loaded, tables fresh.
 egress_watch() {
 	egress_state_dir
 	egress_enable
-	if ! anchor_loaded; then
+	if ! pfctl -s rules 2>/dev/null | head -c 1000000 | grep -q '^anchor "com.apple/\*"'; then
+		log "pf's main ruleset no longer evaluates com.apple/*: reloading /etc/pf.conf"
+		out=$(pfctl -f "$T/etc/pf.conf" 2>&1) || fail "pfctl could not load /etc/pf.conf: $out"
+		egress_load
+	elif ! anchor_loaded; then
 		log "the pf anchor $EGRESS_ANCHOR is empty (flushed): reloading it"
 		egress_load
 	fi

@@ -606,6 +606,23 @@ fn the_watchdog_reenables_pf_with_its_own_token_and_reloads_a_flushed_anchor() {
         "our reference keeps pf enabled"
     );
 
+    // Someone flushes pf's main ruleset (`pfctl -F all`): the anchor stays loaded, but nothing evaluates
+    // it. The watchdog reloads Apple's /etc/pf.conf (never editing it), then the anchor.
+    root_pfctl("-F all");
+    assert_eq!(
+        agent_connect(&mac, "203.0.113.9", 443),
+        "ok",
+        "unfiltered without com.apple/*"
+    );
+    let out = watchdog(&mac);
+    assert_ok(&out, "watchdog");
+    assert!(
+        output_text(&out).contains("no longer evaluates com.apple/*: reloading /etc/pf.conf"),
+        "{}",
+        output_text(&out)
+    );
+    assert!(agent_connect(&mac, "203.0.113.9", 443).contains("refused"));
+
     // All in place: a round changes nothing.
     mac.clear_commands();
     assert_ok(&watchdog(&mac), "watchdog");
