@@ -1,8 +1,9 @@
 //! The installer package's scripts: what runs as root on the Mac to create the agents' accounts, groups,
 //! directories and credentials, load their daemons and check the result.
 //!
-//! Data flow: the scripts themselves (`pkg/preinstall`, `pkg/postinstall`, `pkg/uninstall` and the
-//! functions they share, `pkg/lib.sh`) are static POSIX `sh`, embedded here with `include_str!`. The
+//! Data flow: the scripts themselves (`pkg/preinstall`, `pkg/postinstall`, `pkg/uninstall`, the
+//! functions they share, `pkg/lib.sh`, and the egress functions, `pkg/egress.sh`) are static POSIX `sh`,
+//! embedded here with `include_str!`. The
 //! only thing generated per fleet is one data file, `fleet-data.sh`, rendered by askama from
 //! `templates/fleet-data.sh`. It only assigns variables, and the scripts source it from their own folder.
 //!
@@ -121,7 +122,8 @@ pub fn data_file(plan: &Plan) -> Result<Vec<u8>> {
     Ok(text.into_bytes())
 }
 
-/// Everything in the install package's `Scripts`: `preinstall`, `postinstall`, `lib.sh` and the data file.
+/// Everything in the install package's `Scripts`: `preinstall`, `postinstall`, `lib.sh`, `egress.sh` and
+/// the data file.
 pub fn scripts(plan: &Plan) -> Result<Vec<ScriptFile>> {
     Ok(vec![
         script("preinstall", PREINSTALL.as_bytes().to_vec(), 0o755),
@@ -133,7 +135,8 @@ pub fn scripts(plan: &Plan) -> Result<Vec<ScriptFile>> {
 }
 
 /// What the payload adds under `plan.support_dir`, so the Mac can be uninstalled later without the
-/// package: the uninstaller, the functions it uses and the data file.
+/// package (and the egress watchdog finds its functions): the uninstaller, the functions it uses and the
+/// data file.
 pub fn support_files(plan: &Plan) -> Result<Vec<SupportFile>> {
     let at = |name: &str| format!("{}/{name}", plan.support_dir);
     Ok(vec![

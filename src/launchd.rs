@@ -141,6 +141,28 @@ mod tests {
     }
 
     #[test]
+    fn the_egress_watchdog_is_a_root_job_on_a_schedule_and_network_change() {
+        let loaded = crate::spec::load(None).expect("example is valid");
+        let plan = Plan::new(&loaded.spec);
+        let bytes = egress_plist(&plan.egress).expect("plist");
+        let d = plist::from_bytes::<Value>(&bytes)
+            .expect("parses")
+            .into_dictionary()
+            .expect("dict");
+        assert!(!d.contains_key("UserName"), "runs as root");
+        assert_eq!(d["Label"].as_string(), Some("com.halfday.agents.egress"));
+        assert_eq!(d["StartInterval"].as_signed_integer(), Some(300));
+        assert_eq!(d["RunAtLoad"].as_boolean(), Some(true));
+        let watched = d["WatchPaths"].as_array().expect("WatchPaths");
+        assert_eq!(watched[0].as_string(), Some("/private/var/run/resolv.conf"));
+        let args = d["ProgramArguments"].as_array().expect("args");
+        assert_eq!(
+            args[1].as_string(),
+            Some("/Library/Application Support/confine/halfday-agents/egress-watchdog")
+        );
+    }
+
+    #[test]
     fn environment_holds_no_token() {
         let d = example_plist();
         let env = d["EnvironmentVariables"].as_dictionary().expect("env");
