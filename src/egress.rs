@@ -113,4 +113,4 @@ pub fn payload_files(plan: &Plan) -> Result<Vec<(String, Vec<u8>, u32)>> {
 }
 
 /// The watchdog launchd runs; its functions are in `pkg/egress.sh` (shipped beside it).
-const WATCHDOG: &str = include_str!("../pkg/egress-watchdog");
+pub const WATCHDOG: &str = include_str!("../pkg/egress-watchdog");
