@@ -69,6 +69,10 @@ const LIB: &str = include_str!("../pkg/lib.sh");
 const PREINSTALL: &str = include_str!("../pkg/preinstall");
 const POSTINSTALL: &str = include_str!("../pkg/postinstall");
 const UNINSTALL: &str = include_str!("../pkg/uninstall");
+/// The audit trail's install and removal steps, sourced by postinstall and uninstall.
+const AUDIT: &str = include_str!("../pkg/audit.sh");
+/// File name of the audit steps, beside the scripts and in the support folder.
+pub const AUDIT_FILE: &str = "audit.sh";
 /// File name of the egress functions (sourced by postinstall, uninstall and the egress watchdog).
 pub const EGRESS_FILE: &str = "egress.sh";
 const EGRESS: &str = include_str!("../pkg/egress.sh");
@@ -78,6 +82,7 @@ const EGRESS: &str = include_str!("../pkg/egress.sh");
 struct FleetData<'a> {
     plan: &'a Plan,
     log_root: &'static str,
+    max_event_bytes: u64,
     dns_table: &'static str,
     address_ttl: u32,
 }
@@ -114,6 +119,7 @@ pub fn data_file(plan: &Plan) -> Result<Vec<u8>> {
     let data = FleetData {
         plan,
         log_root: LOG_ROOT,
+        max_event_bytes: crate::audit::MAX_EVENT_BYTES,
         dns_table: DNS_TABLE,
         address_ttl: ADDRESS_TTL_SECONDS,
     };
@@ -129,6 +135,7 @@ pub fn scripts(plan: &Plan) -> Result<Vec<ScriptFile>> {
         script("preinstall", PREINSTALL.as_bytes().to_vec(), 0o755),
         script("postinstall", POSTINSTALL.as_bytes().to_vec(), 0o755),
         script(LIB_FILE, LIB.as_bytes().to_vec(), 0o644),
+        script(AUDIT_FILE, AUDIT.as_bytes().to_vec(), 0o644),
         script(EGRESS_FILE, EGRESS.as_bytes().to_vec(), 0o644),
         script(DATA_FILE, data_file(plan)?, 0o644),
     ])
@@ -139,7 +146,7 @@ pub fn scripts(plan: &Plan) -> Result<Vec<ScriptFile>> {
 /// data file.
 pub fn support_files(plan: &Plan) -> Result<Vec<SupportFile>> {
     let at = |name: &str| format!("{}/{name}", plan.support_dir);
-    Ok(vec![
+    let mut files = vec![
         SupportFile {
             path: at(UNINSTALL_FILE),
             contents: UNINSTALL.as_bytes().to_vec(),
@@ -160,7 +167,20 @@ pub fn support_files(plan: &Plan) -> Result<Vec<SupportFile>> {
             contents: data_file(plan)?,
             mode: 0o644,
         },
-    ])
+        SupportFile {
+            path: at(AUDIT_FILE),
+            contents: AUDIT.as_bytes().to_vec(),
+            mode: 0o644,
+        },
+    ];
+    if plan.audit.is_some() {
+        files.push(SupportFile {
+            path: at(crate::audit::COLLECTOR_FILE),
+            contents: crate::audit::COLLECTOR.as_bytes().to_vec(),
+            mode: 0o755,
+        });
+    }
+    Ok(files)
 }
 
 /// The `Scripts` of the payload-free uninstall package: its `postinstall` is the uninstaller.
@@ -168,6 +188,7 @@ pub fn uninstall_scripts(plan: &Plan) -> Result<Vec<ScriptFile>> {
     Ok(vec![
         script("postinstall", UNINSTALL.as_bytes().to_vec(), 0o755),
         script(LIB_FILE, LIB.as_bytes().to_vec(), 0o644),
+        script(AUDIT_FILE, AUDIT.as_bytes().to_vec(), 0o644),
         script(EGRESS_FILE, EGRESS.as_bytes().to_vec(), 0o644),
         script(DATA_FILE, data_file(plan)?, 0o644),
     ])

@@ -18,6 +18,8 @@ use crate::spec::{self, ExecMode, InstallMethod, ProcessType, SessionsVisibility
 pub use crate::spec::SUPPORT_ROOT;
 /// Where each agent's daemon logs go, one folder per agent.
 pub const LOG_ROOT: &str = "/Library/Logs/confine";
+/// Where root keeps each fleet's audit trail (`agents[].audit`), one root-only folder per fleet.
+pub const AUDIT_ROOT: &str = "/private/var/log/confine";
 
 /// Everything needed to write the fleet's artifacts.
 #[derive(Debug, Clone)]
@@ -36,6 +38,10 @@ pub struct Plan {
     pub groups: Vec<GroupPlan>,
     pub agents: Vec<AgentPlan>,
     pub lock_human_homes: bool,
+    /// Root's audit trail, when at least one agent has `audit.enabled`.
+    pub audit: Option<crate::audit::AuditPlan>,
+    /// `/private/etc/newsyslog.d/confine-<fleet>.conf`: rotates the gateways' stdout and stderr.
+    pub newsyslog_path: String,
     /// The pf anchor and its watchdog: installed when an agent has `egress`, removed otherwise.
     pub egress: FleetEgressPlan,
 }
@@ -192,6 +198,8 @@ impl Plan {
         let egress_on = agents.iter().any(|a| a.egress.is_some());
         let egress = egress::fleet_egress(&fleet, &support_dir, LOG_ROOT, egress_on);
         Plan {
+            audit: crate::audit::AuditPlan::new(spec, &fleet, &support_dir),
+            newsyslog_path: format!("/private/etc/newsyslog.d/confine-{}.conf", fleet.name),
             egress,
             pkg_identifier: fleet.identifier.clone(),
             uninstall_pkg_identifier: format!("{}.uninstall", fleet.identifier),

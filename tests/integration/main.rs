@@ -27,6 +27,8 @@ mod pkg;
 mod sim;
 // The installer scripts run as root against a simulated macOS, with a stub OpenClaw.
 mod installer;
+// The audit trail: eslogger fixture → FIFO → real collector, root-only, flood-bounded; `confine audit`.
+mod audit;
 // A compromised agent plants links, FIFOs, hard links and forged lines: nothing outside its trees changes.
 mod hostile_agent;
 // Hostile packages and profiles under `prlimit --as=1G`: bounded readers exit 1, never abort.
