@@ -9,7 +9,7 @@ use crate::output::{Kind, Manifest, Staging};
 use crate::plan::Plan;
 use crate::sign::{self, Identity, PackageSigner, TimestampAuthority, TocSigner};
 use crate::spec::{InstallMethod, LoadedSpec};
-use crate::{audit, bundle, launchd, layout, npm, openclaw, pkg, profile};
+use crate::{audit, bundle, egress, launchd, layout, npm, openclaw, pkg, profile};
 
 /// The timestamp written where a format demands one (cpio mtimes, the xar creation time) when
 /// `SOURCE_DATE_EPOCH` is not set: 2024-01-01T00:00:00Z. A constant, so builds are reproducible.
@@ -116,6 +116,29 @@ fn write_agent_files(plan: &Plan, staging: &mut Staging) -> Result<()> {
             &openclaw::config(agent)?,
         )?;
     }
+    write_egress_files(plan, staging)
+}
+
+/// With `egress`: the watchdog's plist and script, and the pf anchor it loads, standalone for review.
+fn write_egress_files(plan: &Plan, staging: &mut Staging) -> Result<()> {
+    let Some(anchor) = egress::anchor(plan)? else {
+        return Ok(());
+    };
+    let e = &plan.egress;
+    let plist = launchd::egress_plist(e)?;
+    staging.write(
+        &format!("launchd/{}.plist", e.label),
+        Kind::LaunchdPlist,
+        &e.label,
+        &plist,
+    )?;
+    staging.write("config/egress-anchor.conf", Kind::Config, &e.anchor, &anchor)?;
+    staging.write(
+        "scripts/egress-watchdog",
+        Kind::Script,
+        &e.label,
+        egress::WATCHDOG.as_bytes(),
+    )?;
     Ok(())
 }
 

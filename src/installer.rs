@@ -1,8 +1,9 @@
 //! The installer package's scripts: what runs as root on the Mac to create the agents' accounts, groups,
 //! directories and credentials, load their daemons and check the result.
 //!
-//! Data flow: the scripts themselves (`pkg/preinstall`, `pkg/postinstall`, `pkg/uninstall` and the
-//! functions they share, `pkg/lib.sh`) are static POSIX `sh`, embedded here with `include_str!`. The
+//! Data flow: the scripts themselves (`pkg/preinstall`, `pkg/postinstall`, `pkg/uninstall`, the
+//! functions they share, `pkg/lib.sh`, and the egress functions, `pkg/egress.sh`) are static POSIX `sh`,
+//! embedded here with `include_str!`. The
 //! only thing generated per fleet is one data file, `fleet-data.sh`, rendered by askama from
 //! `templates/fleet-data.sh`. It only assigns variables, and the scripts source it from their own folder.
 //!
@@ -19,8 +20,9 @@ use anyhow::{Context, Result};
 use askama::Template;
 
 use crate::npm::Vendored;
-use crate::plan::{AgentPlan, LOG_ROOT, Plan};
+use crate::plan::{ADDRESS_TTL_SECONDS, AgentPlan, DNS_TABLE, EgressPlan, LOG_ROOT, Plan};
 use crate::spec::InstallMethod;
+use crate::spec::egress::Destination;
 
 /// askama's escaper for `.sh` templates: the value in single quotes, each `'` written as `'\''` (close
 /// the quotes, an escaped quote, reopen). The empty string becomes `''`.
@@ -72,6 +74,9 @@ const UNINSTALL: &str = include_str!("../pkg/uninstall");
 const AUDIT: &str = include_str!("../pkg/audit.sh");
 /// File name of the audit steps, beside the scripts and in the support folder.
 pub const AUDIT_FILE: &str = "audit.sh";
+/// File name of the egress functions (sourced by postinstall, uninstall and the egress watchdog).
+pub const EGRESS_FILE: &str = "egress.sh";
+const EGRESS: &str = include_str!("../pkg/egress.sh");
 
 #[derive(Template)]
 #[template(path = "fleet-data.sh")]
@@ -79,12 +84,26 @@ struct FleetData<'a> {
     plan: &'a Plan,
     log_root: &'static str,
     max_event_bytes: u64,
+    dns_table: &'static str,
+    address_ttl: u32,
 }
 
 impl FleetData<'_> {
     /// `chmod` wants the mode in octal.
     fn octal(&self, mode: &u32) -> String {
         format!("{mode:04o}")
+    }
+
+    /// `(host name, table)` of each allowlist entry the watchdog resolves.
+    fn egress_hosts(&self, egress: &EgressPlan) -> Vec<(String, String)> {
+        egress
+            .rules
+            .iter()
+            .filter_map(|r| match &r.destination {
+                Destination::Host(h) => Some((h.clone(), r.table.clone())),
+                Destination::Network(_) => None,
+            })
+            .collect()
     }
 
     fn install_method(&self, agent: &AgentPlan) -> &'static str {
@@ -102,25 +121,30 @@ pub fn data_file(plan: &Plan) -> Result<Vec<u8>> {
         plan,
         log_root: LOG_ROOT,
         max_event_bytes: crate::audit::MAX_EVENT_BYTES,
+        dns_table: DNS_TABLE,
+        address_ttl: ADDRESS_TTL_SECONDS,
     };
     let mut text = data.render().context("rendering the installer data file")?;
     text.push('\n');
     Ok(text.into_bytes())
 }
 
-/// Everything in the install package's `Scripts`: `preinstall`, `postinstall`, `lib.sh` and the data file.
+/// Everything in the install package's `Scripts`: `preinstall`, `postinstall`, `lib.sh`, `egress.sh` and
+/// the data file.
 pub fn scripts(plan: &Plan) -> Result<Vec<ScriptFile>> {
     Ok(vec![
         script("preinstall", PREINSTALL.as_bytes().to_vec(), 0o755),
         script("postinstall", POSTINSTALL.as_bytes().to_vec(), 0o755),
         script(LIB_FILE, LIB.as_bytes().to_vec(), 0o644),
         script(AUDIT_FILE, AUDIT.as_bytes().to_vec(), 0o644),
+        script(EGRESS_FILE, EGRESS.as_bytes().to_vec(), 0o644),
         script(DATA_FILE, data_file(plan)?, 0o644),
     ])
 }
 
 /// What the payload adds under `plan.support_dir`, so the Mac can be uninstalled later without the
-/// package: the uninstaller, the functions it uses and the data file.
+/// package (and the egress watchdog finds its functions): the uninstaller, the functions it uses and the
+/// data file.
 pub fn support_files(plan: &Plan) -> Result<Vec<SupportFile>> {
     let at = |name: &str| format!("{}/{name}", plan.support_dir);
     let mut files = vec![
@@ -132,6 +156,11 @@ pub fn support_files(plan: &Plan) -> Result<Vec<SupportFile>> {
         SupportFile {
             path: at(LIB_FILE),
             contents: LIB.as_bytes().to_vec(),
+            mode: 0o644,
+        },
+        SupportFile {
+            path: at(EGRESS_FILE),
+            contents: EGRESS.as_bytes().to_vec(),
             mode: 0o644,
         },
         SupportFile {
@@ -192,6 +221,7 @@ pub fn uninstall_scripts(plan: &Plan) -> Result<Vec<ScriptFile>> {
         script("postinstall", UNINSTALL.as_bytes().to_vec(), 0o755),
         script(LIB_FILE, LIB.as_bytes().to_vec(), 0o644),
         script(AUDIT_FILE, AUDIT.as_bytes().to_vec(), 0o644),
+        script(EGRESS_FILE, EGRESS.as_bytes().to_vec(), 0o644),
         script(DATA_FILE, data_file(plan)?, 0o644),
     ])
 }

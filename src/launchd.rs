@@ -8,7 +8,7 @@
 use anyhow::{Context, Result};
 use plist::{Dictionary, Value};
 
-use crate::plan::AgentPlan;
+use crate::plan::{AgentPlan, FleetEgressPlan, REFRESH_SECONDS};
 use crate::spec::ProcessType;
 
 /// The daemon plist of one agent, as XML.
@@ -67,6 +67,36 @@ pub fn to_xml(mut d: Dictionary) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The egress watchdog's plist (see [`crate::egress`]): a root job, no UserName, that runs at load, every
+/// few minutes, and when the network changes (configd rewrites resolv.conf on every DNS change). Its
+/// files are root-only (Umask 077), its output goes to a root-owned log.
+pub fn egress_plist(egress: &FleetEgressPlan) -> Result<Vec<u8>> {
+    let mut d = Dictionary::new();
+    d.insert("Label".into(), egress.label.clone().into());
+    let args = ["/bin/sh".to_owned(), egress.daemon.clone()];
+    d.insert(
+        "ProgramArguments".into(),
+        Value::Array(args.into_iter().map(Value::from).collect()),
+    );
+    d.insert("RunAtLoad".into(), true.into());
+    d.insert("StartInterval".into(), Value::Integer(REFRESH_SECONDS.into()));
+    d.insert(
+        "WatchPaths".into(),
+        Value::Array(vec!["/private/var/run/resolv.conf".into()]),
+    );
+    d.insert("Umask".into(), Value::Integer(0o077.into()));
+    d.insert("StandardInPath".into(), "/dev/null".into());
+    d.insert("StandardOutPath".into(), egress.log_path.clone().into());
+    d.insert("StandardErrorPath".into(), egress.log_path.clone().into());
+    d.sort_keys();
+    let mut out = Vec::new();
+    Value::Dictionary(d)
+        .to_writer_xml(&mut out)
+        .context("writing the egress watchdog plist")?;
+    out.push(b'\n');
+    Ok(out)
+}
+
 /// `node <openclaw>/dist/index.js gateway --port N`, as OpenClaw's own service definition runs it.
 fn program_arguments(agent: &AgentPlan) -> Value {
     let args = [
@@ -112,6 +142,28 @@ mod tests {
         assert_eq!(
             d["Label"].as_string(),
             Some("com.halfday.agents.hexagent.gateway")
+        );
+    }
+
+    #[test]
+    fn the_egress_watchdog_is_a_root_job_on_a_schedule_and_network_change() {
+        let loaded = crate::spec::load(None).expect("example is valid");
+        let plan = Plan::new(&loaded.spec);
+        let bytes = egress_plist(&plan.egress).expect("plist");
+        let d = plist::from_bytes::<Value>(&bytes)
+            .expect("parses")
+            .into_dictionary()
+            .expect("dict");
+        assert!(!d.contains_key("UserName"), "runs as root");
+        assert_eq!(d["Label"].as_string(), Some("com.halfday.agents.egress"));
+        assert_eq!(d["StartInterval"].as_signed_integer(), Some(300));
+        assert_eq!(d["RunAtLoad"].as_boolean(), Some(true));
+        let watched = d["WatchPaths"].as_array().expect("WatchPaths");
+        assert_eq!(watched[0].as_string(), Some("/private/var/run/resolv.conf"));
+        let args = d["ProgramArguments"].as_array().expect("args");
+        assert_eq!(
+            args[1].as_string(),
+            Some("/Library/Application Support/confine/halfday-agents/egress-watchdog")
         );
     }
 

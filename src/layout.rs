@@ -10,6 +10,8 @@
 //!   `<support folder>/openclaw/<version>`, root-owned, files 0644 or 0755;
 //! - the fleet's newsyslog.d entry and, with `agents[].audit`, the audit trail's two daemon plists and its
 //!   collector script ([`crate::audit`]);
+//! - with `egress`, the fleet's pf anchor and its watchdog (script and LaunchDaemon plist), root-owned
+//!   ([`crate::egress`]);
 //! - the spec's extra payload, modes preserved, root-owned;
 //! - secrets embedded with `--embed-secrets`, root-only 0600 in a staging folder that the postinstall
 //!   empties into the agent's secrets folder.
@@ -33,7 +35,7 @@ use crate::npm::Vendored;
 use crate::pkg::{Component, Payload, Product, Script};
 use crate::plan::{Plan, SUPPORT_ROOT, bundle_root};
 use crate::spec::LoadedSpec;
-use crate::{audit, installer, launchd, openclaw};
+use crate::{audit, egress, installer, launchd, openclaw};
 
 const ROOT: u32 = 0;
 const WHEEL: u32 = 0;
@@ -131,6 +133,9 @@ fn install_payload(
         )?;
     }
     add_logging(&mut payload, plan)?;
+    for (path, contents, mode) in egress::payload_files(plan)? {
+        payload.add_file(&path, contents, mode, ROOT, WHEEL)?;
+    }
     for file in installer::support_files(plan)? {
         payload.add_file(&file.path, file.contents, file.mode, ROOT, WHEEL)?;
     }

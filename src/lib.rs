@@ -11,6 +11,7 @@ pub mod build;
 pub mod bundle;
 pub mod cli;
 pub mod diagnostics;
+pub mod egress;
 pub mod escape;
 pub mod installer;
 pub mod launchd;

@@ -4,6 +4,12 @@
 
 use std::collections::BTreeMap;
 
+mod egress;
+
+pub use egress::{
+    ADDRESS_TTL_SECONDS, DNS_TABLE, EgressPlan, EgressRulePlan, FleetEgressPlan, REFRESH_SECONDS,
+};
+
 use crate::spec::{self, ExecMode, InstallMethod, ProcessType, SessionsVisibility, Spec, ToolProfile};
 
 /// Where confine keeps its own files on the Mac (the installer's data file, uninstaller, agent configs,
@@ -36,6 +42,8 @@ pub struct Plan {
     pub audit: Option<crate::audit::AuditPlan>,
     /// `/private/etc/newsyslog.d/confine-<fleet>.conf`: rotates the gateways' stdout and stderr.
     pub newsyslog_path: String,
+    /// The pf anchor and its watchdog: installed when an agent has `egress`, removed otherwise.
+    pub egress: FleetEgressPlan,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +97,8 @@ pub struct AgentPlan {
     pub log_dir: String,
     pub ssh_keys: Vec<SshKeyPlan>,
     pub secrets: Vec<SecretPlan>,
+    /// Outbound allowlist enforced by pf; None: unfiltered.
+    pub egress: Option<EgressPlan>,
 }
 
 #[derive(Debug, Clone)]
@@ -185,9 +195,12 @@ impl Plan {
             })
             .collect();
         groups.extend(spec.groups.iter().map(|g| group_plan(g, &agents)));
+        let egress_on = agents.iter().any(|a| a.egress.is_some());
+        let egress = egress::fleet_egress(&fleet, &support_dir, LOG_ROOT, egress_on);
         Plan {
             audit: crate::audit::AuditPlan::new(spec, &fleet, &support_dir),
             newsyslog_path: format!("/private/etc/newsyslog.d/confine-{}.conf", fleet.name),
+            egress,
             pkg_identifier: fleet.identifier.clone(),
             uninstall_pkg_identifier: format!("{}.uninstall", fleet.identifier),
             embedded_secrets_dir: format!("{support_dir}/embedded-secrets"),
@@ -306,6 +319,7 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
         log_dir,
         ssh_keys,
         secrets,
+        egress: a.egress.as_ref().map(|e| egress::agent_egress(a.uid.value, e)),
         home,
         name,
     }

@@ -16,6 +16,16 @@ SUPPORT_DIR={{ plan.support_dir }}
 EMBEDDED_SECRETS_DIR={{ plan.embedded_secrets_dir }}
 LOG_ROOT={{ log_root }}
 LOCK_HUMAN_HOMES={{ plan.lock_human_homes }}
+EGRESS={{ plan.egress.enabled }}
+EGRESS_ANCHOR={{ plan.egress.anchor }}
+EGRESS_ANCHOR_FILE={{ plan.egress.anchor_file }}
+EGRESS_LABEL={{ plan.egress.label }}
+EGRESS_PLIST={{ plan.egress.plist_path }}
+EGRESS_DAEMON={{ plan.egress.daemon }}
+EGRESS_STATE_DIR={{ plan.egress.state_dir }}
+EGRESS_LOG={{ plan.egress.log_path }}
+EGRESS_DNS_TABLE={{ dns_table }}
+EGRESS_ADDRESS_TTL={{ address_ttl }}
 
 GROUP_COUNT={{ plan.groups.len() }}
 {%- for g in plan.groups %}
@@ -76,6 +86,23 @@ AGENT_{{ i|safe }}_ALLOWLIST_COUNT={{ a.tools.exec_allowlist.len() }}
 {%- for e in a.tools.exec_allowlist %}
 AGENT_{{ i|safe }}_ALLOWLIST_{{ loop.index|safe }}={{ e }}
 {%- endfor %}
+AGENT_{{ i|safe }}_EGRESS={{ a.egress.is_some() }}
+{%- if let Some(egress) = a.egress %}
+{%- let hosts = self.egress_hosts(egress) %}
+AGENT_{{ i|safe }}_EGRESS_HOST_COUNT={{ hosts.len() }}
+{%- for (name, table) in hosts %}
+AGENT_{{ i|safe }}_EGRESS_HOST_{{ loop.index|safe }}_NAME={{ name }}
+AGENT_{{ i|safe }}_EGRESS_HOST_{{ loop.index|safe }}_TABLE={{ table }}
+{%- endfor %}
+{%- if let Some((host, port)) = egress.allowed_probe %}
+AGENT_{{ i|safe }}_EGRESS_ALLOWED_HOST={{ host }}
+AGENT_{{ i|safe }}_EGRESS_ALLOWED_PORT={{ port }}
+{%- else %}
+AGENT_{{ i|safe }}_EGRESS_ALLOWED_HOST=''
+AGENT_{{ i|safe }}_EGRESS_ALLOWED_PORT=''
+{%- endif %}
+AGENT_{{ i|safe }}_EGRESS_DENIED_ADDRESS={{ egress.denied_probe }}
+{%- endif %}
 {%- endfor %}
 
 # The audit trail (agents[].audit): collected by two root daemons into a root-only folder.

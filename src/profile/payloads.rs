@@ -193,7 +193,7 @@ fn managed_login_items(block: &ManagedLoginItems, spec: &Spec, plan: &Plan) -> O
         return None;
     }
     let mut origins = Origins::default();
-    let rules = plan
+    let mut rules: Vec<Value> = plan
         .agents
         .iter()
         .zip(&spec.agents)
@@ -214,6 +214,14 @@ fn managed_login_items(block: &ManagedLoginItems, spec: &Spec, plan: &Plan) -> O
             Value::Dictionary(rule)
         })
         .collect();
+    // The egress watchdog runs Apple's /bin/sh, so its rule names the label only, never the team.
+    if plan.egress.enabled {
+        rules.push(Value::Dictionary(dict([
+            ("RuleType", "Label".into()),
+            ("RuleValue", plan.egress.label.clone().into()),
+            ("Comment", "confine egress watchdog (pf)".into()),
+        ])));
+    }
     let mut p = payload(
         "com.apple.servicemanagement",
         "servicemanagement",

@@ -6,6 +6,7 @@
 //! memory.
 
 pub mod audit;
+pub mod egress;
 mod error;
 pub mod mdm;
 mod model;

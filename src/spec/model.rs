@@ -129,6 +129,9 @@ pub struct Agent {
     /// A root-kept trail of every program the agent runs (eslogger), which the agent cannot erase.
     #[serde(default)]
     pub audit: super::audit::Audit,
+    /// Outbound network allowlist, enforced by pf for the agent's UID. Off unless written.
+    #[serde(default)]
+    pub egress: Option<super::egress::Egress>,
 }
 
 /// The agent's personal group. Never `staff`.

@@ -106,7 +106,7 @@ fn fresh_install_creates_accounts_folders_credentials_and_daemons() {
         serde_json::from_slice(&fs::read(mac.on_mac(&format!("{support}/status.json"))).unwrap())
             .expect("status.json is JSON");
     assert_eq!(status["result"], "ok");
-    assert_eq!(status["checks"].as_array().expect("checks").len(), 19);
+    assert_eq!(status["checks"].as_array().expect("checks").len(), 23);
     assert_eq!(status["agents"][0]["openclaw"], "2026.9.6");
     assert_eq!(status["agents"][0]["node"], "24.22.3");
     assert_eq!(

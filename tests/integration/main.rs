@@ -34,6 +34,8 @@ mod audit;
 mod hostile_agent;
 // Hostile packages and profiles under `prlimit --as=1G`: bounded readers exit 1, never abort.
 mod hostile_files;
+// Egress filtering: the pf anchor (snapshot, pf.conf grammar), its root watchdog, and the agent against it.
+mod egress;
 // The real OpenClaw and node end to end: install, upgrade, failing upgrades, on the simulated Mac.
 mod real_openclaw;
 // openclaw.install: bundle with the real OpenClaw: lock, offline builds, exact bytes, Mach-O, tampering.

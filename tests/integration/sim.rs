@@ -14,6 +14,10 @@ use confine::installer::{self, ScriptFile};
 use confine::plan::Plan;
 use confine::spec::LoadedSpec;
 
+/// The rule lines of macOS's stock /etc/pf.conf.
+const APPLE_PF_CONF: &str = "scrub-anchor \"com.apple/*\"\nnat-anchor \"com.apple/*\"\nrdr-anchor \"com.apple/*\"\n\
+    dummynet-anchor \"com.apple/*\"\nanchor \"com.apple/*\"\nload anchor \"com.apple\" from \"/etc/pf.anchors/com.apple\"\n";
+
 pub(crate) const SIM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/macos-sim");
 pub(crate) const DASH: &[&str] = &["dash"];
 pub(crate) const BASH_POSIX: &[&str] = &["bash", "--posix"];
@@ -230,6 +234,14 @@ impl Mac {
             self.write_ds("Groups", name, "GroupMembership", members);
         }
         self.write_state("macos-version", "15.5\n");
+        // What the Mac's resolver answers (fake dscacheutil and nc): the example's egress hosts.
+        for (host, addresses) in [
+            ("github.com", "192.0.2.10\n"),
+            ("api.github.com", "192.0.2.11\n"),
+            ("api.anthropic.com", "198.51.100.20\n2001:db8::20\n"),
+        ] {
+            self.write_state(&format!("dns/{host}"), addresses);
+        }
         let volumes = format!("BOOT-UUID /\nBOOT-UUID {}\n", self.target.display());
         self.write_state("volumes", &volumes);
         self.write_state("commands.log", "");
@@ -253,6 +265,10 @@ impl Mac {
             set_mode(&dir, mode);
         }
         std::os::unix::fs::symlink("private/etc", self.target.join("etc")).expect("/etc");
+        // Apple's /etc/pf.conf, and the main ruleset com.apple.pfctl loads from it at boot (fake pfctl).
+        fs::write(self.target.join("private/etc/pf.conf"), APPLE_PF_CONF).expect("pf.conf");
+        let main_rules = "scrub-anchor \"com.apple/*\" all\nanchor \"com.apple/*\" all\n";
+        self.write_state("pf/main-rules", main_rules);
         // root:admin, as on a Mac (and as the payload repeats it).
         chown(self.target.join("Library/Application Support"), Some(0), Some(80)).expect("chown");
         let home = self.target.join("Users/alice");
@@ -284,7 +300,8 @@ impl Mac {
     }
 
     pub(crate) fn write_state(&self, name: &str, value: &str) {
-        fs::create_dir_all(&self.state).expect("state");
+        let path = self.state.join(name);
+        fs::create_dir_all(path.parent().expect("in state")).expect("state");
         fs::write(self.state.join(name), value).expect("state file");
     }
 

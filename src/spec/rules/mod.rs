@@ -7,6 +7,7 @@
 //! and tags) and [`sources`] (files read from the build machine). Identifiers (launchd labels, credential
 //! file names) are checked here.
 
+mod egress;
 pub mod names;
 pub mod paths;
 pub mod sources;
@@ -61,6 +62,7 @@ pub fn check(spec: &Spec, problems: &mut Vec<Problem>) {
     }
     r.labels(spec);
     r.destinations(spec, &paths);
+    egress::check(spec, r.problems);
 }
 
 struct Rules<'p> {
