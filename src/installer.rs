@@ -62,11 +62,17 @@ pub const DATA_FILE: &str = "fleet-data.sh";
 pub const LIB_FILE: &str = "lib.sh";
 /// File name of the uninstaller in the support folder.
 pub const UNINSTALL_FILE: &str = "uninstall";
+/// File name of the functions over root's credential record, beside the scripts and in the support folder.
+pub const CREDENTIALS_FILE: &str = "credentials.sh";
+/// File name of the credential rotation script in the support folder, run by the rotation daemons.
+pub const ROTATE_FILE: &str = "rotate";
 
 const LIB: &str = include_str!("../pkg/lib.sh");
 const PREINSTALL: &str = include_str!("../pkg/preinstall");
 const POSTINSTALL: &str = include_str!("../pkg/postinstall");
 const UNINSTALL: &str = include_str!("../pkg/uninstall");
+const CREDENTIALS: &str = include_str!("../pkg/credentials.sh");
+const ROTATE: &str = include_str!("../pkg/rotate");
 
 #[derive(Template)]
 #[template(path = "fleet-data.sh")]
@@ -101,18 +107,21 @@ pub fn data_file(plan: &Plan) -> Result<Vec<u8>> {
     Ok(text.into_bytes())
 }
 
-/// Everything in the install package's `Scripts`: `preinstall`, `postinstall`, `lib.sh` and the data file.
+/// Everything in the install package's `Scripts`: `preinstall`, `postinstall`, `lib.sh`, `credentials.sh`
+/// and the data file.
 pub fn scripts(plan: &Plan) -> Result<Vec<ScriptFile>> {
     Ok(vec![
         script("preinstall", PREINSTALL.as_bytes().to_vec(), 0o755),
         script("postinstall", POSTINSTALL.as_bytes().to_vec(), 0o755),
         script(LIB_FILE, LIB.as_bytes().to_vec(), 0o644),
+        script(CREDENTIALS_FILE, CREDENTIALS.as_bytes().to_vec(), 0o644),
         script(DATA_FILE, data_file(plan)?, 0o644),
     ])
 }
 
 /// What the payload adds under `plan.support_dir`, so the Mac can be uninstalled later without the
-/// package: the uninstaller, the functions it uses and the data file.
+/// package, and credentials rotated: the uninstaller, the rotation script, the functions they use and the
+/// data file.
 pub fn support_files(plan: &Plan) -> Result<Vec<SupportFile>> {
     let at = |name: &str| format!("{}/{name}", plan.support_dir);
     Ok(vec![
@@ -122,8 +131,18 @@ pub fn support_files(plan: &Plan) -> Result<Vec<SupportFile>> {
             mode: 0o755,
         },
         SupportFile {
+            path: at(ROTATE_FILE),
+            contents: ROTATE.as_bytes().to_vec(),
+            mode: 0o755,
+        },
+        SupportFile {
             path: at(LIB_FILE),
             contents: LIB.as_bytes().to_vec(),
+            mode: 0o644,
+        },
+        SupportFile {
+            path: at(CREDENTIALS_FILE),
+            contents: CREDENTIALS.as_bytes().to_vec(),
             mode: 0o644,
         },
         SupportFile {

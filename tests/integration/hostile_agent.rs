@@ -40,13 +40,15 @@ fn as_agent(script: &str) {
 }
 
 /// Everything on the Mac outside the agent's trees: owner, mode and content of every file, and the
-/// directory records.
+/// directory records. Root's copy of the agent's gateway token is left out: it follows the token when an
+/// install has to make a new one.
 fn outside_agent_trees(mac: &Mac) -> BTreeMap<String, String> {
     let mut snap = mac.snapshot(true);
     snap.retain(|path, _| {
         !AGENT_TREES
             .iter()
             .any(|tree| path == tree || path.starts_with(&format!("{tree}/")))
+            && !path.ends_with("/records/hexagent/gateway-token")
     });
     snap
 }

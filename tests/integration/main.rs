@@ -29,6 +29,8 @@ mod sim;
 mod installer;
 // A compromised agent plants links, FIFOs, hard links and forged lines: nothing outside its trees changes.
 mod hostile_agent;
+// Credential rotation: gateway token with probe and rollback, staged deploy keys, PATs, a racing agent.
+mod rotation;
 // Hostile packages and profiles under `prlimit --as=1G`: bounded readers exit 1, never abort.
 mod hostile_files;
 // The real OpenClaw and node end to end: install, upgrade, failing upgrades, on the simulated Mac.
