@@ -107,3 +107,60 @@ rotated_json() {
 		"$(json_str "$A_NAME")" "$(json_str "$1")" "$when" "${2:-}"
 	sep=,
 }
+
+# R_* from AGENT_<ai>_ROTATION_N_*: one of the agent's rotation daemons (see `rotate`).
+load_rotation() {
+	field AGENT "$ai" "ROTATION_$1_LABEL"
+	R_LABEL=$REPLY
+	field AGENT "$ai" "ROTATION_$1_PLIST"
+	R_PLIST=$REPLY
+	field AGENT "$ai" "ROTATION_$1_ENABLED"
+	R_ENABLED=$REPLY
+}
+
+# each_rotation FUNCTION: runs FUNCTION once per rotation daemon of the loaded agent, with R_* loaded.
+each_rotation() {
+	rti=1
+	while [ "$rti" -le "$A_ROTATION_COUNT" ]; do
+		load_rotation "$rti"
+		"$1"
+		rti=$((rti + 1))
+	done
+}
+
+# install_rotation: the loaded agent's rotation daemons, each enabled one loaded (again only when its
+# plist changed), each disabled one an earlier release installed removed; and the root-owned folder where
+# the admin's tooling marks deploy keys as registered with the forge.
+install_rotation() {
+	if [ "$A_SSH_KEY_COUNT" -gt 0 ]; then
+		ensure_dir 0:0 755 "$T$A_REGISTERED_KEYS"
+	fi
+	each_rotation install_rotation_daemon
+}
+
+install_rotation_daemon() {
+	records_of "$A_NAME"
+	loaded=$RECORD/$R_LABEL.plist
+	if [ "$R_ENABLED" != true ]; then
+		remove_rotation_daemon
+	elif ! daemon_loaded "$R_LABEL" || ! cmp -s "$loaded" "$T$R_PLIST"; then
+		remove_rotation_daemon keep-plist
+		log "loading $R_LABEL"
+		own 0:0 644 "$T$R_PLIST"
+		launchctl enable "system/$R_LABEL"
+		launchctl bootstrap system "$T$R_PLIST"
+		record "$T$R_PLIST" "$loaded"
+	fi
+}
+
+# remove_rotation_daemon [keep-plist]: boots the daemon out if loaded, and removes its plist.
+remove_rotation_daemon() {
+	if daemon_loaded "$R_LABEL"; then
+		log "stopping $R_LABEL"
+		launchctl bootout "system/$R_LABEL" || :
+		wait_unloaded "$R_LABEL"
+	fi
+	if [ -z "${1:-}" ]; then
+		rm -f "$T$R_PLIST"
+	fi
+}

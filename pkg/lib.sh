@@ -163,6 +163,10 @@ load_agent() {
 	A_SECRET_COUNT=$REPLY
 	field AGENT "$1" ALLOWLIST_COUNT
 	A_ALLOWLIST_COUNT=$REPLY
+	field AGENT "$1" ROTATION_COUNT
+	A_ROTATION_COUNT=$REPLY
+	field AGENT "$1" REGISTERED_KEYS
+	A_REGISTERED_KEYS=$REPLY
 }
 
 # each_agent FUNCTION: runs FUNCTION once per agent, with that agent's A_* loaded.

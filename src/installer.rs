@@ -87,6 +87,10 @@ impl FleetData<'_> {
         format!("{mode:04o}")
     }
 
+    fn registered_keys(&self, agent: &AgentPlan) -> String {
+        crate::plan::registered_keys_dir(&self.plan.fleet.name, &agent.name)
+    }
+
     fn install_method(&self, agent: &AgentPlan) -> &'static str {
         match agent.openclaw.install {
             InstallMethod::Npm => "npm",
@@ -158,6 +162,7 @@ pub fn uninstall_scripts(plan: &Plan) -> Result<Vec<ScriptFile>> {
     Ok(vec![
         script("postinstall", UNINSTALL.as_bytes().to_vec(), 0o755),
         script(LIB_FILE, LIB.as_bytes().to_vec(), 0o644),
+        script(CREDENTIALS_FILE, CREDENTIALS.as_bytes().to_vec(), 0o644),
         script(DATA_FILE, data_file(plan)?, 0o644),
     ])
 }

@@ -389,3 +389,102 @@ fn rotate_parses_in_dash_and_bash_posix_and_passes_shellcheck() {
         .expect("shellcheck is installed");
     assert!(out.status.success(), "shellcheck:\n{}", output_text(&out));
 }
+
+/// The example fleet with rotation on: a weekly token, monthly deploy keys.
+fn rotating(release: &str, rotation: &str) -> Fleet {
+    let yaml = confine::spec::EXAMPLE
+        .replace("release: 1.0.0", &format!("release: {release}"))
+        .replace(
+            "      secrets:\n",
+            &format!("      rotation: {rotation}\n      secrets:\n"),
+        );
+    assert!(yaml.contains("rotation: "), "the example changed: update this test");
+    plan_from(&yaml)
+}
+
+/// A plist as Python's plistlib reads it, as JSON.
+fn plist_json(mac: &Mac, path: &str) -> serde_json::Value {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import json, plistlib, sys; print(json.dumps(plistlib.load(open(sys.argv[1], 'rb'))))",
+        ])
+        .arg(mac.on_mac(path))
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", output_text(&out));
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+const TOKEN_DAEMON: &str = "com.halfday.agents.hexagent.rotate-gateway-token";
+const STAGE_DAEMON: &str = "com.halfday.agents.hexagent.rotate-ssh-stage";
+const CONFIRM_DAEMON: &str = "com.halfday.agents.hexagent.rotate-ssh-confirm";
+
+#[test]
+fn rotation_daemons_are_installed_kept_and_removed_with_the_spec() {
+    let mac = Mac::new(DASH);
+    let on = rotating(
+        "1.0.0",
+        "{ gateway_token: { every: weekly, at: \"03:15\" }, ssh_keys: { every: monthly } }",
+    );
+    mac.install(&on).unwrap_or_else(|e| panic!("install:\n{e}"));
+    let support = "/Library/Application Support/confine/halfday-agents";
+    let token = plist_json(&mac, &format!("/Library/LaunchDaemons/{TOKEN_DAEMON}.plist"));
+    assert_eq!(
+        token,
+        serde_json::json!({
+            "Label": TOKEN_DAEMON,
+            "ProgramArguments": ["/bin/sh", format!("{support}/rotate"), "gateway-token", "hexagent"],
+            "StartCalendarInterval": {"Hour": 3, "Minute": 15, "Weekday": 0},
+            "RunAtLoad": false,
+            "ProcessType": "Background",
+            "StandardInPath": "/dev/null",
+            "StandardOutPath": "/Library/Logs/confine/halfday-agents-rotation.log",
+            "StandardErrorPath": "/Library/Logs/confine/halfday-agents-rotation.log",
+        })
+    );
+    let stage = plist_json(&mac, &format!("/Library/LaunchDaemons/{STAGE_DAEMON}.plist"));
+    assert_eq!(
+        stage["StartCalendarInterval"],
+        serde_json::json!({"Hour": 3, "Minute": 0, "Day": 1})
+    );
+    let confirm = plist_json(&mac, &format!("/Library/LaunchDaemons/{CONFIRM_DAEMON}.plist"));
+    let registered = format!("{support}/registered-keys/hexagent");
+    assert_eq!(confirm["WatchPaths"], serde_json::json!([registered]));
+    assert_eq!(confirm["StartInterval"], 3600);
+    assert_eq!(confirm.get("UserName"), None, "root runs rotation");
+    assert_eq!(mode_owner(&mac, &registered), (0o755, 0, 0));
+    for label in [TOKEN_DAEMON, STAGE_DAEMON, CONFIRM_DAEMON] {
+        assert!(mac.state.join("launchd").join(label).is_dir(), "{label} is loaded");
+        assert_eq!(
+            mode_owner(&mac, &format!("/Library/LaunchDaemons/{label}.plist")),
+            (0o644, 0, 0)
+        );
+    }
+
+    // An unchanged release leaves them loaded as they are.
+    mac.clear_commands();
+    mac.install(&on).unwrap_or_else(|e| panic!("reinstall:\n{e}"));
+    let log = mac.commands();
+    for verb in ["bootout", "bootstrap", "enable"] {
+        let touched = log
+            .lines()
+            .any(|l| l.starts_with(&format!("launchctl {verb}")) && l.contains(".rotate-"));
+        assert!(!touched, "{verb}:\n{log}");
+    }
+
+    // A release without the token schedule removes that daemon only.
+    let fewer = rotating("1.0.1", "{ ssh_keys: { every: monthly } }");
+    mac.install(&fewer).unwrap_or_else(|e| panic!("upgrade:\n{e}"));
+    assert!(!mac.on_mac(&format!("/Library/LaunchDaemons/{TOKEN_DAEMON}.plist")).exists());
+    assert!(!mac.state.join("launchd").join(TOKEN_DAEMON).exists());
+    assert!(mac.state.join("launchd").join(STAGE_DAEMON).is_dir());
+
+    // Uninstall removes the rest.
+    let out = mac.uninstall(&fewer);
+    assert!(out.status.success(), "{}", output_text(&out));
+    for label in [STAGE_DAEMON, CONFIRM_DAEMON] {
+        assert!(!mac.on_mac(&format!("/Library/LaunchDaemons/{label}.plist")).exists());
+        assert!(!mac.state.join("launchd").join(label).exists(), "{label}");
+    }
+}
