@@ -100,6 +100,52 @@ impl FleetData<'_> {
     }
 }
 
+#[derive(Template)]
+#[template(path = "rotate-secret.sh")]
+struct RotateSecret<'a> {
+    fleet: &'a str,
+    agent: &'a str,
+    secret: &'a str,
+    rotate: String,
+}
+
+/// An MDM script that replaces one secret on a Mac, for the output folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretScript {
+    /// `mdm/rotate-secret-<agent>-<secret>.sh`, relative to the output folder.
+    pub path: String,
+    /// `<fleet identifier>.<agent>.rotate-secret-<secret>`.
+    pub identifier: String,
+    pub contents: Vec<u8>,
+}
+
+/// One MDM script per agent secret: it pipes the new value (Jamf parameter 4, or standard input) into
+/// `rotate secret` on the Mac (see `pkg/rotate`).
+pub fn secret_scripts(plan: &Plan) -> Result<Vec<SecretScript>> {
+    let mut scripts = Vec::new();
+    for agent in &plan.agents {
+        for secret in &agent.secrets {
+            let text = RotateSecret {
+                fleet: &plan.fleet.name,
+                agent: &agent.name,
+                secret: &secret.name,
+                rotate: format!("{}/{ROTATE_FILE}", plan.support_dir),
+            }
+            .render()
+            .context("rendering a secret rotation script")?;
+            scripts.push(SecretScript {
+                path: format!("mdm/rotate-secret-{}-{}.sh", agent.name, secret.name),
+                identifier: format!(
+                    "{}.{}.rotate-secret-{}",
+                    plan.fleet.identifier, agent.name, secret.name
+                ),
+                contents: (text + "\n").into_bytes(),
+            });
+        }
+    }
+    Ok(scripts)
+}
+
 /// The data file the scripts source: the plan as shell variable assignments.
 pub fn data_file(plan: &Plan) -> Result<Vec<u8>> {
     let data = FleetData {

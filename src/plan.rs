@@ -366,11 +366,7 @@ fn rotation_plan(fleet: &FleetPlan, agent: &str, r: &spec::Rotation) -> Vec<Rota
         daemon("ssh-stage", ssh, None),
         RotationDaemonPlan {
             calendar: None,
-            ..daemon(
-                "ssh-confirm",
-                ssh,
-                Some(registered_keys_dir(&fleet.name, agent)),
-            )
+            ..daemon("ssh-confirm", ssh, Some(registered_keys_dir(&fleet.name, agent)))
         },
     ]
 }

@@ -459,6 +459,7 @@ pub struct RotationSchedule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RotationInterval {
+    /// Every day.
     Daily,
     /// On Sundays.
     Weekly,

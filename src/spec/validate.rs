@@ -363,7 +363,10 @@ impl Checker {
                 self.env_name(env);
             }
         }
-        for schedule in [&c.rotation.gateway_token, &c.rotation.ssh_keys].into_iter().flatten() {
+        for schedule in [&c.rotation.gateway_token, &c.rotation.ssh_keys]
+            .into_iter()
+            .flatten()
+        {
             if time_of_day(&schedule.at.value).is_none() {
                 self.fail(
                     &schedule.at,

@@ -22,13 +22,9 @@ fn installed() -> (Mac, Fleet) {
 
 fn installed_with(shell: &'static [&'static str]) -> (Mac, Fleet) {
     let mac = Mac::new(shell);
-    mac.write_state(
-        "gateway-token-check",
-        mac.target.to_str().expect("utf-8 path"),
-    );
+    mac.write_state("gateway-token-check", mac.target.to_str().expect("utf-8 path"));
     let plan = example();
-    mac.install(&plan)
-        .unwrap_or_else(|e| panic!("install:\n{e}"));
+    mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
     (mac, plan)
 }
 
@@ -103,7 +99,11 @@ fn gateway_token_rotation_restarts_the_gateway_and_probes_with_roots_copy() {
 fn token_rotation_succeeds(shell: &'static [&'static str]) {
     let (mac, plan) = installed_with(shell);
     let old = read(&mac, TOKEN);
-    assert_eq!(read(&mac, &record(&plan, "gateway-token")), old, "root keeps a copy");
+    assert_eq!(
+        read(&mac, &record(&plan, "gateway-token")),
+        old,
+        "root keeps a copy"
+    );
     assert_eq!(loaded_token(&mac, &plan), old);
     mac.clear_commands();
 
@@ -168,7 +168,10 @@ fn gateway_token_rotation_refuses_without_roots_record() {
     let out = rotate(&mac, &plan, &["gateway-token", AGENT], "");
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("root has no record of the gateway token of hexagent"), "{text}");
+    assert!(
+        text.contains("root has no record of the gateway token of hexagent"),
+        "{text}"
+    );
     assert_eq!(read(&mac, TOKEN), old);
     let out = rotate(&mac, &plan, &["gateway-token", "nobody"], "");
     assert!(output_text(&out).contains("has no agent named 'nobody'"));
@@ -210,7 +213,10 @@ fn deploy_key_rotation_goes_through_its_stages() {
     assert_eq!(read(&mac, &format!("{KEY}.pending.pub")), pending);
 
     // Not registered yet, or a marker naming another key: nothing switches.
-    let marker = mac.on_mac(&format!("{}/registered-keys/hexagent/deploy_halfday.pub", plan.support_dir));
+    let marker = mac.on_mac(&format!(
+        "{}/registered-keys/hexagent/deploy_halfday.pub",
+        plan.support_dir
+    ));
     let out = rotate(&mac, &plan, &["ssh-confirm", AGENT], "");
     assert!(out.status.success(), "{}", output_text(&out));
     assert!(output_text(&out).contains("not marked as registered yet"));
@@ -251,12 +257,18 @@ fn deploy_key_rotation_goes_through_its_stages() {
     assert!(entry.contains("\"pending\":false"), "{entry}");
     assert!(entry.contains("\"rotated\":\"2026-01-01T00:00:00Z\""), "{entry}");
     let config = read(&mac, "/Users/hexagent/.ssh/config");
-    assert!(config.contains("IdentityFile \"/Users/hexagent/.ssh/deploy_halfday\""), "{config}");
+    assert!(
+        config.contains("IdentityFile \"/Users/hexagent/.ssh/deploy_halfday\""),
+        "{config}"
+    );
 
     // A reinstall keeps the switched key and the inventory.
     mac.install(&plan).unwrap_or_else(|e| panic!("reinstall:\n{e}"));
     assert_eq!(read(&mac, &format!("{KEY}.pub")), pending);
-    assert_eq!(public_keys(&mac, &plan), format!("hexagent deploy_halfday {pending}"));
+    assert_eq!(
+        public_keys(&mac, &plan),
+        format!("hexagent deploy_halfday {pending}")
+    );
 }
 
 #[test]
@@ -265,7 +277,12 @@ fn a_secret_is_replaced_from_standard_input() {
     let pat = "/Users/hexagent/.openclaw/secrets/github_pat";
     assert_eq!(read(&mac, pat), "");
     assert!(rotation_entry(&mac, &plan, "secret/github_pat").contains("\"rotated\":null"));
-    let out = rotate(&mac, &plan, &["secret", AGENT, "github_pat"], "github_pat_11AAAA\n");
+    let out = rotate(
+        &mac,
+        &plan,
+        &["secret", AGENT, "github_pat"],
+        "github_pat_11AAAA\n",
+    );
     assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(read(&mac, pat), "github_pat_11AAAA\n");
     assert_eq!(mode_owner(&mac, pat), (0o600, 1051, 1051));
@@ -273,7 +290,11 @@ fn a_secret_is_replaced_from_standard_input() {
     assert!(!mac.commands().contains("github_pat_11AAAA"));
     let out = rotate(&mac, &plan, &["secret", AGENT, "github_pat"], "");
     assert!(output_text(&out).contains("no value for the secret github_pat"));
-    assert_eq!(read(&mac, pat), "github_pat_11AAAA\n", "an empty value replaces nothing");
+    assert_eq!(
+        read(&mac, pat),
+        "github_pat_11AAAA\n",
+        "an empty value replaces nothing"
+    );
     let out = rotate(&mac, &plan, &["secret", AGENT, "../../etc/x"], "v");
     assert!(output_text(&out).contains("has no secret named"));
 }
@@ -322,7 +343,15 @@ fn an_agent_racing_the_token_rotation_reaches_nothing_outside_its_trees() {
         d = daemons.display(),
     );
     let mut child = Command::new("setpriv")
-        .args(["--reuid=1051", "--regid=1051", "--groups=1051,1050", "--", "sh", "-c", &racer])
+        .args([
+            "--reuid=1051",
+            "--regid=1051",
+            "--groups=1051,1050",
+            "--",
+            "sh",
+            "-c",
+            &racer,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -398,7 +427,10 @@ fn rotating(release: &str, rotation: &str) -> Fleet {
             "      secrets:\n",
             &format!("      rotation: {rotation}\n      secrets:\n"),
         );
-    assert!(yaml.contains("rotation: "), "the example changed: update this test");
+    assert!(
+        yaml.contains("rotation: "),
+        "the example changed: update this test"
+    );
     plan_from(&yaml)
 }
 
@@ -455,7 +487,10 @@ fn rotation_daemons_are_installed_kept_and_removed_with_the_spec() {
     assert_eq!(confirm.get("UserName"), None, "root runs rotation");
     assert_eq!(mode_owner(&mac, &registered), (0o755, 0, 0));
     for label in [TOKEN_DAEMON, STAGE_DAEMON, CONFIRM_DAEMON] {
-        assert!(mac.state.join("launchd").join(label).is_dir(), "{label} is loaded");
+        assert!(
+            mac.state.join("launchd").join(label).is_dir(),
+            "{label} is loaded"
+        );
         assert_eq!(
             mode_owner(&mac, &format!("/Library/LaunchDaemons/{label}.plist")),
             (0o644, 0, 0)
@@ -476,7 +511,10 @@ fn rotation_daemons_are_installed_kept_and_removed_with_the_spec() {
     // A release without the token schedule removes that daemon only.
     let fewer = rotating("1.0.1", "{ ssh_keys: { every: monthly } }");
     mac.install(&fewer).unwrap_or_else(|e| panic!("upgrade:\n{e}"));
-    assert!(!mac.on_mac(&format!("/Library/LaunchDaemons/{TOKEN_DAEMON}.plist")).exists());
+    assert!(
+        !mac.on_mac(&format!("/Library/LaunchDaemons/{TOKEN_DAEMON}.plist"))
+            .exists()
+    );
     assert!(!mac.state.join("launchd").join(TOKEN_DAEMON).exists());
     assert!(mac.state.join("launchd").join(STAGE_DAEMON).is_dir());
 
@@ -484,7 +522,121 @@ fn rotation_daemons_are_installed_kept_and_removed_with_the_spec() {
     let out = mac.uninstall(&fewer);
     assert!(out.status.success(), "{}", output_text(&out));
     for label in [STAGE_DAEMON, CONFIRM_DAEMON] {
-        assert!(!mac.on_mac(&format!("/Library/LaunchDaemons/{label}.plist")).exists());
+        assert!(
+            !mac.on_mac(&format!("/Library/LaunchDaemons/{label}.plist"))
+                .exists()
+        );
         assert!(!mac.state.join("launchd").join(label).exists(), "{label}");
     }
+}
+
+#[test]
+fn the_mdm_secret_script_replaces_the_secret_from_a_jamf_parameter_or_stdin() {
+    let (mac, plan) = installed();
+    let scripts = confine::installer::secret_scripts(&plan).expect("scripts");
+    assert_eq!(scripts.len(), 1);
+    assert_eq!(scripts[0].path, "mdm/rotate-secret-hexagent-github_pat.sh");
+    // On the simulated Mac the support folder is under the volume.
+    let rotate_on_mac = format!("{}/rotate", plan.support_dir);
+    let text = String::from_utf8(scripts[0].contents.clone()).expect("utf-8");
+    assert!(text.contains(&format!("ROTATE='{rotate_on_mac}'")), "{text}");
+    let script = mac.state.join("rotate-secret.sh");
+    fs::write(
+        &script,
+        text.replace(
+            &rotate_on_mac,
+            mac.on_mac(&rotate_on_mac).to_str().expect("utf-8"),
+        ),
+    )
+    .expect("write");
+    let pat = "/Users/hexagent/.openclaw/secrets/github_pat";
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = Command::new("dash")
+            .arg(&script)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("CONFINE_SIM_BIN", mac.sim.join("bin"))
+            .env("SIM_LIB", mac.sim.join("simlib.sh"))
+            .env("SIM_STATE", &mac.state)
+            .env("CONFINE_SIM_TARGET", &mac.target)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runs the MDM script");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("stdin");
+        child.wait_with_output().expect("ends")
+    };
+    // Jamf Pro: $1 mount point, $2 computer name, $3 user, $4 the first script parameter.
+    let out = run(&["/", "mac-01", "admin", "ghp_fromJamf"], "");
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(read(&mac, pat), "ghp_fromJamf\n");
+    let out = run(&[], "ghp_fromStdin\n");
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(read(&mac, pat), "ghp_fromStdin\n");
+    assert_eq!(mode_owner(&mac, pat), (0o600, 1051, 1051));
+    let log = mac.commands();
+    assert!(
+        !log.contains("ghp_from"),
+        "the value reached an argument list:\n{log}"
+    );
+}
+
+/// `confine validate` on the example with `rotation` set to `value`: exit 1 and stderr.
+fn rejected_rotation(value: &str) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let yaml = crate::util::example_with(
+        "      secrets:\n",
+        &format!("      rotation: {value}\n      secrets:\n"),
+    );
+    let spec = crate::util::write(dir.path(), "fleet.yaml", &yaml);
+    let out = crate::util::confine()
+        .arg("validate")
+        .arg(&spec)
+        .output()
+        .expect("runs confine");
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    crate::util::stderr(&out)
+}
+
+#[test]
+fn bad_rotation_schedules_are_located_errors() {
+    let line = confine::spec::EXAMPLE
+        .lines()
+        .position(|l| l == "      secrets:")
+        .expect("the example has secrets")
+        + 1;
+    let err = rejected_rotation("{ gateway_token: { every: weekly, at: \"25:00\" } }");
+    assert!(err.contains(&format!("fleet.yaml:{line}:")), "{err}");
+    assert!(err.contains("`25:00` is not a time of day"), "{err}");
+    assert!(err.contains("\"HH:MM\""), "{err}");
+    let err = rejected_rotation("{ gateway_token: { every: hourly } }");
+    assert!(err.contains(&format!("fleet.yaml:{line}:")), "{err}");
+    assert!(err.contains("hourly"), "{err}");
+    let err = rejected_rotation("{ pat: { every: daily } }");
+    assert!(err.contains("pat"), "{err}");
+    let no_keys = crate::util::example_with(
+        "      ssh_keys:\n        - name: deploy_halfday    # ~/.ssh/deploy_halfday, generated on the Mac (ed25519)\n          host: github.com\n          user: git\n          comment: hexagent-deploy-halfday\n",
+        "      rotation: { ssh_keys: { every: monthly } }\n",
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = crate::util::write(dir.path(), "fleet.yaml", &no_keys);
+    let out = crate::util::confine()
+        .arg("validate")
+        .arg(&spec)
+        .output()
+        .expect("runs");
+    let err = crate::util::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`rotation.ssh_keys` is set, but the agent has no `ssh_keys`"),
+        "{err}"
+    );
 }
