@@ -153,9 +153,12 @@ install_rotation_daemon() {
 	fi
 }
 
-# remove_rotation_daemon [keep-plist]: boots the daemon out if loaded, and removes its plist.
+# remove_rotation_daemon [keep-plist]: boots the daemon out if loaded, and removes its plist. Nothing to
+# do without a plist: only a release that had it enabled installed one.
 remove_rotation_daemon() {
-	if daemon_loaded "$R_LABEL"; then
+	if [ ! -f "$T$R_PLIST" ]; then
+		return 0
+	elif daemon_loaded "$R_LABEL"; then
 		log "stopping $R_LABEL"
 		launchctl bootout "system/$R_LABEL" || :
 		wait_unloaded "$R_LABEL"

@@ -30,11 +30,15 @@ fn installed_with(shell: &'static [&'static str]) -> (Mac, Fleet) {
 
 /// Runs the installed `rotate` as root, as a rotation daemon does, with `stdin`.
 fn rotate(mac: &Mac, plan: &Fleet, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new("timeout")
-        .arg("120")
-        .args(mac.shell)
-        .arg(mac.on_mac(&format!("{}/rotate", plan.support_dir)))
-        .args(args)
+    let rotate = mac.on_mac(&format!("{}/rotate", plan.support_dir));
+    let mut command = Command::new("timeout");
+    command.arg("120").args(mac.shell).arg(rotate).args(args);
+    run_as_root(mac, command, stdin)
+}
+
+/// Runs `command` as root on the simulated Mac (its volume in CONFINE_SIM_TARGET), fed `stdin`.
+fn run_as_root(mac: &Mac, mut command: Command, stdin: &str) -> Output {
+    let mut child = command
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", "/var/root")
@@ -46,7 +50,7 @@ fn rotate(mac: &Mac, plan: &Fleet, args: &[&str], stdin: &str) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("runs rotate");
+        .expect("runs the command");
     use std::io::Write;
     child
         .stdin
@@ -54,7 +58,7 @@ fn rotate(mac: &Mac, plan: &Fleet, args: &[&str], stdin: &str) -> Output {
         .expect("stdin")
         .write_all(stdin.as_bytes())
         .expect("write stdin");
-    child.wait_with_output().expect("rotate ends")
+    child.wait_with_output().expect("the command ends")
 }
 
 fn read(mac: &Mac, path: &str) -> String {
@@ -551,28 +555,9 @@ fn the_mdm_secret_script_replaces_the_secret_from_a_jamf_parameter_or_stdin() {
     .expect("write");
     let pat = "/Users/hexagent/.openclaw/secrets/github_pat";
     let run = |args: &[&str], stdin: &str| {
-        let mut child = Command::new("dash")
-            .arg(&script)
-            .args(args)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("CONFINE_SIM_BIN", mac.sim.join("bin"))
-            .env("SIM_LIB", mac.sim.join("simlib.sh"))
-            .env("SIM_STATE", &mac.state)
-            .env("CONFINE_SIM_TARGET", &mac.target)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("runs the MDM script");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("stdin");
-        child.wait_with_output().expect("ends")
+        let mut command = Command::new("dash");
+        command.arg(&script).args(args);
+        run_as_root(&mac, command, stdin)
     };
     // Jamf Pro: $1 mount point, $2 computer name, $3 user, $4 the first script parameter.
     let out = run(&["/", "mac-01", "admin", "ghp_fromJamf"], "");
@@ -639,4 +624,58 @@ fn bad_rotation_schedules_are_located_errors() {
         err.contains("`rotation.ssh_keys` is set, but the agent has no `ssh_keys`"),
         "{err}"
     );
+}
+
+#[test]
+fn a_pending_key_the_agent_swapped_for_a_link_is_never_followed() {
+    let (mac, plan) = installed();
+    let out = rotate(&mac, &plan, &["ssh-stage", AGENT], "");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let before = outside_agent_trees(&mac, &plan);
+    let pending = read(&mac, &format!("{KEY}.pending.pub"));
+    let marker = mac.on_mac(&format!(
+        "{}/registered-keys/hexagent/deploy_halfday.pub",
+        plan.support_dir
+    ));
+    fs::write(&marker, &pending).expect("marker");
+    // As the agent: the pending key becomes a link to root's daemon plist.
+    let plist = mac.on_mac("/Library/LaunchDaemons/com.halfday.agents.hexagent.gateway.plist");
+    let link = mac.on_mac(&format!("{KEY}.pending"));
+    let status = Command::new("setpriv")
+        .args([
+            "--reuid=1051",
+            "--regid=1051",
+            "--groups=1051,1050",
+            "--",
+            "sh",
+            "-c",
+        ])
+        .arg(format!(
+            "rm -f '{0}' && ln -s '{1}' '{0}'",
+            link.display(),
+            plist.display()
+        ))
+        .status()
+        .expect("setpriv");
+    assert!(status.success());
+    let active_private = read(&mac, KEY);
+
+    let out = rotate(&mac, &plan, &["ssh-confirm", AGENT], "");
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("it was a symbolic link"), "{text}");
+    assert!(text.contains("the next ssh-stage makes a new one"), "{text}");
+    assert_eq!(read(&mac, KEY), active_private, "the active key stays");
+    assert_eq!(mode_owner(&mac, KEY), (0o600, 1051, 1051));
+    // Nothing outside the agent's trees changed (the marker, written after the snapshot, is used up).
+    assert_eq!(
+        changed(&before, &outside_agent_trees(&mac, &plan)),
+        Vec::<String>::new()
+    );
+    assert!(!marker.exists());
+    assert!(!public_keys(&mac, &plan).contains(".pending"));
+    // The next stage makes a fresh pending key.
+    let out = rotate(&mac, &plan, &["ssh-stage", AGENT], "");
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_ne!(read(&mac, &format!("{KEY}.pending.pub")), pending);
 }
