@@ -679,3 +679,19 @@ fn a_pending_key_the_agent_swapped_for_a_link_is_never_followed() {
     assert!(out.status.success(), "{}", output_text(&out));
     assert_ne!(read(&mac, &format!("{KEY}.pending.pub")), pending);
 }
+
+#[test]
+fn the_examples_rotation_block_is_valid_once_uncommented() {
+    let yaml = confine::spec::EXAMPLE
+        .replace("      # rotation:", "      rotation:")
+        .replace("      #   gateway_token:", "        gateway_token:")
+        .replace("      #   ssh_keys:", "        ssh_keys:");
+    let fleet = plan_from(&yaml);
+    let enabled: Vec<&str> = fleet.agents[0]
+        .rotation
+        .iter()
+        .filter(|d| d.enabled)
+        .map(|d| d.label.as_str())
+        .collect();
+    assert_eq!(enabled, [TOKEN_DAEMON, STAGE_DAEMON, CONFIRM_DAEMON]);
+}
