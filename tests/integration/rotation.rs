@@ -61,6 +61,21 @@ fn run_as_root(mac: &Mac, mut command: Command, stdin: &str) -> Output {
     child.wait_with_output().expect("the command ends")
 }
 
+/// `sh -c script` as the agent hexagent (its UID, GID and groups), as the kernel sees it.
+fn as_agent(script: &str) -> Command {
+    let mut command = Command::new("setpriv");
+    command.args([
+        "--reuid=1051",
+        "--regid=1051",
+        "--groups=1051,1050",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
+    command
+}
+
 fn read(mac: &Mac, path: &str) -> String {
     fs::read_to_string(mac.on_mac(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -346,16 +361,7 @@ fn an_agent_racing_the_token_rotation_reaches_nothing_outside_its_trees() {
         s = secrets.display(),
         d = daemons.display(),
     );
-    let mut child = Command::new("setpriv")
-        .args([
-            "--reuid=1051",
-            "--regid=1051",
-            "--groups=1051,1050",
-            "--",
-            "sh",
-            "-c",
-            &racer,
-        ])
+    let mut child = as_agent(&racer)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -641,22 +647,13 @@ fn a_pending_key_the_agent_swapped_for_a_link_is_never_followed() {
     // As the agent: the pending key becomes a link to root's daemon plist.
     let plist = mac.on_mac("/Library/LaunchDaemons/com.halfday.agents.hexagent.gateway.plist");
     let link = mac.on_mac(&format!("{KEY}.pending"));
-    let status = Command::new("setpriv")
-        .args([
-            "--reuid=1051",
-            "--regid=1051",
-            "--groups=1051,1050",
-            "--",
-            "sh",
-            "-c",
-        ])
-        .arg(format!(
-            "rm -f '{0}' && ln -s '{1}' '{0}'",
-            link.display(),
-            plist.display()
-        ))
-        .status()
-        .expect("setpriv");
+    let status = as_agent(&format!(
+        "rm -f '{0}' && ln -s '{1}' '{0}'",
+        link.display(),
+        plist.display()
+    ))
+    .status()
+    .expect("setpriv");
     assert!(status.success());
     let active_private = read(&mac, KEY);
 
