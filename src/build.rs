@@ -9,7 +9,7 @@ use crate::output::{Kind, Manifest, Staging};
 use crate::plan::Plan;
 use crate::sign::{self, Identity, PackageSigner, TimestampAuthority, TocSigner};
 use crate::spec::{InstallMethod, LoadedSpec};
-use crate::{bundle, installer, launchd, layout, npm, openclaw, pkg, profile};
+use crate::{audit, bundle, installer, launchd, layout, npm, openclaw, pkg, profile};
 
 /// The timestamp written where a format demands one (cpio mtimes, the xar creation time) when
 /// `SOURCE_DATE_EPOCH` is not set: 2024-01-01T00:00:00Z. A constant, so builds are reproducible.
@@ -67,6 +67,7 @@ pub fn build(loaded: &LoadedSpec, options: &BuildOptions) -> Result<Manifest> {
     let component = layout::install_component(loaded, &plan, &packages.secrets, vendored.as_ref())?;
     let mut staging = Staging::new(&options.out)?;
     write_agent_files(&plan, &mut staging)?;
+    write_audit_files(&plan, &mut staging)?;
     write_scripts(&plan, &component.scripts, &mut staging)?;
     write_secret_scripts(&plan, &mut staging)?;
     write_profiles(loaded, &plan, options.profile_identity.as_ref(), &mut staging)?;
@@ -127,6 +128,26 @@ fn write_agent_files(plan: &Plan, staging: &mut Staging) -> Result<()> {
             Kind::Config,
             &config_id,
             &openclaw::config(agent)?,
+        )?;
+    }
+    Ok(())
+}
+
+/// The audit trail's two root daemons, standalone like the agents' (`launchd/<label>.plist`).
+fn write_audit_files(plan: &Plan, staging: &mut Staging) -> Result<()> {
+    let Some(trail) = &plan.audit else {
+        return Ok(());
+    };
+    let plists = [
+        (&trail.eslogger_label, audit::daemons::eslogger_plist(trail)?),
+        (&trail.collector_label, audit::daemons::collector_plist(trail)?),
+    ];
+    for (label, bytes) in plists {
+        staging.write(
+            &format!("launchd/{label}.plist"),
+            Kind::LaunchdPlist,
+            label,
+            &bytes,
         )?;
     }
     Ok(())

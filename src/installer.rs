@@ -73,12 +73,17 @@ const POSTINSTALL: &str = include_str!("../pkg/postinstall");
 const UNINSTALL: &str = include_str!("../pkg/uninstall");
 const CREDENTIALS: &str = include_str!("../pkg/credentials.sh");
 const ROTATE: &str = include_str!("../pkg/rotate");
+/// The audit trail's install and removal steps, sourced by postinstall and uninstall.
+const AUDIT: &str = include_str!("../pkg/audit.sh");
+/// File name of the audit steps, beside the scripts and in the support folder.
+pub const AUDIT_FILE: &str = "audit.sh";
 
 #[derive(Template)]
 #[template(path = "fleet-data.sh")]
 struct FleetData<'a> {
     plan: &'a Plan,
     log_root: &'static str,
+    max_event_bytes: u64,
 }
 
 impl FleetData<'_> {
@@ -151,20 +156,22 @@ pub fn data_file(plan: &Plan) -> Result<Vec<u8>> {
     let data = FleetData {
         plan,
         log_root: LOG_ROOT,
+        max_event_bytes: crate::audit::MAX_EVENT_BYTES,
     };
     let mut text = data.render().context("rendering the installer data file")?;
     text.push('\n');
     Ok(text.into_bytes())
 }
 
-/// Everything in the install package's `Scripts`: `preinstall`, `postinstall`, `lib.sh`, `credentials.sh`
-/// and the data file.
+/// Everything in the install package's `Scripts`: `preinstall`, `postinstall`, `lib.sh`, `credentials.sh`,
+/// `audit.sh` and the data file.
 pub fn scripts(plan: &Plan) -> Result<Vec<ScriptFile>> {
     Ok(vec![
         script("preinstall", PREINSTALL.as_bytes().to_vec(), 0o755),
         script("postinstall", POSTINSTALL.as_bytes().to_vec(), 0o755),
         script(LIB_FILE, LIB.as_bytes().to_vec(), 0o644),
         script(CREDENTIALS_FILE, CREDENTIALS.as_bytes().to_vec(), 0o644),
+        script(AUDIT_FILE, AUDIT.as_bytes().to_vec(), 0o644),
         script(DATA_FILE, data_file(plan)?, 0o644),
     ])
 }
@@ -174,7 +181,7 @@ pub fn scripts(plan: &Plan) -> Result<Vec<ScriptFile>> {
 /// data file.
 pub fn support_files(plan: &Plan) -> Result<Vec<SupportFile>> {
     let at = |name: &str| format!("{}/{name}", plan.support_dir);
-    Ok(vec![
+    let mut files = vec![
         SupportFile {
             path: at(UNINSTALL_FILE),
             contents: UNINSTALL.as_bytes().to_vec(),
@@ -200,7 +207,20 @@ pub fn support_files(plan: &Plan) -> Result<Vec<SupportFile>> {
             contents: data_file(plan)?,
             mode: 0o644,
         },
-    ])
+        SupportFile {
+            path: at(AUDIT_FILE),
+            contents: AUDIT.as_bytes().to_vec(),
+            mode: 0o644,
+        },
+    ];
+    if plan.audit.is_some() {
+        files.push(SupportFile {
+            path: at(crate::audit::COLLECTOR_FILE),
+            contents: crate::audit::COLLECTOR.as_bytes().to_vec(),
+            mode: 0o755,
+        });
+    }
+    Ok(files)
 }
 
 /// The `Scripts` of the payload-free uninstall package: its `postinstall` is the uninstaller.
@@ -209,6 +229,7 @@ pub fn uninstall_scripts(plan: &Plan) -> Result<Vec<ScriptFile>> {
         script("postinstall", UNINSTALL.as_bytes().to_vec(), 0o755),
         script(LIB_FILE, LIB.as_bytes().to_vec(), 0o644),
         script(CREDENTIALS_FILE, CREDENTIALS.as_bytes().to_vec(), 0o644),
+        script(AUDIT_FILE, AUDIT.as_bytes().to_vec(), 0o644),
         script(DATA_FILE, data_file(plan)?, 0o644),
     ])
 }

@@ -53,11 +53,16 @@ pub fn daemon_plist(agent: &AgentPlan) -> Result<Vec<u8>> {
         "StandardErrorPath".into(),
         format!("{}/gateway.err.log", agent.log_dir).into(),
     );
+    to_xml(d)
+}
+
+/// A LaunchDaemon plist as XML, keys sorted, ending in a newline.
+pub fn to_xml(mut d: Dictionary) -> Result<Vec<u8>> {
     d.sort_keys();
     let mut out = Vec::new();
     Value::Dictionary(d)
         .to_writer_xml(&mut out)
-        .context("writing the LaunchDaemon plist")?;
+        .context("writing a LaunchDaemon plist")?;
     out.push(b'\n');
     Ok(out)
 }

@@ -8,6 +8,8 @@
 //!   folder, root-owned;
 //! - each bundled OpenClaw version (`openclaw.install: bundle`), laid out from the locked tarballs under
 //!   `<support folder>/openclaw/<version>`, root-owned, files 0644 or 0755;
+//! - the fleet's newsyslog.d entry and, with `agents[].audit`, the audit trail's two daemon plists and its
+//!   collector script ([`crate::audit`]);
 //! - the spec's extra payload, modes preserved, root-owned;
 //! - secrets embedded with `--embed-secrets`, root-only 0600 in a staging folder that the postinstall
 //!   empties into the agent's secrets folder.
@@ -30,7 +32,7 @@ use crate::npm::Vendored;
 use crate::pkg::{Component, Payload, Product, Script};
 use crate::plan::{Plan, SUPPORT_ROOT, bundle_root};
 use crate::spec::LoadedSpec;
-use crate::{installer, launchd, openclaw};
+use crate::{audit, installer, launchd, openclaw};
 
 const ROOT: u32 = 0;
 const WHEEL: u32 = 0;
@@ -132,6 +134,7 @@ fn install_payload(
             agent.primary_gid,
         )?;
     }
+    add_logging(&mut payload, plan)?;
     for file in installer::support_files(plan)? {
         payload.add_file(&file.path, file.contents, file.mode, ROOT, WHEEL)?;
     }
@@ -141,6 +144,31 @@ fn install_payload(
     add_extra_payload(&mut payload, loaded)?;
     add_embedded_secrets(&mut payload, plan, secrets)?;
     Ok(payload)
+}
+
+/// The fleet's newsyslog.d entry for the gateways' stdout and stderr and, with `agents[].audit`, the audit
+/// trail's two root daemons ([`crate::audit`]).
+fn add_logging(payload: &mut Payload, plan: &Plan) -> Result<()> {
+    payload.add_dir("/private", 0o755, ROOT, WHEEL)?;
+    payload.add_dir("/private/etc", 0o755, ROOT, WHEEL)?;
+    payload.add_dir("/private/etc/newsyslog.d", 0o755, ROOT, WHEEL)?;
+    payload.add_file(
+        &plan.newsyslog_path,
+        audit::newsyslog::conf(plan),
+        0o644,
+        ROOT,
+        WHEEL,
+    )?;
+    if let Some(trail) = &plan.audit {
+        let plists = [
+            (&trail.eslogger_plist, audit::daemons::eslogger_plist(trail)?),
+            (&trail.collector_plist, audit::daemons::collector_plist(trail)?),
+        ];
+        for (path, bytes) in plists {
+            payload.add_file(path, bytes, 0o644, ROOT, WHEEL)?;
+        }
+    }
+    Ok(())
 }
 
 /// Each bundled OpenClaw version, root-owned: the agents read and run it, and cannot change it.

@@ -6,6 +6,7 @@
 //! identifier) → artifacts ([`launchd`], [`openclaw`], [`pkg`], [`sign`]) → the output folder. The library
 //! API carries no stability promise; it exists for the `confine` binary and its tests.
 
+pub mod audit;
 pub mod build;
 pub mod bundle;
 pub mod cli;

@@ -8,6 +8,11 @@
 //! lives in the approvals document in OpenClaw's state, which the installer replaces with
 //! `openclaw approvals set`. `openclaw config validate` (run by the installer, and by the end-to-end
 //! tests with the real OpenClaw) rejects unknown keys, so it checks this file against the pinned version.
+//!
+//! Logging: OpenClaw writes its JSONL log to `logging.file` in the agent's log folder and rotates it
+//! itself at `logging.maxFileBytes` (10 MiB here, five archives: 60 MiB at most), and its console, which
+//! launchd sends to `gateway.out.log`, gets warnings only (`logging.consoleLevel`). launchd holds that
+//! file open and cannot rotate it; keeping it small is what makes the newsyslog entry a mere backstop.
 
 use anyhow::{Context, Result};
 use askama::Template;

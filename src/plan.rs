@@ -15,6 +15,8 @@ use crate::spec::{
 pub use crate::spec::SUPPORT_ROOT;
 /// Where each agent's daemon logs go, one folder per agent.
 pub const LOG_ROOT: &str = "/Library/Logs/confine";
+/// Where root keeps each fleet's audit trail (`agents[].audit`), one root-only folder per fleet.
+pub const AUDIT_ROOT: &str = "/private/var/log/confine";
 
 /// Everything needed to write the fleet's artifacts.
 #[derive(Debug, Clone)]
@@ -33,6 +35,10 @@ pub struct Plan {
     pub groups: Vec<GroupPlan>,
     pub agents: Vec<AgentPlan>,
     pub lock_human_homes: bool,
+    /// Root's audit trail, when at least one agent has `audit.enabled`.
+    pub audit: Option<crate::audit::AuditPlan>,
+    /// `/private/etc/newsyslog.d/confine-<fleet>.conf`: rotates the gateways' stdout and stderr.
+    pub newsyslog_path: String,
 }
 
 #[derive(Debug, Clone)]
@@ -216,6 +222,8 @@ impl Plan {
             .collect();
         groups.extend(spec.groups.iter().map(|g| group_plan(g, &agents)));
         Plan {
+            audit: crate::audit::AuditPlan::new(spec, &fleet, &support_dir),
+            newsyslog_path: format!("/private/etc/newsyslog.d/confine-{}.conf", fleet.name),
             pkg_identifier: fleet.identifier.clone(),
             uninstall_pkg_identifier: format!("{}.uninstall", fleet.identifier),
             embedded_secrets_dir: format!("{support_dir}/embedded-secrets"),

@@ -83,3 +83,27 @@ AGENT_{{ i|safe }}_ALLOWLIST_COUNT={{ a.tools.exec_allowlist.len() }}
 AGENT_{{ i|safe }}_ALLOWLIST_{{ loop.index|safe }}={{ e }}
 {%- endfor %}
 {%- endfor %}
+
+# The audit trail (agents[].audit): collected by two root daemons into a root-only folder.
+NEWSYSLOG_CONF={{ plan.newsyslog_path }}
+{%- match plan.audit %}
+{%- when Some with (audit) %}
+AUDIT_DIR={{ audit.dir }}
+AUDIT_FIFO={{ audit.fifo }}
+AUDIT_MAX_EVENT_BYTES={{ max_event_bytes }}
+AUDIT_ESLOGGER_LABEL={{ audit.eslogger_label }}
+AUDIT_ESLOGGER_PLIST={{ audit.eslogger_plist }}
+AUDIT_COLLECTOR_LABEL={{ audit.collector_label }}
+AUDIT_COLLECTOR_PLIST={{ audit.collector_plist }}
+AUDIT_AGENT_COUNT={{ audit.agents.len() }}
+{%- for a in audit.agents %}
+{%- let i = loop.index %}
+AUDIT_AGENT_{{ i|safe }}_NAME={{ a.name }}
+AUDIT_AGENT_{{ i|safe }}_UID={{ a.uid }}
+AUDIT_AGENT_{{ i|safe }}_EVENTS={{ a.events.join(" ") }}
+AUDIT_AGENT_{{ i|safe }}_FILE_BYTES={{ a.file_bytes }}
+AUDIT_AGENT_{{ i|safe }}_KEEP={{ a.keep }}
+{%- endfor %}
+{%- when None %}
+AUDIT_AGENT_COUNT=0
+{%- endmatch %}

@@ -5,6 +5,7 @@
 //! everything meant for a person (summaries, notes, warnings, diagnostics). `-q` silences the notes and
 //! summaries, never warnings or errors. Exit status: 0 success, 1 error, 2 usage error.
 
+mod audit;
 mod build;
 mod json;
 mod lock;
@@ -94,6 +95,10 @@ enum Command {
     /// Credentials come from the environment variables the spec's `mdm` section names.
     #[command(after_help = push::EXAMPLES)]
     Push(push::PushArgs),
+    /// Print an agent's audit trail (the `<agent>.jsonl` root collects on the Mac with `agents[].audit`)
+    /// as a timeline: time, UID, pid, parent, event, program and arguments or exit status.
+    #[command(after_help = audit::EXAMPLES)]
+    Audit(audit::AuditArgs),
     /// Development signing identities.
     #[command(subcommand)]
     Identity(IdentityCommand),
@@ -169,6 +174,7 @@ fn run(command: Command, ui: &Ui) -> Result<bool> {
         Command::Inspect(args) => package::inspect(&args, ui),
         Command::Verify(args) => package::verify(&args, ui),
         Command::Push(args) => push::push(&args, ui),
+        Command::Audit(args) => audit::audit(&args, ui),
         Command::Completions { shell } => shell::completions(shell).map(|()| true),
         Command::Man => shell::man().map(|()| true),
     }

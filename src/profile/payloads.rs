@@ -10,7 +10,7 @@
 //! (`com.apple.security.root`). Defaults never include a key newer than the fleet's minimum macOS; what the
 //! spec writes is checked against it instead.
 //!
-//! Not supported: PPPC `Allow` rules (confine only denies), per-agent code requirements (one requirement
+//! Not supported: PPPC `Allow` rules other than the audit trail's Full Disk Access for Apple's eslogger, per-agent code requirements (one requirement
 //! covers every agent's node), and certificate formats other than one PEM or DER certificate.
 
 use std::path::Path;
@@ -329,6 +329,9 @@ fn pppc(block: &Pppc, plan: &Plan, minimum: Option<MacOsVersion>) -> Option<Prof
     if let Some(r) = &block.code_requirement {
         origins.add("Services", r.referenced);
     }
+    if plan.audit.is_some() {
+        grant_eslogger_full_disk_access(&mut services);
+    }
     let mut p = payload(
         TCC,
         "TCC",
@@ -342,6 +345,32 @@ fn pppc(block: &Pppc, plan: &Plan, minimum: Option<MacOsVersion>) -> Option<Prof
         "Denies the agents' node binary Full Disk Access, Accessibility, screen capture, AppleEvents and other protected services.",
         vec![p],
     ))
+}
+
+/// The audit trail (`agents[].audit`) runs `/usr/bin/eslogger`, which Endpoint Security serves only when
+/// the responsible process has Full Disk Access (eslogger(1), "TCC AUTHORIZATION"); its launchd job runs it
+/// directly, so eslogger is that process. The rule names Apple's binary by path and by its designated
+/// requirement, so nothing else at that path matches.
+fn grant_eslogger_full_disk_access(services: &mut Dictionary) {
+    let entry = dict([
+        ("Identifier", crate::audit::daemons::ESLOGGER.into()),
+        ("IdentifierType", "path".into()),
+        (
+            "CodeRequirement",
+            "identifier \"com.apple.eslogger\" and anchor apple".into(),
+        ),
+        ("Allowed", true.into()),
+        (
+            "Comment",
+            "confine: the audit trail's eslogger reads Endpoint Security events".into(),
+        ),
+    ]);
+    let all_files = services
+        .entry("SystemPolicyAllFiles")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Value::Array(entries) = all_files {
+        entries.push(Value::Dictionary(entry));
+    }
 }
 
 /// The services to deny, with the spec line that asked for each (unknown for defaults).

@@ -5,6 +5,7 @@
 //! aliases would expand into a huge document (a "billion laughs" alias bomb), is refused before it costs
 //! memory.
 
+pub mod audit;
 mod error;
 pub mod mdm;
 mod model;

@@ -126,6 +126,9 @@ pub struct Agent {
     pub launchd: Launchd,
     #[serde(default)]
     pub credentials: Credentials,
+    /// A root-kept trail of every program the agent runs (eslogger), which the agent cannot erase.
+    #[serde(default)]
+    pub audit: super::audit::Audit,
 }
 
 /// The agent's personal group. Never `staff`.

@@ -125,6 +125,9 @@ impl Checker {
         self.gateway_and_tools(agent);
         self.launchd(agent);
         self.credentials(agent);
+        agent
+            .audit
+            .validate(&spec.fleet.minimum_macos, &mut self.problems);
     }
 
     fn workspace(&mut self, agent: &Agent, defined: &BTreeSet<&str>) {

@@ -20,18 +20,7 @@ const AGENT_TREES: &[&str] = &[
 
 /// Runs `script` with sh as the agent hexagent (UID and GID 1051), as the kernel sees it.
 fn as_agent(script: &str) {
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=1051",
-            "--regid=1051",
-            "--groups=1051,1050",
-            "--",
-            "sh",
-            "-euc",
-            script,
-        ])
-        .output()
-        .expect("setpriv");
+    let out = as_hexagent(script);
     assert!(
         out.status.success(),
         "as the agent: {script}\n{}",

@@ -27,6 +27,8 @@ mod pkg;
 mod sim;
 // The installer scripts run as root against a simulated macOS, with a stub OpenClaw.
 mod installer;
+// The audit trail: eslogger fixture → FIFO → real collector, root-only, flood-bounded; `confine audit`.
+mod audit;
 // A compromised agent plants links, FIFOs, hard links and forged lines: nothing outside its trees changes.
 mod hostile_agent;
 // Credential rotation: gateway token with probe and rollback, staged deploy keys, PATs, a racing agent.

@@ -40,7 +40,7 @@ fn build(text: &str) -> Vec<BuiltProfile> {
     profile::build(&spec, &plan, &fixtures()).unwrap_or_else(|e| panic!("builds:\n{e:#}"))
 }
 
-fn example() -> Vec<BuiltProfile> {
+pub(crate) fn example() -> Vec<BuiltProfile> {
     let loaded = spec::load(None).expect("example is valid");
     let plan = Plan::new(&loaded.spec);
     profile::build(&loaded.spec, &plan, &loaded.base_dir).expect("example builds")
@@ -97,7 +97,7 @@ fn every_option() -> Vec<BuiltProfile> {
     build(&spec_text("15.0", EVERY_OPTION))
 }
 
-fn plist_of(p: &BuiltProfile) -> plist::Dictionary {
+pub(crate) fn plist_of(p: &BuiltProfile) -> plist::Dictionary {
     Value::from_reader_xml(p.xml.as_slice())
         .expect("XML plist")
         .into_dictionary()
@@ -377,7 +377,7 @@ impl Oracle<'_> {
 }
 
 /// Checks built profiles with the oracle; returns the gaps that excused a finding.
-fn assert_apple_valid(profiles: &[BuiltProfile], minimum: &str) -> BTreeSet<&'static str> {
+pub(crate) fn assert_apple_valid(profiles: &[BuiltProfile], minimum: &str) -> BTreeSet<&'static str> {
     let apple = apple_schema();
     let mut excused = BTreeSet::new();
     let mut unexcused = Vec::new();

@@ -245,6 +245,8 @@ impl Mac {
             ("Library/Application Support", 0o755),
             ("usr/local/bin", 0o755),
             ("private/etc/ssh/sshd_config.d", 0o755),
+            ("private/var/log", 0o755),
+            ("private/etc/newsyslog.d", 0o755),
         ] {
             let dir = self.target.join(path);
             fs::create_dir_all(&dir).expect("volume dir");
@@ -342,7 +344,7 @@ impl Mac {
     /// /Library are created (empty) on this machine as the mount points; nothing is mounted outside the
     /// namespace.
     pub(crate) fn in_mount_namespace(&self) -> Command {
-        for point in ["/Users", "/Library", "/etc/ssh/sshd_config.d"] {
+        for point in ["/Users", "/Library", "/etc/ssh/sshd_config.d", "/private/var/log"] {
             fs::create_dir_all(point).expect("mount point");
         }
         let mut binds = String::new();
@@ -352,6 +354,7 @@ impl Mac {
             ("usr/local", "/usr/local"),
             ("private/tmp", "/tmp"),
             ("private/etc/ssh/sshd_config.d", "/etc/ssh/sshd_config.d"),
+            ("private/var/log", "/private/var/log"),
         ] {
             binds += &format!("mount --bind '{}' {to} && ", self.target.join(from).display());
         }
@@ -551,6 +554,23 @@ pub(crate) fn changed(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>
         .filter(|k| a.get(*k) != b.get(*k))
         .cloned()
         .collect()
+}
+
+/// Runs `sh -euc script` as the example's agent hexagent (UID and GID 1051, groups 1051 and 1050), as the
+/// kernel sees it.
+pub(crate) fn as_hexagent(script: &str) -> Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid=1051",
+            "--regid=1051",
+            "--groups=1051,1050",
+            "--",
+            "sh",
+            "-euc",
+            script,
+        ])
+        .output()
+        .expect("setpriv")
 }
 
 pub(crate) fn mode_owner(mac: &Mac, path: &str) -> (u32, u32, u32) {
