@@ -165,6 +165,10 @@ load_agent() {
 	A_SECRET_COUNT=$REPLY
 	field AGENT "$1" ALLOWLIST_COUNT
 	A_ALLOWLIST_COUNT=$REPLY
+	field AGENT "$1" ROTATION_COUNT
+	A_ROTATION_COUNT=$REPLY
+	field AGENT "$1" REGISTERED_KEYS
+	A_REGISTERED_KEYS=$REPLY
 }
 
 # each_agent FUNCTION: runs FUNCTION once per agent, with that agent's A_* loaded.
@@ -681,6 +685,7 @@ SHARED_PLACES='/Users/Shared /private/tmp /private/var/tmp'
 # kept (a workspace in use, files it left in shared places) is handed to root and listed. The account goes
 # last, after a check that its UID owns nothing left: a failure leaves a whole agent a rerun removes.
 remove_agent() {
+	remove_root_jobs_of_agent
 	quiesce
 	if [ -d "$T$A_WORKSPACE" ] && [ ! -L "$T$A_WORKSPACE" ] && ! rmdir "$T$A_WORKSPACE" 2>/dev/null; then
 		log "kept the workspace $A_WORKSPACE: it is not empty"
@@ -695,6 +700,23 @@ remove_agent() {
 	fi
 	remove_personal_group
 	rm -rf "$T$SUPPORT_DIR/records/${A_NAME:?}"
+}
+
+# remove_root_jobs_of_agent: root's jobs that act for the agent (credential rotation,
+# <identifier>.<agent>.rotate-*) are stopped and their plists removed, so none acts as the agent while it
+# goes. /Library/LaunchDaemons is root's, so the names found there are root's too.
+remove_root_jobs_of_agent() {
+	for job in "$T/Library/LaunchDaemons/"*".$A_NAME.rotate-"*.plist; do
+		[ -f "$job" ] || continue
+		job_label=${job##*/}
+		job_label=${job_label%.plist}
+		if daemon_loaded "$job_label"; then
+			log "stopping $job_label"
+			launchctl bootout "system/$job_label" || :
+			wait_unloaded "$job_label"
+		fi
+		rm -f "$job"
+	done
 }
 
 # Paths are deleted only where they are provably the agent's: its home only while the agent's UID owns

@@ -9,7 +9,7 @@ use crate::output::{Kind, Manifest, Staging};
 use crate::plan::Plan;
 use crate::sign::{self, Identity, PackageSigner, TimestampAuthority, TocSigner};
 use crate::spec::{InstallMethod, LoadedSpec};
-use crate::{audit, bundle, egress, launchd, layout, npm, openclaw, pkg, profile};
+use crate::{audit, bundle, egress, installer, launchd, layout, npm, openclaw, pkg, profile};
 
 /// The timestamp written where a format demands one (cpio mtimes, the xar creation time) when
 /// `SOURCE_DATE_EPOCH` is not set: 2024-01-01T00:00:00Z. A constant, so builds are reproducible.
@@ -69,6 +69,7 @@ pub fn build(loaded: &LoadedSpec, options: &BuildOptions) -> Result<Manifest> {
     write_agent_files(&plan, &mut staging)?;
     write_audit_files(&plan, &mut staging)?;
     write_scripts(&plan, &component.scripts, &mut staging)?;
+    write_secret_scripts(&plan, &mut staging)?;
     write_profiles(loaded, &plan, options.profile_identity.as_ref(), &mut staging)?;
     let component_pkg = loaded.spec.package.component;
     write_packages(&plan, component, component_pkg, &packages, &mut staging)?;
@@ -108,6 +109,14 @@ fn write_agent_files(plan: &Plan, staging: &mut Staging) -> Result<()> {
             label,
             &launchd::daemon_plist(agent)?,
         )?;
+        for daemon in agent.rotation.iter().filter(|d| d.enabled) {
+            staging.write(
+                &format!("launchd/{}.plist", daemon.label),
+                Kind::LaunchdPlist,
+                &daemon.label,
+                &launchd::rotation_plist(agent, daemon)?,
+            )?;
+        }
         let config_id = format!("{}.{}.config", plan.fleet.identifier, agent.name);
         staging.write(
             &format!("config/{}/openclaw.json", agent.name),
@@ -167,6 +176,14 @@ fn write_scripts(plan: &Plan, scripts: &[pkg::Script], staging: &mut Staging) ->
     for script in scripts {
         let path = format!("scripts/{}", script.name);
         staging.write(&path, Kind::Script, &plan.pkg_identifier, &script.contents)?;
+    }
+    Ok(())
+}
+
+/// The MDM scripts that replace each agent's secrets on a Mac.
+fn write_secret_scripts(plan: &Plan, staging: &mut Staging) -> Result<()> {
+    for script in installer::secret_scripts(plan)? {
+        staging.write(&script.path, Kind::Script, &script.identifier, &script.contents)?;
     }
     Ok(())
 }

@@ -65,11 +65,17 @@ pub const DATA_FILE: &str = "fleet-data.sh";
 pub const LIB_FILE: &str = "lib.sh";
 /// File name of the uninstaller in the support folder.
 pub const UNINSTALL_FILE: &str = "uninstall";
+/// File name of the functions over root's credential record, beside the scripts and in the support folder.
+pub const CREDENTIALS_FILE: &str = "credentials.sh";
+/// File name of the credential rotation script in the support folder, run by the rotation daemons.
+pub const ROTATE_FILE: &str = "rotate";
 
 const LIB: &str = include_str!("../pkg/lib.sh");
 const PREINSTALL: &str = include_str!("../pkg/preinstall");
 const POSTINSTALL: &str = include_str!("../pkg/postinstall");
 const UNINSTALL: &str = include_str!("../pkg/uninstall");
+const CREDENTIALS: &str = include_str!("../pkg/credentials.sh");
+const ROTATE: &str = include_str!("../pkg/rotate");
 /// The audit trail's install and removal steps, sourced by postinstall and uninstall.
 const AUDIT: &str = include_str!("../pkg/audit.sh");
 /// File name of the audit steps, beside the scripts and in the support folder.
@@ -106,6 +112,10 @@ impl FleetData<'_> {
             .collect()
     }
 
+    fn registered_keys(&self, agent: &AgentPlan) -> String {
+        crate::plan::registered_keys_dir(&self.plan.fleet.name, &agent.name)
+    }
+
     fn install_method(&self, agent: &AgentPlan) -> &'static str {
         match agent.openclaw.install {
             InstallMethod::Npm => "npm",
@@ -113,6 +123,52 @@ impl FleetData<'_> {
             InstallMethod::Bundle => "bundle",
         }
     }
+}
+
+#[derive(Template)]
+#[template(path = "rotate-secret.sh")]
+struct RotateSecret<'a> {
+    fleet: &'a str,
+    agent: &'a str,
+    secret: &'a str,
+    rotate: String,
+}
+
+/// An MDM script that replaces one secret on a Mac, for the output folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretScript {
+    /// `mdm/rotate-secret-<agent>-<secret>.sh`, relative to the output folder.
+    pub path: String,
+    /// `<fleet identifier>.<agent>.rotate-secret-<secret>`.
+    pub identifier: String,
+    pub contents: Vec<u8>,
+}
+
+/// One MDM script per agent secret: it pipes the new value (Jamf parameter 4, or standard input) into
+/// `rotate secret` on the Mac (see `pkg/rotate`).
+pub fn secret_scripts(plan: &Plan) -> Result<Vec<SecretScript>> {
+    let mut scripts = Vec::new();
+    for agent in &plan.agents {
+        for secret in &agent.secrets {
+            let text = RotateSecret {
+                fleet: &plan.fleet.name,
+                agent: &agent.name,
+                secret: &secret.name,
+                rotate: format!("{}/{ROTATE_FILE}", plan.support_dir),
+            }
+            .render()
+            .context("rendering a secret rotation script")?;
+            scripts.push(SecretScript {
+                path: format!("mdm/rotate-secret-{}-{}.sh", agent.name, secret.name),
+                identifier: format!(
+                    "{}.{}.rotate-secret-{}",
+                    plan.fleet.identifier, agent.name, secret.name
+                ),
+                contents: (text + "\n").into_bytes(),
+            });
+        }
+    }
+    Ok(scripts)
 }
 
 /// The data file the scripts source: the plan as shell variable assignments.
@@ -129,13 +185,14 @@ pub fn data_file(plan: &Plan) -> Result<Vec<u8>> {
     Ok(text.into_bytes())
 }
 
-/// Everything in the install package's `Scripts`: `preinstall`, `postinstall`, `lib.sh`, `egress.sh` and
-/// the data file.
+/// Everything in the install package's `Scripts`: `preinstall`, `postinstall`, `lib.sh`, `credentials.sh`,
+/// `audit.sh`, `egress.sh` and the data file.
 pub fn scripts(plan: &Plan) -> Result<Vec<ScriptFile>> {
     Ok(vec![
         script("preinstall", PREINSTALL.as_bytes().to_vec(), 0o755),
         script("postinstall", POSTINSTALL.as_bytes().to_vec(), 0o755),
         script(LIB_FILE, LIB.as_bytes().to_vec(), 0o644),
+        script(CREDENTIALS_FILE, CREDENTIALS.as_bytes().to_vec(), 0o644),
         script(AUDIT_FILE, AUDIT.as_bytes().to_vec(), 0o644),
         script(EGRESS_FILE, EGRESS.as_bytes().to_vec(), 0o644),
         script(DATA_FILE, data_file(plan)?, 0o644),
@@ -143,7 +200,8 @@ pub fn scripts(plan: &Plan) -> Result<Vec<ScriptFile>> {
 }
 
 /// What the payload adds under `plan.support_dir`, so the Mac can be uninstalled later without the
-/// package (and the egress watchdog finds its functions): the uninstaller, the functions it uses and the
+/// package, credentials rotated and the egress watchdog find its functions: the uninstaller, the rotation
+/// script, the functions they use and the
 /// data file.
 pub fn support_files(plan: &Plan) -> Result<Vec<SupportFile>> {
     let at = |name: &str| format!("{}/{name}", plan.support_dir);
@@ -154,6 +212,11 @@ pub fn support_files(plan: &Plan) -> Result<Vec<SupportFile>> {
             mode: 0o755,
         },
         SupportFile {
+            path: at(ROTATE_FILE),
+            contents: ROTATE.as_bytes().to_vec(),
+            mode: 0o755,
+        },
+        SupportFile {
             path: at(LIB_FILE),
             contents: LIB.as_bytes().to_vec(),
             mode: 0o644,
@@ -161,6 +224,11 @@ pub fn support_files(plan: &Plan) -> Result<Vec<SupportFile>> {
         SupportFile {
             path: at(EGRESS_FILE),
             contents: EGRESS.as_bytes().to_vec(),
+            mode: 0o644,
+        },
+        SupportFile {
+            path: at(CREDENTIALS_FILE),
+            contents: CREDENTIALS.as_bytes().to_vec(),
             mode: 0o644,
         },
         SupportFile {
@@ -220,6 +288,7 @@ pub fn uninstall_scripts(plan: &Plan) -> Result<Vec<ScriptFile>> {
     Ok(vec![
         script("postinstall", UNINSTALL.as_bytes().to_vec(), 0o755),
         script(LIB_FILE, LIB.as_bytes().to_vec(), 0o644),
+        script(CREDENTIALS_FILE, CREDENTIALS.as_bytes().to_vec(), 0o644),
         script(AUDIT_FILE, AUDIT.as_bytes().to_vec(), 0o644),
         script(EGRESS_FILE, EGRESS.as_bytes().to_vec(), 0o644),
         script(DATA_FILE, data_file(plan)?, 0o644),

@@ -8,7 +8,7 @@
 use anyhow::{Context, Result};
 use plist::{Dictionary, Value};
 
-use crate::plan::{AgentPlan, FleetEgressPlan, REFRESH_SECONDS};
+use crate::plan::{AgentPlan, FleetEgressPlan, REFRESH_SECONDS, RotationDaemonPlan};
 use crate::spec::ProcessType;
 
 /// The daemon plist of one agent, as XML.
@@ -93,6 +93,48 @@ pub fn egress_plist(egress: &FleetEgressPlan) -> Result<Vec<u8>> {
     Value::Dictionary(d)
         .to_writer_xml(&mut out)
         .context("writing the egress watchdog plist")?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// A rotation daemon's plist: root runs `/bin/sh <support folder>/rotate <command> <agent>` on its
+/// schedule (`StartCalendarInterval`, which launchd runs at the next wake if the Mac slept through it) or
+/// when the watched folder changes (`WatchPaths`, with an hourly `StartInterval` in case an event is
+/// missed). No `UserName`: it runs as root, and hands every write in the agent's trees to the agent.
+pub fn rotation_plist(agent: &AgentPlan, daemon: &RotationDaemonPlan) -> Result<Vec<u8>> {
+    let mut d = Dictionary::new();
+    d.insert("Label".into(), daemon.label.clone().into());
+    let args = ["/bin/sh", &daemon.script, daemon.command, &agent.name];
+    d.insert(
+        "ProgramArguments".into(),
+        Value::Array(args.into_iter().map(Value::from).collect()),
+    );
+    if let Some(c) = &daemon.calendar {
+        let mut when = Dictionary::new();
+        when.insert("Hour".into(), Value::Integer(c.hour.into()));
+        when.insert("Minute".into(), Value::Integer(c.minute.into()));
+        if let Some(weekday) = c.weekday {
+            when.insert("Weekday".into(), Value::Integer(weekday.into()));
+        }
+        if let Some(day) = c.day {
+            when.insert("Day".into(), Value::Integer(day.into()));
+        }
+        d.insert("StartCalendarInterval".into(), when.into());
+    }
+    if let Some(watch) = &daemon.watch {
+        d.insert("WatchPaths".into(), Value::Array(vec![watch.clone().into()]));
+        d.insert("StartInterval".into(), Value::Integer(3600.into()));
+    }
+    d.insert("RunAtLoad".into(), false.into());
+    d.insert("ProcessType".into(), "Background".into());
+    d.insert("StandardInPath".into(), "/dev/null".into());
+    d.insert("StandardOutPath".into(), daemon.log_path.clone().into());
+    d.insert("StandardErrorPath".into(), daemon.log_path.clone().into());
+    d.sort_keys();
+    let mut out = Vec::new();
+    Value::Dictionary(d)
+        .to_writer_xml(&mut out)
+        .context("writing a rotation LaunchDaemon plist")?;
     out.push(b'\n');
     Ok(out)
 }

@@ -123,6 +123,15 @@ fn install_payload(
             ROOT,
             WHEEL,
         )?;
+        for daemon in agent.rotation.iter().filter(|d| d.enabled) {
+            payload.add_file(
+                &daemon.plist_path,
+                launchd::rotation_plist(agent, daemon)?,
+                0o644,
+                ROOT,
+                WHEEL,
+            )?;
+        }
         payload.add_dir(&agent.config_dir, 0o755, ROOT, WHEEL)?;
         payload.add_file(
             &agent.config_path,

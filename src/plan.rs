@@ -10,7 +10,10 @@ pub use egress::{
     ADDRESS_TTL_SECONDS, DNS_TABLE, EgressPlan, EgressRulePlan, FleetEgressPlan, REFRESH_SECONDS,
 };
 
-use crate::spec::{self, ExecMode, InstallMethod, ProcessType, SessionsVisibility, Spec, ToolProfile};
+use crate::spec::{
+    self, ExecMode, InstallMethod, ProcessType, RotationInterval, RotationSchedule, SessionsVisibility, Spec,
+    ToolProfile,
+};
 
 /// Where confine keeps its own files on the Mac (the installer's data file, uninstaller, agent configs,
 /// OpenClaw installs, the install status). Root-owned, so agents cannot change what runs them. Defined with
@@ -99,6 +102,39 @@ pub struct AgentPlan {
     pub secrets: Vec<SecretPlan>,
     /// Outbound allowlist enforced by pf; None: unfiltered.
     pub egress: Option<EgressPlan>,
+    /// The root LaunchDaemons that may rotate this agent's credentials, each kind once, enabled or not
+    /// (the postinstall removes a disabled one a previous release installed).
+    pub rotation: Vec<RotationDaemonPlan>,
+}
+
+/// A root LaunchDaemon that runs `<support folder>/rotate <command> <agent>`.
+#[derive(Debug, Clone)]
+pub struct RotationDaemonPlan {
+    /// `<fleet identifier>.<agent>.rotate-<command>`.
+    pub label: String,
+    /// `/Library/LaunchDaemons/<label>.plist`.
+    pub plist_path: String,
+    /// `rotate`'s subcommand: `gateway-token`, `ssh-stage` or `ssh-confirm`.
+    pub command: &'static str,
+    /// Absolute path of the rotation script on the Mac.
+    pub script: String,
+    pub enabled: bool,
+    /// When launchd starts it (`StartCalendarInterval`).
+    pub calendar: Option<CalendarPlan>,
+    /// A root-owned folder whose change starts it (`WatchPaths`), checked hourly too.
+    pub watch: Option<String>,
+    /// Root's log of every rotation of the fleet.
+    pub log_path: String,
+}
+
+/// One `StartCalendarInterval` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CalendarPlan {
+    pub hour: u32,
+    pub minute: u32,
+    /// 0 is Sunday.
+    pub weekday: Option<u32>,
+    pub day: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -278,6 +314,7 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
         .iter()
         .map(|k| ssh_key_plan(&name, &home, k))
         .collect();
+    let rotation = rotation_plan(fleet, &name, &a.credentials.rotation);
     let secrets = a
         .credentials
         .secrets
@@ -320,8 +357,54 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
         ssh_keys,
         secrets,
         egress: a.egress.as_ref().map(|e| egress::agent_egress(a.uid.value, e)),
+        rotation,
         home,
         name,
+    }
+}
+
+/// Where the admin's tooling marks a pending deploy key as registered with the forge (see `pkg/rotate`).
+pub fn registered_keys_dir(fleet: &str, agent: &str) -> String {
+    format!("{SUPPORT_ROOT}/{fleet}/registered-keys/{agent}")
+}
+
+fn rotation_plan(fleet: &FleetPlan, agent: &str, r: &spec::Rotation) -> Vec<RotationDaemonPlan> {
+    let daemon = |command: &'static str, schedule: Option<&RotationSchedule>, watch: Option<String>| {
+        let label = format!("{}.{agent}.rotate-{command}", fleet.identifier);
+        RotationDaemonPlan {
+            plist_path: format!("/Library/LaunchDaemons/{label}.plist"),
+            label,
+            command,
+            script: format!("{SUPPORT_ROOT}/{}/rotate", fleet.name),
+            enabled: schedule.is_some(),
+            calendar: schedule.map(calendar),
+            watch,
+            log_path: format!("{LOG_ROOT}/{}-rotation.log", fleet.name),
+        }
+    };
+    let ssh = r.ssh_keys.as_ref();
+    vec![
+        daemon("gateway-token", r.gateway_token.as_ref(), None),
+        daemon("ssh-stage", ssh, None),
+        RotationDaemonPlan {
+            calendar: None,
+            ..daemon("ssh-confirm", ssh, Some(registered_keys_dir(&fleet.name, agent)))
+        },
+    ]
+}
+
+fn calendar(schedule: &RotationSchedule) -> CalendarPlan {
+    let (hour, minute) = spec::time_of_day(&schedule.at.value).unwrap_or((3, 0));
+    let (weekday, day) = match schedule.every.value {
+        RotationInterval::Daily => (None, None),
+        RotationInterval::Weekly => (Some(0), None),
+        RotationInterval::Monthly => (None, Some(1)),
+    };
+    CalendarPlan {
+        hour,
+        minute,
+        weekday,
+        day,
     }
 }
 

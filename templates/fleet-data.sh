@@ -82,6 +82,13 @@ AGENT_{{ i|safe }}_SECRET_COUNT={{ a.secrets.len() }}
 {%- for s in a.secrets %}
 AGENT_{{ i|safe }}_SECRET_{{ loop.index|safe }}_PATH={{ s.path }}
 {%- endfor %}
+AGENT_{{ i|safe }}_ROTATION_COUNT={{ a.rotation.len() }}
+{%- for r in a.rotation %}
+AGENT_{{ i|safe }}_ROTATION_{{ loop.index|safe }}_LABEL={{ r.label }}
+AGENT_{{ i|safe }}_ROTATION_{{ loop.index|safe }}_PLIST={{ r.plist_path }}
+AGENT_{{ i|safe }}_ROTATION_{{ loop.index|safe }}_ENABLED={{ r.enabled }}
+{%- endfor %}
+AGENT_{{ i|safe }}_REGISTERED_KEYS={{ self.registered_keys(a) }}
 AGENT_{{ i|safe }}_ALLOWLIST_COUNT={{ a.tools.exec_allowlist.len() }}
 {%- for e in a.tools.exec_allowlist %}
 AGENT_{{ i|safe }}_ALLOWLIST_{{ loop.index|safe }}={{ e }}

@@ -26,7 +26,7 @@ pub use rules::paths::{
 };
 pub use rules::sources::{MAX_CERTIFICATE_BYTES, read_bounded};
 pub use schema::json_schema;
-pub(crate) use validate::parse_octal;
+pub(crate) use validate::{parse_octal, time_of_day};
 
 /// The example fleet: the blog's setup, with comments that teach the format. `confine init` writes it and
 /// `confine build` without a spec builds it.

@@ -418,6 +418,10 @@ pub struct Credentials {
     /// to fill later.
     #[serde(default)]
     pub secrets: Vec<Secret>,
+    /// When root LaunchDaemons replace credentials on each Mac. Off unless set. Secrets are replaced by
+    /// the MDM script `confine build` writes (`rotate-secrets.sh`), on the MDM's own schedule.
+    #[serde(default)]
+    pub rotation: Rotation,
 }
 
 impl Default for Credentials {
@@ -426,8 +430,47 @@ impl Default for Credentials {
             gateway_token_bytes: default_token_bytes(),
             ssh_keys: Vec::new(),
             secrets: Vec::new(),
+            rotation: Rotation::default(),
         }
     }
+}
+
+/// A rotation schedule per kind of credential.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rotation {
+    /// A new gateway token; the gateway restarts with it and must accept it, or the old one is put back.
+    #[serde(default)]
+    pub gateway_token: Option<RotationSchedule>,
+    /// A new deploy key per key, listed as pending in `public-keys.txt`. The switch waits until the
+    /// admin's tooling marks it registered with the forge (`registered-keys/<agent>/<key>.pub`).
+    #[serde(default)]
+    pub ssh_keys: Option<RotationSchedule>,
+}
+
+/// When a rotation runs: launchd's `StartCalendarInterval`, which also runs a job missed while the Mac
+/// slept, at the next wake.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotationSchedule {
+    #[schemars(with = "RotationInterval")]
+    pub every: Located<RotationInterval>,
+    /// Local time of day, `"HH:MM"` (24-hour).
+    #[serde(default = "default_rotation_time")]
+    #[schemars(with = "String", regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    pub at: Located<String>,
+}
+
+/// How often a rotation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RotationInterval {
+    /// Every day.
+    Daily,
+    /// On Sundays.
+    Weekly,
+    /// On the 1st of the month.
+    Monthly,
 }
 
 /// One SSH deploy key and its `~/.ssh/config` host entry.
@@ -575,6 +618,9 @@ fn default_token_bytes() -> Located<u32> {
 }
 fn default_tools_deny() -> Vec<Located<String>> {
     vec![unlocated("group:automation".to_owned())]
+}
+fn default_rotation_time() -> Located<String> {
+    unlocated("03:00".to_owned())
 }
 fn default_ssh_user() -> Located<String> {
     unlocated("git".to_owned())

@@ -366,6 +366,27 @@ impl Checker {
                 self.env_name(env);
             }
         }
+        for schedule in [&c.rotation.gateway_token, &c.rotation.ssh_keys]
+            .into_iter()
+            .flatten()
+        {
+            if time_of_day(&schedule.at.value).is_none() {
+                self.fail(
+                    &schedule.at,
+                    format!("`{}` is not a time of day", escape(&schedule.at.value)),
+                    "write it as \"HH:MM\", 24-hour, e.g. \"03:15\"",
+                );
+            }
+        }
+        if let Some(schedule) = &c.rotation.ssh_keys
+            && c.ssh_keys.is_empty()
+        {
+            self.fail(
+                &schedule.every,
+                "`rotation.ssh_keys` is set, but the agent has no `ssh_keys`",
+                "remove `rotation.ssh_keys`, or add a deploy key under `credentials.ssh_keys`",
+            );
+        }
     }
 
     fn unique_across_agents(&mut self, spec: &Spec) {
@@ -655,6 +676,16 @@ fn is_version(v: &str, max_parts: usize) -> bool {
 }
 
 /// `0770`, `770` → 0o770. At most four octal digits.
+/// `"HH:MM"`, 24-hour, as (hour, minute).
+pub(crate) fn time_of_day(v: &str) -> Option<(u32, u32)> {
+    let (h, m) = v.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 || !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (hour, minute) = (h.parse().ok()?, m.parse().ok()?);
+    (hour < 24 && minute < 60).then_some((hour, minute))
+}
+
 pub(crate) fn parse_octal(v: &str) -> Option<u32> {
     if v.is_empty() || v.len() > 4 || !v.chars().all(|c| ('0'..='7').contains(&c)) {
         return None;

@@ -54,7 +54,8 @@ fn as_uid(uid: u32, groups: &str, script: &str) {
 }
 
 /// Everything on the Mac outside the agent's trees: owner, mode and content of every file, and the
-/// directory records.
+/// directory records. Root's copy of the agent's gateway token is left out: it follows the token when an
+/// install has to make a new one.
 fn outside_agent_trees(mac: &Mac) -> BTreeMap<String, String> {
     let mut snap = mac.snapshot(true);
     snap.retain(|path, _| {
@@ -62,6 +63,7 @@ fn outside_agent_trees(mac: &Mac) -> BTreeMap<String, String> {
             .iter()
             .any(|tree| path == tree || path.starts_with(&format!("{tree}/")))
             && !path.starts_with("/Users/Shared/hexagent-workspace.")
+            && !path.ends_with("/records/hexagent/gateway-token")
     });
     snap
 }

@@ -32,6 +32,8 @@ mod audit;
 // A compromised agent plants links, FIFOs, sockets, hard links and forged lines, and races, before reinstall,
 // upgrade, a release that drops it and uninstall: nothing outside its trees changes, a dropped agent is gone.
 mod hostile_agent;
+// Credential rotation: gateway token with probe and rollback, staged deploy keys, PATs, a racing agent.
+mod rotation;
 // Hostile packages and profiles under `prlimit --as=1G`: bounded readers exit 1, never abort.
 mod hostile_files;
 // Egress filtering: the pf anchor (snapshot, pf.conf grammar), its root watchdog, and the agent against it.

@@ -264,6 +264,30 @@ fn fresh_install_runs_the_real_agent_locked_down() {
     assert!(!package.join(".openclaw-lifecycle-pending").exists());
     assert_eq!(fs::metadata(&package).expect("package").uid(), 0);
 
+    // Rotation (issue 15): the real gateway restarts with the new token and refuses the old one.
+    let rotate = mac.shell_on_mac(&format!(
+        "CONFINE_SIM_BIN='{}' sh '{}/rotate' gateway-token {}",
+        mac.sim.join("bin").display(),
+        fleet.support_dir,
+        agent.name
+    ));
+    assert!(
+        rotate.status.success(),
+        "{}\n{}",
+        output_text(&rotate),
+        mac.daemon_logs(&fleet)
+    );
+    let rotated = fs::read_to_string(mac.on_mac(&agent.token_path)).expect("token");
+    assert_ne!(rotated, token);
+    assert_eq!(
+        invoke(port, Some(token.trim())).0,
+        "401",
+        "the old token is refused"
+    );
+    let (code, body) = invoke(port, Some(rotated.trim()));
+    assert_eq!(code, "200", "{body}");
+    let pid = mac.daemon_pid(&fleet);
+
     // Uninstall stops the daemon.
     let out = mac.uninstall(&fleet);
     assert!(out.status.success(), "{}", output_text(&out));
