@@ -706,16 +706,18 @@ remove_agent() {
 # <identifier>.<agent>.rotate-*) are stopped and their plists removed, so none acts as the agent while it
 # goes. /Library/LaunchDaemons is root's, so the names found there are root's too.
 remove_root_jobs_of_agent() {
-	for job in "$T/Library/LaunchDaemons/"*".$A_NAME.rotate-"*.plist; do
-		[ -f "$job" ] || continue
-		job_label=${job##*/}
-		job_label=${job_label%.plist}
+	# shellcheck disable=SC2045 # launchd labels: no blanks, newlines or globs
+	for job in $(ls -A "$T/Library/LaunchDaemons"); do
+		case $job in
+		*".$A_NAME.rotate-"*.plist) job_label=${job%.plist} ;;
+		*) continue ;;
+		esac
 		if daemon_loaded "$job_label"; then
 			log "stopping $job_label"
 			launchctl bootout "system/$job_label" || :
 			wait_unloaded "$job_label"
 		fi
-		rm -f "$job"
+		rm -f "$T/Library/LaunchDaemons/$job"
 	done
 }
 
