@@ -353,6 +353,9 @@ stop_daemon() {
 # as_agent COMMAND...: runs COMMAND as the agent (its UID, GID and groups), never as root.
 as_agent() { sudo -n -u "$A_NAME" "$@"; }
 
+# What every sh script run as the agent starts with: fixed PATH, owner-only new files, no globbing.
+AGENT_SH='set -euf; PATH=/usr/bin:/bin; umask 077; '
+
 # as_agent_within SECONDS COMMAND...: as_agent, but COMMAND is sent SIGTERM (sudo passes it on) if it takes
 # longer. For reads of what the agent controls: a FIFO or a stuck CLI fails, never hangs.
 as_agent_within() {
@@ -393,7 +396,7 @@ bounded() {
 as_agent_sh() {
 	agent_script=$1
 	shift
-	as_agent /bin/sh -c "set -euf; PATH=/usr/bin:/bin; umask 077; $agent_script" sh "$@"
+	as_agent /bin/sh -c "$AGENT_SH$agent_script" sh "$@"
 }
 
 # The agent side of make_way: PATH ($1) must be a real folder ($2 = dir) or a regular file the agent
@@ -426,11 +429,12 @@ agent_dir() {
 	as_agent_sh 'mkdir -p "$1" && chmod "$2" "$1"' "$2" "$1"
 }
 
-# agent_write MODE PATH: as the agent, replaces PATH with standard input (written beside it, renamed over it).
+# agent_write MODE PATH: as the agent, replaces PATH with standard input (written beside it, renamed over
+# it), within 60 s: rotation runs beside a live agent, which could put a FIFO where the new file goes.
 agent_write() {
 	make_way "$2" file
 	# shellcheck disable=SC2016
-	as_agent_sh 'rm -rf "$1.confine-new"; cat >"$1.confine-new"; chmod "$2" "$1.confine-new"; mv -f "$1.confine-new" "$1"' "$2" "$1"
+	as_agent_within 60 /bin/sh -c "$AGENT_SH"'rm -rf "$1.confine-new"; cat >"$1.confine-new"; chmod "$2" "$1.confine-new"; mv -f "$1.confine-new" "$1"' sh "$2" "$1"
 }
 
 # agent_keep MODE PATH: as the agent, keeps a good existing file at PATH with MODE; true if there is one.
