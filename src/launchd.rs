@@ -88,13 +88,7 @@ pub fn egress_plist(egress: &FleetEgressPlan) -> Result<Vec<u8>> {
     d.insert("StandardInPath".into(), "/dev/null".into());
     d.insert("StandardOutPath".into(), egress.log_path.clone().into());
     d.insert("StandardErrorPath".into(), egress.log_path.clone().into());
-    d.sort_keys();
-    let mut out = Vec::new();
-    Value::Dictionary(d)
-        .to_writer_xml(&mut out)
-        .context("writing the egress watchdog plist")?;
-    out.push(b'\n');
-    Ok(out)
+    to_xml(d)
 }
 
 /// A rotation daemon's plist: root runs `/bin/sh <support folder>/rotate <command> <agent>` on its
@@ -130,13 +124,7 @@ pub fn rotation_plist(agent: &AgentPlan, daemon: &RotationDaemonPlan) -> Result<
     d.insert("StandardInPath".into(), "/dev/null".into());
     d.insert("StandardOutPath".into(), daemon.log_path.clone().into());
     d.insert("StandardErrorPath".into(), daemon.log_path.clone().into());
-    d.sort_keys();
-    let mut out = Vec::new();
-    Value::Dictionary(d)
-        .to_writer_xml(&mut out)
-        .context("writing a rotation LaunchDaemon plist")?;
-    out.push(b'\n');
-    Ok(out)
+    to_xml(d)
 }
 
 /// `node <openclaw>/dist/index.js gateway --port N`, as OpenClaw's own service definition runs it.

@@ -355,16 +355,7 @@ fn watchdog_command(mac: &Mac) -> Command {
 
 /// `script` run by sh as hexagent's real UID, with the simulated Mac's tools on PATH.
 fn as_agent(mac: &Mac, script: &str) -> Output {
-    Command::new("setpriv")
-        .args([
-            "--reuid=1051",
-            "--regid=1051",
-            "--groups=1051,1050",
-            "--",
-            "sh",
-            "-c",
-            script,
-        ])
+    hexagent_sh("-c", script)
         .env_clear()
         .env("PATH", format!("{}:/usr/bin:/bin", mac.sim.join("bin").display()))
         .env("SIM_LIB", mac.sim.join("simlib.sh"))

@@ -63,17 +63,7 @@ fn run_as_root(mac: &Mac, mut command: Command, stdin: &str) -> Output {
 
 /// `sh -c script` as the agent hexagent (its UID, GID and groups), as the kernel sees it.
 fn as_agent(script: &str) -> Command {
-    let mut command = Command::new("setpriv");
-    command.args([
-        "--reuid=1051",
-        "--regid=1051",
-        "--groups=1051,1050",
-        "--",
-        "sh",
-        "-c",
-        script,
-    ]);
-    command
+    hexagent_sh("-c", script)
 }
 
 fn read(mac: &Mac, path: &str) -> String {

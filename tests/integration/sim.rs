@@ -581,21 +581,25 @@ pub(crate) fn changed(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>
         .collect()
 }
 
-/// Runs `sh -euc script` as the example's agent hexagent (UID and GID 1051, groups 1051 and 1050), as the
-/// kernel sees it.
+/// Runs `sh -euc script` as the example's agent hexagent, as the kernel sees it.
 pub(crate) fn as_hexagent(script: &str) -> Output {
-    Command::new("setpriv")
-        .args([
-            "--reuid=1051",
-            "--regid=1051",
-            "--groups=1051,1050",
-            "--",
-            "sh",
-            "-euc",
-            script,
-        ])
-        .output()
-        .expect("setpriv")
+    hexagent_sh("-euc", script).output().expect("setpriv")
+}
+
+/// `sh <flags> script` as the example's agent hexagent: its real UID and GID 1051 and groups 1051 and
+/// 1050, through setpriv.
+pub(crate) fn hexagent_sh(flags: &str, script: &str) -> Command {
+    let mut command = Command::new("setpriv");
+    command.args([
+        "--reuid=1051",
+        "--regid=1051",
+        "--groups=1051,1050",
+        "--",
+        "sh",
+        flags,
+        script,
+    ]);
+    command
 }
 
 pub(crate) fn mode_owner(mac: &Mac, path: &str) -> (u32, u32, u32) {
