@@ -577,14 +577,7 @@ fn rejected_rotation(value: &str) -> String {
         "      secrets:\n",
         &format!("      rotation: {value}\n      secrets:\n"),
     );
-    let spec = crate::util::write(dir.path(), "fleet.yaml", &yaml);
-    let out = crate::util::confine()
-        .arg("validate")
-        .arg(&spec)
-        .output()
-        .expect("runs confine");
-    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
-    crate::util::stderr(&out)
+    crate::util::refused(&crate::util::write(dir.path(), "fleet.yaml", &yaml))
 }
 
 #[test]
@@ -608,14 +601,7 @@ fn bad_rotation_schedules_are_located_errors() {
         "      rotation: { ssh_keys: { every: monthly } }\n",
     );
     let dir = tempfile::tempdir().expect("temp dir");
-    let spec = crate::util::write(dir.path(), "fleet.yaml", &no_keys);
-    let out = crate::util::confine()
-        .arg("validate")
-        .arg(&spec)
-        .output()
-        .expect("runs");
-    let err = crate::util::stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = crate::util::refused(&crate::util::write(dir.path(), "fleet.yaml", &no_keys));
     assert!(
         err.contains("`rotation.ssh_keys` is set, but the agent has no `ssh_keys`"),
         "{err}"

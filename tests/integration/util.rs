@@ -39,6 +39,18 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// `confine validate SPEC`, which must refuse it (exit 1): its standard error.
+pub fn refused(spec: &Path) -> String {
+    let out = confine()
+        .arg("validate")
+        .arg(spec)
+        .output()
+        .expect("runs confine");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{}: {err}", spec.display());
+    err
+}
+
 /// Every file under `root`, relative, sorted, with its bytes.
 pub fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
