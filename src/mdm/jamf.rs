@@ -18,7 +18,7 @@ use serde::Deserialize;
 use super::http::{Auth, Body, Client, Retry, percent_encode};
 use super::multipart::Multipart;
 use super::normalize;
-use super::{Action, Build, Object, PushOptions, create_once, created, find_named, xml_escape};
+use super::{Action, Build, Listing, Object, PushOptions, create_once, created, find_named, xml_escape};
 use crate::pkg::{Element, parse_xml};
 use crate::spec::mdm::Jamf;
 
@@ -101,11 +101,12 @@ fn category(client: &Client, wanted: &str) -> Result<Named> {
         results: Vec<Named>,
     }
     let mut all = Vec::new();
+    let mut listing = Listing::default();
     for page in 0.. {
         let path = format!("/api/v1/categories?page={page}&page-size=200");
-        let answer: Page = client
-            .expect("GET", &path, &Body::Empty, Retry::Idempotent)?
-            .json()?;
+        let response = client.expect("GET", &path, &Body::Empty, Retry::Idempotent)?;
+        let answer: Page = response.json()?;
+        listing.page("/api/v1/categories", answer.results.len(), response.body.len())?;
         let done = answer.results.is_empty() || all.len() + answer.results.len() >= answer.total;
         all.extend(answer.results);
         if done {
@@ -263,11 +264,12 @@ fn find_package(client: &Client, identifier: &str) -> Result<Option<PackageRecor
     let marker = marker(identifier);
     let mut seen = 0;
     let mut matches = Vec::new();
+    let mut listing = Listing::default();
     for page in 0.. {
         let path = format!("/api/v1/packages?page={page}&page-size=200&sort=id%3Aasc");
-        let answer: Page = client
-            .expect("GET", &path, &Body::Empty, Retry::Idempotent)?
-            .json()?;
+        let response = client.expect("GET", &path, &Body::Empty, Retry::Idempotent)?;
+        let answer: Page = response.json()?;
+        listing.page("/api/v1/packages", answer.results.len(), response.body.len())?;
         seen += answer.results.len();
         let done = answer.results.is_empty() || seen >= answer.total;
         matches.extend(answer.results.into_iter().filter(|r| {
@@ -297,7 +299,7 @@ fn upload(client: &Client, record: &PackageRecord, build: &Build, options: &Push
     // The multipart file name must equal the record's fileName, or Jamf answers INVALID_FILE_NAME.
     let mut form = Multipart::new(
         &[],
-        Some(("file", &artifact.file_name, &artifact.path)),
+        Some(("file", &artifact.file_name, artifact.source())),
         &artifact.sha256[..32],
     )?;
     if let Some(progress) = super::progress_for(options, &artifact.file_name, form.len()) {
@@ -454,8 +456,7 @@ fn profile(
     groups: &[Named],
     options: &PushOptions,
 ) -> Result<Object> {
-    let payload =
-        std::fs::read(&artifact.path).with_context(|| format!("reading {}", artifact.path.display()))?;
+    let payload = artifact.bytes().to_vec();
     let name = &artifact.display_name;
     let found = classic_by_name(client, "osxconfigurationprofiles", name)?;
     let action = match &found {

@@ -7,13 +7,13 @@
 //! compared by hash without downloading it. Custom profiles are found by their top-level
 //! `PayloadIdentifier`.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde::Deserialize;
 
 use super::http::{Auth, Body, Client, Retry, percent_encode};
 use super::multipart::Multipart;
 use super::normalize;
-use super::{Action, Artifact, Build, Object, PushOptions, create_once, created, find_named};
+use super::{Action, Artifact, Build, Listing, Object, PushOptions, create_once, created, find_named};
 use crate::spec::mdm::Kandji;
 
 pub fn credentials(config: &Kandji) -> Result<Auth> {
@@ -126,17 +126,17 @@ fn list<T: serde::de::DeserializeOwned>(client: &Client, first: &str) -> Result<
     }
     let mut all = Vec::new();
     let mut path = first.to_owned();
-    for _ in 0..10_000 {
-        let page: Page<T> = client
-            .expect("GET", &path, &Body::Empty, Retry::Idempotent)?
-            .json()?;
+    let mut listing = Listing::default();
+    loop {
+        let response = client.expect("GET", &path, &Body::Empty, Retry::Idempotent)?;
+        let page: Page<T> = response.json()?;
+        listing.page(first, page.results.len(), response.body.len())?;
         all.extend(page.results);
         match page.next {
             Some(next) if !next.is_empty() => path = path_and_query(&next)?,
             _ => return Ok(all),
         }
     }
-    bail!("Kandji's list {first} does not end")
 }
 
 /// `/path?query` of a `next` link, so the token is only ever sent to the configured tenant.
@@ -280,7 +280,7 @@ fn upload(client: &Client, build: &Build, options: &PushOptions) -> Result<Strin
     // S3 takes the fields first and the file last.
     let mut form = Multipart::new(
         &field_refs,
-        Some(("file", &upload_name(build), &artifact.path)),
+        Some(("file", &upload_name(build), artifact.source())),
         &artifact.sha256[..32],
     )?;
     if let Some(progress) = super::progress_for(options, &artifact.file_name, form.len()) {
@@ -315,8 +315,7 @@ fn custom_profile(
     existing: &[CustomProfile],
     options: &PushOptions,
 ) -> Result<Object> {
-    let bytes =
-        std::fs::read(&artifact.path).with_context(|| format!("reading {}", artifact.path.display()))?;
+    let bytes = artifact.bytes();
     let name = &artifact.display_name;
     let find = || -> Result<Option<CustomProfile>> {
         Ok(find_profile(list(client, CUSTOM_PROFILES)?, &artifact.identifier))
@@ -328,7 +327,7 @@ fn custom_profile(
             if &p.name == name
                 && p.active
                 && p.runs_on_mac
-                && normalize::same_profile(&bytes, p.profile.as_bytes()) =>
+                && normalize::same_profile(bytes, p.profile.as_bytes()) =>
         {
             Action::Unchanged
         }
@@ -350,7 +349,7 @@ fn custom_profile(
             ("active", "true"),
             ("runs_on_mac", "true"),
         ],
-        Some(("file", &artifact.file_name, &artifact.path)),
+        Some(("file", &artifact.file_name, artifact.source())),
         &artifact.sha256[..32],
     )?;
     let id = match found {

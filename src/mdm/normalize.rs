@@ -6,8 +6,14 @@
 //! The rules: `PayloadUUID` and `PayloadIdentifier` are ignored everywhere; a key from
 //! [`MDM_ADDED_KEYS`] the MDM holds and confine's copy lacks is ignored; strings compare trimmed. Anything
 //! else (a value confine sets, a key confine sets or removed) is a change.
+//!
+//! Profiles an MDM answers with are read within `validate`'s limits ([`crate::profile::reader`]): a
+//! deeply nested one or a binary plist whose shared objects expand without end is simply not the same
+//! profile, never a stack overflow or gigabytes of memory.
 
 use plist::Value;
+
+use crate::profile::reader::parse_plist;
 
 /// Keys an MDM adds to payloads it stores.
 const MDM_ADDED_KEYS: &[&str] = &[
@@ -25,10 +31,7 @@ const REGENERATED_KEYS: &[&str] = &["PayloadUUID", "PayloadIdentifier"];
 
 /// Whether the MDM's copy `theirs` holds the same profile as `ours` (both property lists, XML or binary).
 pub fn same_profile(ours: &[u8], theirs: &[u8]) -> bool {
-    match (
-        Value::from_reader(std::io::Cursor::new(ours)),
-        Value::from_reader(std::io::Cursor::new(theirs)),
-    ) {
+    match (parse_plist(ours), parse_plist(theirs)) {
         (Ok(ours), Ok(theirs)) => same(&ours, &theirs),
         _ => false,
     }
@@ -46,7 +49,7 @@ pub fn display_name(profile: &[u8]) -> Option<String> {
 
 /// `ours` with the top-level `PayloadUUID` and `PayloadIdentifier` of `theirs` (XML plist out).
 pub fn with_identity_of(ours: &[u8], theirs: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut profile = Value::from_reader(std::io::Cursor::new(ours))?;
+    let mut profile = parse_plist(ours)?;
     let dict = profile
         .as_dictionary_mut()
         .ok_or_else(|| anyhow::anyhow!("the profile is not a dictionary"))?;
@@ -61,7 +64,7 @@ pub fn with_identity_of(ours: &[u8], theirs: &[u8]) -> anyhow::Result<Vec<u8>> {
 }
 
 fn top_level_string(profile: &[u8], key: &str) -> Option<String> {
-    let value = Value::from_reader(std::io::Cursor::new(profile)).ok()?;
+    let value = parse_plist(profile).ok()?;
     value.as_dictionary()?.get(key)?.as_string().map(str::to_owned)
 }
 
