@@ -124,7 +124,12 @@ pub struct Client {
     /// Write calls made, for the report and for `--dry-run`'s promise.
     writes: RefCell<u32>,
     jitter: RefCell<u64>,
+    /// The privileges a call needs, named in a 403's message.
+    privileges: Privileges,
 }
+
+/// The privileges (as the MDM names them) that a method and path need.
+pub type Privileges = fn(&str, &str) -> &'static [&'static str];
 
 impl Client {
     pub fn new(base: &str, auth: Auth, settings: &Settings) -> Client {
@@ -150,7 +155,14 @@ impl Client {
             secrets: RefCell::new(secrets),
             writes: RefCell::new(0),
             jitter: RefCell::new(seed),
+            privileges: |_, _| &[],
         }
+    }
+
+    /// Names the privileges a refused (403) call needs, from `privileges`.
+    pub fn with_privileges(mut self, privileges: Privileges) -> Client {
+        self.privileges = privileges;
+        self
     }
 
     pub fn settings(&self) -> &Settings {
@@ -203,8 +215,18 @@ impl Client {
         } else if shown.len() < message.len() {
             shown.push('…');
         }
+        let needs = (self.privileges)(method, path);
+        let hint = if response.status == 403 && !needs.is_empty() {
+            let names: Vec<String> = needs.iter().map(|n| format!("`{n}`")).collect();
+            format!(
+                " (the API client's role needs the privilege {})",
+                names.join(" and ")
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "{method} {} answered {}: {shown}",
+            "{method} {} answered {}: {shown}{hint}",
             self.redact(path_only(path)),
             response.status
         )

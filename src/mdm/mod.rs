@@ -185,7 +185,8 @@ pub fn push(loaded: &LoadedSpec, options: &PushOptions) -> Result<Report> {
     let build = check_build(loaded, &options.dist)?;
     let mut targets = Vec::new();
     if let Some((config, auth)) = jamf {
-        let client = http::Client::new(&config.url.value, auth, &options.settings);
+        let client =
+            http::Client::new(&config.url.value, auth, &options.settings).with_privileges(jamf::privileges);
         let mut objects = Vec::new();
         let result = jamf::push(&client, config, &build, options, &mut objects);
         targets.push(report("jamf", &config.url.value, &client, objects, result));

@@ -31,9 +31,16 @@ const REGENERATED_KEYS: &[&str] = &["PayloadUUID", "PayloadIdentifier"];
 
 /// Whether the MDM's copy `theirs` holds the same profile as `ours` (both property lists, XML or binary).
 pub fn same_profile(ours: &[u8], theirs: &[u8]) -> bool {
+    difference(ours, theirs).is_none()
+}
+
+/// Where the MDM's copy `theirs` first differs from `ours`: a key path such as
+/// `PayloadContent[0].Services.SystemPolicyAllFiles[0].CodeRequirement`, or `(the whole profile)` when
+/// either side does not parse; `None` when they hold the same profile.
+pub fn difference(ours: &[u8], theirs: &[u8]) -> Option<String> {
     match (parse_plist(ours), parse_plist(theirs)) {
-        (Ok(ours), Ok(theirs)) => same(&ours, &theirs),
-        _ => false,
+        (Ok(ours), Ok(theirs)) => differs(&ours, &theirs, ""),
+        _ => Some("(the whole profile)".to_owned()),
     }
 }
 
@@ -68,24 +75,51 @@ fn top_level_string(profile: &[u8], key: &str) -> Option<String> {
     value.as_dictionary()?.get(key)?.as_string().map(str::to_owned)
 }
 
-fn same(ours: &Value, theirs: &Value) -> bool {
+fn differs(ours: &Value, theirs: &Value, at: &str) -> Option<String> {
+    let here = || {
+        Some(if at.is_empty() {
+            "(top level)".to_owned()
+        } else {
+            at.to_owned()
+        })
+    };
+    let key_path = |k: &str| {
+        if at.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{at}.{k}")
+        }
+    };
     match (ours, theirs) {
         (Value::Dictionary(a), Value::Dictionary(b)) => {
             let relevant = |k: &String| !REGENERATED_KEYS.contains(&k.as_str());
-            a.keys().filter(|k| relevant(k)).all(|k| match b.get(k) {
-                Some(theirs) => same(&a[k], theirs),
-                None => false,
-            }) && b
-                .keys()
-                .filter(|k| relevant(k) && !a.contains_key(k.as_str()))
-                .all(|k| MDM_ADDED_KEYS.contains(&k.as_str()))
+            for k in a.keys().filter(|k| relevant(k)) {
+                match b.get(k) {
+                    Some(theirs) => {
+                        if let Some(path) = differs(&a[k], theirs, &key_path(k)) {
+                            return Some(path);
+                        }
+                    }
+                    None => return Some(key_path(k)),
+                }
+            }
+            b.keys()
+                .find(|k| relevant(k) && !a.contains_key(k.as_str()) && !MDM_ADDED_KEYS.contains(&k.as_str()))
+                .map(|k| key_path(k))
         }
-        (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y)),
-        (Value::String(a), Value::String(b)) => a.trim() == b.trim(),
-        (Value::Integer(a), Value::Real(b)) | (Value::Real(b), Value::Integer(a)) => {
-            a.as_signed().is_some_and(|a| a as f64 == *b)
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (x, y))| differs(x, y, &format!("{at}[{i}]"))),
+        (Value::String(a), Value::String(b)) if a.trim() == b.trim() => None,
+        (Value::Integer(a), Value::Real(b)) | (Value::Real(b), Value::Integer(a))
+            if a.as_signed().is_some_and(|a| a as f64 == *b) =>
+        {
+            None
         }
-        _ => ours == theirs,
+        _ if ours == theirs => None,
+        _ => here(),
     }
 }
 
@@ -134,5 +168,9 @@ mod tests {
             "a key confine now sets"
         );
         assert!(!same_profile(&plist(OURS), b"not a plist"));
+        assert_eq!(
+            difference(&plist(OURS), &plist(&flipped)).as_deref(),
+            Some("PayloadContent[0].EnableFirewall")
+        );
     }
 }
