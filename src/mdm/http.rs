@@ -328,6 +328,14 @@ impl Client {
             (content_type.to_owned(), length, std::io::Cursor::new(bytes))
         };
         let (agent, send_body) = match body {
+            // A POST without a body still says so, or ureq would announce a chunked one.
+            Body::Empty if method == "POST" => {
+                request = request.header("Content-Length", "0");
+                (
+                    &self.agent,
+                    ureq::SendBody::from_owned_reader(std::io::Cursor::new(Vec::new())),
+                )
+            }
             Body::Empty => (&self.agent, ureq::SendBody::none()),
             Body::Multipart(form) => {
                 request = request

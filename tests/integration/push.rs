@@ -374,7 +374,7 @@ fn jamf_push_creates_then_converges() {
     );
     let package_ref =
         &policy_after.values().next().expect("policy")["package_configuration"]["packages"][0]["package"];
-    assert_eq!(package_ref["name"], "halfday-agents-1.1.0.pkg");
+    assert_eq!(package_ref["id"].to_string(), updated["id"].as_str().expect("id"));
     let policy_id = state["policies"]
         .as_object()
         .expect("one")
@@ -731,28 +731,56 @@ fn the_doubles_refuse_what_the_vendor_descriptions_forbid() {
     assert_eq!(state["profiles"], json!({}));
 }
 
-/// XML specials in names and payloads survive both the Classic XML and Jamf's extra decode of
-/// `<payloads>` (PI-827): the double decodes the way Jamf does and refuses a payload that breaks.
+/// Jamf's PI-827, per payload type (the double models jamf-cli's wire-verified findings): quotes and
+/// apostrophes, which the built plists write as `&quot;` and `&apos;`, reach verbatim-stored payloads
+/// (PPPC's CodeRequirement) as characters, so Jamf stores what was built; a second push writes nothing.
 #[test]
-fn jamf_classic_escaping_survives_the_extra_decode() {
+fn jamf_stores_pppc_code_requirements_as_built() {
+    for mode in ["per-type", "decode-once"] {
+        let jamf = Double::start("jamf");
+        jamf.control("reset", &json!({"pi827": mode}));
+        let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
+        fleet.change("organization: Halfday ", "organization: \"Halfday 'Sons' > AI\" ");
+        ok(&fleet.push(&[]));
+        let state = jamf.state();
+        let profiles = state["profiles"].as_object().expect("profiles");
+        assert_eq!(profiles.len(), 6);
+        let pppc = profiles
+            .values()
+            .map(|p| p["general"]["payloads"].as_str().expect("payloads"))
+            .find(|p| p.contains("com.apple.TCC.configuration-profile-policy"))
+            .expect("the PPPC profile");
+        let stored = plist::Value::from_reader_xml(pppc.as_bytes()).expect("a plist");
+        let text = format!("{stored:?}");
+        assert!(text.contains(r#"identifier \"node\" and anchor apple"#), "{mode}: {text}");
+        assert!(!text.contains("&quot;") && !text.contains("&apos;"), "{mode}: {text}");
+        for profile in profiles.values() {
+            let name = profile["general"]["name"].as_str().expect("name");
+            assert!(name.starts_with("Halfday 'Sons' > AI: "), "{name}");
+        }
+        jamf.clear_log();
+        let second = ok(&fleet.push(&["--json"]));
+        assert!(all_actions_are(&second, "unchanged"), "{mode}: {second}");
+        assert_eq!(jamf.writes(), 0);
+        jamf.assert_valid();
+    }
+}
+
+/// `&` in a payload Jamf stores verbatim cannot arrive on Macs as built: refused before any write, with
+/// the key named.
+#[test]
+fn jamf_refuses_an_ampersand_it_would_store_as_an_entity() {
     let jamf = Double::start("jamf");
     let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
-    fleet.change("organization: Halfday ", "organization: \"Halfday & Sons <AI>\" ");
-    ok(&fleet.push(&[]));
-    let state = jamf.state();
-    let profiles = state["profiles"].as_object().expect("profiles");
-    assert_eq!(profiles.len(), 6);
-    for profile in profiles.values() {
-        let name = profile["general"]["name"].as_str().expect("name");
-        assert!(name.starts_with("Halfday & Sons <AI>: "), "{name}");
-        let payloads = profile["general"]["payloads"].as_str().expect("payloads");
-        assert!(payloads.contains("Halfday &amp; Sons &lt;AI&gt;"), "{payloads}");
-    }
-    jamf.clear_log();
-    let second = ok(&fleet.push(&["--json"]));
-    assert!(all_actions_are(&second, "unchanged"), "{second}");
-    assert_eq!(jamf.writes(), 0);
-    jamf.assert_valid();
+    fleet.change("organization: Halfday ", "organization: \"Halfday & Sons\" ");
+    let out = fleet.push(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("PayloadOrganization` holds `&` or `<`") && err.contains("PI-827"),
+        "{err}"
+    );
+    assert_eq!(jamf.writes(), 0, "nothing was written");
 }
 
 /// confine finds its package record past the first page of a busy tenant's package list.
