@@ -824,3 +824,69 @@ fn jamf_objects_confine_did_not_push_are_left_alone() {
     assert_eq!(profiles["2"]["general"]["description"], "made by hand");
     jamf.assert_valid();
 }
+
+/// The SHA-256 of the build's installer package, from its manifest.
+fn package_sha256(fleet: &Fleet) -> String {
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(fleet.dist().join("manifest.json")).expect("manifest"))
+            .expect("json");
+    manifest["artifacts"]
+        .as_array()
+        .expect("artifacts")
+        .iter()
+        .find(|a| a["kind"] == "pkg")
+        .and_then(|a| a["sha256"].as_str())
+        .expect("a package")
+        .to_owned()
+}
+
+/// The double's enrolled Mac checks in; returns the release its receipt records.
+fn check_in(double: &Double, versions: &Value) -> String {
+    double.control(
+        "checkin",
+        &json!({"versions": versions, "package_id": "com.halfday.agents"}),
+    );
+    double.state()["receipts"]["com.halfday.agents"]
+        .as_str()
+        .unwrap_or("none")
+        .to_owned()
+}
+
+/// A Mac that installed release N ends on N+1, also when the push of N+1 stopped right after the upload
+/// (the flush is derived from what Jamf holds, not remembered by the interrupted run).
+#[test]
+fn jamf_a_new_release_reaches_an_installed_mac_even_after_an_interrupted_push() {
+    let jamf = Double::start("jamf");
+    let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
+    ok(&fleet.push(&[]));
+    let mut versions = json!({ package_sha256(&fleet): "1.0.0" });
+    assert_eq!(check_in(&jamf, &versions), "1.0.0");
+    assert_eq!(check_in(&jamf, &versions), "1.0.0", "once per computer");
+
+    fleet.release(Some(&jamf), None, "1.1.0");
+    versions[package_sha256(&fleet)] = json!("1.1.0");
+    // The push stops after the package is uploaded and confirmed: every policy read fails.
+    jamf.faults(json!([
+        {"method": "GET", "path": "^/JSSResource/policies/", "status": 500, "body": "", "times": 100},
+    ]));
+    let interrupted = fleet.push(&["--retries", "0"]);
+    assert_eq!(interrupted.status.code(), Some(1));
+    jamf.faults(json!([]));
+    let package = jamf.state()["packages"]
+        .as_object()
+        .expect("packages")
+        .values()
+        .next()
+        .expect("package")
+        .clone();
+    assert_eq!(package["fileName"], "halfday-agents-1.1.0.pkg", "the upload happened");
+    assert_eq!(check_in(&jamf, &versions), "1.0.0", "the policy log was not flushed yet");
+
+    ok(&fleet.push(&[]));
+    assert_eq!(check_in(&jamf, &versions), "1.1.0");
+    jamf.clear_log();
+    let settled = ok(&fleet.push(&["--json"]));
+    assert!(all_actions_are(&settled, "unchanged"), "{settled}");
+    assert_eq!(jamf.writes(), 0);
+    jamf.assert_valid();
+}
