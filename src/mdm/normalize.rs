@@ -44,9 +44,30 @@ pub fn difference(ours: &[u8], theirs: &[u8]) -> Option<String> {
     }
 }
 
-/// The top-level `PayloadIdentifier` of a profile, if it parses.
-pub fn payload_identifier(profile: &[u8]) -> Option<String> {
-    top_level_string(profile, "PayloadIdentifier")
+/// Whether a profile is the one confine built as `identifier`: its own `PayloadIdentifier` is it, or it
+/// has payloads and every one's `PayloadIdentifier` lies under it (`identifier.…`), which survives an
+/// MDM that rewrites the top-level identity.
+pub fn belongs_to(profile: &[u8], identifier: &str) -> bool {
+    let Ok(value) = parse_plist(profile) else {
+        return false;
+    };
+    let Some(dict) = value.as_dictionary() else {
+        return false;
+    };
+    if dict.get("PayloadIdentifier").and_then(Value::as_string) == Some(identifier) {
+        return true;
+    }
+    let under = format!("{identifier}.");
+    let payloads = dict.get("PayloadContent").and_then(Value::as_array);
+    payloads.is_some_and(|items| {
+        !items.is_empty()
+            && items.iter().all(|item| {
+                item.as_dictionary()
+                    .and_then(|d| d.get("PayloadIdentifier"))
+                    .and_then(Value::as_string)
+                    .is_some_and(|id| id.starts_with(&under))
+            })
+    })
 }
 
 /// The top-level `PayloadDisplayName` of a profile, if it parses.
@@ -92,7 +113,10 @@ fn differs(ours: &Value, theirs: &Value, at: &str) -> Option<String> {
     };
     match (ours, theirs) {
         (Value::Dictionary(a), Value::Dictionary(b)) => {
-            let relevant = |k: &String| !REGENERATED_KEYS.contains(&k.as_str());
+            // The profile's display name is the MDM record's name, compared there; Kandji rewrites it.
+            let relevant = |k: &String| {
+                !REGENERATED_KEYS.contains(&k.as_str()) && !(at.is_empty() && k == "PayloadDisplayName")
+            };
             for k in a.keys().filter(|k| relevant(k)) {
                 match b.get(k) {
                     Some(theirs) => {
@@ -146,9 +170,28 @@ mod tests {
             "<key>PayloadIdentifier</key><string>0F0F</string><key>PayloadUUID</key><string>0E0E</string>",
         );
         let kept = with_identity_of(&plist(OURS), &theirs).expect("rewritten");
-        assert_eq!(payload_identifier(&kept).as_deref(), Some("0F0F"));
+        assert_eq!(
+            top_level_string(&kept, "PayloadIdentifier").as_deref(),
+            Some("0F0F")
+        );
         assert_eq!(top_level_string(&kept, "PayloadUUID").as_deref(), Some("0E0E"));
         assert!(same_profile(&plist(OURS), &kept));
+    }
+
+    #[test]
+    fn profiles_are_recognised_by_their_payloads() {
+        let kandji = OURS.replace(
+            "<string>com.example.p</string>",
+            "<string>com.kandji.profile.custom.7</string>",
+        );
+        let kandji = kandji.replace(
+            "<key>PayloadUUID</key><string>B</string>",
+            "<key>PayloadUUID</key><string>B</string><key>PayloadIdentifier</key><string>com.example.p.firewall</string>",
+        );
+        assert!(belongs_to(&plist(&kandji), "com.example.p"));
+        assert!(!belongs_to(&plist(&kandji), "com.example"));
+        assert!(belongs_to(&plist(OURS), "com.example.p"));
+        assert!(!belongs_to(&plist(OURS), "com.example.q"));
     }
 
     #[test]

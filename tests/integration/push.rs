@@ -559,10 +559,13 @@ fn statuses(state: &Value) -> Vec<u64> {
 fn kandji_push_creates_then_converges() {
     let kandji = Double::start("kandji");
     let fleet = Fleet::new(None, Some(&kandji), "1.0.0");
-    // Kandji is still processing the upload when the app is created: 503, retried with backoff.
+    // Kandji is still processing the upload when the app is created: 503, whatever its text, retried
+    // with backoff.
     kandji.faults(json!([
-        {"method": "POST", "path": "^/api/v1/library/custom-apps$", "status": 503, "times": 2,
+        {"method": "POST", "path": "^/api/v1/library/custom-apps$", "status": 503, "times": 1,
          "body": {"detail": "The upload is still being processed."}},
+        {"method": "POST", "path": "^/api/v1/library/custom-apps$", "status": 503, "times": 1,
+         "body": {"detail": "Service temporarily unavailable, try again later."}},
         {"method": "POST", "path": "^/_s3/", "status": 500, "body": "", "content_type": "application/xml", "times": 1},
         {"method": "GET", "path": "^/api/v1/library/custom-profiles$", "status": 429, "body": "", "times": 1,
          "retry_after": 1},
@@ -580,6 +583,16 @@ fn kandji_push_creates_then_converges() {
         "still being processed, twice"
     );
     assert!(answered.contains(&500) && answered.contains(&429));
+    let presigned = state["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .filter(|r| r["path"] == "/api/v1/library/custom-apps/upload")
+        .count();
+    assert_eq!(
+        presigned, 2,
+        "the failed S3 upload was retried with a new presigned form"
+    );
     let requests = state["requests"].as_array().expect("requests");
     let limited = requests.iter().position(|r| r["status"] == 429).expect("429");
     let waited =
@@ -588,7 +601,13 @@ fn kandji_push_creates_then_converges() {
     let apps = state["apps"].as_object().expect("apps");
     assert_eq!(apps.len(), 1);
     let app = apps.values().next().expect("app");
-    assert_eq!(app["install_enforcement"], "install_once");
+    assert_eq!(app["install_enforcement"], "continuously_enforce");
+    assert!(
+        app["audit_script"]
+            .as_str()
+            .is_some_and(|s| s.contains("pkgutil --pkg-info 'com.halfday.agents'")),
+        "{app}"
+    );
     assert_eq!(state["kprofiles"].as_object().expect("profiles").len(), 6);
     let blueprint = state["blueprints"]
         .as_object()
@@ -752,8 +771,14 @@ fn jamf_stores_pppc_code_requirements_as_built() {
             .expect("the PPPC profile");
         let stored = plist::Value::from_reader_xml(pppc.as_bytes()).expect("a plist");
         let text = format!("{stored:?}");
-        assert!(text.contains(r#"identifier \"node\" and anchor apple"#), "{mode}: {text}");
-        assert!(!text.contains("&quot;") && !text.contains("&apos;"), "{mode}: {text}");
+        assert!(
+            text.contains(r#"identifier \"node\" and anchor apple"#),
+            "{mode}: {text}"
+        );
+        assert!(
+            !text.contains("&quot;") && !text.contains("&apos;"),
+            "{mode}: {text}"
+        );
         for profile in profiles.values() {
             let name = profile["general"]["name"].as_str().expect("name");
             assert!(name.starts_with("Halfday 'Sons' > AI: "), "{name}");
@@ -879,8 +904,15 @@ fn jamf_a_new_release_reaches_an_installed_mac_even_after_an_interrupted_push() 
         .next()
         .expect("package")
         .clone();
-    assert_eq!(package["fileName"], "halfday-agents-1.1.0.pkg", "the upload happened");
-    assert_eq!(check_in(&jamf, &versions), "1.0.0", "the policy log was not flushed yet");
+    assert_eq!(
+        package["fileName"], "halfday-agents-1.1.0.pkg",
+        "the upload happened"
+    );
+    assert_eq!(
+        check_in(&jamf, &versions),
+        "1.0.0",
+        "the policy log was not flushed yet"
+    );
 
     ok(&fleet.push(&[]));
     assert_eq!(check_in(&jamf, &versions), "1.1.0");
@@ -889,4 +921,47 @@ fn jamf_a_new_release_reaches_an_installed_mac_even_after_an_interrupted_push() 
     assert!(all_actions_are(&settled, "unchanged"), "{settled}");
     assert_eq!(jamf.writes(), 0);
     jamf.assert_valid();
+}
+
+/// A Kandji Mac that installed release N ends on N+1 with audit-and-enforce (the default); with
+/// `install-once` it keeps N, as Kandji documents. Kandji's identity rewrite of custom profiles makes no
+/// duplicates on the way.
+#[test]
+fn kandji_a_new_release_reaches_an_installed_mac() {
+    for (enforcement, ends_on) in [("", "1.1.0"), ("install-once", "1.0.0")] {
+        let kandji = Double::start("kandji");
+        let fleet = Fleet::new(None, Some(&kandji), "1.0.0");
+        if !enforcement.is_empty() {
+            let text = std::fs::read_to_string(&fleet.spec).expect("spec");
+            let text = text.replace(
+                "    blueprints: [AI Agent Macs]\n",
+                &format!("    blueprints: [AI Agent Macs]\n    enforcement: {enforcement}\n"),
+            );
+            std::fs::write(&fleet.spec, text).expect("spec");
+        }
+        ok(&kandji_push(&fleet, &[]));
+        let mut versions = json!({ package_sha256(&fleet): "1.0.0" });
+        assert_eq!(check_in(&kandji, &versions), "1.0.0");
+
+        let text = std::fs::read_to_string(&fleet.spec).expect("spec");
+        std::fs::write(&fleet.spec, text.replacen("release: 1.0.0", "release: 1.1.0", 1)).expect("spec");
+        fleet.build();
+        versions[package_sha256(&fleet)] = json!("1.1.0");
+        ok(&kandji_push(&fleet, &[]));
+        assert_eq!(check_in(&kandji, &versions), ends_on, "{enforcement}");
+        let installs = kandji.state()["installs"].clone();
+        assert_eq!(check_in(&kandji, &versions), ends_on, "{enforcement}: settled");
+        assert_eq!(
+            kandji.state()["installs"],
+            installs,
+            "{enforcement}: the audit passes now"
+        );
+        let state = kandji.state();
+        assert_eq!(len(&state["kprofiles"]), 6, "no duplicate custom profiles");
+        kandji.clear_log();
+        let settled = ok(&kandji_push(&fleet, &["--json"]));
+        assert!(all_actions_are(&settled, "unchanged"), "{settled}");
+        assert_eq!(kandji.writes(), 0);
+        kandji.assert_valid();
+    }
 }

@@ -363,7 +363,8 @@ class Double:
                      "packages": self.packages, "profiles": {k: {kk: vv for kk, vv in v.items() if kk != "doc"}
                                                              for k, v in self.profiles.items()},
                      "policies": self.policies, "flushes": self.flushes, "apps": self.apps, "kprofiles": self.kprofiles,
-                     "blueprints": self.blueprints, "receipts": self.mac["receipts"]}
+                     "blueprints": self.blueprints, "receipts": self.mac["receipts"],
+                     "installs": self.mac.get("installs", 0)}
             return jreply(200, state)
         if path == "/_double/faults" and method == "POST":
             self.faults = json.loads(body or b"[]")
@@ -373,7 +374,8 @@ class Double:
             return jreply(200, {"ok": True})
         if path == "/_double/checkin" and method == "POST":
             self.checkin(json.loads(body or b"{}"))
-            return jreply(200, {"receipts": self.mac["receipts"]})
+            return jreply(200, {"receipts": self.mac["receipts"],
+                     "installs": self.mac.get("installs", 0)})
         if path == "/_double/clear-log" and method == "POST":
             self.log = []
             return jreply(200, {"ok": True})
@@ -383,7 +385,9 @@ class Double:
         """The simulated enrolled Mac checks in. `versions` maps a package file's SHA-256 to the version
         its receipt records (the test knows its builds; the double does not read packages)."""
         versions, package_id = o.get("versions", {}), o.get("package_id")
-        install = lambda sha256: self.mac["receipts"].__setitem__(package_id, versions.get(sha256, "unknown"))
+        def install(sha256):
+            self.mac["receipts"][package_id] = versions.get(sha256, "unknown")
+            self.mac["installs"] = self.mac.get("installs", 0) + 1
         if self.vendor == "jamf":
             for pid, policy in self.policies.items():
                 general = policy.get("general", {})
@@ -752,7 +756,8 @@ class Double:
         app.update({"name": form.get("name", app.get("name")),
                     "install_type": form.get("install_type", app.get("install_type", "package")),
                     "install_enforcement": form.get("install_enforcement", app.get("install_enforcement")),
-                    "audit_script": "", "unzip_location": "", "preinstall_script": "", "postinstall_script": "",
+                    "audit_script": form.get("audit_script", app.get("audit_script", "")),
+                    "unzip_location": "", "preinstall_script": "", "postinstall_script": "",
                     "active": b("active", "true"), "restart": b("restart", "false"),
                     "show_in_self_service": b("show_in_self_service", "false"),
                     "self_service_category_id": "", "self_service_recommended": False,
@@ -765,7 +770,11 @@ class Double:
                 plist = plistlib.loads(fields["file"])
             except Exception:
                 raise jreply(400, {"file": ["Not a valid configuration profile."]}, addition="400 is not declared")
-            # Kandji hands back its own serialisation of the profile, not the bytes it was sent.
+            # Vendor behaviour: Kandji rewrites the top-level identity of a custom profile (as Kandji's
+            # iructl test doubles model) and hands back its own serialisation, not the bytes it was sent.
+            plist["PayloadIdentifier"] = f"com.kandji.profile.custom.{profile['id']}"
+            plist["PayloadUUID"] = str(uuid.uuid5(uuid.NAMESPACE_URL, profile["id"])).upper()
+            plist["PayloadDisplayName"] = fields.get("name", profile.get("name", "").encode()).decode()
             profile["profile"] = plistlib.dumps(plist, sort_keys=True).decode()
         elif require_file:
             raise jreply(400, {"file": ["This field is required."]}, addition="400 is not declared")
