@@ -87,6 +87,38 @@ pub fn push(
     Ok(())
 }
 
+/// The scope the spec gives Jamf objects, for the report.
+pub fn scope(config: &Jamf) -> Vec<String> {
+    let groups = config
+        .computer_groups
+        .iter()
+        .map(|g| format!("computer group `{}`", g.value));
+    let category = config.category.iter().map(|c| format!("category `{}`", c.value));
+    groups.chain(category).collect()
+}
+
+/// What a push would send, in order, from the build alone (a dry run without credentials).
+pub fn plan(build: &Build) -> Vec<Object> {
+    let package = &build.package;
+    let mut objects = vec![super::planned(
+        "package",
+        package.display_name.clone(),
+        &package.identifier,
+    )];
+    objects.extend(
+        build
+            .profiles
+            .iter()
+            .map(|p| super::planned("profile", p.display_name.clone(), &p.identifier)),
+    );
+    objects.push(super::planned(
+        "policy",
+        format!("Install {}", package.display_name),
+        &package.identifier,
+    ));
+    objects
+}
+
 /// Where confine's Jamf objects go: their category and the computer groups they are scoped to.
 struct Scope<'a> {
     category: Option<&'a Named>,

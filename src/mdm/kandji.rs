@@ -106,6 +106,40 @@ pub fn push(
     Ok(())
 }
 
+/// The scope the spec gives Kandji library items, for the report.
+pub fn scope(config: &Kandji) -> Vec<String> {
+    config
+        .blueprints
+        .iter()
+        .map(|b| format!("blueprint `{}`", b.value))
+        .collect()
+}
+
+/// What a push would send, in order, from the build alone (a dry run without credentials).
+pub fn plan(config: &Kandji, build: &Build) -> Vec<Object> {
+    let package = &build.package;
+    let app = format!("{} ({})", package.display_name, build.organization);
+    let mut items = vec![super::planned("custom-app", app, &package.identifier)];
+    items.extend(
+        build
+            .profiles
+            .iter()
+            .map(|p| super::planned("custom-profile", p.display_name.clone(), &p.identifier)),
+    );
+    let assignments: Vec<Object> = config
+        .blueprints
+        .iter()
+        .flat_map(|blueprint| {
+            items.iter().map(move |item| {
+                let name = format!("{} → {}", item.name, blueprint.value);
+                super::planned("blueprint-assignment", name, &item.identifier)
+            })
+        })
+        .collect();
+    items.extend(assignments);
+    items
+}
+
 fn assign(client: &Client, blueprint: &Named, item_id: &str) -> Result<()> {
     let path = format!(
         "/api/v1/blueprints/{}/assign-library-item",

@@ -5,7 +5,8 @@
 //! profiles themselves). Each object is found by a stable confine identifier, not by its display name
 //! alone, then created, updated or left alone; unchanged means the same package hash, or the same profile
 //! once the MDM's rewrites are normalised away ([`normalize`]). With `dry_run` only reads are made and the
-//! report is the plan.
+//! report is the plan; a dry run without an MDM's credentials (a CI job without secrets) asks nothing and
+//! reports what the build would push there, in order, with its scope.
 //!
 //! Every step is safe to interrupt: records are found again by their identifier, a create that may have
 //! gone through is looked for before it is retried, and a record whose file never arrived has no hash, so
@@ -58,6 +59,8 @@ pub enum Action {
     Create,
     Update,
     Unchanged,
+    /// A dry run without credentials: pushed (created or updated) unless the MDM already holds it.
+    Push,
 }
 
 /// One object in an MDM, as the push found and left it.
@@ -78,6 +81,11 @@ pub struct Object {
 pub struct TargetReport {
     pub mdm: &'static str,
     pub url: String,
+    /// Whether the MDM was asked; false for a dry run without its credentials, whose objects are the
+    /// build's plan (action `push`).
+    pub asked: bool,
+    /// What the objects are scoped to: computer groups and category, or blueprints.
+    pub scope: Vec<String>,
     pub objects: Vec<Object>,
     /// Requests that could change the tenant (everything but reads and token requests), retries included.
     pub write_calls: u32,
@@ -175,27 +183,44 @@ pub fn push(loaded: &LoadedSpec, options: &PushOptions) -> Result<Report> {
             loaded.origin.display()
         );
     }
-    // Credentials first: a missing one fails before any file is read or any request made.
+    // Credentials first: a missing one fails before any file is read or any request made, except in a
+    // dry run, which then plans from the build alone.
+    let usable = |auth: Result<http::Auth>| match auth {
+        Err(_) if options.dry_run => Ok(None),
+        other => other.map(Some),
+    };
     let jamf = jamf
-        .map(|config| jamf::credentials(config).map(|auth| (config, auth)))
+        .map(|config| usable(jamf::credentials(config)).map(|auth| (config, auth)))
         .transpose()?;
     let kandji = kandji
-        .map(|config| kandji::credentials(config).map(|auth| (config, auth)))
+        .map(|config| usable(kandji::credentials(config)).map(|auth| (config, auth)))
         .transpose()?;
     let build = check_build(loaded, &options.dist)?;
     let mut targets = Vec::new();
     if let Some((config, auth)) = jamf {
-        let client =
-            http::Client::new(&config.url.value, auth, &options.settings).with_privileges(jamf::privileges);
-        let mut objects = Vec::new();
-        let result = jamf::push(&client, config, &build, options, &mut objects);
-        targets.push(report("jamf", &config.url.value, &client, objects, result));
+        let mut target = TargetReport::new("jamf", &config.url.value, jamf::scope(config));
+        match auth {
+            Some(auth) => {
+                let client = http::Client::new(&config.url.value, auth, &options.settings)
+                    .with_privileges(jamf::privileges);
+                let result = jamf::push(&client, config, &build, options, &mut target.objects);
+                target.finish(&client, result);
+            }
+            None => target.objects = jamf::plan(&build),
+        }
+        targets.push(target);
     }
     if let Some((config, auth)) = kandji {
-        let client = http::Client::new(&config.url.value, auth, &options.settings);
-        let mut objects = Vec::new();
-        let result = kandji::push(&client, config, &build, options, &mut objects);
-        targets.push(report("kandji", &config.url.value, &client, objects, result));
+        let mut target = TargetReport::new("kandji", &config.url.value, kandji::scope(config));
+        match auth {
+            Some(auth) => {
+                let client = http::Client::new(&config.url.value, auth, &options.settings);
+                let result = kandji::push(&client, config, &build, options, &mut target.objects);
+                target.finish(&client, result);
+            }
+            None => target.objects = kandji::plan(config, &build),
+        }
+        targets.push(target);
     }
     Ok(Report {
         dry_run: options.dry_run,
@@ -203,19 +228,35 @@ pub fn push(loaded: &LoadedSpec, options: &PushOptions) -> Result<Report> {
     })
 }
 
-fn report(
-    mdm: &'static str,
-    url: &str,
-    client: &http::Client,
-    objects: Vec<Object>,
-    result: Result<()>,
-) -> TargetReport {
-    TargetReport {
-        mdm,
-        url: url.to_owned(),
-        objects,
-        write_calls: client.writes(),
-        error: result.err().map(|e| client.redact(&format!("{e:#}"))),
+impl TargetReport {
+    /// A target not asked (yet): `finish` records the push.
+    fn new(mdm: &'static str, url: &str, scope: Vec<String>) -> TargetReport {
+        TargetReport {
+            mdm,
+            url: url.to_owned(),
+            asked: false,
+            scope,
+            objects: Vec::new(),
+            write_calls: 0,
+            error: None,
+        }
+    }
+
+    fn finish(&mut self, client: &http::Client, result: Result<()>) {
+        self.asked = true;
+        self.write_calls = client.writes();
+        self.error = result.err().map(|e| client.redact(&format!("{e:#}")));
+    }
+}
+
+/// One object of a plan made without asking the MDM.
+fn planned(kind: &'static str, name: String, identifier: &str) -> Object {
+    Object {
+        kind,
+        name,
+        identifier: identifier.to_owned(),
+        id: None,
+        action: Action::Push,
     }
 }
 
@@ -235,7 +276,7 @@ fn find_named<'a, T>(all: &'a [T], name: impl Fn(&T) -> &str, wanted: &str, miss
 
 /// Pages, records and bytes one listing (every page of one list) may take: far above a busy tenant (a
 /// few thousand packages), and a bound on a server that pages forever or claims a huge total.
-const MAX_LIST_PAGES: usize = 1_000;
+const MAX_LIST_PAGES: usize = 200;
 const MAX_LIST_RECORDS: usize = 100_000;
 const MAX_LIST_BYTES: usize = 256 * 1024 * 1024;
 

@@ -204,7 +204,34 @@ fn spec_text(jamf: Option<&Double>, kandji: Option<&Double>, release: &str, grou
 }
 
 fn push_with_env(spec: &Path, dist: &Path, extra: &[&str], credentials: bool) -> Output {
-    let mut cmd = confine();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_confine"));
+    cmd.env_remove("SOURCE_DATE_EPOCH");
+    run_push(cmd, spec, dist, extra, credentials)
+}
+
+/// `confine push` under a 1 GiB address-space limit and a two-minute bound, as the hostile-file tests
+/// run (`timeout` answers 124 when the bound is hit).
+fn push_limited(fleet: &Fleet, extra: &[&str], credentials: bool) -> Output {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["120", "prlimit", "--as=1073741824", "--"])
+        .arg(env!("CARGO_BIN_EXE_confine"));
+    let out = run_push(cmd, &fleet.spec, &fleet.dist(), extra, credentials);
+    assert_ne!(
+        out.status.code(),
+        Some(124),
+        "the push did not end within the bound"
+    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(
+        out.status.code().is_some(),
+        "killed by a signal: {:?}: {text}",
+        out.status
+    );
+    out
+}
+
+fn run_push(mut cmd: Command, spec: &Path, dist: &Path, extra: &[&str], credentials: bool) -> Output {
     cmd.arg("push")
         .arg(spec)
         .arg("--dist")
@@ -964,4 +991,205 @@ fn kandji_a_new_release_reaches_an_installed_mac() {
         assert_eq!(kandji.writes(), 0);
         kandji.assert_valid();
     }
+}
+
+/// A CI job without secrets: `--dry-run` plans from the build, says it did not ask, and sends nothing.
+#[test]
+fn a_dry_run_without_credentials_plans_from_the_build() {
+    let jamf = Double::start("jamf");
+    let kandji = Double::start("kandji");
+    let fleet = Fleet::new(Some(&jamf), Some(&kandji), "1.0.0");
+    let out = push_with_env(&fleet.spec, &fleet.dist(), &["--dry-run", "--json"], false);
+    let report = ok(&out);
+    assert!(
+        stderr(&out).contains("no credentials, so http://127.0.0.1:"),
+        "{}",
+        stderr(&out)
+    );
+    let kinds = |target: &Value| -> Vec<String> {
+        target["objects"]
+            .as_array()
+            .expect("objects")
+            .iter()
+            .map(|o| o["kind"].as_str().expect("kind").to_owned())
+            .collect()
+    };
+    let jamf_plan = &report["targets"][0];
+    assert_eq!(jamf_plan["asked"], false);
+    assert_eq!(
+        jamf_plan["scope"],
+        json!(["computer group `AI Agent Macs`", "category `AI Agents`"])
+    );
+    let mut expected = vec!["package".to_owned()];
+    expected.extend(std::iter::repeat_n("profile".to_owned(), 6));
+    expected.push("policy".to_owned());
+    assert_eq!(kinds(jamf_plan), expected);
+    let kandji_plan = &report["targets"][1];
+    assert_eq!(kandji_plan["asked"], false);
+    assert_eq!(kinds(kandji_plan).len(), 1 + 6 + 7);
+    assert!(all_actions_are(&report, "push"), "{report}");
+    assert_eq!(jamf.state()["requests"], json!([]));
+    assert_eq!(kandji.state()["requests"], json!([]));
+    // Without --dry-run, missing credentials are still an error.
+    let out = push_with_env(&fleet.spec, &fleet.dist(), &[], false);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// A 403 names the privilege the API client's role lacks, as Jamf's schema names it.
+#[test]
+fn jamf_a_refusal_names_the_missing_privilege() {
+    let jamf = Double::start("jamf");
+    let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
+    jamf.faults(json!([
+        {"method": "GET", "path": "^/api/v1/packages$", "status": 403, "times": 1,
+         "body": {"httpStatus": 403, "errors": [{"code": "FORBIDDEN", "description": "Forbidden"}]}},
+    ]));
+    let out = fleet.push(&["--dry-run"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(
+            "answered 403: FORBIDDEN Forbidden (the API client's role needs the privilege `Read Packages`)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A token answer with an absurd, negative or missing lifetime is used, never a panic.
+#[test]
+fn hostile_server_token_lifetimes() {
+    for ttl in [json!(18446744073709551615u64), json!(-5), json!("missing")] {
+        let jamf = Double::start("jamf");
+        let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
+        jamf.faults(json!([{ "token_ttl": ttl, "times": 0 }]));
+        let out = push_limited(&fleet, &[], true);
+        assert_eq!(out.status.code(), Some(0), "{ttl}: {}", stderr(&out));
+    }
+}
+
+/// A list that never ends (a next page forever, a huge totalCount) stops with a clear error.
+#[test]
+fn hostile_server_endless_lists() {
+    let jamf = Double::start("jamf");
+    let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
+    jamf.faults(json!([
+        {"method": "GET", "path": "^/api/v1/packages$", "status": 200, "times": 1000000,
+         "body": {"totalCount": 9_000_000_000_000_000u64, "results": [{"id": "9", "packageName": "x",
+                  "fileName": "x.pkg", "categoryId": "-1"}]}},
+    ]));
+    let out = push_limited(&fleet, &["--dry-run"], true);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/api/v1/packages does not end"),
+        "{}",
+        stderr(&out)
+    );
+
+    let kandji = Double::start("kandji");
+    let fleet = Fleet::new(None, Some(&kandji), "1.0.0");
+    let next = format!("{}/api/v1/blueprints?page=2", kandji.url());
+    kandji.faults(json!([
+        {"method": "GET", "path": "^/api/v1/blueprints$", "status": 200, "times": 1000000,
+         "body": {"count": 1, "next": next, "previous": null, "results": [{"id": "b", "name": "x"}]}},
+    ]));
+    let out = push_limited(&fleet, &["--dry-run"], true);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/api/v1/blueprints does not end"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A server that quotes a secret right where the message is cut: redacted first, so not even its
+/// start is printed.
+#[test]
+fn hostile_server_echoing_a_secret_is_redacted_before_the_cut() {
+    let jamf = Double::start("jamf");
+    let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
+    let description = format!("{}{SECRET}", "A".repeat(292));
+    jamf.faults(json!([
+        {"method": "GET", "path": "^/api/v1/computer-groups$", "status": 400, "times": 1,
+         "body": {"httpStatus": 400, "errors": [{"code": "X", "description": description}]}},
+    ]));
+    let out = push_limited(&fleet, &[], true);
+    assert_eq!(out.status.code(), Some(1));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(text.contains("***"), "{text}");
+    assert!(
+        !text.contains(&SECRET[..6]),
+        "the start of the secret was printed: {text}"
+    );
+}
+
+/// Kandji's cookies and token go to Kandji only, never to the S3 upload host (another origin).
+#[test]
+fn hostile_server_cookies_and_credentials_stay_with_their_origin() {
+    let kandji = Double::start("kandji");
+    let fleet = Fleet::new(None, Some(&kandji), "1.0.0");
+    ok(&push_limited(&fleet, &[], true));
+    kandji.assert_valid();
+}
+
+/// A built profile nested without end, or a binary plist whose shared objects expand to 2^60 values:
+/// `push --dry-run` reads it within `validate`'s limits, with or without credentials.
+#[test]
+fn hostile_profiles_stay_within_validates_limits() {
+    let jamf = Double::start("jamf");
+    let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
+    let nested = format!(
+        "<?xml version=\"1.0\"?><plist version=\"1.0\">{}{}</plist>",
+        "<array>".repeat(200_000),
+        "</array>".repeat(200_000)
+    );
+    for (name, bytes) in [
+        ("nested", nested.into_bytes()),
+        ("shared", shared_references_bplist(60)),
+    ] {
+        replace_profile(&fleet, &bytes);
+        for credentials in [false, true] {
+            let out = push_limited(&fleet, &["--dry-run"], credentials);
+            let code = out.status.code();
+            assert!(
+                code == Some(0) || code == Some(1),
+                "{name}: {:?}: {}",
+                out.status,
+                stderr(&out)
+            );
+        }
+    }
+}
+
+/// A binary plist of `levels` arrays, each holding the one below twice: 2^levels strings once expanded.
+fn shared_references_bplist(levels: u8) -> Vec<u8> {
+    let mut out = b"bplist00".to_vec();
+    let mut offsets = vec![out.len() as u8];
+    out.extend_from_slice(&[0x51, b'x']);
+    for level in 1..=levels {
+        offsets.push(out.len() as u8);
+        out.extend_from_slice(&[0xA2, level - 1, level - 1]);
+    }
+    let table = out.len() as u64;
+    out.extend_from_slice(&offsets);
+    out.extend_from_slice(&[0, 0, 0, 0, 0, 0, 1, 1]);
+    out.extend_from_slice(&(u64::from(levels) + 1).to_be_bytes());
+    out.extend_from_slice(&u64::from(levels).to_be_bytes());
+    out.extend_from_slice(&table.to_be_bytes());
+    out
+}
+
+/// Replaces the firewall profile of the build with `bytes`, and its manifest entry to match.
+fn replace_profile(fleet: &Fleet, bytes: &[u8]) {
+    let relative = "profiles/com.halfday.agents.profile.firewall.mobileconfig";
+    std::fs::write(fleet.dist().join(relative), bytes).expect("profile");
+    let path = fleet.dist().join("manifest.json");
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(&path).expect("manifest")).expect("json");
+    for entry in manifest["artifacts"].as_array_mut().expect("artifacts") {
+        if entry["path"] == relative {
+            let digest = openssl::sha::sha256(bytes);
+            entry["sha256"] = json!(digest.iter().map(|b| format!("{b:02x}")).collect::<String>());
+            entry["size"] = json!(bytes.len());
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&manifest).expect("json")).expect("manifest");
 }

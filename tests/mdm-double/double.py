@@ -457,8 +457,11 @@ class Double:
             token = base64.urlsafe_b64encode(os.urandom(24)).decode()
             self.tokens[token] = True
             self.issued_tokens.add(token)
-            raise jreply(200, {"access_token": token, "token_type": "Bearer", "scope": "api-role:1",
-                               "expires_in": self.token_ttl()})
+            answer = {"access_token": token, "token_type": "Bearer", "scope": "api-role:1",
+                      "expires_in": self.token_ttl()}
+            if answer["expires_in"] == "missing":  # a hostile or broken server
+                del answer["expires_in"]
+            raise jreply(200, answer)
         if path == "/api/v1/computer-groups" and method == "GET":
             raise jreply(200, self.groups)
         if path == "/api/v1/categories" and method == "GET":
@@ -693,7 +696,7 @@ class Double:
                          "policy": base64.b64encode(key.encode()).decode(), "x-amz-signature": os.urandom(16).hex()}
             self.issued[key] = post_data
             raise jreply(201, {"name": name, "expires": "2026-11-29T01:00:00Z", "file_key": key,
-                               "post_url": f"http://127.0.0.1:{self.port}/_s3/bucket", "post_data": post_data})
+                               "post_url": f"http://127.0.0.1:{self.s3_port}/_s3/bucket", "post_data": post_data})
         if path == "/_s3/bucket" and method == "POST":
             self.s3_upload(headers, body)
         if path == "/api/v1/library/custom-apps" and method == "GET":
@@ -734,6 +737,8 @@ class Double:
     def s3_upload(self, headers, body):
         if "Authorization" in headers:
             self.violations.append("the S3 upload carried an Authorization header")
+        if "Cookie" in headers:
+            self.violations.append(f"the S3 upload carried the tenant's cookies: {headers['Cookie']}")
         fields, order = multipart_fields(headers, body)
         if order[-1:] != ["file"] or sorted(order[:-1]) != sorted(k for k in self.s3_fields if k != "file"):
             raise Reply(400, b"<Error><Code>InvalidArgument</Code></Error>", "application/xml",
@@ -872,6 +877,10 @@ def serve(double):
                 self.send_header(k, v)
             if double.vendor == "jamf":
                 self.send_header("Set-Cookie", "APBALANCEID=aws.usw2.node7; path=/; HttpOnly; Secure")
+            elif not self.path.startswith("/_s3/"):
+                # A load balancer's stickiness cookie on Kandji's API (issue #23 reports Kandji cookies;
+                # the cookie's name is a guess): it must never reach the S3 upload host.
+                self.send_header("Set-Cookie", "AWSALB=kandji-node-3; Path=/")
             self.end_headers()
             self.wfile.write(reply.body)
 
@@ -883,9 +892,7 @@ def serve(double):
         def handle_error(self, request, client_address):
             pass  # a client closing a kept-alive connection is not news
 
-    server = Server(("127.0.0.1", 0), Handler)
-    double.port = server.server_address[1]
-    return server
+    return Server(("127.0.0.1", 0), Handler)
 
 
 def main():
@@ -897,7 +904,12 @@ def main():
         secret = f.read().strip()
     double = Double(args.vendor, secret)
     server = serve(double)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    double.port = server.server_address[1]
+    # Kandji's presigned uploads go to another origin (S3), as on a real tenant.
+    s3 = serve(double)
+    double.s3_port = s3.server_address[1]
+    for srv in (server, s3):
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
     print(f"PORT {double.port}", flush=True)
     sys.stdin.read()  # until the test closes our stdin
 
