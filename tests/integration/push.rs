@@ -333,6 +333,8 @@ fn jamf_push_creates_then_converges() {
     );
     for profile in state["profiles"].as_object().expect("profiles").values() {
         assert_eq!(profile["general"]["distribution_method"], "Install Automatically");
+        // A changed profile reaches the Macs that already have it.
+        assert_eq!(profile["general"]["redeploy_on_update"], "All");
         assert_eq!(
             profile["scope"]["computer_groups"][0]["computer_group"]["name"],
             "AI Agent Macs"
