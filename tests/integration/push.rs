@@ -613,6 +613,8 @@ fn kandji_push_creates_then_converges() {
         {"method": "POST", "path": "^/api/v1/library/custom-apps$", "status": 503, "times": 1,
          "body": {"detail": "Service temporarily unavailable, try again later."}},
         {"method": "POST", "path": "^/_s3/", "status": 500, "body": "", "content_type": "application/xml", "times": 1},
+        {"method": "POST", "path": "^/_s3/", "status": 403, "content_type": "application/xml", "times": 1,
+         "body": "<Error><Code>AccessDenied</Code><Message>Invalid according to Policy: Policy expired.</Message></Error>"},
         {"method": "GET", "path": "^/api/v1/library/custom-profiles$", "status": 429, "body": "", "times": 1,
          "retry_after": 1},
     ]));
@@ -631,8 +633,8 @@ fn kandji_push_creates_then_converges() {
     assert!(answered.contains(&500) && answered.contains(&429));
     let presigned = requests_to(&state, "/api/v1/library/custom-apps/upload");
     assert_eq!(
-        presigned, 2,
-        "the failed S3 upload was retried with a new presigned form"
+        presigned, 3,
+        "each failed S3 upload (a 500, an expired form) was retried with a new presigned form"
     );
     let requests = state["requests"].as_array().expect("requests");
     let limited = requests.iter().position(|r| r["status"] == 429).expect("429");
