@@ -97,8 +97,12 @@ pub fn scope(config: &Jamf) -> Vec<String> {
     groups.chain(category).collect()
 }
 
-/// What a push would send, in order, from the build alone (a dry run without credentials).
-pub fn plan(build: &Build) -> Vec<Object> {
+/// What a push would send, in order, from the build alone (a dry run without credentials); a profile
+/// Jamf could not store as built is refused here too, so CI sees it before any push.
+pub fn plan(build: &Build) -> Result<Vec<Object>> {
+    for profile in &build.profiles {
+        storable(profile)?;
+    }
     let package = &build.package;
     let mut objects = vec![super::planned(
         "package",
@@ -116,7 +120,7 @@ pub fn plan(build: &Build) -> Vec<Object> {
         format!("Install {}", package.display_name),
         &package.identifier,
     ));
-    objects
+    Ok(objects)
 }
 
 /// Where confine's Jamf objects go: their category and the computer groups they are scoped to.

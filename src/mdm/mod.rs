@@ -206,7 +206,10 @@ pub fn push(loaded: &LoadedSpec, options: &PushOptions) -> Result<Report> {
                 let result = jamf::push(&client, config, &build, options, &mut target.objects);
                 target.finish(&client, result);
             }
-            None => target.objects = jamf::plan(&build),
+            None => match jamf::plan(&build) {
+                Ok(objects) => target.objects = objects,
+                Err(e) => target.error = Some(format!("{e:#}")),
+            },
         }
         targets.push(target);
     }

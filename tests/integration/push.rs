@@ -825,14 +825,12 @@ fn jamf_refuses_an_ampersand_it_would_store_as_an_entity() {
     let jamf = Double::start("jamf");
     let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
     fleet.change("organization: Halfday ", "organization: \"Halfday & Sons\" ");
-    let out = fleet.push(&[]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert!(
-        err.contains("PayloadOrganization` holds `&` or `<`") && err.contains("PI-827"),
-        "{err}"
-    );
+    let needle = "PayloadOrganization` holds `&` or `<`, which Jamf Pro would store in this com.apple.security.firewall payload as an entity (Jamf's PI-827)";
+    failed_with(&fleet.push(&[]), needle);
     assert_eq!(jamf.writes(), 0, "nothing was written");
+    // A CI dry run without credentials sees it too.
+    let out = push_with_env(&fleet.spec, &fleet.dist(), &["--dry-run"], false);
+    failed_with(&out, needle);
 }
 
 /// confine finds its package record past the first page of a busy tenant's package list.
