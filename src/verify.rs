@@ -13,7 +13,7 @@ use anyhow::{Context, Result, anyhow};
 use openssl::x509::X509;
 
 use crate::escape::escape_controls;
-use crate::limits::{MAX_PROFILE_BYTES, read_file_within};
+use crate::limits::{MAX_PROFILE_BYTES, read_regular};
 use crate::pkg::{self, SignatureParts};
 use crate::sign::{self, ProfileEncoding, SignerInfo};
 
@@ -45,7 +45,7 @@ pub fn verify_file(path: &Path, ca: Option<&[X509]>) -> Result<Report> {
 
 fn check_file(path: &Path, ca: Option<&[X509]>) -> Result<Report> {
     let mut magic = [0u8; 4];
-    let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let (mut file, _) = crate::limits::open_regular(path, crate::limits::MAX_PACKAGE_BYTES)?;
     let n = std::io::Read::read(&mut file, &mut magic)
         .with_context(|| format!("cannot read {}", path.display()))?;
     if n == 4 && &magic == b"xar!" {
@@ -127,7 +127,7 @@ fn package_signatures(parts: &SignatureParts, ca: Option<&[X509]>, problems: &mu
 }
 
 fn verify_profile(path: &Path, ca: Option<&[X509]>) -> Result<Report> {
-    let bytes = read_file_within(path, MAX_PROFILE_BYTES)?;
+    let bytes = read_regular(path, MAX_PROFILE_BYTES)?;
     let mut problems = Vec::new();
     let summary = match sign::profile_encoding(&bytes) {
         ProfileEncoding::SignedCms => match sign::verify_profile(&bytes, ca) {

@@ -9,7 +9,6 @@
 //! Not supported: the newc/crc formats (`070701`/`070702`), hard links, device nodes, files of
 //! 8 GiB or more (the 11-digit size field).
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -157,12 +156,7 @@ impl PayloadWriter<'_> {
                 self.write(path, PathKind::File, entry.mode, owner, Data::Bytes(contents))
             }
             EntryKind::File(FileSource::Disk(source)) => {
-                let mut file =
-                    File::open(source).with_context(|| format!("cannot open {}", source.display()))?;
-                let size = file
-                    .metadata()
-                    .with_context(|| format!("cannot stat {}", source.display()))?
-                    .len();
+                let (mut file, size) = crate::limits::open_regular(source, u64::MAX)?;
                 self.write(
                     path,
                     PathKind::File,

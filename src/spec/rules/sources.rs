@@ -221,36 +221,15 @@ fn holds_private_key(path: &Path) -> Result<bool, Refusal> {
         return Ok(true);
     }
     let mut head = Vec::new();
-    fs::File::open(path)
-        .and_then(|f| f.take(KEY_SCAN_BYTES).read_to_end(&mut head))
-        .map_err(|e| refuse(format!("cannot read {}: {e}", path.display()), ""))?;
+    crate::limits::open_regular(path, u64::MAX)
+        .and_then(|(f, _)| Ok(f.take(KEY_SCAN_BYTES).read_to_end(&mut head)?))
+        .map_err(|e| refuse(format!("{e:#}"), ""))?;
     Ok(key_content(&head))
-}
-
-/// Reads a regular file of at most `limit` bytes; a device, a FIFO or a larger file is an error, so a
-/// hostile path cannot make confine read forever.
-pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    let file = fs::File::open(path)?;
-    let metadata = file.metadata()?;
-    if !metadata.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    crate::limits::read_within(file, limit)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bounded_reads_stop_at_devices_and_size() {
-        assert!(read_bounded(Path::new("/dev/zero"), 16).is_err());
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("f");
-        fs::write(&file, b"0123456789").expect("write");
-        assert_eq!(read_bounded(&file, 10).expect("fits"), b"0123456789");
-        assert!(read_bounded(&file, 9).is_err());
-    }
 
     #[test]
     fn private_keys_by_name_and_content() {
