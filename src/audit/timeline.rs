@@ -16,6 +16,8 @@ use std::io::{BufRead, Write};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+use crate::escape::needs_escape;
+
 /// The longest line read: the collector keeps events up to [`super::MAX_EVENT_BYTES`].
 pub const MAX_LINE_BYTES: usize = super::MAX_EVENT_BYTES as usize + 4096;
 
@@ -215,19 +217,12 @@ fn number(v: Option<&Value>) -> String {
         .map_or_else(|| "?".to_owned(), |n| n.to_string())
 }
 
-/// Control characters (and the other C1 and bidi tricks of `char::escape_debug`) escaped.
+/// Control characters, bidi controls, line separators and other invisible format characters (see
+/// [`needs_escape`]) written as `\u{…}`.
 fn clean(s: &str) -> String {
-    if s.chars().all(|c| {
-        !c.is_control()
-            && !matches!(c, '\u{200e}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    }) {
-        return s.to_owned();
-    }
     s.chars()
         .map(|c| {
-            if c.is_control()
-                || matches!(c, '\u{200e}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-            {
+            if needs_escape(c) {
                 c.escape_unicode().to_string()
             } else {
                 c.to_string()
@@ -275,6 +270,26 @@ mod tests {
         .expect("reads");
         assert!(!out.contains('\u{1b}'), "{out}");
         assert!(out.contains(r"'\u{1b}[2Jgone'"), "{out}");
+    }
+
+    #[test]
+    fn bidi_and_line_separators_are_escaped() {
+        let (out, _) = timeline(
+            r#"{"event":{"exec":{"target":{"executable":{"path":"/bin/echo"}},"args":["a\u2028b","c\u2029d","e\u061cf","g\u2067h","i\u0085j"]}}}"#,
+        )
+        .expect("reads");
+        for raw in ['\u{2028}', '\u{2029}', '\u{61c}', '\u{2067}', '\u{85}'] {
+            assert!(!out.contains(raw), "{raw:?} in {out}");
+        }
+        for shown in [
+            r"a\u{2028}b",
+            r"c\u{2029}d",
+            r"e\u{61c}f",
+            r"g\u{2067}h",
+            r"i\u{85}j",
+        ] {
+            assert!(out.contains(shown), "{shown} missing from {out}");
+        }
     }
 
     #[test]
