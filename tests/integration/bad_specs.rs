@@ -638,6 +638,25 @@ fn extra_payload_destinations_that_clash() {
 }
 
 #[test]
+fn extra_payload_names_macos_could_not_install() {
+    // Five folders of 200-byte names: fine on Linux (PATH_MAX 4096), past macOS's 1024-byte paths.
+    let fixtures = tempfile::tempdir().expect("tempdir");
+    let deep = fixtures.path().join(vec!["d".repeat(200); 5].join("/"));
+    std::fs::create_dir_all(&deep).expect("mkdir");
+    write(&deep, "tool", "#!/bin/sh\n");
+    let text = with_package(&format!(
+        "  extra_payload:\n    - {{ source: \"{}\", destination: /usr/local/libexec/deep }}",
+        fixtures.path().display()
+    ));
+    rejected_at(
+        "deep.yaml",
+        &text,
+        "source:",
+        "macOS and the package format accept at most 1024",
+    );
+}
+
+#[test]
 fn extra_payload_above_or_into_a_dedicated_home() {
     // An agent whose home is in the dedicated root, reached through the /var link and from above.
     let fixtures = tempfile::tempdir().expect("tempdir");

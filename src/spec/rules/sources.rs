@@ -74,7 +74,8 @@ fn key_content(head: &[u8]) -> bool {
 /// Checks every extra payload source and the certificate, relative to `base_dir`.
 pub fn check(spec: &Spec, base_dir: &Path, problems: &mut Vec<Problem>) {
     for extra in &spec.package.extra_payload {
-        if let Err(message) = payload_source(&base_dir.join(&extra.source.value), extra.secret) {
+        let source = base_dir.join(&extra.source.value);
+        if let Err(message) = payload_source(&source, &extra.destination.value, extra.secret) {
             problems.push(problem(&extra.source, message.0, message.1));
         }
     }
@@ -156,9 +157,9 @@ fn regular_file(path: &Path, limit: u64) -> Result<(), Refusal> {
 
 /// An extra payload source: a regular file or a folder of files, folders and links, holding no private
 /// key unless the entry is a secret, and owner-only if it is one.
-fn payload_source(path: &Path, secret: bool) -> Result<(), Refusal> {
+fn payload_source(path: &Path, destination: &str, secret: bool) -> Result<(), Refusal> {
     let real = canonical(path)?;
-    let mut stack = vec![real];
+    let mut stack = vec![real.clone()];
     let mut seen = 0;
     while let Some(path) = stack.pop() {
         seen += 1;
@@ -168,6 +169,7 @@ fn payload_source(path: &Path, secret: bool) -> Result<(), Refusal> {
                 "ship a smaller tree",
             ));
         }
+        installed_name_fits(&path, &real, destination)?;
         let metadata = fs::symlink_metadata(&path)
             .map_err(|e| refuse(format!("cannot read {}: {e}", path.display()), ""))?;
         let kind = metadata.file_type();
@@ -208,6 +210,38 @@ fn payload_source(path: &Path, secret: bool) -> Result<(), Refusal> {
                 "only files, folders and symbolic links can go in a payload",
             ));
         }
+    }
+    Ok(())
+}
+
+/// Whether `path`, a file of the tree at `root` installed at `destination`, gets a name and a path macOS
+/// and the package format accept (see [`crate::limits::MAX_NAME_BYTES`] and
+/// [`crate::limits::MAX_PATH_BYTES`]; the archive spells the path `./…`).
+fn installed_name_fits(path: &Path, root: &Path, destination: &str) -> Result<(), Refusal> {
+    use crate::limits::{MAX_NAME_BYTES, MAX_PATH_BYTES};
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    let installed = Path::new(destination).join(relative);
+    let help = "shorten the names in the source: Installer could not write this path";
+    if let Some(name) = installed.iter().find(|name| name.len() > MAX_NAME_BYTES) {
+        return Err(refuse(
+            format!(
+                "{} has a name of {} bytes; macOS accepts at most {MAX_NAME_BYTES}",
+                path.display(),
+                name.len()
+            ),
+            help,
+        ));
+    }
+    let spelled = installed.as_os_str().len() + 1;
+    if spelled > MAX_PATH_BYTES {
+        return Err(refuse(
+            format!(
+                "{} would be installed at a path of {spelled} bytes (as the package spells it); macOS and \
+                 the package format accept at most {MAX_PATH_BYTES}",
+                path.display()
+            ),
+            help,
+        ));
     }
     Ok(())
 }
