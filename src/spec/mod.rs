@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 pub use error::{Problem, SpecError};
 pub use model::*;
 pub use rules::GATEWAY_TOKEN_FILE;
+pub use rules::paths::apfs_key;
 pub use rules::paths::{
     SUPPORT_ROOT, config_dir, default_home, default_label, default_prefix, default_workspace,
 };

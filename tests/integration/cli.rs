@@ -182,7 +182,12 @@ fn extra_payload_keeps_modes_and_the_component_package_is_written() {
         .assert()
         .success();
     let component = out.join("halfday-agents-1.0.0-component.pkg");
-    confine().arg("verify").arg(&component).assert().success();
+    confine()
+        .arg("verify")
+        .arg("--allow-unsigned")
+        .arg(&component)
+        .assert()
+        .success();
     let listing = StdCommand::new("sh")
         .args([
             "-c",
