@@ -584,6 +584,113 @@ fn a_profile_that_never_ends_is_read_only_up_to_the_limit() {
     let endless = tmp.path().join("endless.mobileconfig");
     std::os::unix::fs::symlink("/dev/zero", &endless).unwrap();
     for command in ["validate", "verify"] {
-        refuse(command, &endless, "larger than the limit of 16777216 bytes");
+        refuse(command, &endless, "is a character device, not a regular file");
+    }
+}
+
+/// Runs `confine <args>` in `dir` under `prlimit --as=1G` and `timeout 60`: a FIFO waited on or a device
+/// read to exhaustion ends in timeout's exit 124, not a hung test.
+fn confine_bounded(dir: &Path, args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Output {
+    Command::new("timeout")
+        .args(["60", "prlimit", "--as=1073741824", "--"])
+        .arg(env!("CARGO_BIN_EXE_confine"))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .output()
+        .expect("cannot run timeout and prlimit (coreutils, util-linux)")
+}
+
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(status.success());
+}
+
+/// A sparse file of `size` bytes: huge on paper, nothing on disk.
+fn sparse(path: &Path, size: u64) {
+    std::fs::File::create(path).unwrap().set_len(size).unwrap();
+}
+
+/// The hostile kinds of one input: a FIFO nobody writes, a symlink to /dev/zero, and (with a `limit`) a
+/// sparse file past it; each must be refused quickly, naming what is wrong (the returned text).
+fn hostile_inputs(dir: &Path, name: &str, limit: Option<u64>) -> Vec<(PathBuf, String)> {
+    let fifo = dir.join(format!("fifo-{name}"));
+    mkfifo(&fifo);
+    let zero = dir.join(format!("zero-{name}"));
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let mut inputs = vec![
+        (fifo, "is a FIFO, not a regular file".to_owned()),
+        (zero, "is a character device, not a regular file".to_owned()),
+    ];
+    if let Some(limit) = limit {
+        let huge = dir.join(format!("huge-{name}"));
+        sparse(&huge, limit + 1);
+        inputs.push((huge, format!("larger than the limit of {limit} bytes")));
+    }
+    inputs
+}
+
+#[test]
+fn specs_packages_profiles_and_trails_must_be_bounded_regular_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: [(&str, &str, u64); 5] = [
+        ("validate", "fleet.yaml", 1024 * 1024),
+        ("build", "fleet.yaml", 1024 * 1024),
+        ("inspect", "x.pkg", 16 << 30),
+        ("verify", "x.pkg", 16 << 30),
+        ("validate", "x.mobileconfig", 16 << 20),
+    ];
+    for (command, name, limit) in cases {
+        for (file, needle) in hostile_inputs(tmp.path(), &format!("{command}-{name}"), Some(limit)) {
+            let output = confine_bounded(tmp.path(), &[command.as_ref(), file.as_os_str()], &[]);
+            assert_refused(&output, &needle);
+        }
+    }
+    // A trail is read line by line, each line bounded: only its kind is checked.
+    for (file, needle) in hostile_inputs(tmp.path(), "trail.jsonl", None) {
+        assert_refused(
+            &confine_bounded(tmp.path(), &["audit".as_ref(), file.as_os_str()], &[]),
+            &needle,
+        );
+    }
+}
+
+#[test]
+fn lock_files_and_identities_must_be_bounded_regular_files() {
+    let spec = crate::util::example_with("      install: npm ", "      install: bundle ");
+    for kind in 0..3 {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), "fleet.yaml", spec.as_bytes());
+        let (lock, needle) = hostile_inputs(tmp.path(), "lock", Some(64 << 20))[kind].clone();
+        std::fs::rename(&lock, tmp.path().join("fleet.lock")).unwrap();
+        let output = confine_bounded(
+            tmp.path(),
+            &[
+                "build".as_ref(),
+                "fleet.yaml".as_ref(),
+                "--out".as_ref(),
+                "dist".as_ref(),
+            ],
+            &[],
+        );
+        assert_refused(&output, &needle);
+        assert!(!tmp.path().join("dist").exists());
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "fleet.yaml", crate::util::example_spec().as_bytes());
+    for (file, needle) in hostile_inputs(tmp.path(), "id.p12", Some(1024 * 1024)) {
+        let output = confine_bounded(
+            tmp.path(),
+            &[
+                "build".as_ref(),
+                "fleet.yaml".as_ref(),
+                "--identity".as_ref(),
+                file.as_os_str(),
+                "--out".as_ref(),
+                "dist".as_ref(),
+            ],
+            &[("CONFINE_IDENTITY_PASSWORD", "x")],
+        );
+        assert_refused(&output, &needle);
     }
 }
