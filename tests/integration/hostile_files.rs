@@ -694,3 +694,184 @@ fn lock_files_and_identities_must_be_bounded_regular_files() {
         assert_refused(&output, &needle);
     }
 }
+
+/// A component package whose PackageInfo is `package_info` and whose Payload (no Bom) holds `entries`:
+/// (name, st_mode, data).
+fn package_with_payload(package_info: &[u8], entries: &[(&str, u32, &[u8])]) -> Vec<u8> {
+    let mut cpio = Vec::new();
+    for (name, mode, data) in entries {
+        cpio.extend_from_slice(&cpio_entry(name.as_bytes(), *mode, data.len() as u64));
+        cpio.extend_from_slice(data);
+    }
+    let payload = cpio_archive(cpio);
+    component_package(
+        |heap| vec![heap.file("Payload", &payload, Encoding::Stored)],
+        package_info,
+    )
+}
+
+#[test]
+fn verify_refuses_payload_paths_that_leave_the_install_location() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[(&str, u32, &[u8])], &str); 3] = [
+        (
+            "dotdot",
+            &[(".", 0o40755, b""), ("./../../etc/sudoers.d/x", 0o100644, b"ALL")],
+            "Payload path ./../../etc/sudoers.d/x climbs out of the install location with `..`",
+        ),
+        (
+            "absolute",
+            &[(".", 0o40755, b""), ("/etc/sudoers", 0o100644, b"ALL")],
+            "Payload path /etc/sudoers is absolute",
+        ),
+        (
+            "beneath-link",
+            &[
+                (".", 0o40755, b""),
+                ("./Library", 0o120755, b"/etc"),
+                ("./library/sudoers", 0o100644, b"ALL"),
+            ],
+            "Payload path ./library/sudoers is beneath ./library, a symlink of the same Payload",
+        ),
+    ];
+    for (name, entries, needle) in cases {
+        let file = write(
+            tmp.path(),
+            &format!("{name}.pkg"),
+            &package_with_payload(PACKAGE_INFO, entries),
+        );
+        refuse("verify", &file, needle);
+    }
+}
+
+#[test]
+fn verify_refuses_script_paths_and_bad_install_locations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scripts = cpio_archive(cpio_entry(b"./postinstall", 0o100755, 0));
+    let package_info = br#"<pkg-info identifier="com.example.x" version="1" install-location="/"><scripts><postinstall file="../../../usr/bin/true"/></scripts></pkg-info>"#;
+    let package = component_package(
+        |heap| vec![heap.file("Scripts", &scripts, Encoding::Stored)],
+        package_info,
+    );
+    let file = write(tmp.path(), "script.pkg", &package);
+    refuse(
+        "verify",
+        &file,
+        "PackageInfo names script ../../../usr/bin/true, which is not a plain file name in Scripts",
+    );
+
+    for (name, package_info, needle) in [
+        (
+            "missing",
+            &br#"<pkg-info identifier="com.example.x" version="1"/>"#[..],
+            "PackageInfo has no install-location",
+        ),
+        (
+            "relative",
+            br#"<pkg-info identifier="com.example.x" version="1" install-location="Library"/>"#,
+            "PackageInfo install-location \"Library\" is not an absolute path",
+        ),
+    ] {
+        let file = write(
+            tmp.path(),
+            &format!("{name}.pkg"),
+            &component_package(|_| Vec::new(), package_info),
+        );
+        refuse("verify", &file, needle);
+    }
+}
+
+#[test]
+fn unsigned_packages_and_profiles_are_refused_alike_unless_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let package = write(
+        tmp.path(),
+        "unsigned.pkg",
+        &component_package(|_| Vec::new(), PACKAGE_INFO),
+    );
+    let profile = write(
+        tmp.path(),
+        "unsigned.mobileconfig",
+        br#"<?xml version="1.0"?><plist version="1.0"><dict/></plist>"#,
+    );
+    refuse(
+        "verify",
+        &package,
+        "the package is not signed (pass --allow-unsigned",
+    );
+    refuse(
+        "verify",
+        &profile,
+        "the profile is not signed (pass --allow-unsigned",
+    );
+    let allowed = confine_bounded(
+        tmp.path(),
+        &[
+            "verify".as_ref(),
+            "--allow-unsigned".as_ref(),
+            package.as_os_str(),
+            profile.as_os_str(),
+        ],
+        &[],
+    );
+    assert!(allowed.status.success(), "{allowed:?}");
+}
+
+/// A profile signed by a fresh self-signed key with `digest` (`openssl cms -sign -md <digest>`).
+fn profile_signed_with(dir: &Path, digest: &str) -> PathBuf {
+    let run = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(output.status.success(), "openssl {args:?}: {output:?}");
+    };
+    if !dir.join("key.pem").exists() {
+        run(&[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "cert.pem",
+            "-subj", "/CN=weak", "-days", "2",
+        ]);
+        std::fs::write(
+            dir.join("plain.mobileconfig"),
+            br#"<?xml version="1.0"?><plist version="1.0"><dict/></plist>"#,
+        )
+        .unwrap();
+    }
+    let signed = format!("{digest}.mobileconfig");
+    run(&[
+        "cms",
+        "-sign",
+        "-binary",
+        "-nodetach",
+        "-md",
+        digest,
+        "-outform",
+        "DER",
+        "-signer",
+        "cert.pem",
+        "-inkey",
+        "key.pem",
+        "-in",
+        "plain.mobileconfig",
+        "-out",
+        &signed,
+    ]);
+    dir.join(signed)
+}
+
+#[test]
+fn profiles_signed_with_md5_or_sha1_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let strong = profile_signed_with(tmp.path(), "sha256");
+    let output = confine_bounded(tmp.path(), &["verify".as_ref(), strong.as_os_str()], &[]);
+    assert!(output.status.success(), "{output:?}");
+    for (digest, name) in [("sha1", "SHA-1"), ("md5", "MD5")] {
+        let weak = profile_signed_with(tmp.path(), digest);
+        refuse(
+            "verify",
+            &weak,
+            &format!("the profile is signed with {name}, which is refused"),
+        );
+    }
+}
