@@ -529,4 +529,33 @@ mod tests {
         );
         Ok(())
     }
+
+    #[test]
+    fn a_changed_cache_entry_is_refused_before_anything_is_unpacked() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let locked = tarball(dir.path(), "a", &[("package/index.js", 0o644, "a")])?;
+        // The cache now holds another valid tarball (think: a small gzip that expands to gigabytes).
+        let other = tarball(dir.path(), "b", &[("package/evil.js", 0o644, "b")])?;
+        let cache = Cache::at(dir.path().to_owned());
+        std::fs::copy(
+            cache.path(&Integrity::parse(&other.integrity)?),
+            cache.path(&Integrity::parse(&locked.integrity)?),
+        )?;
+        let bundle = Bundle {
+            cache,
+            packages: vec![("node_modules/a".to_owned(), locked)],
+        };
+        let mut sink = Recorded::default();
+        let error = bundle.emit(&mut sink).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("the cache entry was changed"),
+            "{error:#}"
+        );
+        assert_eq!(
+            sink.0,
+            ["node_modules/ 755", "node_modules/a/ 755"],
+            "no file of it"
+        );
+        Ok(())
+    }
 }
