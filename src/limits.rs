@@ -97,9 +97,6 @@ pub const MAX_IDENTITY_BYTES: u64 = 1024 * 1024;
 /// about 400 KB; a lock of ten thousand packages stays under 8 MB.
 pub const MAX_LOCK_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Bytes of an output folder's `manifest.json`: about 400 bytes per artifact, and a fleet has dozens.
-pub const MAX_DIST_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
-
 /// Bytes of one cached npm tarball, hashed whole before it is unpacked. The largest packages on npm
 /// (prebuilt browsers, compilers) are a few hundred megabytes.
 pub const MAX_TARBALL_BYTES: u64 = 2 * 1024 * 1024 * 1024;

@@ -875,3 +875,32 @@ fn profiles_signed_with_md5_or_sha1_are_refused() {
         );
     }
 }
+
+#[test]
+fn audit_escapes_bidi_controls_and_line_separators() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trail = write(
+        tmp.path(),
+        "trail.jsonl",
+        br#"{"process":{"executable":{"path":"/bin/sh"}},"event":{"exec":{"target":{"executable":{"path":"/bin/echo\u202e"}},"args":["echo","a\u2028b","c\u2029d","e\u061cf","g\u2067h","i\u0085j","k\u200bl","m\ufeffn"]}}}
+"#,
+    );
+    let output = confine_bounded(tmp.path(), &["audit".as_ref(), trail.as_os_str()], &[]);
+    assert!(output.status.success(), "{output:?}");
+    let shown = String::from_utf8(output.stdout).unwrap();
+    for raw in [
+        '\u{202e}', '\u{2028}', '\u{2029}', '\u{61c}', '\u{2067}', '\u{85}', '\u{200b}', '\u{feff}',
+    ] {
+        assert!(!shown.contains(raw), "{raw:?} reached the terminal: {shown:?}");
+    }
+    for escaped in [
+        r"\u{2028}",
+        r"\u{2029}",
+        r"\u{61c}",
+        r"\u{2067}",
+        r"\u{85}",
+        r"\u{202e}",
+    ] {
+        assert!(shown.contains(escaped), "{escaped} missing from {shown}");
+    }
+}
