@@ -59,7 +59,7 @@ pub(crate) fn payload_paths<'a>(
 
 /// Problems with the script names PackageInfo declares: Installer runs `<scripts>/<name>`, so a name must
 /// be a plain file name (an optional `./` aside).
-pub(crate) fn script_names<'a>(label: &str, declared: &[&'a str], problems: &mut Vec<String>) {
+pub(crate) fn script_names(label: &str, declared: &[&str], problems: &mut Vec<String>) {
     for file in declared {
         let name = file.strip_prefix("./").unwrap_or(file);
         if name.is_empty() || name.contains('/') || name == ".." || name == "." {

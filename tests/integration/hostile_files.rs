@@ -695,9 +695,11 @@ fn lock_files_and_identities_must_be_bounded_regular_files() {
     }
 }
 
-/// A component package whose PackageInfo is `package_info` and whose Payload (no Bom) holds `entries`:
-/// (name, st_mode, data).
-fn package_with_payload(package_info: &[u8], entries: &[(&str, u32, &[u8])]) -> Vec<u8> {
+/// A cpio entry: name, st_mode, data.
+type CpioEntry<'a> = (&'a str, u32, &'a [u8]);
+
+/// A component package whose PackageInfo is `package_info` and whose Payload (no Bom) holds `entries`.
+fn package_with_payload(package_info: &[u8], entries: &[CpioEntry]) -> Vec<u8> {
     let mut cpio = Vec::new();
     for (name, mode, data) in entries {
         cpio.extend_from_slice(&cpio_entry(name.as_bytes(), *mode, data.len() as u64));
@@ -713,7 +715,7 @@ fn package_with_payload(package_info: &[u8], entries: &[(&str, u32, &[u8])]) -> 
 #[test]
 fn verify_refuses_payload_paths_that_leave_the_install_location() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases: [(&str, &[(&str, u32, &[u8])], &str); 3] = [
+    let cases: [(&str, &[CpioEntry], &str); 3] = [
         (
             "dotdot",
             &[(".", 0o40755, b""), ("./../../etc/sudoers.d/x", 0o100644, b"ALL")],
