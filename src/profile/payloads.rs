@@ -93,7 +93,7 @@ pub(crate) fn load_certificate(block: &Certificate, base_dir: &Path) -> Result<C
         )
     };
     let bytes = crate::limits::read_regular(&path, crate::spec::MAX_CERTIFICATE_BYTES)
-        .map_err(|e| fail(format!("cannot read the certificate: {e:#}")))?;
+        .map_err(|e| fail(format!("cannot read certificate: {e:#}")))?;
     let cert = if bytes.starts_with(b"-----BEGIN") {
         openssl::x509::X509::from_pem(&bytes)
     } else {
