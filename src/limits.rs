@@ -5,6 +5,10 @@
 //! file cannot exhaust memory, the stack or CPU time. Every number sits far above what Apple's tools and
 //! confine write (the real value is noted with each), and low enough that all of them at once stay well
 //! inside 1 GiB of address space. Readers that recurse never go deeper than [`MAX_NESTING`].
+//!
+//! Every file a user hands confine (a spec, a lock file, an identity, a package, a profile, a trail) is
+//! opened through [`open_regular`]: a regular file within its named limit, never a FIFO to wait on or a
+//! device to read forever.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
@@ -93,8 +97,8 @@ pub const MAX_PACKAGE_BYTES: u64 = 16 * 1024 * 1024 * 1024;
 /// kilobytes: a certificate chain of three with its key.
 pub const MAX_IDENTITY_BYTES: u64 = 1024 * 1024;
 
-/// Bytes of a lock file (`confine.lock`, a `package-lock.json`). OpenClaw 2026.9.6's lock file is
-/// about 400 KB; a lock of ten thousand packages stays under 8 MB.
+/// Bytes of a spec's lock file (`fleet.lock`): about 500 bytes per locked package, so a bundle of ten
+/// thousand packages stays under 8 MB.
 pub const MAX_LOCK_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Bytes of one cached npm tarball, hashed whole before it is unpacked. The largest packages on npm
