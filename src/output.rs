@@ -6,10 +6,11 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::escape::escape_controls;
 use anyhow::{Context, Result, bail};
 use openssl::hash::{Hasher, MessageDigest};
 use serde::Serialize;
+
+use crate::escape::escape_controls;
 
 /// What an artifact is, as listed in the manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -145,7 +146,7 @@ impl Staging {
 
 /// The file that marks a folder confine wrote, holding [`MARKER_CONTENTS`]. Only a folder with it (or
 /// an empty one) is ever replaced: a `manifest.json` alone proves nothing, as any project may have one.
-pub const MARKER: &str = ".confine-output";
+const MARKER: &str = ".confine-output";
 /// The marker's contents: what wrote the folder, and the version of its layout.
 const MARKER_CONTENTS: &[u8] = b"confine output folder, format 1\n";
 
@@ -176,8 +177,9 @@ pub fn foreign_folder(out: &Path) -> Option<String> {
         .map(|n| format!("`{}`", escape_controls(n)))
         .collect();
     Some(format!(
-        "it holds {count} entries ({}{}) and no {MARKER} marker, so confine did not write it and will not \
+        "it holds {count} {} ({}{}) and no {MARKER} marker, so confine did not write it and will not \
          replace it",
+        if count == 1 { "entry" } else { "entries" },
         shown.join(", "),
         if count > shown.len() { ", …" } else { "" }
     ))
@@ -242,7 +244,7 @@ mod tests {
         let root = tempfile::tempdir().expect("tempdir");
         fs::write(root.path().join("precious"), b"keep").expect("write");
         let err = Staging::new(root.path()).err().expect("refused");
-        assert!(format!("{err:#}").contains("holds 1 entries (`precious`) and no .confine-output marker"));
+        assert!(format!("{err:#}").contains("holds 1 entry (`precious`) and no .confine-output marker"));
         // A manifest.json is no proof: any project may have one.
         fs::write(root.path().join("manifest.json"), b"{}").expect("write");
         assert!(foreign_folder(root.path()).is_some());

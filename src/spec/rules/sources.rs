@@ -156,7 +156,8 @@ fn regular_file(path: &Path, limit: u64) -> Result<(), Refusal> {
 }
 
 /// An extra payload source: a regular file or a folder of files, folders and links, holding no private
-/// key unless the entry is a secret, and owner-only if it is one.
+/// key unless the entry is a secret, and owner-only if it is one; each of its paths, installed at
+/// `destination`, within macOS's name and path limits.
 fn payload_source(path: &Path, destination: &str, secret: bool) -> Result<(), Refusal> {
     let real = canonical(path)?;
     let mut stack = vec![real.clone()];
