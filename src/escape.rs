@@ -25,14 +25,24 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-fn needs_escape(c: char) -> bool {
+/// Whether `c` must not reach a terminal as it is: a control character (C0, DEL, C1, which includes
+/// NEL), a bidi control (Unicode's Bidi_Control: the Arabic letter mark, the left-to-right and
+/// right-to-left marks, embeddings, overrides and isolates), a line or paragraph separator, or another
+/// invisible format character that hides or reorders text (zero-width spaces and joiners, word joiner
+/// and invisible operators, the deprecated shaping controls, the byte-order mark, interlinear
+/// annotations, tag characters).
+pub fn needs_escape(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            // Bidi embeddings, overrides and isolates; the left-to-right/right-to-left/Arabic marks.
-            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
-            // Line and paragraph separators, which some terminals and editors break lines on.
-            | '\u{2028}' | '\u{2029}'
+            '\u{061c}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{e0000}'..='\u{e007f}'
         )
 }
 
@@ -51,5 +61,19 @@ mod tests {
         assert_eq!(escape_controls("\u{9b}2J\u{7f}"), "\\x9b2J\\x7f");
         assert_eq!(escape_controls("evil\u{202e}gpj.pkg"), "evil\\u{202e}gpj.pkg");
         assert_eq!(escape_controls("a\u{2028}b"), "a\\u{2028}b");
+        for c in [
+            '\u{2029}',
+            '\u{061c}',
+            '\u{85}',
+            '\u{200b}',
+            '\u{2066}',
+            '\u{feff}',
+            '\u{e0041}',
+        ] {
+            assert!(needs_escape(c), "{c:?}");
+        }
+        for c in ['é', 'ſ', '\u{00a0}', '项'] {
+            assert!(!needs_escape(c), "{c:?}");
+        }
     }
 }

@@ -5,12 +5,17 @@
 //! file cannot exhaust memory, the stack or CPU time. Every number sits far above what Apple's tools and
 //! confine write (the real value is noted with each), and low enough that all of them at once stay well
 //! inside 1 GiB of address space. Readers that recurse never go deeper than [`MAX_NESTING`].
+//!
+//! Every file a user hands confine (a spec, a lock file, an identity, a package, a profile, a trail) is
+//! opened through [`open_regular`]: a regular file within its named limit, never a FIFO to wait on or a
+//! device to read forever.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 /// Nesting of XML elements (xar TOC, PackageInfo, Distribution) and of property-list arrays and
 /// dictionaries. Real documents nest fewer than 15 levels; the readers and the `Drop` of their trees
@@ -84,8 +89,104 @@ pub fn read_within(reader: impl Read, limit: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// The whole file at `path`, of at most `limit` bytes (see [`read_within`]).
-pub fn read_file_within(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+/// Bytes of a package `inspect` and `verify` read. Apple's largest installer packages (Xcode's
+/// components, macOS installers) stay under 16 GiB; confine's own are a few hundred megabytes.
+pub const MAX_PACKAGE_BYTES: u64 = 16 * 1024 * 1024 * 1024;
+
+/// Bytes of a signing identity (`.p12`), a PEM private key or a certificate. Real ones are a few
+/// kilobytes: a certificate chain of three with its key.
+pub const MAX_IDENTITY_BYTES: u64 = 1024 * 1024;
+
+/// Bytes of a spec's lock file (`fleet.lock`): about 500 bytes per locked package, so a bundle of ten
+/// thousand packages stays under 8 MB.
+pub const MAX_LOCK_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Bytes of one cached npm tarball, hashed whole before it is unpacked. The largest packages on npm
+/// (prebuilt browsers, compilers) are a few hundred megabytes.
+pub const MAX_TARBALL_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// Opens `path` for reading if it is a regular file of at most `limit` bytes; returns it and its size.
+/// The open does not wait (`O_NONBLOCK`), so a FIFO cannot hang it, and the type and size come from the
+/// opened file (`fstat`), so a path swapped after a check cannot slip a device or a FIFO in. A symlink is
+/// followed only to a regular file.
+pub fn open_regular(path: &Path, limit: u64) -> Result<(File, u64)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let metadata = file
+        .metadata()
+        .with_context(|| format!("cannot stat {}", path.display()))?;
+    if !metadata.is_file() {
+        bail!(
+            "{} is {}, not a regular file; confine reads only regular files",
+            path.display(),
+            file_type(&metadata.file_type())
+        );
+    }
+    if metadata.len() > limit {
+        bail!(
+            "{} is {} bytes, larger than the limit of {limit} bytes",
+            path.display(),
+            metadata.len()
+        );
+    }
+    Ok((file, metadata.len()))
+}
+
+/// The whole regular file at `path`, of at most `limit` bytes (see [`open_regular`]; a file that grows
+/// while it is read stops at the limit too).
+pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let (file, _) = open_regular(path, limit)?;
     read_within(file, limit).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn file_type(kind: &std::fs::FileType) -> &'static str {
+    if kind.is_dir() {
+        "a folder"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_bounded_regular_files_are_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"0123456789").expect("write");
+        assert_eq!(read_regular(&file, 10).expect("fits"), b"0123456789");
+        let err = format!("{:#}", read_regular(&file, 9).expect_err("too big"));
+        assert!(
+            err.contains("10 bytes, larger than the limit of 9 bytes"),
+            "{err}"
+        );
+        let err = format!(
+            "{:#}",
+            read_regular(Path::new("/dev/zero"), 16).expect_err("device")
+        );
+        assert!(err.contains("is a character device, not a regular file"), "{err}");
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .expect("mkfifo")
+                .success()
+        );
+        let err = format!("{:#}", read_regular(&fifo, 16).expect_err("fifo"));
+        assert!(err.contains("is a FIFO"), "{err}");
+    }
 }

@@ -10,6 +10,8 @@ use anyhow::{Context, Result, bail};
 use openssl::hash::{Hasher, MessageDigest};
 use serde::Serialize;
 
+use crate::escape::escape_controls;
+
 /// What an artifact is, as listed in the manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -132,6 +134,7 @@ impl Staging {
         let mut json = serde_json::to_vec_pretty(&manifest).context("serializing the manifest")?;
         json.push(b'\n');
         fs::write(self.dir.path().join("manifest.json"), json).context("writing manifest.json")?;
+        fs::write(self.dir.path().join(MARKER), MARKER_CONTENTS).context("writing the output marker")?;
         finish(self.dir.path(), &manifest)?;
         let staged = self.dir.keep();
         replace_folder(&staged, &self.out).inspect_err(|_| {
@@ -141,25 +144,53 @@ impl Staging {
     }
 }
 
-/// An existing output folder is replaced only if confine wrote it (it has a manifest): `--out ~` must
-/// never delete a home folder.
-fn refuse_foreign_folder(out: &Path) -> Result<()> {
-    if fs::symlink_metadata(out).is_ok_and(|m| !m.is_dir()) {
-        bail!(
-            "{} exists and is not a folder; choose another --out",
-            out.display()
-        );
+/// The file that marks a folder confine wrote, holding [`MARKER_CONTENTS`]. Only a folder with it (or
+/// an empty one) is ever replaced: a `manifest.json` alone proves nothing, as any project may have one.
+const MARKER: &str = ".confine-output";
+/// The marker's contents: what wrote the folder, and the version of its layout.
+const MARKER_CONTENTS: &[u8] = b"confine output folder, format 1\n";
+
+/// Why a build may not replace `out`, if it may not: it exists and is not a folder, or it is a folder
+/// that is not empty and has no [`MARKER`] (a home folder, a project). Names what is in the way.
+pub fn foreign_folder(out: &Path) -> Option<String> {
+    let metadata = fs::symlink_metadata(out).ok()?;
+    if !metadata.is_dir() {
+        return Some("it exists and is not a folder; confine never replaces a file".to_owned());
     }
-    let Ok(mut entries) = fs::read_dir(out) else {
-        return Ok(());
+    let mut names: Vec<String> = match fs::read_dir(out) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(e) => return Some(format!("cannot list it: {e}")),
     };
-    if entries.next().is_none() || out.join("manifest.json").is_file() {
-        return Ok(());
+    let marked = crate::limits::read_regular(&out.join(MARKER), MARKER_CONTENTS.len() as u64)
+        .is_ok_and(|bytes| bytes == MARKER_CONTENTS);
+    if names.is_empty() || marked {
+        return None;
     }
-    bail!(
-        "{} exists and was not written by confine (it has no manifest.json); choose another --out or remove it",
-        out.display()
-    )
+    let count = names.len();
+    names.sort();
+    names.truncate(3);
+    let shown: Vec<String> = names
+        .iter()
+        .map(|n| format!("`{}`", escape_controls(n)))
+        .collect();
+    Some(format!(
+        "it holds {count} {} ({}{}) and no {MARKER} marker, so confine did not write it and will not \
+         replace it",
+        if count == 1 { "entry" } else { "entries" },
+        shown.join(", "),
+        if count > shown.len() { ", …" } else { "" }
+    ))
+}
+
+/// The check of [`foreign_folder`], as an error.
+fn refuse_foreign_folder(out: &Path) -> Result<()> {
+    match foreign_folder(out) {
+        Some(why) => bail!("--out {}: {why}; choose another output folder", out.display()),
+        None => Ok(()),
+    }
 }
 
 /// Swaps `staged` into `out`: the old folder is renamed aside first, so a failure leaves it in place.
@@ -213,6 +244,14 @@ mod tests {
         let root = tempfile::tempdir().expect("tempdir");
         fs::write(root.path().join("precious"), b"keep").expect("write");
         let err = Staging::new(root.path()).err().expect("refused");
-        assert!(format!("{err:#}").contains("not written by confine"));
+        assert!(format!("{err:#}").contains("holds 1 entry (`precious`) and no .confine-output marker"));
+        // A manifest.json is no proof: any project may have one.
+        fs::write(root.path().join("manifest.json"), b"{}").expect("write");
+        assert!(foreign_folder(root.path()).is_some());
+        // A folder confine wrote is replaced.
+        let out = root.path().join("dist");
+        Staging::new(&out).expect("staging").commit().expect("commit");
+        assert_eq!(foreign_folder(&out), None);
+        Staging::new(&out).expect("staging").commit().expect("replaced");
     }
 }

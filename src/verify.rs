@@ -13,7 +13,7 @@ use anyhow::{Context, Result, anyhow};
 use openssl::x509::X509;
 
 use crate::escape::escape_controls;
-use crate::limits::{MAX_PROFILE_BYTES, read_file_within};
+use crate::limits::{MAX_PROFILE_BYTES, read_regular};
 use crate::pkg::{self, SignatureParts};
 use crate::sign::{self, ProfileEncoding, SignerInfo};
 
@@ -30,11 +30,11 @@ impl Report {
     }
 }
 
-/// Verifies a `.pkg` (by its `xar!` magic) or a signed `.mobileconfig`. With `ca`, a signature must exist
-/// and chain to it.
-pub fn verify_file(path: &Path, ca: Option<&[X509]>) -> Result<Report> {
+/// Verifies a `.pkg` (by its `xar!` magic) or a signed `.mobileconfig`. A package or a profile without a
+/// signature is a problem unless `allow_unsigned`; with `ca`, a signature must exist and chain to it.
+pub fn verify_file(path: &Path, ca: Option<&[X509]>, allow_unsigned: bool) -> Result<Report> {
     let escape = |text: String| escape_controls(&text).into_owned();
-    match check_file(path, ca) {
+    match check_file(path, ca, allow_unsigned) {
         Ok(report) => Ok(Report {
             summary: escape(report.summary),
             problems: report.problems.into_iter().map(escape).collect(),
@@ -43,19 +43,19 @@ pub fn verify_file(path: &Path, ca: Option<&[X509]>) -> Result<Report> {
     }
 }
 
-fn check_file(path: &Path, ca: Option<&[X509]>) -> Result<Report> {
+fn check_file(path: &Path, ca: Option<&[X509]>, allow_unsigned: bool) -> Result<Report> {
     let mut magic = [0u8; 4];
-    let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let (mut file, _) = crate::limits::open_regular(path, crate::limits::MAX_PACKAGE_BYTES)?;
     let n = std::io::Read::read(&mut file, &mut magic)
         .with_context(|| format!("cannot read {}", path.display()))?;
     if n == 4 && &magic == b"xar!" {
-        verify_package(path, ca)
+        verify_package(path, ca, allow_unsigned)
     } else {
-        verify_profile(path, ca)
+        verify_profile(path, ca, allow_unsigned)
     }
 }
 
-fn verify_package(path: &Path, ca: Option<&[X509]>) -> Result<Report> {
+fn verify_package(path: &Path, ca: Option<&[X509]>, allow_unsigned: bool) -> Result<Report> {
     let verification = pkg::verify(path)?;
     let mut problems = verification.problems.clone();
     let signature = match &verification.signature_parts {
@@ -63,9 +63,7 @@ fn verify_package(path: &Path, ca: Option<&[X509]>) -> Result<Report> {
             package_signatures(parts, ca, &mut problems)
         }
         _ => {
-            if ca.is_some() {
-                problems.push("the package is not signed".to_owned());
-            }
+            unsigned("package", ca, allow_unsigned, &mut problems);
             "unsigned".to_owned()
         }
     };
@@ -126,8 +124,8 @@ fn package_signatures(parts: &SignatureParts, ca: Option<&[X509]>, problems: &mu
     }
 }
 
-fn verify_profile(path: &Path, ca: Option<&[X509]>) -> Result<Report> {
-    let bytes = read_file_within(path, MAX_PROFILE_BYTES)?;
+fn verify_profile(path: &Path, ca: Option<&[X509]>, allow_unsigned: bool) -> Result<Report> {
+    let bytes = read_regular(path, MAX_PROFILE_BYTES)?;
     let mut problems = Vec::new();
     let summary = match sign::profile_encoding(&bytes) {
         ProfileEncoding::SignedCms => match sign::verify_profile(&bytes, ca) {
@@ -141,7 +139,7 @@ fn verify_profile(path: &Path, ca: Option<&[X509]>) -> Result<Report> {
             }
         },
         ProfileEncoding::XmlPlist | ProfileEncoding::BinaryPlist => {
-            problems.push("the profile is not signed".to_owned());
+            unsigned("profile", ca, allow_unsigned, &mut problems);
             "unsigned profile".to_owned()
         }
         ProfileEncoding::Unknown => {
@@ -150,6 +148,16 @@ fn verify_profile(path: &Path, ca: Option<&[X509]>) -> Result<Report> {
         }
     };
     Ok(Report { summary, problems })
+}
+
+/// An unsigned package and an unsigned profile are treated alike: a problem, unless `allow_unsigned`
+/// (which `--ca` excludes).
+fn unsigned(what: &str, ca: Option<&[X509]>, allow_unsigned: bool, problems: &mut Vec<String>) {
+    if ca.is_some() || !allow_unsigned {
+        problems.push(format!(
+            "the {what} is not signed (pass --allow-unsigned to accept unsigned packages and profiles)"
+        ));
+    }
 }
 
 /// `CN=… (chain trusted)`, recording an untrusted chain as a problem.

@@ -16,6 +16,8 @@ use std::io::{BufRead, Write};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+use crate::escape::needs_escape;
+
 /// The longest line read: the collector keeps events up to [`super::MAX_EVENT_BYTES`].
 pub const MAX_LINE_BYTES: usize = super::MAX_EVENT_BYTES as usize + 4096;
 
@@ -215,19 +217,12 @@ fn number(v: Option<&Value>) -> String {
         .map_or_else(|| "?".to_owned(), |n| n.to_string())
 }
 
-/// Control characters (and the other C1 and bidi tricks of `char::escape_debug`) escaped.
+/// Control characters, bidi controls, line separators and other invisible format characters (see
+/// [`needs_escape`]) written as `\u{…}`.
 fn clean(s: &str) -> String {
-    if s.chars().all(|c| {
-        !c.is_control()
-            && !matches!(c, '\u{200e}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    }) {
-        return s.to_owned();
-    }
     s.chars()
         .map(|c| {
-            if c.is_control()
-                || matches!(c, '\u{200e}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-            {
+            if needs_escape(c) {
                 c.escape_unicode().to_string()
             } else {
                 c.to_string()

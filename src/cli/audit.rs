@@ -28,8 +28,9 @@ pub fn audit(args: &AuditArgs, ui: &Ui) -> Result<bool> {
         let stdin = std::io::stdin().lock();
         timeline::print(&mut BufReader::new(stdin), "<stdin>", &mut out)?
     } else {
-        let file =
-            std::fs::File::open(&args.path).with_context(|| format!("opening {}", args.path.display()))?;
+        // A trail is read line by line, each line bounded, so its size needs no limit; a FIFO or a
+        // device does (it may never end).
+        let (file, _) = crate::limits::open_regular(&args.path, u64::MAX)?;
         let origin = args.path.display().to_string();
         timeline::print(&mut BufReader::new(file), &origin, &mut out)?
     };

@@ -235,7 +235,10 @@ fn check_out(out: &Path, source: &SpecSource) -> Result<(), UsageError> {
     if spec_folder.is_some_and(|folder| folder == canonical) {
         return refuse("that is the spec's own folder");
     }
-    Ok(())
+    match crate::output::foreign_folder(out) {
+        Some(why) => refuse(&why),
+        None => Ok(()),
+    }
 }
 
 pub fn identity_new(out: &Path) -> Result<()> {

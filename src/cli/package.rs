@@ -18,7 +18,8 @@ pub const INSPECT_EXAMPLES: &str = "Examples:
 
 pub const VERIFY_EXAMPLES: &str = "Examples:
   confine verify dist/*.pkg dist/profiles/signed/*.mobileconfig
-  confine verify dist/*.pkg --ca fleet-ca.pem --json";
+  confine verify dist/*.pkg --ca fleet-ca.pem --json
+  confine verify dist/*.pkg --allow-unsigned     # a development build";
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -38,6 +39,9 @@ pub struct VerifyArgs {
     /// Also require a signature whose chain reaches one of these CA certificates (PEM or DER).
     #[arg(long, value_name = "CA.pem")]
     ca: Option<PathBuf>,
+    /// Accept unsigned packages and profiles (a development build); without it either one fails.
+    #[arg(long, conflicts_with = "ca")]
+    allow_unsigned: bool,
     /// Print the result as JSON on stdout (schema `confine/verify/v1`).
     #[arg(long)]
     json: bool,
@@ -105,7 +109,7 @@ pub fn verify(args: &VerifyArgs, ui: &Ui) -> Result<bool> {
     let mut problems = Vec::new();
     let mut files = Vec::new();
     for file in &args.files {
-        let (summary, found) = match verifier::verify_file(file, ca.as_deref()) {
+        let (summary, found) = match verifier::verify_file(file, ca.as_deref(), args.allow_unsigned) {
             Ok(report) => {
                 let found: Vec<_> = report
                     .problems

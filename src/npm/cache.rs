@@ -4,7 +4,8 @@
 //! stops the build.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -13,6 +14,7 @@ use openssl::hash::{Hasher, MessageDigest};
 use serde::Deserialize;
 
 use super::LockedPackage;
+use crate::limits::{MAX_TARBALL_BYTES, open_regular};
 
 /// npm, or the program `CONFINE_NPM` names.
 pub(super) fn npm() -> Command {
@@ -45,13 +47,13 @@ impl std::fmt::Display for Integrity {
 }
 
 /// Reads through, hashing every byte read with sha512.
-pub struct HashingReader<R> {
+struct HashingReader<R> {
     inner: R,
     hasher: Hasher,
 }
 
 impl<R: Read> HashingReader<R> {
-    pub fn new(inner: R) -> Result<Self> {
+    fn new(inner: R) -> Result<Self> {
         Ok(Self {
             inner,
             hasher: Hasher::new(MessageDigest::sha512())?,
@@ -59,7 +61,7 @@ impl<R: Read> HashingReader<R> {
     }
 
     /// Reads what is left, then returns the digest of everything read.
-    pub fn finish(mut self) -> Result<Integrity> {
+    fn finish(mut self) -> Result<Integrity> {
         io::copy(&mut self, &mut io::sink())?;
         let digest = self.hasher.finish()?;
         Ok(Integrity(
@@ -77,7 +79,7 @@ impl<R: Read> Read for HashingReader<R> {
 }
 
 fn sha512_file(path: &Path) -> Result<Integrity> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let (file, _) = open_regular(path, MAX_TARBALL_BYTES)?;
     HashingReader::new(file)?.finish()
 }
 
@@ -112,6 +114,23 @@ impl Cache {
         self.dir
             .join("tarballs/sha512")
             .join(format!("{}.tgz", integrity.hex()))
+    }
+
+    /// The cached tarball of `integrity`, opened and hashed whole before anything reads it further: a
+    /// changed entry (a small gzip that would expand to gigabytes, say) stops the build before one byte
+    /// of it is unpacked. Returned rewound, so the hashed bytes are the ones unpacked.
+    pub fn open_checked(&self, integrity: &Integrity) -> Result<File> {
+        let cached = self.path(integrity);
+        let (mut file, _) = open_regular(&cached, MAX_TARBALL_BYTES)?;
+        let got = HashingReader::new(io::BufReader::new(&file))?.finish()?;
+        ensure!(
+            &got == integrity,
+            "the cached tarball {} has integrity {got}, the lockfile says {integrity}: the cache entry was \
+             changed. Delete it and build again to fetch it afresh",
+            cached.display()
+        );
+        file.seek(SeekFrom::Start(0))?;
+        Ok(file)
     }
 
     /// Fetches every package missing from the cache, in one `npm pack` call, and stores each after its

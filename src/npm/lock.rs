@@ -106,13 +106,9 @@ pub fn lock_path(spec: &Path) -> PathBuf {
 
 impl Lockfile {
     pub fn read(path: &Path) -> Result<Lockfile> {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "cannot read the lockfile {}: run `confine lock` to write it",
-                path.display()
-            )
-        })?;
-        let lock: Lockfile = serde_json::from_str(&text)
+        let text = crate::limits::read_regular(path, crate::limits::MAX_LOCK_BYTES)
+            .context("cannot read the lockfile: run `confine lock` to write it")?;
+        let lock: Lockfile = serde_json::from_slice(&text)
             .with_context(|| format!("{} is not a confine lockfile: run `confine lock`", path.display()))?;
         ensure!(
             lock.confine_lock == FORMAT,

@@ -6,15 +6,13 @@
 //! a binary of that platform: Mach-O of the package's arch for darwin.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Component, Path};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use flate2::read::GzDecoder;
 use flate2::{Crc, CrcReader};
 
-use super::cache::HashingReader;
 use super::lock::MAC_PLATFORMS;
 use super::{Cache, Integrity, LockedPackage, Lockfile, Platform};
 use crate::pkg::{Tree, TreeSink};
@@ -217,7 +215,7 @@ impl Folders {
 }
 
 /// Streams one tarball's files into the sink below `root` (its first path component stripped, as npm
-/// does), verifying the tarball's sha512 over every byte.
+/// does), after its sha512 matched the lockfile ([`Cache::open_checked`]).
 fn stream(
     cache: &Cache,
     package: &LockedPackage,
@@ -226,80 +224,67 @@ fn stream(
     sink: &mut dyn TreeSink,
 ) -> Result<()> {
     let integrity = Integrity::parse(&package.integrity)?;
-    let cached = cache.path(&integrity);
-    let file = File::open(&cached).with_context(|| format!("cannot open {}", cached.display()))?;
-    let mut archive = tar::Archive::new(GzDecoder::new(HashingReader::new(io::BufReader::new(file))?));
+    let file = cache.open_checked(&integrity)?;
+    let mut archive = tar::Archive::new(GzDecoder::new(io::BufReader::new(file)));
     let platform = package.platform();
-    let streamed = (|| -> Result<()> {
-        for entry in archive.entries()? {
-            let mut entry = entry?;
-            let kind = entry.header().entry_type();
-            if !(kind.is_file() || kind.is_dir()) {
-                continue;
-            }
-            let raw = entry.path()?.into_owned();
-            let mut parts = raw.components();
-            parts.next();
-            let relative = parts.as_path();
-            if relative.as_os_str().is_empty() {
-                continue;
-            }
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_dir()) {
+            continue;
+        }
+        let raw = entry.path()?.into_owned();
+        let mut parts = raw.components();
+        parts.next();
+        let relative = parts.as_path();
+        if relative.as_os_str().is_empty() {
+            continue;
+        }
+        ensure!(
+            relative.components().all(|c| matches!(c, Component::Normal(_))),
+            "{}: a path outside the package",
+            raw.display()
+        );
+        let relative_text = relative
+            .to_str()
+            .with_context(|| format!("{}: file name is not UTF-8", raw.display()))?;
+        let path = format!("{root}/{relative_text}");
+        if kind.is_dir() {
+            folders.make(&path, sink)?;
+            continue;
+        }
+        if let Some((parent, _)) = path.rsplit_once('/') {
+            folders.make(parent, sink)?;
+        }
+        let mode = if entry.header().mode()? & 0o111 != 0 {
+            0o755
+        } else {
+            0o644
+        };
+        let size = entry.size();
+        if let Some(&first) = folders.files.get(&path) {
+            // Real tarballs hold `package/./dist/index.js` beside `package/dist/index.js`. npm lets
+            // the later entry win; a stream cannot take the earlier one back, so the two must agree.
+            let mut crc = CrcReader::new(&mut entry);
+            io::copy(&mut crc, &mut io::sink())?;
             ensure!(
-                relative.components().all(|c| matches!(c, Component::Normal(_))),
-                "{}: a path outside the package",
+                first == (size, crc.crc().sum()),
+                "{}: the tarball holds this file twice, with different contents",
                 raw.display()
             );
-            let relative_text = relative
-                .to_str()
-                .with_context(|| format!("{}: file name is not UTF-8", raw.display()))?;
-            let path = format!("{root}/{relative_text}");
-            if kind.is_dir() {
-                folders.make(&path, sink)?;
-                continue;
-            }
-            if let Some((parent, _)) = path.rsplit_once('/') {
-                folders.make(parent, sink)?;
-            }
-            let mode = if entry.header().mode()? & 0o111 != 0 {
-                0o755
-            } else {
-                0o644
-            };
-            let size = entry.size();
-            if let Some(&first) = folders.files.get(&path) {
-                // Real tarballs hold `package/./dist/index.js` beside `package/dist/index.js`. npm lets
-                // the later entry win; a stream cannot take the earlier one back, so the two must agree.
-                let mut crc = CrcReader::new(&mut entry);
-                io::copy(&mut crc, &mut io::sink())?;
-                ensure!(
-                    first == (size, crc.crc().sum()),
-                    "{}: the tarball holds this file twice, with different contents",
-                    raw.display()
-                );
-                continue;
-            }
-            let mut head = Vec::with_capacity(4096);
-            (&mut entry).take(4096).read_to_end(&mut head)?;
-            if let Some(platform) = &platform {
-                binary::check(&head, relative, platform)?;
-            }
-            let mut data = CrcReader::new(head.as_slice().chain(&mut entry));
-            sink.file(&path, mode, size, &mut data)?;
-            let crc: &Crc = data.crc();
-            folders.files.insert(path, (size, crc.sum()));
+            continue;
         }
-        Ok(())
-    })();
-    // The digest covers the whole file, also after a failed read: bad bytes are named as such.
-    let got = archive.into_inner().into_inner().finish()?;
-    if got != integrity {
-        bail!(
-            "the cached tarball {} has integrity {got}, the lockfile says {integrity}: the cache entry was \
-             changed. Delete it and build again to fetch it afresh",
-            cached.display()
-        );
+        let mut head = Vec::with_capacity(4096);
+        (&mut entry).take(4096).read_to_end(&mut head)?;
+        if let Some(platform) = &platform {
+            binary::check(&head, relative, platform)?;
+        }
+        let mut data = CrcReader::new(head.as_slice().chain(&mut entry));
+        sink.file(&path, mode, size, &mut data)?;
+        let crc: &Crc = data.crc();
+        folders.files.insert(path, (size, crc.sum()));
     }
-    streamed
+    Ok(())
 }
 
 /// Prebuilt binaries by their magic numbers: Mach-O (thin or fat) and ELF.
@@ -541,6 +526,35 @@ mod tests {
         assert!(
             format!("{error:#}").contains("the cache entry was changed"),
             "{error:#}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_changed_cache_entry_is_refused_before_anything_is_unpacked() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let locked = tarball(dir.path(), "a", &[("package/index.js", 0o644, "a")])?;
+        // The cache now holds another valid tarball (think: a small gzip that expands to gigabytes).
+        let other = tarball(dir.path(), "b", &[("package/evil.js", 0o644, "b")])?;
+        let cache = Cache::at(dir.path().to_owned());
+        std::fs::copy(
+            cache.path(&Integrity::parse(&other.integrity)?),
+            cache.path(&Integrity::parse(&locked.integrity)?),
+        )?;
+        let bundle = Bundle {
+            cache,
+            packages: vec![("node_modules/a".to_owned(), locked)],
+        };
+        let mut sink = Recorded::default();
+        let error = bundle.emit(&mut sink).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("the cache entry was changed"),
+            "{error:#}"
+        );
+        assert_eq!(
+            sink.0,
+            ["node_modules/ 755", "node_modules/a/ 755"],
+            "no file of it"
         );
         Ok(())
     }

@@ -9,7 +9,6 @@
 //! Not supported: the newc/crc formats (`070701`/`070702`), hard links, device nodes, files of
 //! 8 GiB or more (the 11-digit size field).
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -97,6 +96,27 @@ fn cpio_name(path: &str) -> String {
     }
 }
 
+/// Refuses a payload path macOS or a package reader would refuse: a name longer than `NAME_MAX` or a
+/// path (as the archive spells it, `./…`) longer than `PATH_MAX`. confine's own `verify` holds packages to
+/// the same limits, so nothing is built that it would reject.
+fn check_name_lengths(path: &str) -> Result<()> {
+    if let Some(name) = path.split('/').find(|name| name.len() > MAX_NAME_BYTES) {
+        bail!(
+            "{}…: a name of {} bytes; macOS and the package format accept at most {MAX_NAME_BYTES}",
+            name.chars().take(40).collect::<String>(),
+            name.len()
+        );
+    }
+    let spelled = cpio_name(path).len();
+    ensure!(
+        spelled <= MAX_PATH_BYTES,
+        "{}…: a path of {spelled} bytes in the payload; macOS and the package format accept at most \
+         {MAX_PATH_BYTES}",
+        path.chars().take(80).collect::<String>()
+    );
+    Ok(())
+}
+
 /// Stream the payload as gzip'd odc cpio into `out`, expanding each streamed tree where its root sorts,
 /// and return the listing of every path written (its size and cksum included) for the BOM. File
 /// contents are read once, in `CHUNK`s.
@@ -157,12 +177,7 @@ impl PayloadWriter<'_> {
                 self.write(path, PathKind::File, entry.mode, owner, Data::Bytes(contents))
             }
             EntryKind::File(FileSource::Disk(source)) => {
-                let mut file =
-                    File::open(source).with_context(|| format!("cannot open {}", source.display()))?;
-                let size = file
-                    .metadata()
-                    .with_context(|| format!("cannot stat {}", source.display()))?
-                    .len();
+                let (mut file, size) = crate::limits::open_regular(source, u64::MAX)?;
                 self.write(
                     path,
                     PathKind::File,
@@ -178,6 +193,7 @@ impl PayloadWriter<'_> {
     /// One cpio entry, recorded in the listing. `mode` is the permission bits; a symlink's data is
     /// its target.
     fn write(&mut self, path: &str, kind: PathKind, mode: u32, owner: (u32, u32), data: Data) -> Result<()> {
+        check_name_lengths(path)?;
         // Inode numbers only need to be distinct among hard links (nlink > 1): readers pair equal
         // (dev, ino) only then, so wrapping past the 6-digit field harms nothing.
         self.ino = self.ino % 0o777_777 + 1;
@@ -583,6 +599,28 @@ mod tests {
         assert_eq!(names[2], ("./etc/x".into(), 0o100600, stats[2], None));
         assert_eq!(names[3], ("./etc/y".into(), 0o120755, stats[3], Some("x".into())));
         Ok(())
+    }
+
+    #[test]
+    fn names_and_paths_past_what_macos_accepts_are_refused() {
+        assert!(check_name_lengths(&"n".repeat(MAX_NAME_BYTES)).is_ok());
+        let err = check_name_lengths(&format!("usr/{}", "n".repeat(256))).expect_err("long name");
+        assert!(format!("{err}").contains("a name of 256 bytes"), "{err}");
+        let deep = vec!["d".repeat(200); 5].join("/");
+        assert!(check_name_lengths(&deep).is_ok(), "1006 bytes as ./…");
+        let err = check_name_lengths(&format!("{deep}/{}", "f".repeat(30))).expect_err("long path");
+        assert!(format!("{err}").contains("a path of 1037 bytes"), "{err}");
+        let mut payload = Payload::new();
+        payload
+            .add_file(
+                &format!("/{}/{}", "d".repeat(255), "f".repeat(256)),
+                Vec::new(),
+                0o644,
+                0,
+                0,
+            )
+            .expect("added");
+        assert!(write_payload(&payload, 0, &mut Vec::new()).is_err());
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod inspect;
 mod listing;
 mod package_info;
 mod reader;
+mod safety;
 mod tree;
 mod verify;
 mod xar;

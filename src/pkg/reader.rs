@@ -23,8 +23,8 @@ use quick_xml::events::Event;
 use super::cpio::OdcReader;
 use super::xar::{HEADER_LEN, MAGIC};
 use crate::limits::{
-    MAX_NAME_BYTES, MAX_NESTING, MAX_PATH_BYTES, MAX_WORK_RATIO, MAX_XML_ATTRIBUTES, MAX_XML_BYTES,
-    MAX_XML_ELEMENTS, MIN_WORK_BYTES,
+    MAX_NAME_BYTES, MAX_NESTING, MAX_PACKAGE_BYTES, MAX_PATH_BYTES, MAX_WORK_RATIO, MAX_XML_ATTRIBUTES,
+    MAX_XML_BYTES, MAX_XML_ELEMENTS, MIN_WORK_BYTES, open_regular,
 };
 
 /// One XML element with its attributes, child elements and concatenated text.
@@ -179,8 +179,25 @@ pub(crate) struct RawXar {
     pub(crate) header: XarHeader,
     pub(crate) toc_compressed: Vec<u8>,
     pub(crate) heap_start: u64,
+    /// The package, opened once: every heap reader reads this file, not whatever the path names later.
+    file: Rc<File>,
     file_len: u64,
     budget: WorkBudget,
+}
+
+/// Reads `file` from `position` on, without moving the file's own offset, so that several readers of
+/// one open file do not disturb each other.
+pub(crate) struct ReadAt {
+    file: Rc<File>,
+    position: u64,
+}
+
+impl Read for ReadAt {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(&*self.file, buf, self.position)?;
+        self.position += n as u64;
+        Ok(n)
+    }
 }
 
 /// Bytes the readers of one package may still read and decode, shared by every reader of its heap: a
@@ -334,11 +351,7 @@ pub(crate) fn header_style(cksum_alg: u32) -> Option<&'static str> {
 impl RawXar {
     /// Read the header and the compressed TOC. Fails on anything that is not a complete XAR header+TOC.
     pub(crate) fn open(path: &Path) -> Result<Self> {
-        let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        let file_len = file
-            .metadata()
-            .with_context(|| format!("cannot stat {}", path.display()))?
-            .len();
+        let (mut file, file_len) = open_regular(path, MAX_PACKAGE_BYTES)?;
         let mut raw = [0u8; HEADER_LEN as usize];
         file.read_exact(&mut raw)
             .with_context(|| format!("{}: too short for a xar header", path.display()))?;
@@ -394,6 +407,7 @@ impl RawXar {
             header,
             toc_compressed,
             heap_start,
+            file: Rc::new(file),
             file_len,
             budget: WorkBudget::for_file(file_len),
         })
@@ -430,7 +444,7 @@ impl RawXar {
         Ok(bytes)
     }
 
-    fn heap_reader(&self, offset: u64, length: u64) -> Result<Metered<Take<BufReader<File>>>> {
+    fn heap_reader(&self, offset: u64, length: u64) -> Result<Metered<Take<BufReader<ReadAt>>>> {
         ensure!(
             length <= self.file_len,
             "{}: heap range {offset}+{length} is larger than the file",
@@ -442,9 +456,10 @@ impl RawXar {
             .and_then(|s| s.checked_add(length).map(|end| (s, end)));
         match start {
             Some((start, end)) if end <= self.file_len => {
-                let mut file =
-                    File::open(&self.path).with_context(|| format!("cannot open {}", self.path.display()))?;
-                file.seek(SeekFrom::Start(start))?;
+                let file = ReadAt {
+                    file: Rc::clone(&self.file),
+                    position: start,
+                };
                 Ok(self.metered(BufReader::with_capacity(256 * 1024, file).take(length)))
             }
             _ => bail!(
@@ -663,7 +678,7 @@ impl<R: Read> Read for DigestReader<R> {
     }
 }
 
-type HeapReader = DigestReader<Metered<Take<BufReader<File>>>>;
+type HeapReader = DigestReader<Metered<Take<BufReader<ReadAt>>>>;
 
 pub(crate) enum Decoded {
     Stored(HeapReader),

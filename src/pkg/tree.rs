@@ -2,7 +2,6 @@
 //! entry at a time, so that no list of their paths is held in memory. A folder on disk is one
 //! ([`DiskTree`]); the OpenClaw bundle, streamed from its integrity-checked npm tarballs, is another.
 
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -71,12 +70,7 @@ impl DiskTree {
                 sink.directory(&path, mode)?;
                 self.walk(&source, &path, sink)?;
             } else if file_type.is_file() {
-                let mut file =
-                    File::open(&source).with_context(|| format!("cannot open {}", source.display()))?;
-                let size = file
-                    .metadata()
-                    .with_context(|| format!("cannot stat {}", source.display()))?
-                    .len();
+                let (mut file, size) = crate::limits::open_regular(&source, u64::MAX)?;
                 sink.file(&path, mode, size, &mut file)
                     .with_context(|| format!("reading {}", source.display()))?;
             } else {

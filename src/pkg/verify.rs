@@ -4,8 +4,9 @@
 //! and extracted checksums and lengths (SHA-1 or stronger), the archive's shape (a component package has
 //! a PackageInfo at its root; a product archive has a Distribution and components), then per component a
 //! real PackageInfo, the BOM against the Payload (paths, modes, owners, sizes, cksums), PackageInfo's
-//! `numberOfFiles` and scripts against the BOM and Scripts, and the Distribution's pkg-refs against the
-//! archive's directories. Everything read is bounded by [`crate::limits`].
+//! `numberOfFiles` and scripts against the BOM and Scripts, what a careful admin refuses ([`safety`]:
+//! payload paths leaving the install location, script names that are paths, a relative or missing
+//! install-location), and the Distribution's pkg-refs against the archive's directories. Everything read is bounded by [`crate::limits`].
 //!
 //! Signatures are parsed and handed back in [`SignatureParts`], not verified here: trust decisions
 //! belong to the signing module.
@@ -15,6 +16,7 @@ use std::path::Path;
 
 use super::bom::{self, BomRecord};
 use super::reader::{self, Element, RawXar, Toc, TocFile, digest_for, header_style, refused_style};
+use super::safety;
 use super::xar::{HEADER_LEN, hex};
 use crate::limits::{MAX_BOM_BYTES, MAX_XML_BYTES};
 use anyhow::{Context, Result};
@@ -258,7 +260,9 @@ fn check_component(raw: &RawXar, toc: &Toc, dir: &str, problems: &mut Vec<String
         problems.push(format!("{label}: no PackageInfo"));
         return Ok(());
     };
-    check_package_info(label, &package_info, problems);
+    if check_package_info(label, &package_info, problems) {
+        safety::install_location(label, package_info.attribute("install-location"), problems);
+    }
     let bom = match raw.read_file(toc, &join(dir, "Bom"), MAX_BOM_BYTES) {
         Ok(Some(bom)) => Some(bom),
         Ok(None) => None,
@@ -269,10 +273,22 @@ fn check_component(raw: &RawXar, toc: &Toc, dir: &str, problems: &mut Vec<String
     };
     let payload = toc
         .file(&join(dir, "Payload"))
-        .and_then(|file| file.data.as_ref());
+        .and_then(|file| file.data.as_ref())
+        .map(|data| payload_entries(raw, data));
+    match &payload {
+        Some(Ok(entries)) => {
+            let is_link = |entry: &PayloadEntry| entry.mode & 0o170000 == 0o120000;
+            let paths = entries
+                .iter()
+                .map(|(path, entry)| (path.as_str(), is_link(entry)));
+            safety::payload_paths(label, paths, problems);
+        }
+        Some(Err(error)) => problems.push(format!("{label}/Payload: {error:#}")),
+        None => {}
+    }
     match (bom, payload, package_info.child("payload")) {
         (None, None, None) => {}
-        (Some(bom), Some(payload), declared) => {
+        (Some(bom), Some(entries), declared) => {
             let records = match bom::read(&bom) {
                 Ok(records) => records,
                 Err(error) => {
@@ -281,9 +297,8 @@ fn check_component(raw: &RawXar, toc: &Toc, dir: &str, problems: &mut Vec<String
                 }
             };
             check_declared_count(label, declared, records.len(), problems);
-            match payload_entries(raw, payload) {
-                Ok(entries) => compare_bom_and_payload(label, &records, &entries, problems),
-                Err(error) => problems.push(format!("{label}/Payload: {error:#}")),
+            if let Ok(entries) = entries {
+                compare_bom_and_payload(label, &records, &entries, problems);
             }
         }
         _ => problems.push(format!(
@@ -294,20 +309,22 @@ fn check_component(raw: &RawXar, toc: &Toc, dir: &str, problems: &mut Vec<String
     Ok(())
 }
 
-/// The Installer needs a `<pkg-info>` with an identifier (its receipt name) and a version.
-fn check_package_info(label: &str, package_info: &Element, problems: &mut Vec<String>) {
+/// The Installer needs a `<pkg-info>` with an identifier (its receipt name) and a version. Whether the
+/// root element is a `<pkg-info>` at all.
+fn check_package_info(label: &str, package_info: &Element, problems: &mut Vec<String>) -> bool {
     if package_info.name != "pkg-info" {
         problems.push(format!(
             "{label}: PackageInfo's root element is <{}>, not <pkg-info>",
             package_info.name
         ));
-        return;
+        return false;
     }
     for attribute in ["identifier", "version"] {
         if package_info.attribute(attribute).is_none_or(str::is_empty) {
             problems.push(format!("{label}: PackageInfo has no {attribute}"));
         }
     }
+    true
 }
 
 fn check_declared_count(label: &str, declared: Option<&Element>, count: usize, problems: &mut Vec<String>) {
@@ -423,6 +440,7 @@ fn check_scripts(
     if declared.is_empty() {
         return;
     }
+    safety::script_names(label, &declared, problems);
     let present = match script_names(raw, toc, dir) {
         Ok(present) => present,
         Err(error) => {

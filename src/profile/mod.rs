@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use catalog::MacOsVersion;
 
-use crate::limits::{MAX_PROFILE_BYTES, read_file_within};
+use crate::limits::{MAX_PROFILE_BYTES, read_regular};
 use crate::plan::Plan;
 use crate::sign::{self, ProfileEncoding};
 use crate::spec::{LoadedSpec, Problem, Spec, SpecError};
@@ -362,7 +362,7 @@ fn notes(profile: &Profile) -> Vec<String> {
 /// Checks an existing profile (XML, binary, or CMS-signed DER) against the catalog, without a fleet: keys
 /// newer than some minimum macOS are not errors here.
 pub fn validate_file(path: &Path) -> Result<Vec<Finding>> {
-    let bytes = read_file_within(path, MAX_PROFILE_BYTES)?;
+    let bytes = read_regular(path, MAX_PROFILE_BYTES)?;
     validate_bytes(&bytes, None).with_context(|| format!("checking {}", path.display()))
 }
 

@@ -92,8 +92,8 @@ pub(crate) fn load_certificate(block: &Certificate, base_dir: &Path) -> Result<C
             "give a PEM or DER certificate file, relative to the spec file",
         )
     };
-    let bytes = crate::spec::read_bounded(&path, crate::spec::MAX_CERTIFICATE_BYTES)
-        .map_err(|e| fail(format!("cannot read certificate {}: {e}", path.display())))?;
+    let bytes = crate::limits::read_regular(&path, crate::spec::MAX_CERTIFICATE_BYTES)
+        .map_err(|e| fail(format!("cannot read certificate: {e:#}")))?;
     let cert = if bytes.starts_with(b"-----BEGIN") {
         openssl::x509::X509::from_pem(&bytes)
     } else {

@@ -103,6 +103,7 @@ pub fn verify_profile(der: &[u8], ca: Option<&[X509]>) -> Result<ProfileSignatur
     )
     .context("the profile's signature does not match its content (modified after signing?)")?;
     check_content_type(der)?;
+    check_profile_digests(der)?;
     let (signer, embedded) = signer_and_certificates(der)?;
     Ok(ProfileSignature {
         signer: signer_info(&signer, &embedded, ca)?,
@@ -143,6 +144,55 @@ pub(crate) fn check_content_type(cms_der: &[u8]) -> Result<()> {
 }
 
 const MALFORMED: &str = "the CMS SignedData is malformed";
+
+/// Digest and signature algorithms a profile signature may not use: MD5 and SHA-1 collide, so a
+/// signature over one could be moved to another profile. (OID contents, name.)
+const WEAK_ALGORITHMS: &[(&[u8], &str)] = &[
+    (&[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x02, 0x05], "MD5"),
+    (&[0x2B, 0x0E, 0x03, 0x02, 0x1A], "SHA-1"),
+    (
+        &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x04],
+        "MD5 with RSA",
+    ),
+    (
+        &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x05],
+        "SHA-1 with RSA",
+    ),
+    (&[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x01], "ECDSA with SHA-1"),
+    (&[0x2A, 0x86, 0x48, 0xCE, 0x38, 0x04, 0x03], "DSA with SHA-1"),
+];
+
+/// Refuses a profile signature whose SignedData lists, or whose signers use, an MD5 or SHA-1 digest
+/// (RFC 5652: `SignedData.digestAlgorithms`; `SignerInfo { version, sid, digestAlgorithm, [0]
+/// signedAttrs, signatureAlgorithm, … }`). OpenSSL verifies such signatures without complaint.
+fn check_profile_digests(cms_der: &[u8]) -> Result<()> {
+    let signed_data = der::read(cms_der)
+        .and_then(|(content_info, _)| content_info.children())
+        .and_then(|fields| fields.get(1)?.children())
+        .and_then(|explicit| explicit.first()?.children())
+        .context(MALFORMED)?;
+    let mut algorithms = signed_data.get(1).and_then(Tlv::children).context(MALFORMED)?;
+    for signer_infos in signed_data.iter().skip(3).filter(|f| f.tag == der::SET) {
+        for signer in signer_infos.children().context(MALFORMED)? {
+            let fields = signer.children().context(MALFORMED)?;
+            algorithms.extend(
+                fields
+                    .iter()
+                    .skip(2)
+                    .filter(|f| f.tag != der::context(0))
+                    .take(2)
+                    .cloned(),
+            );
+        }
+    }
+    for algorithm in &algorithms {
+        let oid = first_child_contents(Some(algorithm))?;
+        if let Some((_, name)) = WEAK_ALGORITHMS.iter().find(|(weak, _)| *weak == oid) {
+            bail!("the profile is signed with {name}, which is refused: sign it again with SHA-256");
+        }
+    }
+    Ok(())
+}
 
 /// The contents of the first element inside `element`.
 fn first_child_contents<'a>(element: Option<&Tlv<'a>>) -> Result<&'a [u8]> {

@@ -14,6 +14,7 @@
 //! Private keys and passwords never appear in error messages or `Debug` output.
 
 use {
+    crate::limits::{MAX_IDENTITY_BYTES, read_regular},
     anyhow::{Context, Result, anyhow, bail},
     openssl::{
         pkcs12::Pkcs12,
@@ -53,8 +54,7 @@ impl Identity {
     /// Loads a PKCS#12 file. `password` is the file's password (the CLI reads it from
     /// `CONFINE_IDENTITY_PASSWORD`); it is never included in errors.
     pub fn from_pkcs12(path: &Path, password: &str) -> Result<Identity> {
-        let der =
-            std::fs::read(path).with_context(|| format!("cannot read identity file {}", path.display()))?;
+        let der = read_regular(path, MAX_IDENTITY_BYTES).context("cannot read the identity file")?;
         let legacy_available = load_legacy_provider();
         let parsed = Pkcs12::from_der(&der)
             .with_context(|| format!("{} is not a PKCS#12 (.p12) file", path.display()))?
@@ -87,8 +87,7 @@ impl Identity {
     /// Loads a PEM certificate, its unencrypted PEM private key and optional PEM chain files.
     pub fn from_pem(cert: &Path, key: &Path, chain: &[PathBuf]) -> Result<Identity> {
         let leaf = first_certificate(cert)?;
-        let key_pem =
-            std::fs::read(key).with_context(|| format!("cannot read private key file {}", key.display()))?;
+        let key_pem = read_regular(key, MAX_IDENTITY_BYTES).context("cannot read the private key file")?;
         let pkey = parse_private_key(&key_pem)
             .with_context(|| format!("cannot load private key {}", key.display()))?;
         let mut extra = Vec::new();
@@ -156,8 +155,7 @@ impl Identity {
 /// Loads every certificate in a PEM file, or the single certificate in a DER file (for example a CA given
 /// with `--ca`).
 pub fn load_certificates(path: &Path) -> Result<Vec<X509>> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read certificate file {}", path.display()))?;
+    let bytes = read_regular(path, MAX_IDENTITY_BYTES).context("cannot read the certificate file")?;
     if bytes.first() == Some(&0x30) {
         let cert =
             X509::from_der(&bytes).with_context(|| format!("{} is not a DER certificate", path.display()))?;

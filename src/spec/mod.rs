@@ -21,10 +21,11 @@ use std::path::{Path, PathBuf};
 pub use error::{Problem, SpecError};
 pub use model::*;
 pub use rules::GATEWAY_TOKEN_FILE;
+pub use rules::paths::apfs_key;
 pub use rules::paths::{
     SUPPORT_ROOT, config_dir, default_home, default_label, default_prefix, default_workspace,
 };
-pub use rules::sources::{MAX_CERTIFICATE_BYTES, read_bounded};
+pub use rules::sources::MAX_CERTIFICATE_BYTES;
 pub use schema::json_schema;
 pub(crate) use validate::{parse_octal, time_of_day};
 
@@ -126,22 +127,12 @@ pub fn read(path: &Path) -> Result<String, SpecError> {
             help: help.to_owned(),
         }],
     };
-    let metadata = std::fs::metadata(path).map_err(|e| {
+    let bytes = crate::limits::read_regular(path, MAX_SPEC_BYTES as u64).map_err(|e| {
         fail(
-            format!("cannot read the spec: {e}"),
-            "check the path; `confine init` writes an example",
+            format!("cannot read the spec: {e:#}"),
+            "give the path of a fleet spec (a regular file); `confine init` writes an example",
         )
     })?;
-    if metadata.len() > MAX_SPEC_BYTES as u64 {
-        return Err(fail(
-            format!(
-                "the spec is {} bytes; a fleet spec may be at most {MAX_SPEC_BYTES} bytes",
-                metadata.len()
-            ),
-            "is this the right file?",
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read the spec: {e}"), ""))?;
     String::from_utf8(bytes).map_err(|e| {
         let (line, column) = line_column(&e.as_bytes()[..e.utf8_error().valid_up_to()]);
         SpecError {

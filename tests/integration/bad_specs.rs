@@ -113,7 +113,7 @@ fn ten_megabyte_file() {
     let mut text = example_with("version: 1", "version: 1");
     text.push_str(&format!("# {}\n", "x".repeat(10 * 1024 * 1024)));
     let err = rejected("big.yaml", &text);
-    assert!(err.contains("at most"), "{err}");
+    assert!(err.contains("larger than the limit of 1048576 bytes"), "{err}");
 }
 
 #[test]
@@ -605,6 +605,18 @@ fn extra_payload_destinations_that_clash() {
             "/Library/Application Support/confine/halfday-agents/uninstall",
             "confine's own folder",
         ),
+        // Spelled as APFS compares them: ſ folds to s, case does not count.
+        ("/U\u{17f}ers/hexagent/.zshrc", "can write"),
+        ("/USERS/HEXAGENT/.ssh/authorized_keys", "can write"),
+        // A system folder, and folders every user can write (an agent could plant a link there).
+        ("/Users/Shared", "system folder"),
+        ("/Users/Shared/tools/x", "every user, the agents too, can write"),
+        ("/tmp/tool", "every user, the agents too, can write"),
+        (
+            "/var/db/dslocal/nodes/Default/users/x.plist",
+            "nothing may be installed",
+        ),
+        ("/\u{17f}ystem/Library/x", "nothing may be installed"),
     ];
     for (i, (dest, message)) in cases.iter().enumerate() {
         let text = with_package(&format!(
@@ -618,6 +630,61 @@ fn extra_payload_destinations_that_clash() {
         file.display()
     ));
     rejected_at("dupdest.yaml", &text, "/usr/local/bin/TOOL", "also");
+    let text = with_package(&format!(
+        "  extra_payload:\n    - {{ source: \"{0}\", destination: /private/etc/tool.conf }}\n    - {{ source: \"{0}\", destination: /etc/tool.conf }}",
+        file.display()
+    ));
+    rejected_at("dupprivate.yaml", &text, "destination: /etc/tool.conf", "also");
+}
+
+#[test]
+fn extra_payload_names_macos_could_not_install() {
+    // Five folders of 200-byte names: fine on Linux (PATH_MAX 4096), past macOS's 1024-byte paths.
+    let fixtures = tempfile::tempdir().expect("tempdir");
+    let deep = fixtures.path().join(vec!["d".repeat(200); 5].join("/"));
+    std::fs::create_dir_all(&deep).expect("mkdir");
+    write(&deep, "tool", "#!/bin/sh\n");
+    let text = with_package(&format!(
+        "  extra_payload:\n    - {{ source: \"{}\", destination: /usr/local/libexec/deep }}",
+        fixtures.path().display()
+    ));
+    rejected_at(
+        "deep.yaml",
+        &text,
+        "source:",
+        "macOS and the package format accept at most 1024",
+    );
+}
+
+#[test]
+fn extra_payload_above_or_into_a_dedicated_home() {
+    // An agent whose home is in the dedicated root, reached through the /var link and from above.
+    let fixtures = tempfile::tempdir().expect("tempdir");
+    let file = write(fixtures.path(), "tool", "#!/bin/sh\n");
+    for (i, dest) in [
+        "/var/confine/halfday-agents/hexagent/.zshrc",
+        "/private/var/confine/halfday-agents",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let text = example_with(
+            "\nhardening:",
+            &format!(
+                "\npackage:\n  extra_payload:\n    - {{ source: \"{}\", destination: \"{dest}\" }}\nhardening:",
+                file.display()
+            ),
+        )
+        .replace(
+            "    # home: /Users/hexagent       # the default",
+            "    home: /private/var/confine/halfday-agents/hexagent",
+        );
+        assert!(
+            text.contains("home: /private/var"),
+            "the example shows hexagent's home"
+        );
+        rejected_at(&format!("dedicated{i}.yaml"), &text, "destination:", "can write");
+    }
 }
 
 #[test]

@@ -76,20 +76,34 @@ fn a_failed_build_keeps_the_previous_output() {
 
 #[test]
 fn build_refuses_to_replace_a_foreign_folder() {
+    // A project folder that happens to hold a manifest.json: only the .confine-output marker proves
+    // confine wrote a folder.
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "notes.txt", "mine");
+    write(dir.path(), "manifest.json", "{\"artifacts\": []}");
     let output = confine()
         .arg("build")
         .arg("--out")
         .arg(dir.path())
         .output()
         .expect("runs");
-    assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("not written by confine"));
+    assert_eq!(output.status.code(), Some(2), "a refused --out is a usage error");
+    assert!(
+        stderr(&output)
+            .contains("holds 2 entries (`manifest.json`, `notes.txt`) and no .confine-output marker"),
+        "{}",
+        stderr(&output)
+    );
     assert_eq!(
         std::fs::read_to_string(dir.path().join("notes.txt")).expect("kept"),
         "mine"
     );
+
+    // What confine wrote carries the marker and is replaced by the next build.
+    let out = dir.path().join("dist");
+    confine().arg("build").arg("--out").arg(&out).assert().success();
+    assert!(out.join(".confine-output").is_file());
+    confine().arg("build").arg("--out").arg(&out).assert().success();
 }
 
 #[test]
@@ -168,7 +182,12 @@ fn extra_payload_keeps_modes_and_the_component_package_is_written() {
         .assert()
         .success();
     let component = out.join("halfday-agents-1.0.0-component.pkg");
-    confine().arg("verify").arg(&component).assert().success();
+    confine()
+        .arg("verify")
+        .arg("--allow-unsigned")
+        .arg(&component)
+        .assert()
+        .success();
     let listing = StdCommand::new("sh")
         .args([
             "-c",

@@ -584,6 +584,325 @@ fn a_profile_that_never_ends_is_read_only_up_to_the_limit() {
     let endless = tmp.path().join("endless.mobileconfig");
     std::os::unix::fs::symlink("/dev/zero", &endless).unwrap();
     for command in ["validate", "verify"] {
-        refuse(command, &endless, "larger than the limit of 16777216 bytes");
+        refuse(command, &endless, "is a character device, not a regular file");
+    }
+}
+
+/// Runs `confine <args>` in `dir` under `prlimit --as=1G` and `timeout 60`: a FIFO waited on or a device
+/// read to exhaustion ends in timeout's exit 124, not a hung test.
+fn confine_bounded(dir: &Path, args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Output {
+    Command::new("timeout")
+        .args(["60", "prlimit", "--as=1073741824", "--"])
+        .arg(env!("CARGO_BIN_EXE_confine"))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .output()
+        .expect("cannot run timeout and prlimit (coreutils, util-linux)")
+}
+
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(status.success());
+}
+
+/// A sparse file of `size` bytes: huge on paper, nothing on disk.
+fn sparse(path: &Path, size: u64) {
+    std::fs::File::create(path).unwrap().set_len(size).unwrap();
+}
+
+/// The hostile kinds of one input: a FIFO nobody writes, a symlink to /dev/zero, and (with a `limit`) a
+/// sparse file past it; each must be refused quickly, naming what is wrong (the returned text).
+fn hostile_inputs(dir: &Path, name: &str, limit: Option<u64>) -> Vec<(PathBuf, String)> {
+    let fifo = dir.join(format!("fifo-{name}"));
+    mkfifo(&fifo);
+    let zero = dir.join(format!("zero-{name}"));
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let mut inputs = vec![
+        (fifo, "is a FIFO, not a regular file".to_owned()),
+        (zero, "is a character device, not a regular file".to_owned()),
+    ];
+    if let Some(limit) = limit {
+        let huge = dir.join(format!("huge-{name}"));
+        sparse(&huge, limit + 1);
+        inputs.push((huge, format!("larger than the limit of {limit} bytes")));
+    }
+    inputs
+}
+
+#[test]
+fn specs_packages_profiles_and_trails_must_be_bounded_regular_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: [(&str, &str, u64); 5] = [
+        ("validate", "fleet.yaml", 1024 * 1024),
+        ("build", "fleet.yaml", 1024 * 1024),
+        ("inspect", "x.pkg", 16 << 30),
+        ("verify", "x.pkg", 16 << 30),
+        ("validate", "x.mobileconfig", 16 << 20),
+    ];
+    for (command, name, limit) in cases {
+        for (file, needle) in hostile_inputs(tmp.path(), &format!("{command}-{name}"), Some(limit)) {
+            let output = confine_bounded(tmp.path(), &[command.as_ref(), file.as_os_str()], &[]);
+            assert_refused(&output, &needle);
+        }
+    }
+    // A trail is read line by line, each line bounded: only its kind is checked.
+    for (file, needle) in hostile_inputs(tmp.path(), "trail.jsonl", None) {
+        assert_refused(
+            &confine_bounded(tmp.path(), &["audit".as_ref(), file.as_os_str()], &[]),
+            &needle,
+        );
+    }
+}
+
+#[test]
+fn lock_files_and_identities_must_be_bounded_regular_files() {
+    let spec = crate::util::example_with("      install: npm ", "      install: bundle ");
+    for kind in 0..3 {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), "fleet.yaml", spec.as_bytes());
+        let (lock, needle) = hostile_inputs(tmp.path(), "lock", Some(64 << 20))[kind].clone();
+        std::fs::rename(&lock, tmp.path().join("fleet.lock")).unwrap();
+        let output = confine_bounded(
+            tmp.path(),
+            &[
+                "build".as_ref(),
+                "fleet.yaml".as_ref(),
+                "--out".as_ref(),
+                "dist".as_ref(),
+            ],
+            &[],
+        );
+        assert_refused(&output, &needle);
+        assert!(!tmp.path().join("dist").exists());
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "fleet.yaml", crate::util::example_spec().as_bytes());
+    for (file, needle) in hostile_inputs(tmp.path(), "id.p12", Some(1024 * 1024)) {
+        let output = confine_bounded(
+            tmp.path(),
+            &[
+                "build".as_ref(),
+                "fleet.yaml".as_ref(),
+                "--identity".as_ref(),
+                file.as_os_str(),
+                "--out".as_ref(),
+                "dist".as_ref(),
+            ],
+            &[("CONFINE_IDENTITY_PASSWORD", "x")],
+        );
+        assert_refused(&output, &needle);
+    }
+}
+
+/// A cpio entry: name, st_mode, data.
+type CpioEntry<'a> = (&'a str, u32, &'a [u8]);
+
+/// A component package whose PackageInfo is `package_info` and whose Payload (no Bom) holds `entries`.
+fn package_with_payload(package_info: &[u8], entries: &[CpioEntry]) -> Vec<u8> {
+    let mut cpio = Vec::new();
+    for (name, mode, data) in entries {
+        cpio.extend_from_slice(&cpio_entry(name.as_bytes(), *mode, data.len() as u64));
+        cpio.extend_from_slice(data);
+    }
+    let payload = cpio_archive(cpio);
+    component_package(
+        |heap| vec![heap.file("Payload", &payload, Encoding::Stored)],
+        package_info,
+    )
+}
+
+#[test]
+fn verify_refuses_payload_paths_that_leave_the_install_location() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[CpioEntry], &str); 3] = [
+        (
+            "dotdot",
+            &[(".", 0o40755, b""), ("./../../etc/sudoers.d/x", 0o100644, b"ALL")],
+            "Payload path ./../../etc/sudoers.d/x climbs out of the install location with `..`",
+        ),
+        (
+            "absolute",
+            &[(".", 0o40755, b""), ("/etc/sudoers", 0o100644, b"ALL")],
+            "Payload path /etc/sudoers is absolute",
+        ),
+        (
+            "beneath-link",
+            &[
+                (".", 0o40755, b""),
+                ("./Library", 0o120755, b"/etc"),
+                ("./library/sudoers", 0o100644, b"ALL"),
+            ],
+            "Payload path ./library/sudoers is beneath ./library, a symlink of the same Payload",
+        ),
+    ];
+    for (name, entries, needle) in cases {
+        let file = write(
+            tmp.path(),
+            &format!("{name}.pkg"),
+            &package_with_payload(PACKAGE_INFO, entries),
+        );
+        refuse("verify", &file, needle);
+    }
+}
+
+#[test]
+fn verify_refuses_script_paths_and_bad_install_locations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scripts = cpio_archive(cpio_entry(b"./postinstall", 0o100755, 0));
+    let package_info = br#"<pkg-info identifier="com.example.x" version="1" install-location="/"><scripts><postinstall file="../../../usr/bin/true"/></scripts></pkg-info>"#;
+    let package = component_package(
+        |heap| vec![heap.file("Scripts", &scripts, Encoding::Stored)],
+        package_info,
+    );
+    let file = write(tmp.path(), "script.pkg", &package);
+    refuse(
+        "verify",
+        &file,
+        "PackageInfo names script ../../../usr/bin/true, which is not a plain file name in Scripts",
+    );
+
+    for (name, package_info, needle) in [
+        (
+            "missing",
+            &br#"<pkg-info identifier="com.example.x" version="1"/>"#[..],
+            "PackageInfo has no install-location",
+        ),
+        (
+            "relative",
+            br#"<pkg-info identifier="com.example.x" version="1" install-location="Library"/>"#,
+            "PackageInfo install-location \"Library\" is not an absolute path",
+        ),
+    ] {
+        let file = write(
+            tmp.path(),
+            &format!("{name}.pkg"),
+            &component_package(|_| Vec::new(), package_info),
+        );
+        refuse("verify", &file, needle);
+    }
+}
+
+#[test]
+fn unsigned_packages_and_profiles_are_refused_alike_unless_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let package = write(
+        tmp.path(),
+        "unsigned.pkg",
+        &component_package(|_| Vec::new(), PACKAGE_INFO),
+    );
+    let profile = write(
+        tmp.path(),
+        "unsigned.mobileconfig",
+        br#"<?xml version="1.0"?><plist version="1.0"><dict/></plist>"#,
+    );
+    refuse(
+        "verify",
+        &package,
+        "the package is not signed (pass --allow-unsigned",
+    );
+    refuse(
+        "verify",
+        &profile,
+        "the profile is not signed (pass --allow-unsigned",
+    );
+    let allowed = confine_bounded(
+        tmp.path(),
+        &[
+            "verify".as_ref(),
+            "--allow-unsigned".as_ref(),
+            package.as_os_str(),
+            profile.as_os_str(),
+        ],
+        &[],
+    );
+    assert!(allowed.status.success(), "{allowed:?}");
+}
+
+/// A profile signed by a fresh self-signed key with `digest` (`openssl cms -sign -md <digest>`).
+fn profile_signed_with(dir: &Path, digest: &str) -> PathBuf {
+    let run = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(output.status.success(), "openssl {args:?}: {output:?}");
+    };
+    if !dir.join("key.pem").exists() {
+        run(&[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "cert.pem",
+            "-subj", "/CN=weak", "-days", "2",
+        ]);
+        std::fs::write(
+            dir.join("plain.mobileconfig"),
+            br#"<?xml version="1.0"?><plist version="1.0"><dict/></plist>"#,
+        )
+        .unwrap();
+    }
+    let signed = format!("{digest}.mobileconfig");
+    run(&[
+        "cms",
+        "-sign",
+        "-binary",
+        "-nodetach",
+        "-md",
+        digest,
+        "-outform",
+        "DER",
+        "-signer",
+        "cert.pem",
+        "-inkey",
+        "key.pem",
+        "-in",
+        "plain.mobileconfig",
+        "-out",
+        &signed,
+    ]);
+    dir.join(signed)
+}
+
+#[test]
+fn profiles_signed_with_md5_or_sha1_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let strong = profile_signed_with(tmp.path(), "sha256");
+    let output = confine_bounded(tmp.path(), &["verify".as_ref(), strong.as_os_str()], &[]);
+    assert!(output.status.success(), "{output:?}");
+    for (digest, name) in [("sha1", "SHA-1"), ("md5", "MD5")] {
+        let weak = profile_signed_with(tmp.path(), digest);
+        refuse(
+            "verify",
+            &weak,
+            &format!("the profile is signed with {name}, which is refused"),
+        );
+    }
+}
+
+#[test]
+fn audit_escapes_bidi_controls_and_line_separators() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trail = write(
+        tmp.path(),
+        "trail.jsonl",
+        br#"{"process":{"executable":{"path":"/bin/sh"}},"event":{"exec":{"target":{"executable":{"path":"/bin/echo\u202e"}},"args":["echo","a\u2028b","c\u2029d","e\u061cf","g\u2067h","i\u0085j","k\u200bl","m\ufeffn"]}}}
+"#,
+    );
+    let output = confine_bounded(tmp.path(), &["audit".as_ref(), trail.as_os_str()], &[]);
+    assert!(output.status.success(), "{output:?}");
+    let shown = String::from_utf8(output.stdout).unwrap();
+    for raw in [
+        '\u{202e}', '\u{2028}', '\u{2029}', '\u{61c}', '\u{2067}', '\u{85}', '\u{200b}', '\u{feff}',
+    ] {
+        assert!(!shown.contains(raw), "{raw:?} reached the terminal: {shown:?}");
+    }
+    for escaped in [
+        r"\u{2028}",
+        r"\u{2029}",
+        r"\u{61c}",
+        r"\u{2067}",
+        r"\u{85}",
+        r"\u{202e}",
+    ] {
+        assert!(shown.contains(escaped), "{escaped} missing from {shown}");
     }
 }

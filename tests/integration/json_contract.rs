@@ -107,13 +107,24 @@ fn verify() {
     let dir = workspace();
     let ok = json(
         dir.path(),
-        &["verify", "dist/halfday-agents-1.0.0.pkg", "--json"],
+        &[
+            "verify",
+            "--allow-unsigned",
+            "dist/halfday-agents-1.0.0.pkg",
+            "--json",
+        ],
         0,
     );
     insta::assert_json_snapshot!("verify_ok", ok);
     let failed = json(
         dir.path(),
-        &["verify", "dist/halfday-agents-1.0.0.pkg", "broken.pkg", "--json"],
+        &[
+            "verify",
+            "--allow-unsigned",
+            "dist/halfday-agents-1.0.0.pkg",
+            "broken.pkg",
+            "--json",
+        ],
         1,
     );
     insta::assert_json_snapshot!("verify_failed", failed);

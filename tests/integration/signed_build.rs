@@ -204,7 +204,33 @@ fn confine_verify_requires_a_signature_that_reaches_the_ca() {
         .assert()
         .success();
     let pkg = unsigned.join("halfday-agents-1.0.0.pkg");
-    confine().arg("verify").arg(&pkg).assert().success();
+    // Unsigned packages and unsigned profiles alike: each reported, both accepted only when asked.
+    let profile = tree(&unsigned)
+        .into_iter()
+        .map(|(path, _)| unsigned.join(path))
+        .find(|path| path.extension().is_some_and(|e| e == "mobileconfig"))
+        .expect("an unsigned profile");
+    let output = confine()
+        .arg("verify")
+        .arg(&pkg)
+        .arg(&profile)
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    for what in ["package", "profile"] {
+        assert!(
+            stderr(&output).contains(&format!("the {what} is not signed (pass --allow-unsigned")),
+            "{}",
+            stderr(&output)
+        );
+    }
+    confine()
+        .arg("verify")
+        .arg("--allow-unsigned")
+        .arg(&pkg)
+        .arg(&profile)
+        .assert()
+        .success();
     confine()
         .arg("verify")
         .arg("--ca")

@@ -277,17 +277,18 @@ impl Rules<'_> {
                     "install into a folder of its own, e.g. `/usr/local/libexec/<tool>`",
                 );
             }
-            if let Some(owner) = agents
-                .iter()
-                .find(|a| within(d, &a.home) || within(d, &a.workspace))
-            {
+            // Overlap, not only inside: a folder above a home would carry its payload's subfolders into it.
+            let writable = agents.iter().find_map(|a| {
+                [&a.home, &a.workspace]
+                    .into_iter()
+                    .find(|folder| paths::overlap(d, folder))
+                    .map(|folder| (folder, &a.agent.name.value))
+            });
+            if let Some((folder, agent)) = writable {
                 self.fail(
                     dest,
-                    format!(
-                        "extra payload destination `{d}` is inside a folder agent `{}` can write",
-                        owner.agent.name.value
-                    ),
-                    "the package writes as root: never into an agent's home or workspace",
+                    format!("extra payload destination `{d}` overlaps `{folder}`, a folder agent `{agent}` can write"),
+                    "the package writes as root: never into (or above) an agent's home or workspace",
                 );
             }
             if within(d, &support) && !agents.iter().any(|a| within(d, &a.prefix)) {

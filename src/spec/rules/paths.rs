@@ -50,10 +50,36 @@ pub fn default_label(identifier: &str, agent: &str) -> String {
     format!("{identifier}.{agent}.gateway")
 }
 
-/// A path as APFS compares it: canonical decomposition, then lower case, then decomposition again (lower
-/// casing can compose). Two spellings with the same key name the same file on a default APFS volume.
+/// A path as APFS compares it: canonical decomposition, then case folding (lower case, and the letters
+/// whose folding differs from their lower case, such as `ſ`), then decomposition again (folding can
+/// compose); and `/etc`, `/var` and `/tmp`, which are links to their `/private` forms on every Mac, in
+/// those forms. Two spellings with the same key name the same file on a default APFS volume.
 pub fn apfs_key(path: &str) -> String {
-    path.nfd().flat_map(char::to_lowercase).nfd().collect()
+    let key: String = path.nfd().flat_map(char::to_lowercase).map(fold).nfd().collect();
+    let linked = ["/etc", "/var", "/tmp"].iter().any(|link| {
+        key.strip_prefix(link)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    });
+    if linked { format!("/private{key}") } else { key }
+}
+
+/// The simple case folding of a lower-case letter, where it is not the letter itself (Unicode's
+/// CaseFolding.txt, status C and S, for letters whose lower case is already lower).
+fn fold(c: char) -> char {
+    match c {
+        '\u{017f}' => 's',
+        '\u{0345}' | '\u{1fbe}' => '\u{03b9}',
+        '\u{03c2}' => '\u{03c3}',
+        '\u{03d0}' => '\u{03b2}',
+        '\u{03d1}' => '\u{03b8}',
+        '\u{03d5}' => '\u{03c6}',
+        '\u{03d6}' => '\u{03c0}',
+        '\u{03f0}' => '\u{03ba}',
+        '\u{03f1}' => '\u{03c1}',
+        '\u{03f5}' => '\u{03b5}',
+        '\u{1e9b}' => '\u{1e61}',
+        c => c,
+    }
 }
 
 /// Whether `path` is `root` or below it, compared as APFS does.
@@ -171,6 +197,15 @@ const SYSTEM_FOLDERS: &[&str] = &[
 /// Folders the payload may never write into: the sealed system volume and the local directory service.
 const NEVER_WRITTEN: &[&str] = &["/System", "/private/var/db/dslocal", "/dev", "/Volumes"];
 
+/// Folders every local user, an agent too, can write into (mode 1777, or each user's own temporary
+/// folder below `/private/var/folders`): an agent could plant a link where the payload goes.
+pub const WRITABLE_BY_ALL: &[&str] = &[
+    "/Users/Shared",
+    "/private/tmp",
+    "/private/var/tmp",
+    "/private/var/folders",
+];
+
 /// Why an extra payload may not go to `destination`, if it may not.
 pub fn destination_problem(destination: &str) -> Option<String> {
     if let Some(folder) = SYSTEM_FOLDERS
@@ -181,10 +216,13 @@ pub fn destination_problem(destination: &str) -> Option<String> {
             "`{folder}` is a system folder; the payload would replace its owner and mode"
         ));
     }
-    NEVER_WRITTEN
+    if let Some(root) = NEVER_WRITTEN.iter().find(|root| within(destination, root)) {
+        return Some(format!("nothing may be installed under `{root}`"));
+    }
+    WRITABLE_BY_ALL
         .iter()
         .find(|root| within(destination, root))
-        .map(|root| format!("nothing may be installed under `{root}`"))
+        .map(|root| format!("`{root}` is a folder every user, the agents too, can write"))
 }
 
 /// Scripts whose letters look alike: a path segment mixing them (a Cyrillic `е` among Latin letters) is
@@ -231,6 +269,33 @@ mod tests {
         assert!(!within("/Users/Sharedx", "/Users/Shared"));
         assert!(below("/Users/Shared/a", "/Users/Shared"));
         assert!(!below("/Users/Shared", "/Users/Shared"));
+        // ſ (long s) folds to s; final sigma to sigma.
+        assert_eq!(apfs_key("/U\u{17f}ers/hex"), apfs_key("/Users/HEX"));
+        assert_eq!(apfs_key("/x/\u{3c2}"), apfs_key("/x/\u{3a3}"));
+        // /etc, /var and /tmp are links to their /private forms; /etcetera is not.
+        assert_eq!(
+            apfs_key("/var/confine/f/hex"),
+            apfs_key("/private/var/confine/f/hex")
+        );
+        assert_eq!(apfs_key("/ETC"), apfs_key("/private/etc"));
+        assert!(within("/tmp/x", "/private/tmp"));
+        assert_ne!(apfs_key("/etcetera"), apfs_key("/private/etcetera"));
+    }
+
+    #[test]
+    fn destinations() {
+        assert_eq!(destination_problem("/usr/local/libexec/tool"), None);
+        for bad in [
+            "/private/var/db/dslocal/nodes/Default/users/root.plist",
+            "/var/db/dslocal/nodes/x",
+            "/tmp/tool",
+            "/Users/Shared/tools/x",
+            "/private/var/folders/ab/x",
+            "/\u{17f}y\u{17f}tem/Library/x",
+            "/etc",
+        ] {
+            assert!(destination_problem(bad).is_some(), "{bad}");
+        }
     }
 
     #[test]

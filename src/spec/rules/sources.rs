@@ -74,7 +74,8 @@ fn key_content(head: &[u8]) -> bool {
 /// Checks every extra payload source and the certificate, relative to `base_dir`.
 pub fn check(spec: &Spec, base_dir: &Path, problems: &mut Vec<Problem>) {
     for extra in &spec.package.extra_payload {
-        if let Err(message) = payload_source(&base_dir.join(&extra.source.value), extra.secret) {
+        let source = base_dir.join(&extra.source.value);
+        if let Err(message) = payload_source(&source, &extra.destination.value, extra.secret) {
             problems.push(problem(&extra.source, message.0, message.1));
         }
     }
@@ -155,10 +156,11 @@ fn regular_file(path: &Path, limit: u64) -> Result<(), Refusal> {
 }
 
 /// An extra payload source: a regular file or a folder of files, folders and links, holding no private
-/// key unless the entry is a secret, and owner-only if it is one.
-fn payload_source(path: &Path, secret: bool) -> Result<(), Refusal> {
+/// key unless the entry is a secret, and owner-only if it is one; each of its paths, installed at
+/// `destination`, within macOS's name and path limits.
+fn payload_source(path: &Path, destination: &str, secret: bool) -> Result<(), Refusal> {
     let real = canonical(path)?;
-    let mut stack = vec![real];
+    let mut stack = vec![real.clone()];
     let mut seen = 0;
     while let Some(path) = stack.pop() {
         seen += 1;
@@ -168,6 +170,7 @@ fn payload_source(path: &Path, secret: bool) -> Result<(), Refusal> {
                 "ship a smaller tree",
             ));
         }
+        installed_name_fits(&path, &real, destination)?;
         let metadata = fs::symlink_metadata(&path)
             .map_err(|e| refuse(format!("cannot read {}: {e}", path.display()), ""))?;
         let kind = metadata.file_type();
@@ -212,6 +215,38 @@ fn payload_source(path: &Path, secret: bool) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// Whether `path`, a file of the tree at `root` installed at `destination`, gets a name and a path macOS
+/// and the package format accept (see [`crate::limits::MAX_NAME_BYTES`] and
+/// [`crate::limits::MAX_PATH_BYTES`]; the archive spells the path `./…`).
+fn installed_name_fits(path: &Path, root: &Path, destination: &str) -> Result<(), Refusal> {
+    use crate::limits::{MAX_NAME_BYTES, MAX_PATH_BYTES};
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    let installed = Path::new(destination).join(relative);
+    let help = "shorten the names in the source: Installer could not write this path";
+    if let Some(name) = installed.iter().find(|name| name.len() > MAX_NAME_BYTES) {
+        return Err(refuse(
+            format!(
+                "{} has a name of {} bytes; macOS accepts at most {MAX_NAME_BYTES}",
+                path.display(),
+                name.len()
+            ),
+            help,
+        ));
+    }
+    let spelled = installed.as_os_str().len() + 1;
+    if spelled > MAX_PATH_BYTES {
+        return Err(refuse(
+            format!(
+                "{} would be installed at a path of {spelled} bytes (as the package spells it); macOS and \
+                 the package format accept at most {MAX_PATH_BYTES}",
+                path.display()
+            ),
+            help,
+        ));
+    }
+    Ok(())
+}
+
 fn holds_private_key(path: &Path) -> Result<bool, Refusal> {
     if path
         .file_name()
@@ -221,36 +256,15 @@ fn holds_private_key(path: &Path) -> Result<bool, Refusal> {
         return Ok(true);
     }
     let mut head = Vec::new();
-    fs::File::open(path)
-        .and_then(|f| f.take(KEY_SCAN_BYTES).read_to_end(&mut head))
-        .map_err(|e| refuse(format!("cannot read {}: {e}", path.display()), ""))?;
+    crate::limits::open_regular(path, u64::MAX)
+        .and_then(|(f, _)| Ok(f.take(KEY_SCAN_BYTES).read_to_end(&mut head)?))
+        .map_err(|e| refuse(format!("{e:#}"), ""))?;
     Ok(key_content(&head))
-}
-
-/// Reads a regular file of at most `limit` bytes; a device, a FIFO or a larger file is an error, so a
-/// hostile path cannot make confine read forever.
-pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    let file = fs::File::open(path)?;
-    let metadata = file.metadata()?;
-    if !metadata.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    crate::limits::read_within(file, limit)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bounded_reads_stop_at_devices_and_size() {
-        assert!(read_bounded(Path::new("/dev/zero"), 16).is_err());
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("f");
-        fs::write(&file, b"0123456789").expect("write");
-        assert_eq!(read_bounded(&file, 10).expect("fits"), b"0123456789");
-        assert!(read_bounded(&file, 9).is_err());
-    }
 
     #[test]
     fn private_keys_by_name_and_content() {
