@@ -64,6 +64,9 @@ pub const MIN_WORK_BYTES: u64 = 256 * 1024 * 1024;
 /// A `package.json` the build reads from a bundled tarball (OpenClaw 2026.9.6's is under 10 KB).
 pub const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
 
+/// A build's `manifest.json` that `confine push` reads: a few hundred bytes per artifact.
+pub const MAX_BUILD_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Bytes of a configuration profile file (signed or not). Real profiles are kilobytes.
 pub const MAX_PROFILE_BYTES: u64 = 16 * 1024 * 1024;
 

@@ -335,13 +335,14 @@ struct ManifestEntry {
 /// Reads `dist/manifest.json` and checks every artifact's size and SHA-256 before anything is sent.
 fn check_build(loaded: &LoadedSpec, dist: &Path) -> Result<Build> {
     let manifest_path = dist.join("manifest.json");
-    let text = std::fs::read(&manifest_path).with_context(|| {
-        format!(
-            "cannot read {}; run `confine build --out {}` first",
-            manifest_path.display(),
-            dist.display()
-        )
-    })?;
+    let text = crate::limits::read_regular(&manifest_path, crate::limits::MAX_BUILD_MANIFEST_BYTES)
+        .with_context(|| {
+            format!(
+                "cannot read {}; run `confine build --out {}` first",
+                manifest_path.display(),
+                dist.display()
+            )
+        })?;
     let manifest: Manifest = serde_json::from_slice(&text)
         .with_context(|| format!("{} is not a confine manifest", manifest_path.display()))?;
     let fleet = &loaded.spec.fleet;
@@ -353,7 +354,7 @@ fn check_build(loaded: &LoadedSpec, dist: &Path) -> Result<Build> {
         }
         let path = artifact_path(dist, &entry.path)?;
         let (contents, size, sha256, sha3_512) = if entry.kind == "pkg" {
-            let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            let (file, _) = crate::limits::open_regular(&path, crate::limits::MAX_PACKAGE_BYTES)?;
             let hashes = hash_held(&file, &path)?;
             (
                 Contents::Held(file),
@@ -362,7 +363,7 @@ fn check_build(loaded: &LoadedSpec, dist: &Path) -> Result<Build> {
                 (hashes.sha3_512, hashes.md5),
             )
         } else {
-            let bytes = crate::limits::read_file_within(&path, crate::limits::MAX_PROFILE_BYTES)?;
+            let bytes = crate::limits::read_regular(&path, crate::limits::MAX_PROFILE_BYTES)?;
             let sha256 = hex(&openssl::sha::sha256(&bytes));
             (Contents::Bytes(bytes), 0, sha256, Default::default())
         };
