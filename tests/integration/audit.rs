@@ -188,7 +188,7 @@ fn agent_manages(script: &str) -> bool {
 }
 
 fn installed(fleet: &Fleet) -> Mac {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     mac.install(fleet)
         .unwrap_or_else(|e| panic!("install failed:\n{e}"));
     mac

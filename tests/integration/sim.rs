@@ -22,6 +22,30 @@ pub(crate) const SIM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/macos-s
 pub(crate) const DASH: &[&str] = &["dash"];
 pub(crate) const BASH_POSIX: &[&str] = &["bash", "--posix"];
 
+/// macOS's /bin/sh: Apple's bash 3.2.57 invoked as `sh` (POSIX mode), built once by .ci/run into
+/// `$CONFINE_APPLE_BASH` (default `~/.cache/confine/bash-3.2`). Missing, it is a failure that says how to
+/// build it: the installer suite never passes without the shell Macs run.
+pub(crate) fn apple_sh() -> &'static [&'static str] {
+    static SHELL: std::sync::OnceLock<[&'static str; 1]> = std::sync::OnceLock::new();
+    SHELL.get_or_init(|| {
+        let dir = std::env::var_os("CONFINE_APPLE_BASH")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/confine/bash-3.2")))
+            .expect("HOME or CONFINE_APPLE_BASH is set");
+        let sh = dir.join("sh");
+        assert!(
+            sh.is_file(),
+            "Apple's bash 3.2.57 (macOS's /bin/sh) is not built at {}: run \
+             `bash ../shared/macos-shell/build-bash-3.2.sh {}` (needs gcc, make, bison; .ci/run does it)",
+            sh.display(),
+            dir.display()
+        );
+        [String::leak(
+            sh.into_os_string().into_string().expect("utf-8 path"),
+        )]
+    })
+}
+
 /// A spec and its plan: the payload is built from both, like `confine build` does.
 pub(crate) struct Fleet {
     pub(crate) loaded: LoadedSpec,
@@ -178,7 +202,7 @@ impl Mac {
         // Not under /tmp: the Mac's own /private/tmp is bound there (OpenClaw keeps its state locks in
         // /tmp, keyed by UID and state path, which every simulated Mac shares).
         let dir = tempfile::tempdir_in("/var/tmp").expect("temp dir");
-        let mac = Mac::seeded(dir, DASH, Some(tools.clone()));
+        let mac = Mac::seeded(dir, apple_sh(), Some(tools.clone()));
         mac.write_state("real-daemons", "");
         let tmp = mac.target.join("private/tmp");
         fs::create_dir_all(&tmp).expect("/private/tmp");
