@@ -223,8 +223,10 @@ group_gid() {
 
 # ds_get RECORD ATTRIBUTE: REPLY = the attribute as `dscl . -read` prints it (several values are separated
 # by spaces); returns 1 if the record or attribute is missing. dscl prints "Attr: value", or "Attr:" and
-# the value on the next line after one space when the value contains a space. The trailing "x" keeps
-# newlines at the end of a value, which command substitution would otherwise drop.
+# the value on the next line after one space when the value contains a space; an attribute outside
+# Apple's standard names (IsHidden) is printed as "dsAttrTypeNative:Attr" (capture
+# dscl-read-ishidden--01.txt). The trailing "x" keeps newlines at the end of a value, which command
+# substitution would otherwise drop.
 ds_get() {
 	REPLY=$(
 		dscl . -read "$1" "$2" 2>/dev/null || :
@@ -232,6 +234,7 @@ ds_get() {
 	)
 	REPLY=${REPLY%x}
 	REPLY=${REPLY%"$NL"}
+	REPLY=${REPLY#dsAttrTypeNative:}
 	case $REPLY in
 	"$2:$NL "*) REPLY=${REPLY#"$2:$NL "} ;;
 	"$2: "*) REPLY=${REPLY#"$2: "} ;;
@@ -298,10 +301,12 @@ place() {
 }
 
 # file_info PATH: "<permissions> <uid> <gid>" of PATH itself, e.g. "drwxr-x--- 501 20". ls, not stat:
-# BSD and GNU stat take different options, while `ls -ldn` prints alike on both.
+# BSD and GNU stat take different options, while `ls -ldn` prints alike on both. macOS appends "+" (an
+# ACL, every home has one) or "@" (extended attributes) to the permissions (captures
+# ls-la-home-acl--01.txt, ls-le-home--01.txt): only their first 10 characters are kept.
 file_info() {
 	# shellcheck disable=SC2012
-	ls -ldn "$1" | awk '{ print $1, $3, $4 }'
+	ls -ldn "$1" | awk '{ print substr($1, 1, 10), $3, $4 }'
 }
 
 # mode_of PATH: the permission bits in octal (e.g. 750).
@@ -327,6 +332,16 @@ human_homes() {
 }
 
 daemon_loaded() { launchctl print "system/$1" >/dev/null 2>&1; }
+
+# daemon_pid LABEL: prints the PID of the job's running process; fails if it does not run. `launchctl
+# print` has top-level lines "<tab>state = running" and, only while it runs, "<tab>pid = N" (capture
+# launchctl-print-system-daemon--01.txt; nested blocks are indented further).
+daemon_pid() {
+	launchctl print "system/$1" 2>/dev/null | awk '
+		/^\tstate = running$/ { running = 1 }
+		/^\tpid = [0-9]+$/ { pid = $3 }
+		END { if (!running || pid == "") exit 1; print pid }'
+}
 
 # wait_unloaded LABEL: `launchctl bootout` returns before launchd has let go of the label; bootstrapping
 # again too early fails with EIO. Wait (bounded) until `launchctl print` no longer finds it.
