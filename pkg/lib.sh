@@ -33,6 +33,10 @@ fail() {
 }
 
 CONFINE_DIR=$(cd "$(dirname "$0")" && pwd -P)
+# Installer starts the scripts in its sandbox (capture pkg-preinstall-env--01.txt: PWD=/private/tmp/
+# PKInstallSandbox.*/Scripts/...), which the agent cannot read; commands run as the agent inherit the
+# folder, and on macOS getcwd fails and `find -execdir` refuses to run there. Everything starts at "/".
+cd /
 # shellcheck source=fleet-data.sh
 . "$CONFINE_DIR/fleet-data.sh"
 
@@ -43,12 +47,14 @@ require_root() {
 	[ "$(id -u)" = 0 ] || fail "must run as root (Installer runs package scripts as root)"
 }
 
-# set_target VOLUME: T is Installer's target volume ($3) without its trailing slash: "" for "/".
+# set_target VOLUME: T is Installer's target volume ($3), resolved, without its trailing slash: "" for "/".
+# `installer -target "/Volumes/Macintosh HD"` names the boot volume through a link to "/".
 set_target() {
 	case $1 in
-	/*) T=${1%/} ;;
+	/*) T=$(cd "$1" && pwd -P) || fail "the target volume '$1' is not a folder" ;;
 	*) fail "the target volume '$1' is not an absolute path" ;;
 	esac
+	T=${T%/}
 }
 
 # Accounts are records in the directory service of the running system, so the package can only install
@@ -363,6 +369,17 @@ stop_daemon() {
 		launchctl bootout "system/$A_LABEL" || :
 		wait_unloaded "$A_LABEL"
 	fi
+}
+
+# Installer hands the scripts the console user's environment (capture pkg-preinstall-env--01.txt:
+# HOME=/Users/admin, USER=admin): a tool root runs with it reads that user's ~/.npmrc, ~/.curlrc or
+# OPENSSL_CONF, and NODE_OPTIONS or npm_config_* from it, and writes into their home.
+
+# clean COMMAND...: runs COMMAND as root with none of that: the fixed PATH and root's HOME (and, in the
+# simulated-Mac tests only, the variables its fakes need).
+clean() {
+	env -i PATH="$PATH" HOME=/var/root ${CONFINE_SIM_BIN:+"CONFINE_SIM_BIN=$CONFINE_SIM_BIN"} \
+		${CONFINE_SIM_BIN:+"SIM_LIB=$SIM_LIB"} ${CONFINE_SIM_BIN:+"SIM_STATE=$SIM_STATE"} "$@"
 }
 
 # as_agent COMMAND...: runs COMMAND as the agent (its UID, GID and groups), never as root.

@@ -691,10 +691,13 @@ fn bounded_reads_of_a_fifo_fail_instead_of_hanging() {
         let out = Command::new("timeout")
             .args(["30"])
             .args(shell.iter())
+            // lib.sh starts the scripts at "/": the FIFO by its full path.
             .args([
                 "-c",
-                ". ./lib.sh; bounded 1 head -c 512 fifo || echo \"failed $?\"",
+                ". ./lib.sh; bounded 1 head -c 512 \"$1/fifo\" || echo \"failed $?\"",
+                "sh",
             ])
+            .arg(dir.path())
             .current_dir(dir.path())
             .output()
             .expect("shell");
