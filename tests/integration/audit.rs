@@ -599,7 +599,7 @@ fn the_collector_parses_in_dash_and_bash_and_passes_shellcheck() {
         let name = Path::new(&file.path).file_name().expect("name").to_owned();
         fs::write(dir.path().join(name), &file.contents).expect("write");
     }
-    for shell in [DASH, BASH_POSIX] {
+    for shell in [apple_sh(), DASH, BASH_POSIX] {
         let out = Command::new(shell[0])
             .args(&shell[1..])
             .args(["-n", "audit-collector"])

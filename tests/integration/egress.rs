@@ -759,7 +759,7 @@ fn watchdog_and_functions_pass_shellcheck_in_dash_and_bash_posix() {
         include_str!("../../pkg/egress-watchdog"),
     )
     .unwrap();
-    for shell in [DASH, BASH_POSIX] {
+    for shell in [apple_sh(), DASH, BASH_POSIX] {
         for file in ["egress-watchdog", "egress.sh"] {
             let out = Command::new(shell[0])
                 .args(&shell[1..])

@@ -523,3 +523,23 @@ fn uninstall_on_a_mac_without_the_fleet_changes_nothing() {
     assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(changed(&start, &mac.snapshot(true)), Vec::<String>::new());
 }
+
+/// `installer -target "/Volumes/Macintosh HD"` names the boot volume by a link to "/": the scripts resolve
+/// it (`pwd -P`) and install as onto "/", rather than refusing the volume as not the running system.
+#[test]
+fn a_target_named_through_a_link_is_the_volume_it_names() {
+    let mac = Mac::new(apple_sh());
+    let link = mac.state.with_file_name("Macintosh HD");
+    std::os::unix::fs::symlink(&mac.target, &link).expect("link");
+    let plan = example();
+    let scripts = installer::scripts(&plan).expect("scripts");
+    let out = mac.run_targeting(&scripts, "preinstall", link.to_str().expect("utf-8"));
+    assert!(out.status.success(), "{}", output_text(&out));
+    let staged = mac
+        .on_mac(&plan.agents[0].openclaw.prefix)
+        .join("versions/2026.9.6");
+    assert!(
+        staged.is_dir(),
+        "the version is staged on the volume the link names"
+    );
+}

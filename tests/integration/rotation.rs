@@ -402,7 +402,7 @@ fn rotate_parses_in_dash_and_bash_posix_and_passes_shellcheck() {
         let name = f.path.rsplit('/').next().expect("a file name");
         fs::write(dir.path().join(name), &f.contents).expect("write");
     }
-    for shell in [DASH, BASH_POSIX] {
+    for shell in [apple_sh(), DASH, BASH_POSIX] {
         let out = Command::new(shell[0])
             .args(&shell[1..])
             .args(["-n", "rotate"])

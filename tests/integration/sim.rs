@@ -191,6 +191,7 @@ impl Mac {
         mac.copy_sim();
         mac.seed_directory();
         mac.seed_volume();
+        mac.plant_in_console_session();
         mac
     }
 
@@ -305,6 +306,38 @@ impl Mac {
         }
     }
 
+    /// The console user's session, as a compromised or careless one could leave it: a ~/.npmrc and
+    /// variables (set by [`Mac::run`]) that would run `planted.sh` or `planted.js`, which leave
+    /// `state/pwned`, if anything root runs honoured them.
+    fn plant_in_console_session(&self) {
+        let pwned = self.state.join("pwned");
+        let script = self.state.join("planted.sh");
+        fs::write(
+            &script,
+            format!("#!/bin/sh\necho \"$0 $*\" >>'{}'\n", pwned.display()),
+        )
+        .expect("planted.sh");
+        set_mode(&script, 0o755);
+        let js = format!(
+            "require('fs').appendFileSync({:?}, 'NODE_OPTIONS\\n');\n",
+            pwned.display().to_string()
+        );
+        fs::write(self.state.join("planted.js"), js).expect("planted.js");
+        let npmrc = format!(
+            "script-shell={}\nnode-options=--require {}\nregistry=http://127.0.0.1:9/\n",
+            script.display(),
+            self.state.join("planted.js").display()
+        );
+        let path = self.target.join("Users/alice/.npmrc");
+        fs::write(&path, npmrc).expect(".npmrc");
+        chown(&path, Some(501), Some(20)).expect("chown");
+    }
+
+    /// Whether anything planted by [`Mac::plant_in_console_session`] ran.
+    pub(crate) fn console_session_ran(&self) -> Option<String> {
+        fs::read_to_string(self.state.join("pwned")).ok()
+    }
+
     fn install_stub_node(&self) {
         for tool in ["node", "npm"] {
             let to = self.target.join("usr/local/bin").join(tool);
@@ -340,6 +373,15 @@ impl Mac {
 
     /// Runs one package script the way Installer does, with `$1..$4`.
     pub(crate) fn run(&self, scripts: &[ScriptFile], name: &str) -> Output {
+        let target = match &self.tools {
+            None => self.target.to_str().expect("utf-8 path"),
+            Some(_) => "/",
+        };
+        self.run_targeting(scripts, name, target)
+    }
+
+    /// [`Mac::run`] with `target` as the volume Installer names (`installer -target`).
+    pub(crate) fn run_targeting(&self, scripts: &[ScriptFile], name: &str, target: &str) -> Output {
         self.runs.set(self.runs.get() + 1);
         let dir = self.state.with_file_name(format!("scripts-{}", self.runs.get()));
         fs::create_dir_all(&dir).expect("scripts dir");
@@ -356,26 +398,41 @@ impl Mac {
                 command
             }
         };
-        let target = match &self.tools {
-            None => self.target.to_str().expect("utf-8 path"),
-            Some(_) => "/",
-        };
+        // Installer runs the scripts in its root-only sandbox (capture pkg-preinstall-env--01.txt: PWD).
+        let sandbox = self.state.with_file_name("PKInstallSandbox");
+        fs::create_dir_all(&sandbox).expect("sandbox");
+        set_mode(&sandbox, 0o700);
         command
+            .current_dir(&sandbox)
             .args(&self.shell[1..])
             .arg(dir.join(name))
             .args(["/tmp/confine.pkg", target, target, target])
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
-            .env("HOME", "/var/root")
             .env("CONFINE_SIM_BIN", self.sim.join("bin"))
             .env("SIM_LIB", self.sim.join("simlib.sh"))
             .env("SIM_STATE", &self.state);
+        // What Installer hands the scripts (capture pkg-preinstall-env--01.txt): the console user's HOME
+        // and USER, and what their session exported, here hostile (see `plant_in_console_session`).
+        let home = match &self.tools {
+            None => self.on_mac("/Users/alice"),
+            Some(_) => PathBuf::from("/Users/alice"),
+        };
+        let planted = self.state.join("planted.sh");
+        command
+            .env("HOME", home)
+            .env("USER", "alice")
+            .env(
+                "NODE_OPTIONS",
+                format!("--require {}", self.state.join("planted.js").display()),
+            )
+            .env("npm_config_registry", "http://127.0.0.1:9/")
+            .env("npm_config_script_shell", &planted)
+            .env("BASH_ENV", &planted)
+            .env("ENV", &planted);
         if let Some(tools) = &self.tools {
             // As on a Mac without network access to anything but the cache: npm never asks the registry.
-            command
-                .env("npm_config_cache", tools.dir.join("npm-cache"))
-                .env("npm_config_offline", "true")
-                .env("npm_config_update_notifier", "false");
+            command.env("CONFINE_SIM_NPM_CACHE", tools.dir.join("npm-cache"));
         }
         command.output().expect("runs the script")
     }
@@ -423,6 +480,9 @@ impl Mac {
         let post = self.run(&scripts, "postinstall");
         if !post.status.success() {
             return Err(output_text(&post));
+        }
+        if let Some(ran) = self.console_session_ran() {
+            panic!("the console user's environment or ~/.npmrc reached a tool root ran:\n{ran}");
         }
         fs::create_dir_all(self.state.join("receipts")).expect("receipts");
         fs::write(self.state.join("receipts").join(&plan.pkg_identifier), "").expect("receipt");
