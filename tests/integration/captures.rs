@@ -224,6 +224,23 @@ const CASES: &[Case] = &[
         r#"T=$PROBE_DIR; EGRESS_STATE_DIR=; egress_enable >/dev/null; cat "$T/pf-token""#,
         "18446743525445205896\n",
     ),
+    // pfctl -s rules: Apple's stock main ruleset hooks com.apple/* (the ALTQ lines are its stderr).
+    case(
+        "pfctl-s-rules--01.txt",
+        &[3, 4],
+        "pfctl",
+        (Stdout, 0),
+        "apple_anchor_hooked && echo hooked",
+        "hooked\n",
+    ),
+    case(
+        "pfctl-s-rules--01.txt",
+        &[3],
+        "pfctl",
+        (Stdout, 0),
+        "apple_anchor_hooked || echo unhooked",
+        "unhooked\n",
+    ),
     // scutil --dns: the resolvers, without a scoped link-local one.
     case(
         "scutil-dns--01.txt",
