@@ -406,7 +406,7 @@ fn assert_ok(out: &Output, what: &str) {
 
 #[test]
 fn install_loads_the_anchor_fills_tables_and_records_the_self_check() {
-    let mac = installed(DASH);
+    let mac = installed(apple_sh());
     assert!(pf(&mac).join("enabled").exists());
     assert_eq!(tokens_held(&mac), BTreeSet::from([our_token(&mac)]));
     let loaded = fs::read_to_string(pf(&mac).join("anchors").join(ANCHOR_DIR).join("rules")).expect("rules");
@@ -466,7 +466,7 @@ fn install_loads_the_anchor_fills_tables_and_records_the_self_check() {
 
 #[test]
 fn the_self_check_fails_when_the_allowlist_does_not_answer() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     // github.com no longer resolves on this Mac: its table stays empty, and the probe finds no address.
     fs::remove_file(mac.state.join("dns/github.com")).unwrap();
     let err = mac
@@ -487,7 +487,7 @@ fn the_self_check_fails_when_the_allowlist_does_not_answer() {
 
 #[test]
 fn the_watchdog_refreshes_host_tables_with_a_bounded_ttl() {
-    let mac = installed(DASH);
+    let mac = installed(apple_sh());
     mac.clear_commands();
     // A CDN moved github.com; the resolver now answers two addresses.
     mac.write_state("dns/github.com", "192.0.2.77\n192.0.2.78\n");
@@ -597,21 +597,26 @@ fn the_watchdog_reenables_pf_with_its_own_token_and_reloads_a_flushed_anchor() {
         "our reference keeps pf enabled"
     );
 
-    // Someone flushes pf's main ruleset (`pfctl -F all`): the anchor stays loaded, but nothing evaluates
-    // it. The watchdog reloads Apple's /etc/pf.conf (never editing it), then the anchor.
+    // Someone replaces pf's main ruleset (here `pfctl -F all`; a VPN loads its own): the anchor stays
+    // loaded, but nothing evaluates it. The watchdog says so and never reloads the main ruleset, whose
+    // rules may be another tool's; the admin does.
     root_pfctl("-F all");
     assert_eq!(
         agent_connect(&mac, "203.0.113.9", 443),
         "ok",
         "unfiltered without com.apple/*"
     );
+    mac.clear_commands();
     let out = watchdog(&mac);
     assert_ok(&out, "watchdog");
     assert!(
-        output_text(&out).contains("no longer evaluates com.apple/*: reloading /etc/pf.conf"),
+        output_text(&out).contains("WARNING: pf's main ruleset does not evaluate com.apple/*"),
         "{}",
         output_text(&out)
     );
+    let log = mac.commands();
+    assert!(!log.contains("pf.conf"), "the main ruleset was reloaded:\n{log}");
+    root_pfctl(&format!("-f {}", mac.on_mac("/etc/pf.conf").display()));
     assert!(agent_connect(&mac, "203.0.113.9", 443).contains("refused"));
 
     // All in place: a round changes nothing.
@@ -626,7 +631,7 @@ fn the_watchdog_reenables_pf_with_its_own_token_and_reloads_a_flushed_anchor() {
 
 #[test]
 fn uninstall_and_a_release_without_egress_remove_it_all() {
-    let mac = installed(DASH);
+    let mac = installed(apple_sh());
     // The next release drops egress: anchor, tables, token, watchdog and its files go.
     mac.install(&plan_from(&example_without_egress()))
         .unwrap_or_else(|e| panic!("release without egress:\n{e}"));
@@ -662,7 +667,7 @@ fn assert_removed(mac: &Mac) {
 /// fails, and the filter comes out as the resolver says.
 #[test]
 fn the_agent_cannot_stop_or_confuse_the_watchdog() {
-    let mac = installed(DASH);
+    let mac = installed(apple_sh());
     let rules = pf(&mac).join("anchors").join(ANCHOR_DIR).join("rules");
     let before = fs::read_to_string(&rules).unwrap();
     for attack in [
@@ -759,7 +764,7 @@ fn watchdog_and_functions_pass_shellcheck_in_dash_and_bash_posix() {
         include_str!("../../pkg/egress-watchdog"),
     )
     .unwrap();
-    for shell in [DASH, BASH_POSIX] {
+    for shell in [apple_sh(), DASH, BASH_POSIX] {
         for file in ["egress-watchdog", "egress.sh"] {
             let out = Command::new(shell[0])
                 .args(&shell[1..])

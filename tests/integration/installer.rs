@@ -13,7 +13,7 @@ use crate::sim::*;
 
 #[test]
 fn fresh_install_creates_accounts_folders_credentials_and_daemons() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     let plan = example();
     let out = mac
         .install(&plan)
@@ -129,7 +129,7 @@ fn fresh_install_creates_accounts_folders_credentials_and_daemons() {
 /// (boots its daemon out, ends its processes) before it touches anything of it (issue 16).
 #[test]
 fn second_install_changes_nothing() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     let plan = example();
     mac.install(&plan)
         .unwrap_or_else(|e| panic!("first install:\n{e}"));
@@ -155,7 +155,7 @@ fn second_install_changes_nothing() {
 /// an unchanged daemon a restart, because root must never work in the trees of a running agent.
 #[test]
 fn upgrade_quiesces_every_agent_before_touching_it() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     mac.install(&two_agents(18789))
         .unwrap_or_else(|e| panic!("v1:\n{e}"));
     let before = mac.snapshot(true);
@@ -202,7 +202,7 @@ fn upgrade_quiesces_every_agent_before_touching_it() {
 
 #[test]
 fn uid_collision_fails_in_preinstall_and_changes_nothing() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     mac.write_ds("Users", "bob", "UniqueID", "1051");
     mac.write_ds("Users", "bob", "RecordName", "bob");
     let before = mac.snapshot(true);
@@ -217,7 +217,7 @@ fn uid_collision_fails_in_preinstall_and_changes_nothing() {
 
 #[test]
 fn gid_and_name_collisions_fail_naming_both() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     mac.write_ds("Groups", "devs", "PrimaryGroupID", "1050");
     let err = mac.install(&example()).expect_err("a taken GID must fail");
     assert!(
@@ -225,7 +225,7 @@ fn gid_and_name_collisions_fail_naming_both() {
         "{err}"
     );
 
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     mac.write_ds("Users", "hexagent", "UniqueID", "777");
     let err = mac
         .install(&example())
@@ -238,7 +238,7 @@ fn gid_and_name_collisions_fail_naming_both() {
 
 #[test]
 fn uninstall_returns_the_mac_to_its_starting_state() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     let plan = example();
     let start = mac.snapshot(true);
     mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
@@ -250,7 +250,7 @@ fn uninstall_returns_the_mac_to_its_starting_state() {
 
 #[test]
 fn self_check_fails_when_the_gateway_listens_beyond_loopback() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     mac.write_state("listen-address", "*");
     let plan = example();
     let err = mac
@@ -268,10 +268,37 @@ fn self_check_fails_when_the_gateway_listens_beyond_loopback() {
 
 #[test]
 fn self_check_fails_when_the_agent_can_sudo() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     mac.write_state("sudoers-nopasswd", "hexagent\n");
-    let err = mac.install(&example()).expect_err("an agent with sudo must fail");
+    let plan = example();
+    let err = mac.install(&plan).expect_err("an agent with sudo must fail");
     assert!(err.contains("self-check failed: hexagent/cannot-sudo ("), "{err}");
+    // Fail closed: the agent of a fresh install whose checks failed does not stay running.
+    assert!(
+        !loaded(&mac, &plan.agents[0].launchd.label),
+        "the gateway still runs:\n{err}"
+    );
+}
+
+/// Whether the fake launchd holds the job (a job being booted out is on its way out).
+fn loaded(mac: &Mac, label: &str) -> bool {
+    let job = mac.state.join("launchd").join(label);
+    job.is_dir() && !job.join("stopping").exists()
+}
+
+/// A daemon switched off in Login Items is refused by Background Task Management with EIO, which
+/// `launchctl enable` does not clear: the install retries, then fails saying where to allow it.
+#[test]
+fn a_daemon_switched_off_in_login_items_fails_naming_login_items() {
+    let mac = Mac::new(apple_sh());
+    let plan = example();
+    mac.write_state(&format!("btm-disallowed/{}", plan.agents[0].launchd.label), "");
+    let err = mac.install(&plan).expect_err("a refused daemon must fail");
+    assert!(
+        err.contains("Login Items") && err.contains("com.apple.servicemanagement"),
+        "{err}"
+    );
+    assert!(!loaded(&mac, &plan.agents[0].launchd.label), "{err}");
 }
 
 #[test]
@@ -306,7 +333,7 @@ agents:
         comment = q(&evil),
     );
     let plan = plan_from(&yaml);
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     mac.install(&plan)
         .unwrap_or_else(|e| panic!("install failed:\n{e}"));
 
@@ -358,20 +385,24 @@ agents:
 }
 
 #[test]
-fn bash_posix_runs_the_same_install_as_dash() {
+fn dash_and_bash_posix_run_the_same_install_as_apples_sh() {
     let plan = example();
-    let dash = Mac::new(DASH);
-    dash.install(&plan).unwrap_or_else(|e| panic!("dash:\n{e}"));
-    let bash = Mac::new(BASH_POSIX);
-    bash.install(&plan)
-        .unwrap_or_else(|e| panic!("bash --posix:\n{e}"));
-    assert_eq!(dash.commands(), bash.commands());
-    let (a, b) = (dash.snapshot(false), bash.snapshot(false));
+    let apple = Mac::new(apple_sh());
+    apple
+        .install(&plan)
+        .unwrap_or_else(|e| panic!("Apple's sh:\n{e}"));
     let strip = |m: BTreeMap<String, String>, mac: &Mac| -> BTreeMap<String, String> {
         let root = mac.target.to_str().unwrap().to_owned();
         m.into_iter().map(|(k, v)| (k, v.replace(&root, ""))).collect()
     };
-    assert_eq!(changed(&strip(a, &dash), &strip(b, &bash)), Vec::<String>::new());
+    let expected = strip(apple.snapshot(false), &apple);
+    for shell in [DASH, BASH_POSIX] {
+        let other = Mac::new(shell);
+        other.install(&plan).unwrap_or_else(|e| panic!("{shell:?}:\n{e}"));
+        assert_eq!(apple.commands(), other.commands(), "{shell:?}");
+        let got = strip(other.snapshot(false), &other);
+        assert_eq!(changed(&expected, &got), Vec::<String>::new(), "{shell:?}");
+    }
 }
 
 #[test]
@@ -393,7 +424,7 @@ fn scripts_parse_and_pass_shellcheck() {
         fs::write(dir.path().join(&f.name), &f.contents).expect("write");
     }
     for f in &files {
-        for shell in [DASH, BASH_POSIX] {
+        for shell in [apple_sh(), DASH, BASH_POSIX] {
             let out = Command::new(shell[0])
                 .args(&shell[1..])
                 .arg("-n")
@@ -421,7 +452,7 @@ fn scripts_parse_and_pass_shellcheck() {
 
 #[test]
 fn embedded_secret_replaces_the_placeholder_and_leaves_no_copy() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     let mut fleet = example();
     let agent = &fleet.plan.agents[0];
     let secret = &agent.secrets[0];
@@ -451,7 +482,7 @@ fn embedded_secret_replaces_the_placeholder_and_leaves_no_copy() {
 
 #[test]
 fn failed_upgrades_keep_the_running_version() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     let old = plan_from(&confine::spec::EXAMPLE.replace("version: 2026.9.6", "version: 2026.9.5"));
     let new = example();
     mac.install(&old).unwrap_or_else(|e| panic!("2026.9.5:\n{e}"));
@@ -513,9 +544,29 @@ fn failed_upgrades_keep_the_running_version() {
 
 #[test]
 fn uninstall_on_a_mac_without_the_fleet_changes_nothing() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     let start = mac.snapshot(true);
     let out = mac.uninstall(&example());
     assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(changed(&start, &mac.snapshot(true)), Vec::<String>::new());
+}
+
+/// `installer -target "/Volumes/Macintosh HD"` names the boot volume by a link to "/": the scripts resolve
+/// it (`pwd -P`) and install as onto "/", rather than refusing the volume as not the running system.
+#[test]
+fn a_target_named_through_a_link_is_the_volume_it_names() {
+    let mac = Mac::new(apple_sh());
+    let link = mac.state.with_file_name("Macintosh HD");
+    std::os::unix::fs::symlink(&mac.target, &link).expect("link");
+    let plan = example();
+    let scripts = installer::scripts(&plan).expect("scripts");
+    let out = mac.run_targeting(&scripts, "preinstall", link.to_str().expect("utf-8"));
+    assert!(out.status.success(), "{}", output_text(&out));
+    let staged = mac
+        .on_mac(&plan.agents[0].openclaw.prefix)
+        .join("versions/2026.9.6");
+    assert!(
+        staged.is_dir(),
+        "the version is staged on the volume the link names"
+    );
 }
