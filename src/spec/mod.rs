@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod egress;
+pub mod exports;
 mod error;
 pub mod mdm;
 mod model;
