@@ -10,8 +10,8 @@ SUPPORT={{ support }}
 STATUS="$SUPPORT/status.json"
 KEYS="$SUPPORT/public-keys.txt"
 
-# member KEY: on each line of status.json that has the string member KEY, its value, JSON escapes decoded
-# (a control character becomes a space), or nothing when the value is cut short.
+# member KEY [FILE]: on each line of FILE (status.json) that has the string member KEY, its value, JSON
+# escapes decoded (a control character becomes a space), or nothing when the value is cut short.
 member() {
 	awk -v key="\"$1\": \"" '
 	function value(s,   out, c, i) {
@@ -28,7 +28,7 @@ member() {
 		}
 		return ""
 	}
-	index($0, key) { v = value(substr($0, index($0, key) + length(key))); if (v != "") print v }' "$STATUS"
+	index($0, key) { v = value(substr($0, index($0, key) + length(key))); if (v != "") print v }' "${2:-$STATUS}"
 }
 
 # The top-level members are the first lines of their name: "release", "result".
@@ -37,17 +37,17 @@ top() { member "$1" | head -n 1; }
 # failed_checks: "<agent>/<check>" for each check that did not pass, space-separated.
 failed_checks() {
 	grep '"ok": false' "$STATUS" >"$WORK/failed" || return 0
-	STATUS="$WORK/failed" member agent >"$WORK/agents"
-	STATUS="$WORK/failed" member check >"$WORK/checks"
+	member agent "$WORK/failed" >"$WORK/agents"
+	member check "$WORK/failed" >"$WORK/checks"
 	paste -d / "$WORK/agents" "$WORK/checks" | tr '\n' ' ' | sed 's/ $//'
 }
 
 # openclaw: "<agent> <OpenClaw version> (node <version>)" for each agent, one a line.
 openclaw() {
 	grep '"openclaw": "' "$STATUS" >"$WORK/versions" || return 0
-	STATUS="$WORK/versions" member agent >"$WORK/agents"
-	STATUS="$WORK/versions" member openclaw >"$WORK/openclaw"
-	STATUS="$WORK/versions" member node >"$WORK/node"
+	member agent "$WORK/versions" >"$WORK/agents"
+	member openclaw "$WORK/versions" >"$WORK/openclaw"
+	member node "$WORK/versions" >"$WORK/node"
 	paste -d ' ' "$WORK/agents" "$WORK/openclaw" "$WORK/node" | awk '{ printf "%s %s (node %s)\n", $1, $2, $3 }'
 }
 

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 
-use super::source;
 use super::Ui;
+use super::source;
 use crate::diagnostics::Diagnostic;
 use crate::export::{self, Target};
 

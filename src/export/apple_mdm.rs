@@ -33,11 +33,13 @@ pub fn write(context: &Input, staging: &mut Staging) -> Result<()> {
     let install = &context.build.install;
     let url = context.download_url(&install.file_name, "apple-mdm")?;
     let manifest = manifest(context, install, &url);
-    staging.write("manifest.plist", Kind::Config, &plan.pkg_identifier, &plist_xml(manifest.clone())?)?;
-    let install_command = command(
-        "InstallEnterpriseApplication",
-        [("Manifest", manifest)],
+    staging.write(
+        "manifest.plist",
+        Kind::Config,
+        &plan.pkg_identifier,
+        &plist_xml(manifest.clone())?,
     )?;
+    let install_command = command("InstallEnterpriseApplication", [("Manifest", manifest)])?;
     staging.write(
         "commands/InstallEnterpriseApplication.plist",
         Kind::Config,
@@ -83,7 +85,10 @@ fn manifest(context: &Input, package: &BuiltPackage, url: &str) -> Value {
     ]);
     dict([(
         "items",
-        Value::Array(vec![dict([("assets", Value::Array(vec![asset])), ("metadata", metadata)])]),
+        Value::Array(vec![dict([
+            ("assets", Value::Array(vec![asset])),
+            ("metadata", metadata),
+        ])]),
     )])
 }
 
@@ -96,5 +101,8 @@ fn command<const N: usize>(request_type: &str, keys: [(&str, Value); N]) -> Resu
         .hyphenated()
         .to_string()
         .to_uppercase();
-    plist_xml(dict([("Command", Value::Dictionary(body)), ("CommandUUID", uuid.into())]))
+    plist_xml(dict([
+        ("Command", Value::Dictionary(body)),
+        ("CommandUUID", uuid.into()),
+    ]))
 }

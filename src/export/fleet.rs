@@ -22,7 +22,8 @@ use super::Input;
 use crate::output::{Kind, Staging};
 
 /// The Fleet source the keys follow, named in every file's header.
-pub const FLEET_KEYS: &str = "fleetdm/fleet pkg/spec/gitops.go at 00b32fd0a466 (fleets/, settings, reports, controls.apple_settings)";
+pub const FLEET_KEYS: &str =
+    "fleetdm/fleet pkg/spec/gitops.go at 00b32fd0a466 (fleets/, settings, reports, controls.apple_settings)";
 
 /// Writes the package YAML, the scripts, the escaped profiles and the fleet snippet.
 pub fn write(context: &Input, staging: &mut Staging) -> Result<()> {
@@ -43,20 +44,35 @@ pub fn write(context: &Input, staging: &mut Staging) -> Result<()> {
         context.exports.self_service,
     );
     let package_path = format!("lib/macos/software/{name}.package.yml");
-    staging.write(&package_path, Kind::Config, &plan.pkg_identifier, package.as_bytes())?;
+    staging.write(
+        &package_path,
+        Kind::Config,
+        &plan.pkg_identifier,
+        package.as_bytes(),
+    )?;
     let uninstaller = format!("{}/{}", plan.support_dir, crate::installer::UNINSTALL_FILE);
     let script = format!(
         "#!/bin/sh\n# Fleet uninstall script for {name}: runs the uninstaller the package installed, which stops the\n# agents' daemons and removes their accounts, folders and secrets (Fleet's default would not).\nset -eu\nexec '{}'\n",
         uninstaller.replace('\'', r"'\''")
     );
-    staging.write(&uninstall_script, Kind::Script, &plan.uninstall_pkg_identifier, script.as_bytes())?;
+    staging.write(
+        &uninstall_script,
+        Kind::Script,
+        &plan.uninstall_pkg_identifier,
+        script.as_bytes(),
+    )?;
     let report = super::inventory::report_script(plan)?;
     staging.write(&inventory_script, Kind::Script, &plan.pkg_identifier, &report)?;
     let mut profiles = String::new();
     for profile in &context.build.profiles {
         let file = profile.path.rsplit('/').next().unwrap_or(&profile.path);
         let path = format!("lib/macos/configuration-profiles/{file}");
-        staging.write(&path, Kind::Profile, &profile.identifier, &escape_dollars(&profile.bytes))?;
+        staging.write(
+            &path,
+            Kind::Profile,
+            &profile.identifier,
+            &escape_dollars(&profile.bytes),
+        )?;
         profiles.push_str(&format!("      - path: ../{path}\n"));
     }
     let team = context
@@ -75,7 +91,12 @@ pub fn write(context: &Input, staging: &mut Staging) -> Result<()> {
         yaml_string(&team)
     );
     let snippet_path = format!("fleets/{}.snippet.yml", slug(&team));
-    staging.write(&snippet_path, Kind::Config, &plan.pkg_identifier, snippet.as_bytes())?;
+    staging.write(
+        &snippet_path,
+        Kind::Config,
+        &plan.pkg_identifier,
+        snippet.as_bytes(),
+    )?;
     Ok(())
 }
 
@@ -95,7 +116,11 @@ fn slug(team: &str) -> String {
         }
     }
     let slug = slug.trim_matches('-');
-    if slug.is_empty() { "fleet".to_owned() } else { slug.to_owned() }
+    if slug.is_empty() {
+        "fleet".to_owned()
+    } else {
+        slug.to_owned()
+    }
 }
 
 /// Fleet's `escapeString` turns a run of 2n+1 backslashes before `$` into n backslashes and a `$` it

@@ -30,17 +30,39 @@ struct Inventory<'a> {
 
 /// The Jamf Pro extension attributes: (file and attribute name suffix, template mode, what it reports).
 pub const JAMF_ATTRIBUTES: [(&str, &str, &str); 4] = [
-    ("install-result", "result", "the last install's result and the checks that failed"),
+    (
+        "install-result",
+        "result",
+        "the last install's result and the checks that failed",
+    ),
     ("release", "release", "the fleet release installed"),
-    ("openclaw", "openclaw", "the OpenClaw and node versions each agent runs"),
-    ("deploy-keys", "deploy-keys", "each agent's deploy public keys, to register with the forge"),
+    (
+        "openclaw",
+        "openclaw",
+        "the OpenClaw and node versions each agent runs",
+    ),
+    (
+        "deploy-keys",
+        "deploy-keys",
+        "each agent's deploy public keys, to register with the forge",
+    ),
 ];
 
 /// Writes `report.sh` and the Jamf extension attribute scripts.
 pub fn write(plan: &Plan, staging: &mut Staging) -> Result<()> {
-    staging.write("report.sh", Kind::Script, &plan.pkg_identifier, &report_script(plan)?)?;
+    staging.write(
+        "report.sh",
+        Kind::Script,
+        &plan.pkg_identifier,
+        &report_script(plan)?,
+    )?;
     for (name, script) in jamf_scripts(plan)? {
-        staging.write(&format!("jamf/{name}.sh"), Kind::Script, &plan.pkg_identifier, &script)?;
+        staging.write(
+            &format!("jamf/{name}.sh"),
+            Kind::Script,
+            &plan.pkg_identifier,
+            &script,
+        )?;
     }
     Ok(())
 }

@@ -169,8 +169,15 @@ fn read_manifest(dir: &Path) -> Result<ManifestFile> {
 fn artifact_path(dir: &Path, entry: &ManifestEntry) -> Result<PathBuf> {
     let safe = !entry.path.is_empty()
         && !entry.path.starts_with('/')
-        && entry.path.split('/').all(|p| !p.is_empty() && p != "." && p != "..");
-    ensure!(safe, "manifest.json lists `{}`, which is not a path inside the build", entry.path);
+        && entry
+            .path
+            .split('/')
+            .all(|p| !p.is_empty() && p != "." && p != "..");
+    ensure!(
+        safe,
+        "manifest.json lists `{}`, which is not a path inside the build",
+        entry.path
+    );
     Ok(dir.join(&entry.path))
 }
 
@@ -185,7 +192,12 @@ fn stale(dir: &Path, entry: &ManifestEntry) -> anyhow::Error {
 
 fn read_small(dir: &Path, entry: &ManifestEntry) -> Result<BuiltFile> {
     let path = artifact_path(dir, entry)?;
-    ensure!(entry.size <= MAX_SMALL_FILE_BYTES, "{}: too large for a {}", path.display(), entry.kind);
+    ensure!(
+        entry.size <= MAX_SMALL_FILE_BYTES,
+        "{}: too large for a {}",
+        path.display(),
+        entry.kind
+    );
     let mut bytes = Vec::new();
     fs::File::open(&path)
         .with_context(|| format!("opening {}", path.display()))?
@@ -266,7 +278,12 @@ pub fn export(loaded: &LoadedSpec, target: Target, build_dir: &Path, out: &Path)
         Target::Inventory => inventory::write(&plan, &mut staging)?,
         _ => {
             let build = Build::read(build_dir, &plan)?;
-            let input = Input { loaded, plan: &plan, exports, build: &build };
+            let input = Input {
+                loaded,
+                plan: &plan,
+                exports,
+                build: &build,
+            };
             match target {
                 Target::Munki => munki::write(&input, &mut staging)?,
                 Target::Fleet => fleet::write(&input, &mut staging)?,
@@ -303,7 +320,13 @@ impl Input<'_> {
 }
 
 /// Copies a package of the build into the export (a hard link when the folders share a file system).
-pub(crate) fn copy_package(staging: &mut Staging, package: &BuiltPackage, relative: &str, kind: Kind, identifier: &str) -> Result<()> {
+pub(crate) fn copy_package(
+    staging: &mut Staging,
+    package: &BuiltPackage,
+    relative: &str,
+    kind: Kind,
+    identifier: &str,
+) -> Result<()> {
     let to = staging.path(relative)?;
     if fs::hard_link(&package.path, &to).is_err() {
         fs::copy(&package.path, &to)

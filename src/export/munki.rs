@@ -56,20 +56,36 @@ pub fn write(context: &Input, staging: &mut Staging) -> Result<()> {
     munki.extend([
         ("uninstall_method".to_owned(), "uninstall_package".into()),
         ("uninstaller_item_location".to_owned(), uninstall_location.into()),
-        ("uninstaller_item_hash".to_owned(), build.uninstall.sha256.clone().into()),
+        (
+            "uninstaller_item_hash".to_owned(),
+            build.uninstall.sha256.clone().into(),
+        ),
         ("uninstaller_item_size".to_owned(), kib(build.uninstall.size)),
         ("minimum_munki_version".to_owned(), MINIMUM_MUNKI_VERSION.into()),
     ]);
     let xml = plist_xml(Value::Dictionary(munki.into_iter().collect()))?;
-    staging.write(&format!("pkgsinfo/{subdir}/{info_name}"), Kind::Config, &plan.pkg_identifier, &xml)?;
+    staging.write(
+        &format!("pkgsinfo/{subdir}/{info_name}"),
+        Kind::Config,
+        &plan.pkg_identifier,
+        &xml,
+    )?;
     let mut workspace_one = pkginfo(context, &build.install.file_name);
     let uninstaller = format!("{}/{}", plan.support_dir, crate::installer::UNINSTALL_FILE);
     workspace_one.extend([
         ("uninstall_method".to_owned(), "uninstall_script".into()),
-        ("uninstall_script".to_owned(), uninstall_script(&uninstaller).into()),
+        (
+            "uninstall_script".to_owned(),
+            uninstall_script(&uninstaller).into(),
+        ),
     ]);
     let xml = plist_xml(Value::Dictionary(workspace_one.into_iter().collect()))?;
-    staging.write(&format!("workspace-one/{info_name}"), Kind::Config, &plan.pkg_identifier, &xml)?;
+    staging.write(
+        &format!("workspace-one/{info_name}"),
+        Kind::Config,
+        &plan.pkg_identifier,
+        &xml,
+    )?;
     Ok(())
 }
 
@@ -130,7 +146,8 @@ fn installs(context: &Input) -> Vec<Value> {
         .filter_map(|agent| {
             let built = format!("launchd/{}.plist", agent.launchd.label);
             let file = context.build.launchd.iter().find(|f| f.path == built)?;
-            let md5 = super::hex(&openssl::hash::hash(openssl::hash::MessageDigest::md5(), &file.bytes).ok()?);
+            let md5 =
+                super::hex(&openssl::hash::hash(openssl::hash::MessageDigest::md5(), &file.bytes).ok()?);
             Some(dict([
                 ("type", "file".into()),
                 ("path", agent.launchd.plist_path.clone().into()),

@@ -59,7 +59,11 @@ pub fn product_metadata(path: &Path) -> Result<ProductMetadata> {
         .map(str::to_owned);
     let mut receipts = Vec::new();
     for dir in toc.component_dirs() {
-        let name = if dir.is_empty() { "PackageInfo".to_owned() } else { format!("{dir}/PackageInfo") };
+        let name = if dir.is_empty() {
+            "PackageInfo".to_owned()
+        } else {
+            format!("{dir}/PackageInfo")
+        };
         let Some(bytes) = raw.read_file(&toc, &name, MAX_XML_BYTES)? else {
             continue;
         };

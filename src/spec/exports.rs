@@ -115,7 +115,8 @@ fn url_template(value: &Located<String>, problems: &mut Vec<Problem>) {
         Some("must contain `{file}` exactly once")
     } else if v.replacen(FILE_PLACEHOLDER, "", 1).contains(['{', '}']) {
         Some("has braces other than `{file}`")
-    } else if !v.chars().all(|c| c.is_ascii_graphic()) || v.contains(['"', '\'', '\\', '<', '>', '`', '$', '#', '?'])
+    } else if !v.chars().all(|c| c.is_ascii_graphic())
+        || v.contains(['"', '\'', '\\', '<', '>', '`', '$', '#', '?'])
     {
         Some("has characters a URL path does not need (quotes, spaces, `$`, `?`, `#`, …)")
     } else {

@@ -7,8 +7,8 @@
 
 pub mod audit;
 pub mod egress;
-pub mod exports;
 mod error;
+pub mod exports;
 pub mod mdm;
 mod model;
 pub mod profiles;
