@@ -469,7 +469,7 @@ fn fleet_expand(text: &str) -> Result<String, String> {
         }
         let run = i - start;
         if i < bytes.len() && bytes[i] == b'$' && run > 0 && (run + 1) % 2 == 0 {
-            escaped.push_str(&"\\".repeat((run + 1) / 2 - 1));
+            escaped.push_str(&"\\".repeat((run - 1) / 2));
             escaped.push('$');
             escaped.push_str(PREFIX);
             i += 1;
