@@ -21,9 +21,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail, ensure};
 use openssl::hash::{Hasher, MessageDigest};
 use plist::{Dictionary, Value};
-use serde::Deserialize;
 
-use crate::output::{Kind, Manifest, Staging};
+use crate::output::{Entry, Kind, Manifest, Staging};
 use crate::pkg::{ProductMetadata, product_metadata};
 use crate::plan::Plan;
 use crate::spec::LoadedSpec;
@@ -79,23 +78,6 @@ pub struct Build {
     pub launchd: Vec<BuiltFile>,
 }
 
-/// `manifest.json` as `confine build` writes it (the fields exports use).
-#[derive(Debug, Deserialize)]
-struct ManifestFile {
-    artifacts: Vec<ManifestEntry>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ManifestEntry {
-    path: String,
-    kind: String,
-    sha256: String,
-    size: u64,
-    identifier: String,
-}
-
-/// The manifest is a small JSON file; one larger than this is not confine's.
-const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
 /// Profiles and LaunchDaemon plists are small; the limit keeps a hostile build folder from costing memory.
 const MAX_SMALL_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -103,9 +85,9 @@ impl Build {
     /// Reads the build of `plan` in `dir`. Fails, naming the command that fixes it, when the folder holds
     /// another fleet, another release, or a file that no longer matches the manifest.
     pub fn read(dir: &Path, plan: &Plan) -> Result<Build> {
-        let manifest = read_manifest(dir)?;
+        let manifest = Manifest::read(dir)?;
         let (name, release) = (&plan.fleet.name, &plan.fleet.release);
-        let find = |kind: &str, file: String, identifier: &str| -> Result<&ManifestEntry> {
+        let find = |kind: Kind, file: String, identifier: &str| -> Result<&Entry> {
             manifest
                 .artifacts
                 .iter()
@@ -118,13 +100,13 @@ impl Build {
                     )
                 })
         };
-        let install = find("pkg", format!("{name}-{release}.pkg"), &plan.pkg_identifier)?;
+        let install = find(Kind::Pkg, format!("{name}-{release}.pkg"), &plan.pkg_identifier)?;
         let uninstall = find(
-            "uninstall-pkg",
+            Kind::UninstallPkg,
             format!("{name}-uninstall-{release}.pkg"),
             &plan.uninstall_pkg_identifier,
         )?;
-        let small = |kind: &str| -> Result<Vec<BuiltFile>> {
+        let small = |kind: Kind| -> Result<Vec<BuiltFile>> {
             let mut files = manifest
                 .artifacts
                 .iter()
@@ -137,51 +119,14 @@ impl Build {
         Ok(Build {
             install: read_package(dir, install)?,
             uninstall: read_package(dir, uninstall)?,
-            profiles: small("profile")?,
-            signed_profiles: small("signed-profile")?,
-            launchd: small("launchd-plist")?,
+            profiles: small(Kind::Profile)?,
+            signed_profiles: small(Kind::SignedProfile)?,
+            launchd: small(Kind::LaunchdPlist)?,
         })
     }
 }
 
-fn read_manifest(dir: &Path) -> Result<ManifestFile> {
-    let path = dir.join("manifest.json");
-    let file = fs::File::open(&path).with_context(|| {
-        format!(
-            "{} is not a confine build (no manifest.json): run `confine build --out {}` first",
-            dir.display(),
-            dir.display()
-        )
-    })?;
-    let mut text = Vec::new();
-    file.take(MAX_MANIFEST_BYTES + 1)
-        .read_to_end(&mut text)
-        .with_context(|| format!("reading {}", path.display()))?;
-    ensure!(
-        text.len() as u64 <= MAX_MANIFEST_BYTES,
-        "{} is larger than {MAX_MANIFEST_BYTES} bytes: not a confine manifest",
-        path.display()
-    );
-    serde_json::from_slice(&text).with_context(|| format!("{} is not a confine manifest", path.display()))
-}
-
-/// The manifest's paths are relative, `/`-separated and never leave the build folder.
-fn artifact_path(dir: &Path, entry: &ManifestEntry) -> Result<PathBuf> {
-    let safe = !entry.path.is_empty()
-        && !entry.path.starts_with('/')
-        && entry
-            .path
-            .split('/')
-            .all(|p| !p.is_empty() && p != "." && p != "..");
-    ensure!(
-        safe,
-        "manifest.json lists `{}`, which is not a path inside the build",
-        entry.path
-    );
-    Ok(dir.join(&entry.path))
-}
-
-fn stale(dir: &Path, entry: &ManifestEntry) -> anyhow::Error {
+fn stale(dir: &Path, entry: &Entry) -> anyhow::Error {
     anyhow::anyhow!(
         "{}/{} no longer matches the build's manifest.json (size or SHA-256 differ): rebuild with `confine build --out {}`",
         dir.display(),
@@ -190,13 +135,12 @@ fn stale(dir: &Path, entry: &ManifestEntry) -> anyhow::Error {
     )
 }
 
-fn read_small(dir: &Path, entry: &ManifestEntry) -> Result<BuiltFile> {
-    let path = artifact_path(dir, entry)?;
+fn read_small(dir: &Path, entry: &Entry) -> Result<BuiltFile> {
+    let path = entry.path_in(dir)?;
     ensure!(
         entry.size <= MAX_SMALL_FILE_BYTES,
-        "{}: too large for a {}",
-        path.display(),
-        entry.kind
+        "{}: larger than {MAX_SMALL_FILE_BYTES} bytes, too large for a profile or plist",
+        path.display()
     );
     let mut bytes = Vec::new();
     fs::File::open(&path)
@@ -216,8 +160,8 @@ fn read_small(dir: &Path, entry: &ManifestEntry) -> Result<BuiltFile> {
 
 /// Hashes the package in one pass (whole-file SHA-256 and MD5, and per-chunk digests), then reads its
 /// Distribution and PackageInfo.
-fn read_package(dir: &Path, entry: &ManifestEntry) -> Result<BuiltPackage> {
-    let path = artifact_path(dir, entry)?;
+fn read_package(dir: &Path, entry: &Entry) -> Result<BuiltPackage> {
+    let path = entry.path_in(dir)?;
     let mut file = fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
     let mut whole_sha = Hasher::new(MessageDigest::sha256())?;
     let mut whole_md5 = Hasher::new(MessageDigest::md5())?;
