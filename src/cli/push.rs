@@ -108,6 +108,14 @@ fn report(
     };
     if let Ok(pushed) = &result {
         for target in &pushed.targets {
+            if !target.asked && target.error.is_none() {
+                ui.note(&format!(
+                    "{}: no credentials, so {} was not asked; what the build would push, in this order, scoped to {}:",
+                    target.mdm,
+                    target.url,
+                    target.scope.join(", ")
+                ));
+            }
             for object in &target.objects {
                 ui.note(&object_line(target.mdm, object, pushed.dry_run));
             }
@@ -139,6 +147,7 @@ fn object_line(mdm: &str, object: &mdm::Object, dry_run: bool) -> String {
         (mdm::Action::Create, false) => "created",
         (mdm::Action::Update, false) => "updated",
         (mdm::Action::Unchanged, _) => "unchanged",
+        (mdm::Action::Push, _) => "would push (create or update)",
     };
     let id = object
         .id

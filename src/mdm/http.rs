@@ -17,8 +17,19 @@ use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
 use super::multipart::Multipart;
 
-/// Retries while Kandji processes an upload: with the backoff capped at a minute, nine minutes at most.
+/// Retries while the server answers 503 (Kandji while it processes an upload): with the backoff capped at a
+/// minute, nine minutes at most.
 const STILL_PROCESSING_RETRIES: u32 = 14;
+
+/// The longest token lifetime confine believes; a server that claims more (or nothing sensible) is asked
+/// again sooner, and a 401 renews the token anyway.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// The lifetime assumed when a token answer's `expires_in` is missing, negative or not a number.
+const ASSUMED_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Characters of a server's message quoted in an error, after secrets are redacted.
+const MAX_QUOTED_CHARS: usize = 300;
 
 /// The longest wait between two attempts, asked for or not.
 const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -113,7 +124,12 @@ pub struct Client {
     /// Write calls made, for the report and for `--dry-run`'s promise.
     writes: RefCell<u32>,
     jitter: RefCell<u64>,
+    /// The privileges a call needs, named in a 403's message.
+    privileges: Privileges,
 }
+
+/// The privileges (as the MDM names them) that a method and path need.
+pub type Privileges = fn(&str, &str) -> &'static [&'static str];
 
 impl Client {
     pub fn new(base: &str, auth: Auth, settings: &Settings) -> Client {
@@ -139,7 +155,14 @@ impl Client {
             secrets: RefCell::new(secrets),
             writes: RefCell::new(0),
             jitter: RefCell::new(seed),
+            privileges: |_, _| &[],
         }
+    }
+
+    /// Names the privileges a refused (403) call needs, from `privileges`.
+    pub fn with_privileges(mut self, privileges: Privileges) -> Client {
+        self.privileges = privileges;
+        self
     }
 
     pub fn settings(&self) -> &Settings {
@@ -182,27 +205,47 @@ impl Client {
         Ok(response)
     }
 
-    /// `METHOD path answered STATUS: message`, the message cut short and scrubbed of secrets.
+    /// `METHOD path answered STATUS: message`, the message scrubbed of secrets, then cut short (in that
+    /// order: a cut first could leave the start of a secret that no longer matches whole).
     pub fn describe_failure(&self, method: &str, path: &str, response: &Response) -> String {
-        let text = response.text();
-        let message = server_message(&text);
-        let shown = if message.is_empty() {
-            "(no message)".to_owned()
+        let message = self.redact(&server_message(&response.text()));
+        let mut shown: String = message.chars().take(MAX_QUOTED_CHARS).collect();
+        if shown.is_empty() {
+            shown = "(no message)".to_owned();
+        } else if shown.len() < message.len() {
+            shown.push('…');
+        }
+        let needs = (self.privileges)(method, path);
+        let hint = if response.status == 403 && !needs.is_empty() {
+            let names: Vec<String> = needs.iter().map(|n| format!("`{n}`")).collect();
+            format!(
+                " (the API client's role needs the privilege {})",
+                names.join(" and ")
+            )
         } else {
-            message
+            String::new()
         };
-        self.redact(&format!(
-            "{method} {} answered {}: {shown}",
-            path_only(path),
+        format!(
+            "{method} {} answered {}: {shown}{hint}",
+            self.redact(path_only(path)),
             response.status
-        ))
+        )
     }
 
-    /// Replaces every secret the client holds with `***`.
+    /// Replaces every secret the client holds with `***`, also where a server echoes it percent- or
+    /// JSON-encoded.
     pub fn redact(&self, text: &str) -> String {
         let mut text = text.to_owned();
         for secret in self.secrets.borrow().iter().filter(|s| s.len() >= 4) {
-            text = text.replace(secret.as_str(), "***");
+            let json = serde_json::to_string(secret).unwrap_or_default();
+            let forms = [
+                secret.clone(),
+                percent_encode(secret),
+                json.trim_matches('"').to_owned(),
+            ];
+            for form in forms {
+                text = text.replace(&form, "***");
+            }
         }
         text
     }
@@ -234,14 +277,12 @@ impl Client {
                     continue;
                 }
                 Ok(r) => {
-                    r.status == 429
-                        || (retry == Retry::Idempotent && r.status >= 500)
-                        || is_still_processing(r)
+                    r.status == 429 || (retry == Retry::Idempotent && r.status >= 500) || is_unavailable(r)
                 }
                 Err(_) => retry == Retry::Idempotent,
             };
             // Kandji may take minutes to process a large upload: waiting for it gets a larger budget.
-            let still_processing = outcome.as_ref().is_ok_and(is_still_processing);
+            let still_processing = outcome.as_ref().is_ok_and(is_unavailable);
             let budget = if still_processing {
                 self.settings.retries.max(STILL_PROCESSING_RETRIES)
             } else {
@@ -273,11 +314,13 @@ impl Client {
             .method(method)
             .uri(&url)
             .header("Accept", accept);
-        if let Some(token) = bearer {
+        // Credentials and the tenant's cookies go to the tenant's origin only, never to an upload host.
+        let at_tenant = origin(&url) == origin(&self.base);
+        if let Some(token) = bearer.filter(|_| at_tenant) {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
         let cookies = self.cookie_header();
-        if !cookies.is_empty() {
+        if at_tenant && !cookies.is_empty() {
             request = request.header("Cookie", cookies);
         }
         let buffered = |content_type: &str, bytes: Vec<u8>| {
@@ -285,6 +328,14 @@ impl Client {
             (content_type.to_owned(), length, std::io::Cursor::new(bytes))
         };
         let (agent, send_body) = match body {
+            // A POST without a body still says so, or ureq would announce a chunked one.
+            Body::Empty if method == "POST" => {
+                request = request.header("Content-Length", "0");
+                (
+                    &self.agent,
+                    ureq::SendBody::from_owned_reader(std::io::Cursor::new(Vec::new())),
+                )
+            }
             Body::Empty => (&self.agent, ureq::SendBody::none()),
             Body::Multipart(form) => {
                 request = request
@@ -316,7 +367,9 @@ impl Client {
         let mut response = agent
             .run(request)
             .with_context(|| format!("{method} {}", path_only(&url)))?;
-        self.keep_cookies(response.headers());
+        if at_tenant {
+            self.keep_cookies(response.headers());
+        }
         let retry_after = response
             .headers()
             .get("retry-after")
@@ -402,10 +455,11 @@ impl Client {
         #[derive(serde::Deserialize)]
         struct OAuth {
             access_token: String,
-            expires_in: u64,
+            #[serde(default)]
+            expires_in: Option<serde_json::Value>,
         }
         let answer: OAuth = response.json()?;
-        let lifetime = Duration::from_secs(answer.expires_in.max(1));
+        let lifetime = token_lifetime(answer.expires_in.as_ref());
         Ok(Token {
             value: answer.access_token,
             expires: Instant::now() + lifetime,
@@ -446,6 +500,17 @@ impl Client {
     }
 }
 
+/// A token's lifetime from the `expires_in` a server sent: whole seconds, at most a day; a missing,
+/// negative or non-numeric value counts as a minute (the token is renewed on a 401 anyway).
+fn token_lifetime(expires_in: Option<&serde_json::Value>) -> Duration {
+    match expires_in.and_then(serde_json::Value::as_f64) {
+        Some(seconds) if seconds >= 1.0 => {
+            Duration::from_secs_f64(seconds.min(MAX_TOKEN_LIFETIME.as_secs_f64()))
+        }
+        _ => ASSUMED_TOKEN_LIFETIME,
+    }
+}
+
 fn agent(settings: &Settings, response_timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -466,14 +531,15 @@ fn agent(settings: &Settings, response_timeout: Duration) -> ureq::Agent {
         .new_agent()
 }
 
-/// Kandji answers 503 while an uploaded file is still being processed; nothing was done, so any request
-/// may be sent again.
-fn is_still_processing(response: &Response) -> bool {
-    response.status == 503 && response.text().to_lowercase().contains("still being processed")
+/// 503: the server did not take the request (Kandji answers it while an uploaded file is still being
+/// processed, whatever its text says; Kandji's own iructl retries any 503 for up to 300 s), so any
+/// request may be sent again, after a wait.
+fn is_unavailable(response: &Response) -> bool {
+    response.status == 503
 }
 
 /// The human part of an error answer: Jamf Pro's `errors[].description`, Kandji's `detail`, Classic's
-/// HTML `<p>Error: …</p>`, else the text itself; one line, at most 300 characters.
+/// HTML `<p>Error: …</p>`, else the text itself; one line (the caller redacts, then shortens it).
 fn server_message(text: &str) -> String {
     let from_json = serde_json::from_str::<serde_json::Value>(text)
         .ok()
@@ -504,8 +570,14 @@ fn server_message(text: &str) -> String {
                 None => text.to_owned(),
             },
         );
-    let one_line: String = message.split_whitespace().collect::<Vec<_>>().join(" ");
-    one_line.chars().take(300).collect()
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `scheme://host[:port]` of a URL, lower-cased: what a cookie or a credential is scoped to.
+fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    format!("{scheme}://{authority}").to_ascii_lowercase()
 }
 
 /// The path of a URL, without query (a presigned URL's query is a credential).
@@ -551,6 +623,32 @@ mod tests {
             "Error: Duplicate name"
         );
         assert_eq!(server_message(r#"{"detail":"still\nbusy"}"#), "still busy");
+    }
+
+    #[test]
+    fn origins() {
+        assert_eq!(
+            origin("https://T.api.kandji.io/api/v1?x"),
+            "https://t.api.kandji.io"
+        );
+        assert_ne!(
+            origin("https://s3.amazonaws.com/b"),
+            origin("https://t.api.kandji.io")
+        );
+        assert_ne!(origin("http://127.0.0.1:80/_s3"), origin("http://127.0.0.1:81"));
+    }
+
+    #[test]
+    fn token_lifetimes() {
+        let life = |v: serde_json::Value| token_lifetime(Some(&v));
+        assert_eq!(
+            life(serde_json::json!(18446744073709551615u64)),
+            MAX_TOKEN_LIFETIME
+        );
+        assert_eq!(life(serde_json::json!(-5)), ASSUMED_TOKEN_LIFETIME);
+        assert_eq!(life(serde_json::json!("soon")), ASSUMED_TOKEN_LIFETIME);
+        assert_eq!(token_lifetime(None), ASSUMED_TOKEN_LIFETIME);
+        assert_eq!(life(serde_json::json!(1800)), Duration::from_secs(1800));
     }
 
     #[test]

@@ -9,8 +9,25 @@
 //! identifier, so confine never takes over an object it did not create.
 //!
 //! An updated profile keeps the `PayloadUUID` and `PayloadIdentifier` Jamf gave it, so Macs replace it
-//! instead of installing a second one. Classic `<payloads>` are sent as CDATA with every `&` escaped once more: the Classic API decodes the
-//! payload one extra time (Jamf's PI-827), so a plain `&amp;` would arrive as `&`.
+//! instead of installing a second one, and is redeployed to every Mac in scope (`redeploy_profiles`).
+//!
+//! Classic `<payloads>` and Jamf's PI-827 (wire-verified: Jamf-Concepts/jamf-cli PRs #310 and #311, its
+//! design note `classic-profile-payload-ampersand-escaping`, jamf/terraform-provider-jamfplatform PR
+//! #305): the Classic API entity-decodes `<payloads>` once more than XML does, then stores each payload
+//! by type. Types it re-renders (custom settings, notifications) come out as sent; every other type
+//! (TCC/PPPC, login window, firewall…) is stored verbatim, that is with one entity layer too many. So
+//! confine sends the plist with every avoidable character reference written as its character (only
+//! `&`, `<` and a carriage return stay references), each `&` escaped once more, inside CDATA; refuses a
+//! verbatim-stored payload holding `&` or `<`, which no client can store faithfully; and reads each
+//! written profile back, a difference being an error that names the key.
+//!
+//! The package: confine sends its SHA3-512 and MD5 with the record (Jamf needs the MD5 for PreStage
+//! enrollment packages), uploads, asks the cloud distribution point to refresh its inventory (Jamf
+//! computes a file's hashes only then; a replaced file keeps the old ones until it does), and reads the
+//! record until its `sha3512` is the file's. The policy carries the package's SHA-256 in its (hidden)
+//! Self Service description: when it names another file, the policy's log is flushed before the
+//! policy is rewritten, so "once per computer" runs again on every Mac, even when an earlier push
+//! stopped after the upload. The policy also updates inventory after the install (`recon`).
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -18,7 +35,7 @@ use serde::Deserialize;
 use super::http::{Auth, Body, Client, Retry, percent_encode};
 use super::multipart::Multipart;
 use super::normalize;
-use super::{Action, Build, Object, PushOptions, create_once, created, find_named, xml_escape};
+use super::{Action, Build, Listing, Object, PushOptions, create_once, created, find_named, xml_escape};
 use crate::pkg::{Element, parse_xml};
 use crate::spec::mdm::Jamf;
 
@@ -52,31 +69,89 @@ pub fn push(
         Some(name) => Some(category(client, &name.value)?),
         None => None,
     };
-    let (package, file_replaced) = package(client, build, category.as_ref(), options)?;
+    // Refused before anything is written: a profile Jamf would store differently than built.
+    for profile in &build.profiles {
+        storable(profile)?;
+    }
+    let scope = Scope {
+        category: category.as_ref(),
+        groups: &groups,
+    };
+    let package = package(client, build, scope.category, options)?;
     let package_id = package.id.clone();
     objects.push(package);
     for profile in &build.profiles {
-        objects.push(self::profile(
-            client,
-            profile,
-            category.as_ref(),
-            &groups,
-            options,
-        )?);
+        objects.push(self::profile(client, config, profile, &scope, options)?);
     }
-    let installs = Installs {
-        package_id: package_id.as_deref(),
-        file_replaced,
-    };
-    objects.push(policy(
-        client,
-        build,
-        &installs,
-        category.as_ref(),
-        &groups,
-        options,
-    )?);
+    objects.push(policy(client, build, package_id.as_deref(), &scope, options)?);
     Ok(())
+}
+
+/// The scope the spec gives Jamf objects, for the report.
+pub fn scope(config: &Jamf) -> Vec<String> {
+    let groups = config
+        .computer_groups
+        .iter()
+        .map(|g| format!("computer group `{}`", g.value));
+    let category = config.category.iter().map(|c| format!("category `{}`", c.value));
+    groups.chain(category).collect()
+}
+
+/// What a push would send, in order, from the build alone (a dry run without credentials).
+pub fn plan(build: &Build) -> Vec<Object> {
+    let package = &build.package;
+    let mut objects = vec![super::planned(
+        "package",
+        package.display_name.clone(),
+        &package.identifier,
+    )];
+    objects.extend(
+        build
+            .profiles
+            .iter()
+            .map(|p| super::planned("profile", p.display_name.clone(), &p.identifier)),
+    );
+    objects.push(super::planned(
+        "policy",
+        format!("Install {}", package.display_name),
+        &package.identifier,
+    ));
+    objects
+}
+
+/// Where confine's Jamf objects go: their category and the computer groups they are scoped to.
+struct Scope<'a> {
+    category: Option<&'a Named>,
+    groups: &'a [Named],
+}
+
+/// The Jamf Pro privileges a call needs, from `x-required-privileges` in Jamf's API schema (11.30.1);
+/// the Classic API declares none, so its names are those of Jamf's API role privilege list
+/// (grahampugh/jamf-upload `APIRole-AutoPkg.json`; the policy and log-flush names are unverified).
+pub fn privileges(method: &str, path: &str) -> &'static [&'static str] {
+    let path = path.split('?').next().unwrap_or(path);
+    let under = |prefix: &str| path.starts_with(prefix);
+    match method {
+        _ if path == "/api/v1/computer-groups" => {
+            &["Read Smart Computer Groups", "Read Static Computer Groups"]
+        }
+        _ if under("/api/v1/categories") => &["Read Categories"],
+        _ if under("/api/v1/cloud-distribution-point/refresh-inventory") => {
+            &["Read Cloud Distribution Point"]
+        }
+        "POST" if path.ends_with("/upload") => &["Update Packages", "Read Packages"],
+        "GET" if under("/api/v1/packages") => &["Read Packages"],
+        "POST" if under("/api/v1/packages") => &["Create Packages"],
+        "PUT" if under("/api/v1/packages") => &["Update Packages"],
+        "GET" if under("/JSSResource/osxconfigurationprofiles") => &["Read macOS Configuration Profiles"],
+        "POST" if under("/JSSResource/osxconfigurationprofiles") => &["Create macOS Configuration Profiles"],
+        "PUT" if under("/JSSResource/osxconfigurationprofiles") => &["Update macOS Configuration Profiles"],
+        "GET" if under("/JSSResource/policies") => &["Read Policies"],
+        "POST" if under("/JSSResource/policies") => &["Create Policies"],
+        "PUT" if under("/JSSResource/policies") => &["Update Policies"],
+        "DELETE" if under("/JSSResource/logflush") => &["Flush Policy Logs"],
+        _ => &[],
+    }
 }
 
 fn computer_groups(client: &Client, config: &Jamf) -> Result<Vec<Named>> {
@@ -101,11 +176,12 @@ fn category(client: &Client, wanted: &str) -> Result<Named> {
         results: Vec<Named>,
     }
     let mut all = Vec::new();
+    let mut listing = Listing::default();
     for page in 0.. {
         let path = format!("/api/v1/categories?page={page}&page-size=200");
-        let answer: Page = client
-            .expect("GET", &path, &Body::Empty, Retry::Idempotent)?
-            .json()?;
+        let response = client.expect("GET", &path, &Body::Empty, Retry::Idempotent)?;
+        let answer: Page = response.json()?;
+        listing.page("/api/v1/categories", answer.results.len(), response.body.len())?;
         let done = answer.results.is_empty() || all.len() + answer.results.len() >= answer.total;
         all.extend(answer.results);
         if done {
@@ -142,26 +218,29 @@ struct PackageRecord {
     hash_type: Option<String>,
     #[serde(default)]
     hash_value: Option<String>,
+    #[serde(default)]
+    md5: Option<String>,
+    /// Computed by Jamf from the stored file when the distribution point's inventory is refreshed.
+    #[serde(default)]
+    sha3512: Option<String>,
 }
 
 impl PackageRecord {
+    /// Jamf computed `sha3_512` from the file it holds (not merely the hash confine sent with the record).
     fn holds(&self, sha3_512: &str) -> bool {
-        self.hash_type.as_deref() == Some("SHA3_512")
-            && self
-                .hash_value
-                .as_deref()
-                .is_some_and(|h| h.eq_ignore_ascii_case(sha3_512))
+        self.sha3512
+            .as_deref()
+            .is_some_and(|h| h.eq_ignore_ascii_case(sha3_512))
     }
 }
 
-/// Creates, updates or leaves the package record; also says whether the file was (or, in a dry run, would
-/// be) replaced on an existing record.
+/// Creates, updates or leaves the package record, and makes sure it holds the build's file.
 fn package(
     client: &Client,
     build: &Build,
     category: Option<&Named>,
     options: &PushOptions,
-) -> Result<(Object, bool)> {
+) -> Result<Object> {
     let artifact = &build.package;
     let desired = serde_json::json!({
         "packageName": artifact.display_name,
@@ -177,6 +256,9 @@ fn package(
         "suppressFromDock": false,
         "suppressEula": false,
         "suppressRegistration": false,
+        "hashType": "SHA3_512",
+        "hashValue": build.package_sha3_512,
+        "md5": build.package_md5,
     });
     let found = find_package(client, &artifact.identifier)?;
     let metadata_current = found.as_ref().is_some_and(|r| {
@@ -185,6 +267,9 @@ fn package(
             && r.category_id == desired["categoryId"]
             && r.notes.as_deref() == desired["notes"].as_str()
             && r.info.as_deref() == desired["info"].as_str()
+            && r.hash_type.as_deref() == Some("SHA3_512")
+            && r.hash_value.as_deref() == Some(build.package_sha3_512.as_str())
+            && r.md5.as_deref() == Some(build.package_md5.as_str())
     });
     let file_current = found.as_ref().is_some_and(|r| r.holds(&build.package_sha3_512));
     let action = match &found {
@@ -199,9 +284,8 @@ fn package(
         id: found.as_ref().map(|r| r.id.clone()),
         action,
     };
-    let file_replaced = found.is_some() && !file_current;
     if options.dry_run || action == Action::Unchanged {
-        return Ok((object, file_replaced));
+        return Ok(object);
     }
     let record = match found {
         Some(record) => {
@@ -234,7 +318,7 @@ fn package(
     if !record.holds(&build.package_sha3_512) {
         upload(client, &record, build, options)?;
     }
-    Ok((object, file_replaced))
+    Ok(object)
 }
 
 #[derive(Deserialize)]
@@ -263,11 +347,12 @@ fn find_package(client: &Client, identifier: &str) -> Result<Option<PackageRecor
     let marker = marker(identifier);
     let mut seen = 0;
     let mut matches = Vec::new();
+    let mut listing = Listing::default();
     for page in 0.. {
         let path = format!("/api/v1/packages?page={page}&page-size=200&sort=id%3Aasc");
-        let answer: Page = client
-            .expect("GET", &path, &Body::Empty, Retry::Idempotent)?
-            .json()?;
+        let response = client.expect("GET", &path, &Body::Empty, Retry::Idempotent)?;
+        let answer: Page = response.json()?;
+        listing.page("/api/v1/packages", answer.results.len(), response.body.len())?;
         seen += answer.results.len();
         let done = answer.results.is_empty() || seen >= answer.total;
         matches.extend(answer.results.into_iter().filter(|r| {
@@ -297,7 +382,7 @@ fn upload(client: &Client, record: &PackageRecord, build: &Build, options: &Push
     // The multipart file name must equal the record's fileName, or Jamf answers INVALID_FILE_NAME.
     let mut form = Multipart::new(
         &[],
-        Some(("file", &artifact.file_name, &artifact.path)),
+        Some(("file", &artifact.file_name, artifact.source())),
         &artifact.sha256[..32],
     )?;
     if let Some(progress) = super::progress_for(options, &artifact.file_name, form.len()) {
@@ -305,6 +390,12 @@ fn upload(client: &Client, record: &PackageRecord, build: &Build, options: &Push
     }
     let path = format!("/api/v1/packages/{}/upload", percent_encode(&record.id));
     client.expect("POST", &path, &Body::Multipart(&form), Retry::Idempotent)?;
+    // Jamf computes the hashes of a file only when the distribution point's inventory is refreshed.
+    let refresh = format!(
+        "/api/v1/cloud-distribution-point/refresh-inventory?file-name={}",
+        percent_encode(&artifact.file_name)
+    );
+    client.expect("POST", &refresh, &Body::Empty, Retry::Idempotent)?;
     let record_path = format!("/api/v1/packages/{}", percent_encode(&record.id));
     for attempt in 1..=HASH_POLLS {
         let now: PackageRecord = client
@@ -313,9 +404,9 @@ fn upload(client: &Client, record: &PackageRecord, build: &Build, options: &Push
         if now.holds(&build.package_sha3_512) {
             return Ok(());
         }
-        let stale = now.hash_value.as_deref().unwrap_or_default();
-        let previous = record.hash_value.as_deref().unwrap_or_default();
-        if now.hash_type.as_deref() == Some("SHA3_512") && !stale.is_empty() && stale != previous {
+        let stale = now.sha3512.as_deref().unwrap_or_default();
+        let previous = record.sha3512.as_deref().unwrap_or_default();
+        if !stale.is_empty() && stale != previous {
             bail!(
                 "Jamf Pro holds a different file for package {} than confine uploaded (SHA3-512 {stale}, expected {}); push again",
                 record.id,
@@ -449,13 +540,14 @@ fn ensure_ours(root: &Element, field: &str, is_ours: impl Fn(&str) -> bool, what
 
 fn profile(
     client: &Client,
+    config: &Jamf,
     artifact: &super::Artifact,
-    category: Option<&Named>,
-    groups: &[Named],
+    scope: &Scope<'_>,
     options: &PushOptions,
 ) -> Result<Object> {
-    let payload =
-        std::fs::read(&artifact.path).with_context(|| format!("reading {}", artifact.path.display()))?;
+    let (category, groups) = (scope.category, scope.groups);
+    let redeploy = config.redeploy_profiles.jamf_value();
+    let payload = artifact.bytes().to_vec();
     let name = &artifact.display_name;
     let found = classic_by_name(client, "osxconfigurationprofiles", name)?;
     let action = match &found {
@@ -469,11 +561,10 @@ fn profile(
                 "configuration profile",
             )?;
             let held = held_payloads(root).unwrap_or_default();
+            let general = |key: &str| root.child("general").and_then(|g| g.child_text(key));
             let current = classic_state(root) == desired_state(name, category, groups)
-                && root
-                    .child("general")
-                    .and_then(|g| g.child_text("distribution_method"))
-                    == Some("Install Automatically")
+                && general("distribution_method") == Some("Install Automatically")
+                && general("redeploy_on_update").is_none_or(|r| r == redeploy)
                 && normalize::same_profile(&payload, held.as_bytes());
             if current {
                 Action::Unchanged
@@ -498,24 +589,89 @@ fn profile(
         Some(held) => normalize::with_identity_of(&payload, held.as_bytes())?,
         None => payload,
     };
-    let payload = String::from_utf8(payload).context("the profile is not UTF-8 XML")?;
+    let text = std::str::from_utf8(&payload).context("the profile is not UTF-8 XML")?;
     let xml = format!(
-        "<os_x_configuration_profile><general><name>{}</name><description>{}</description>{}<distribution_method>Install Automatically</distribution_method><user_removable>false</user_removable><level>computer</level><redeploy_on_update>Newly Assigned</redeploy_on_update><payloads>{}</payloads></general>{}</os_x_configuration_profile>",
+        "<os_x_configuration_profile><general><name>{}</name><description>{}</description>{}<distribution_method>Install Automatically</distribution_method><user_removable>false</user_removable><level>computer</level><redeploy_on_update>{redeploy}</redeploy_on_update><payloads>{}</payloads></general>{}</os_x_configuration_profile>",
         xml_escape(name),
         xml_escape(&managed_note(&artifact.identifier)),
         category_xml(category),
-        classic_payload(&payload),
+        classic_payload(text),
         scope_xml(groups),
     );
     let id = found.map(|(id, _)| id);
-    object.id = Some(classic_write(
-        client,
-        "osxconfigurationprofiles",
-        id.as_deref(),
-        name,
-        xml,
-    )?);
+    let id = classic_write(client, "osxconfigurationprofiles", id.as_deref(), name, xml)?;
+    read_back(client, &id, name, &payload)?;
+    object.id = Some(id);
     Ok(object)
+}
+
+/// Reads a written profile back: what Jamf stored must be what was sent, once its own rewrites are
+/// normalised away.
+fn read_back(client: &Client, id: &str, name: &str, sent: &[u8]) -> Result<()> {
+    let path = format!("/JSSResource/osxconfigurationprofiles/id/{}", percent_encode(id));
+    let response = client.expect("GET", &path, &Body::Empty, Retry::Idempotent)?;
+    let root = parse_xml(&response.body, &format!("Jamf's answer to GET {path}"))?;
+    let held = held_payloads(&root).unwrap_or_default();
+    if let Some(key) = normalize::difference(sent, held.as_bytes()) {
+        bail!(
+            "Jamf Pro stored profile `{name}` (id {id}) differently than confine sent it, at `{key}`; report it with the profile, and check the value in Jamf Pro before Macs get it"
+        );
+    }
+    Ok(())
+}
+
+/// Payload types whose values Jamf Pro re-renders on ingest, so they are stored as sent; every other
+/// type is stored verbatim, one entity layer short (PI-827; jamf-cli PR #310, wire-verified).
+const RE_RENDERED_PAYLOAD_TYPES: &[&str] = &[
+    "com.apple.ManagedClient.preferences",
+    "com.apple.notificationsettings",
+];
+
+/// Refuses a profile with `&` or `<` in a payload Jamf Pro stores verbatim: Macs would receive the
+/// character as an entity (`&amp;`), and no wire form avoids it.
+fn storable(artifact: &super::Artifact) -> Result<()> {
+    let profile = crate::profile::reader::parse_plist(artifact.bytes())?;
+    let payloads = profile
+        .as_dictionary()
+        .and_then(|d| d.get("PayloadContent"))
+        .and_then(plist::Value::as_array);
+    for (i, payload) in payloads.into_iter().flatten().enumerate() {
+        let kind = payload
+            .as_dictionary()
+            .and_then(|d| d.get("PayloadType"))
+            .and_then(plist::Value::as_string)
+            .unwrap_or_default();
+        if RE_RENDERED_PAYLOAD_TYPES.contains(&kind) {
+            continue;
+        }
+        if let Some(key) = unstorable_text(payload, &format!("PayloadContent[{i}]")) {
+            bail!(
+                "{}: `{key}` holds `&` or `<`, which Jamf Pro would store in this {kind} payload as an entity (Jamf's PI-827), so Macs would get a different value; remove the character from the spec value it comes from",
+                artifact.path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn unstorable_text(value: &plist::Value, at: &str) -> Option<String> {
+    let bad = |text: &str| text.contains(['&', '<']);
+    match value {
+        plist::Value::String(text) if bad(text) => Some(at.to_owned()),
+        plist::Value::Dictionary(dict) => dict.iter().find_map(|(key, value)| {
+            let path = format!("{at}.{key}");
+            if bad(key) {
+                Some(path)
+            } else {
+                unstorable_text(value, &path)
+            }
+        }),
+        plist::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| unstorable_text(v, &format!("{at}[{i}]"))),
+        _ => None,
+    }
 }
 
 /// The profile Jamf holds, as its Classic record carries it.
@@ -523,11 +679,55 @@ fn held_payloads(root: &Element) -> Option<&str> {
     root.child("general").and_then(|g| g.child_text("payloads"))
 }
 
-/// A plist as Classic `<payloads>` content: every `&` escaped once (Classic decodes once more than XML
-/// does), inside CDATA (split where the text itself holds `]]>`).
+/// A plist as Classic `<payloads>` content: avoidable references written as characters, a `]]>` that
+/// produces guarded, every `&` escaped once (Classic decodes once more than XML does), inside CDATA.
 fn classic_payload(plist: &str) -> String {
-    let escaped = plist.trim().replace('&', "&amp;");
-    format!("<![CDATA[{}]]>", escaped.replace("]]>", "]]]]><![CDATA[>"))
+    let minimal = minimise_references(plist.trim()).replace("]]>", "]]&gt;");
+    format!("<![CDATA[{}]]>", minimal.replace('&', "&amp;"))
+}
+
+/// XML text with every character reference written as its character, except those for `&` and `<`
+/// (which must stay references) and for control characters such as a carriage return (which XML would
+/// not keep raw).
+fn minimise_references(xml: &str) -> String {
+    let mut out = String::with_capacity(xml.len());
+    let mut rest = xml;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let decoded = tail
+            .find(';')
+            .filter(|&end| end <= 10)
+            .and_then(|end| Some((reference(&tail[1..end])?, end)));
+        match decoded {
+            Some((c, end)) if !matches!(c, '&' | '<') && !(c.is_control() && c != '\t' && c != '\n') => {
+                out.push(c);
+                rest = &tail[end + 1..];
+            }
+            _ => {
+                out.push('&');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The character an XML reference (`amp`, `#34`, `#x22`…, without `&` and `;`) stands for.
+fn reference(name: &str) -> Option<char> {
+    let code = match name {
+        "amp" => return Some('&'),
+        "lt" => return Some('<'),
+        "gt" => return Some('>'),
+        "quot" => return Some('"'),
+        "apos" => return Some('\''),
+        _ => match name.strip_prefix("#x").or_else(|| name.strip_prefix("#X")) {
+            Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+            None => name.strip_prefix('#')?.parse().ok()?,
+        },
+    };
+    char::from_u32(code)
 }
 
 fn category_xml(category: Option<&Named>) -> String {
@@ -554,53 +754,65 @@ fn scope_xml(groups: &[Named]) -> String {
     format!("<scope><all_computers>false</all_computers><computer_groups>{groups}</computer_groups></scope>")
 }
 
-/// What the policy installs.
-struct Installs<'a> {
-    /// The package record's id; none when a dry run would create it.
-    package_id: Option<&'a str>,
-    /// The record got a new file: Macs that ran the policy must run it again.
-    file_replaced: bool,
+/// The policy's Self Service description (unused: the policy is not in Self Service), which records the
+/// file it last made every Mac install.
+fn installs_note(build: &Build) -> String {
+    format!(
+        "Installs {} {} (package SHA-256 {}). {}",
+        build.package.display_name,
+        build.release,
+        build.package.sha256,
+        managed_note(&build.package.identifier)
+    )
 }
 
 fn policy(
     client: &Client,
     build: &Build,
-    installs: &Installs<'_>,
-    category: Option<&Named>,
-    groups: &[Named],
+    package_id: Option<&str>,
+    scope: &Scope<'_>,
     options: &PushOptions,
 ) -> Result<Object> {
+    let (category, groups) = (scope.category, scope.groups);
     let artifact = &build.package;
     let name = format!("Install {}", artifact.display_name);
     let trigger = &artifact.identifier;
+    let note = installs_note(build);
     let found = classic_by_name(client, "policies", &name)?;
     if let Some((_, root)) = &found {
         ensure_ours(root, "trigger_other", |t| t == trigger, "policy")?;
     }
-    let action = match (&found, installs.package_id) {
+    // Derived from the server, so a push that stopped after the upload still flushes on its rerun.
+    let installs_this_file = found.as_ref().is_some_and(|(_, root)| {
+        root.child("self_service")
+            .and_then(|s| s.child_text("self_service_description"))
+            == Some(note.as_str())
+    });
+    let action = match (&found, package_id) {
         (None, _) => Action::Create,
         (Some((_, root)), Some(package_id)) => {
             let general = root.child("general");
             let flag = |key: &str| general.and_then(|g| g.child_text(key));
-            let packages: Vec<(&str, &str)> = root
+            // Jamf answers a policy's packages with their display names, not file names: the id is what
+            // confine compares.
+            let packages: Vec<&str> = root
                 .child("package_configuration")
                 .and_then(|p| p.child("packages"))
                 .map(|p| {
                     p.children_named("package")
-                        .map(|p| {
-                            let field = |key| p.child_text(key).unwrap_or_default();
-                            (field("id"), field("name"))
-                        })
+                        .map(|p| p.child_text("id").unwrap_or_default())
                         .collect()
                 })
                 .unwrap_or_default();
+            let recon = root.child("maintenance").and_then(|m| m.child_text("recon"));
             let current = classic_state(root) == desired_state(&name, category, groups)
                 && flag("enabled") == Some("true")
                 && flag("frequency") == Some("Once per computer")
                 && flag("trigger_checkin") == Some("true")
                 && flag("trigger_enrollment_complete") == Some("true")
-                && packages == [(package_id, artifact.file_name.as_str())]
-                && !installs.file_replaced;
+                && packages == [package_id]
+                && recon == Some("true")
+                && installs_this_file;
             if current {
                 Action::Unchanged
             } else {
@@ -620,27 +832,33 @@ fn policy(
     if options.dry_run || action == Action::Unchanged {
         return Ok(object);
     }
-    let package_id = installs.package_id.context("the package has no Jamf id")?;
+    let package_id = package_id.context("the package has no Jamf id")?;
+    let existing = found.map(|(id, _)| id);
+    if let Some(id) = existing.as_deref().filter(|_| !installs_this_file) {
+        // "Once per computer" remembers who ran it; forgetting makes every Mac install the new file.
+        // Flushed before the policy records the file, so an interruption between the two flushes again.
+        let path = format!(
+            "/JSSResource/logflush/policy/id/{}/interval/Zero+Days",
+            percent_encode(id)
+        );
+        client.expect("DELETE", &path, &Body::Empty, Retry::Idempotent)?;
+    }
     let xml = format!(
-        "<policy><general><name>{}</name><enabled>true</enabled><trigger_checkin>true</trigger_checkin><trigger_enrollment_complete>true</trigger_enrollment_complete><trigger_other>{}</trigger_other><frequency>Once per computer</frequency>{}</general>{}<package_configuration><packages><package><id>{}</id><name>{}</name><action>Install</action></package></packages></package_configuration></policy>",
+        "<policy><general><name>{}</name><enabled>true</enabled><trigger_checkin>true</trigger_checkin><trigger_enrollment_complete>true</trigger_enrollment_complete><trigger_other>{}</trigger_other><frequency>Once per computer</frequency>{}</general>{}<self_service><use_for_self_service>false</use_for_self_service><self_service_description>{}</self_service_description></self_service><package_configuration><packages><package><id>{}</id><action>Install</action></package></packages></package_configuration><maintenance><recon>true</recon></maintenance></policy>",
         xml_escape(&name),
         xml_escape(trigger),
         category_xml(category),
         scope_xml(groups),
+        xml_escape(&note),
         xml_escape(package_id),
-        xml_escape(&artifact.file_name),
     );
-    let existing = found.map(|(id, _)| id);
-    let id = classic_write(client, "policies", existing.as_deref(), &name, xml)?;
-    if existing.is_some() && installs.file_replaced {
-        // "Once per computer" remembers who ran it; forgetting makes every Mac install the new release.
-        let path = format!(
-            "/JSSResource/logflush/policy/id/{}/interval/Zero+Days",
-            percent_encode(&id)
-        );
-        client.expect("DELETE", &path, &Body::Empty, Retry::Idempotent)?;
-    }
-    object.id = Some(id);
+    object.id = Some(classic_write(
+        client,
+        "policies",
+        existing.as_deref(),
+        &name,
+        xml,
+    )?);
     Ok(object)
 }
 
@@ -650,11 +868,20 @@ mod tests {
 
     #[test]
     fn payloads_survive_the_extra_decode() {
-        let plist = "<string>a &amp; b ]]> c</string>";
-        let sent = classic_payload(plist);
+        let plist = "<string>a &amp; b ]]> c &lt;</string>";
         assert_eq!(
-            sent,
-            "<![CDATA[<string>a &amp;amp; b ]]]]><![CDATA[> c</string>]]>"
+            classic_payload(plist),
+            "<![CDATA[<string>a &amp;amp; b ]]&amp;gt; c &amp;lt;</string>]]>"
+        );
+    }
+
+    /// PI-827's verbatim storage keeps the wire form: references a value does not need go as characters.
+    #[test]
+    fn avoidable_references_go_as_characters() {
+        let plist = "<string>identifier &quot;node&quot; and the agents&apos; &#34;x&#x22; &gt; &#13; &#38; &lt; &bogus; &</string>";
+        assert_eq!(
+            minimise_references(plist),
+            "<string>identifier \"node\" and the agents' \"x\" > &#13; &#38; &lt; &bogus; &</string>"
         );
     }
 }

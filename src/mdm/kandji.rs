@@ -1,20 +1,30 @@
 //! Kandji (Iru): the package as a Custom App (presigned S3 form upload, then the library item,
-//! form-urlencoded as Kandji's collection specifies, "install once"), the profiles as Custom Profiles, and
-//! every library item assigned to the spec's blueprints.
+//! form-urlencoded as Kandji's collection specifies), the profiles as Custom Profiles, and every library
+//! item assigned to the spec's blueprints.
 //!
 //! Identifiers: the package is uploaded as `<package identifier>-<first 16 hex of its SHA-256>.pkg`, and
 //! Kandji derives the app's `file_key` from that name, so the app is found by its identifier and its file
-//! compared by hash without downloading it. Custom profiles are found by their top-level
-//! `PayloadIdentifier`.
+//! compared by hash without downloading it. Kandji rewrites a custom profile's top-level
+//! `PayloadIdentifier`, `PayloadUUID` and `PayloadDisplayName` (to `com.kandji.profile.custom.<id>`, as
+//! Kandji's own iructl test doubles model), so profiles are found by what it keeps: the identifiers of
+//! the payloads inside, which confine derives from the profile's identifier.
+//!
+//! New releases: "install once" installs a custom app once per Mac and never again, whatever file it
+//! later holds. By default (`enforcement: audit-and-enforce`, as Kandji's kpkg does) the app is
+//! continuously enforced with an audit script that passes when the installed receipt is at least this
+//! release, so Kandji installs a new release on Macs that hold an older one.
+//!
+//! Uploads: a failed S3 upload is retried with a new presigned form (the old one may have expired), and
+//! any 503 from Kandji while it processes the upload is waited out.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde::Deserialize;
 
 use super::http::{Auth, Body, Client, Retry, percent_encode};
 use super::multipart::Multipart;
 use super::normalize;
-use super::{Action, Artifact, Build, Object, PushOptions, create_once, created, find_named};
-use crate::spec::mdm::Kandji;
+use super::{Action, Artifact, Build, Listing, Object, PushOptions, create_once, created, find_named};
+use crate::spec::mdm::{Enforcement, Kandji};
 
 pub fn credentials(config: &Kandji) -> Result<Auth> {
     Ok(Auth::Bearer(super::env_secret(
@@ -35,6 +45,8 @@ struct CustomApp {
     name: String,
     file_key: String,
     install_enforcement: String,
+    #[serde(default)]
+    audit_script: Option<String>,
     active: bool,
 }
 
@@ -55,7 +67,7 @@ pub fn push(
     objects: &mut Vec<Object>,
 ) -> Result<()> {
     let blueprints = blueprints(client, config)?;
-    let mut items = vec![custom_app(client, build, options)?];
+    let mut items = vec![custom_app(client, config, build, options)?];
     objects.push(items[0].clone());
     let existing: Vec<CustomProfile> = list(client, CUSTOM_PROFILES)?;
     for artifact in &build.profiles {
@@ -94,6 +106,40 @@ pub fn push(
     Ok(())
 }
 
+/// The scope the spec gives Kandji library items, for the report.
+pub fn scope(config: &Kandji) -> Vec<String> {
+    config
+        .blueprints
+        .iter()
+        .map(|b| format!("blueprint `{}`", b.value))
+        .collect()
+}
+
+/// What a push would send, in order, from the build alone (a dry run without credentials).
+pub fn plan(config: &Kandji, build: &Build) -> Vec<Object> {
+    let package = &build.package;
+    let app = format!("{} ({})", package.display_name, build.organization);
+    let mut items = vec![super::planned("custom-app", app, &package.identifier)];
+    items.extend(
+        build
+            .profiles
+            .iter()
+            .map(|p| super::planned("custom-profile", p.display_name.clone(), &p.identifier)),
+    );
+    let assignments: Vec<Object> = config
+        .blueprints
+        .iter()
+        .flat_map(|blueprint| {
+            items.iter().map(move |item| {
+                let name = format!("{} → {}", item.name, blueprint.value);
+                super::planned("blueprint-assignment", name, &item.identifier)
+            })
+        })
+        .collect();
+    items.extend(assignments);
+    items
+}
+
 fn assign(client: &Client, blueprint: &Named, item_id: &str) -> Result<()> {
     let path = format!(
         "/api/v1/blueprints/{}/assign-library-item",
@@ -126,17 +172,17 @@ fn list<T: serde::de::DeserializeOwned>(client: &Client, first: &str) -> Result<
     }
     let mut all = Vec::new();
     let mut path = first.to_owned();
-    for _ in 0..10_000 {
-        let page: Page<T> = client
-            .expect("GET", &path, &Body::Empty, Retry::Idempotent)?
-            .json()?;
+    let mut listing = Listing::default();
+    loop {
+        let response = client.expect("GET", &path, &Body::Empty, Retry::Idempotent)?;
+        let page: Page<T> = response.json()?;
+        listing.page(first, page.results.len(), response.body.len())?;
         all.extend(page.results);
         match page.next {
             Some(next) if !next.is_empty() => path = path_and_query(&next)?,
             _ => return Ok(all),
         }
     }
-    bail!("Kandji's list {first} does not end")
 }
 
 /// `/path?query` of a `next` link, so the token is only ever sent to the configured tenant.
@@ -165,8 +211,56 @@ fn file_key_hash<'a>(file_key: &'a str, identifier: &str) -> Option<&'a str> {
     (hash.chars().all(|c| c.is_ascii_hexdigit()) && (after == '_' || after == '.')).then_some(hash)
 }
 
-fn custom_app(client: &Client, build: &Build, options: &PushOptions) -> Result<Object> {
+/// The fields that say how Kandji keeps the app installed.
+fn enforcement_fields(config: &Kandji, build: &Build) -> Vec<(&'static str, String)> {
+    match config.enforcement {
+        Enforcement::InstallOnce => vec![("install_enforcement", "install_once".to_owned())],
+        Enforcement::AuditAndEnforce => vec![
+            ("install_enforcement", "continuously_enforce".to_owned()),
+            (
+                "audit_script",
+                audit_script(&build.package.identifier, &build.release),
+            ),
+        ],
+    }
+}
+
+/// Kandji's audit: exit 0 when the Mac's receipt for `identifier` is at least `release` (compared field
+/// by field as numbers), else 1, and Kandji installs the package.
+fn audit_script(identifier: &str, release: &str) -> String {
+    format!(
+        r#"#!/bin/sh
+# confine: the agent's package is installed when its receipt is at least this release.
+installed=$(pkgutil --pkg-info {} 2>/dev/null | awk '/^version: / {{ print $2 }}')
+[ -n "$installed" ] || exit 1
+awk -v have="$installed" -v want={} 'BEGIN {{
+  n = split(have, h, /[.-]/); m = split(want, w, /[.-]/)
+  for (i = 1; i <= (n > m ? n : m); i++) {{
+    if (h[i] + 0 > w[i] + 0) exit 0
+    if (h[i] + 0 < w[i] + 0) exit 1
+  }}
+  exit 0
+}}'
+"#,
+        sh_quote(identifier),
+        sh_quote(release)
+    )
+}
+
+/// A word for POSIX sh: single-quoted, each `'` written as `'\''`.
+fn sh_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+fn custom_app(client: &Client, config: &Kandji, build: &Build, options: &PushOptions) -> Result<Object> {
     let artifact = &build.package;
+    let enforcement = enforcement_fields(config, build);
+    let field = |name: &str| {
+        enforcement
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let name = format!("{} ({})", artifact.display_name, build.organization);
     let find = || -> Result<Option<CustomApp>> {
         let apps: Vec<CustomApp> = list(client, "/api/v1/library/custom-apps")?;
@@ -189,9 +283,12 @@ fn custom_app(client: &Client, build: &Build, options: &PushOptions) -> Result<O
     let file_current = found
         .as_ref()
         .is_some_and(|a| file_key_hash(&a.file_key, &artifact.identifier) == Some(&artifact.sha256[..16]));
-    let metadata_current = found
-        .as_ref()
-        .is_some_and(|a| a.name == name && a.install_enforcement == "install_once" && a.active);
+    let metadata_current = found.as_ref().is_some_and(|a| {
+        a.name == name
+            && Some(a.install_enforcement.as_str()) == field("install_enforcement")
+            && a.audit_script.as_deref().filter(|s| !s.is_empty()) == field("audit_script")
+            && a.active
+    });
     let action = match &found {
         None => Action::Create,
         Some(_) if file_current && metadata_current => Action::Unchanged,
@@ -212,14 +309,13 @@ fn custom_app(client: &Client, build: &Build, options: &PushOptions) -> Result<O
     } else {
         Some(upload(client, build, options)?)
     };
-    let mut fields = vec![
-        ("name", name.clone()),
-        ("install_type", "package".to_owned()),
-        ("install_enforcement", "install_once".to_owned()),
+    let mut fields = vec![("name", name.clone()), ("install_type", "package".to_owned())];
+    fields.extend(enforcement.iter().cloned());
+    fields.extend([
         ("show_in_self_service", "false".to_owned()),
         ("active", "true".to_owned()),
         ("restart", "false".to_owned()),
-    ];
+    ]);
     if let Some(key) = &file_key {
         fields.insert(1, ("file_key", key.clone()));
     }
@@ -244,8 +340,23 @@ fn custom_app(client: &Client, build: &Build, options: &PushOptions) -> Result<O
     Ok(object)
 }
 
-/// Asks Kandji for a presigned S3 form, then streams the package to it; returns the `file_key`.
+/// Uploads the package; a failure that may pass is retried with a new presigned form, since the one
+/// that failed may have expired or been used. Returns the `file_key`.
 fn upload(client: &Client, build: &Build, options: &PushOptions) -> Result<String> {
+    let mut attempt = 0;
+    loop {
+        match upload_once(client, build, options) {
+            Err(e) if attempt < client.settings().retries && super::is_transient(&e) => {
+                attempt += 1;
+                std::thread::sleep(client.backoff(attempt));
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Asks Kandji for a presigned S3 form, then streams the package to it; returns the `file_key`.
+fn upload_once(client: &Client, build: &Build, options: &PushOptions) -> Result<String> {
     #[derive(Deserialize)]
     struct Presigned {
         post_url: String,
@@ -280,33 +391,24 @@ fn upload(client: &Client, build: &Build, options: &PushOptions) -> Result<Strin
     // S3 takes the fields first and the file last.
     let mut form = Multipart::new(
         &field_refs,
-        Some(("file", &upload_name(build), &artifact.path)),
+        Some(("file", &upload_name(build), artifact.source())),
         &artifact.sha256[..32],
     )?;
     if let Some(progress) = super::progress_for(options, &artifact.file_name, form.len()) {
         form = form.with_progress(progress);
     }
-    let response = client.send_anonymous(
-        "POST",
-        &presigned.post_url,
-        &Body::Multipart(&form),
-        Retry::Idempotent,
-    )?;
-    if !response.is_success() {
-        bail!(
-            "{}",
-            client.describe_failure("POST", &presigned.post_url, &response)
-        );
-    }
+    let outcome = client.send_anonymous("POST", &presigned.post_url, &Body::Multipart(&form), Retry::Never);
+    created(client, "POST", &presigned.post_url, outcome)?;
     Ok(presigned.file_key)
 }
 
 const CUSTOM_PROFILES: &str = "/api/v1/library/custom-profiles";
 
-/// The custom profile among `all` that holds the profile `identifier`.
+/// The custom profile among `all` that holds the profile `identifier`: its payloads carry identifiers
+/// under it (Kandji keeps those), or its own identifier is it (a tenant that keeps that too).
 fn find_profile(all: Vec<CustomProfile>, identifier: &str) -> Option<CustomProfile> {
     all.into_iter()
-        .find(|p| normalize::payload_identifier(p.profile.as_bytes()).as_deref() == Some(identifier))
+        .find(|p| normalize::belongs_to(p.profile.as_bytes(), identifier))
 }
 
 fn custom_profile(
@@ -315,8 +417,7 @@ fn custom_profile(
     existing: &[CustomProfile],
     options: &PushOptions,
 ) -> Result<Object> {
-    let bytes =
-        std::fs::read(&artifact.path).with_context(|| format!("reading {}", artifact.path.display()))?;
+    let bytes = artifact.bytes();
     let name = &artifact.display_name;
     let find = || -> Result<Option<CustomProfile>> {
         Ok(find_profile(list(client, CUSTOM_PROFILES)?, &artifact.identifier))
@@ -328,7 +429,7 @@ fn custom_profile(
             if &p.name == name
                 && p.active
                 && p.runs_on_mac
-                && normalize::same_profile(&bytes, p.profile.as_bytes()) =>
+                && normalize::same_profile(bytes, p.profile.as_bytes()) =>
         {
             Action::Unchanged
         }
@@ -350,7 +451,7 @@ fn custom_profile(
             ("active", "true"),
             ("runs_on_mac", "true"),
         ],
-        Some(("file", &artifact.file_name, &artifact.path)),
+        Some(("file", &artifact.file_name, artifact.source())),
         &artifact.sha256[..32],
     )?;
     let id = match found {

@@ -5,7 +5,8 @@
 //! profiles themselves). Each object is found by a stable confine identifier, not by its display name
 //! alone, then created, updated or left alone; unchanged means the same package hash, or the same profile
 //! once the MDM's rewrites are normalised away ([`normalize`]). With `dry_run` only reads are made and the
-//! report is the plan.
+//! report is the plan; a dry run without an MDM's credentials (a CI job without secrets) asks nothing and
+//! reports what the build would push there, in order, with its scope.
 //!
 //! Every step is safe to interrupt: records are found again by their identifier, a create that may have
 //! gone through is looked for before it is retried, and a record whose file never arrived has no hash, so
@@ -58,6 +59,8 @@ pub enum Action {
     Create,
     Update,
     Unchanged,
+    /// A dry run without credentials: pushed (created or updated) unless the MDM already holds it.
+    Push,
 }
 
 /// One object in an MDM, as the push found and left it.
@@ -78,6 +81,11 @@ pub struct Object {
 pub struct TargetReport {
     pub mdm: &'static str,
     pub url: String,
+    /// Whether the MDM was asked; false for a dry run without its credentials, whose objects are the
+    /// build's plan (action `push`).
+    pub asked: bool,
+    /// What the objects are scoped to: computer groups and category, or blueprints.
+    pub scope: Vec<String>,
     pub objects: Vec<Object>,
     /// Requests that could change the tenant (everything but reads and token requests), retries included.
     pub write_calls: u32,
@@ -102,6 +110,8 @@ impl Report {
 /// A built artifact, checked against the manifest.
 pub struct Artifact {
     pub path: PathBuf,
+    /// What was hashed, kept so that exactly that is sent.
+    pub contents: Contents,
     pub file_name: String,
     pub identifier: String,
     pub sha256: String,
@@ -110,11 +120,43 @@ pub struct Artifact {
     pub display_name: String,
 }
 
+/// An artifact's bytes as they were hashed.
+pub enum Contents {
+    /// The package: held open, sent through this handle and hashed again on the way.
+    Held(File),
+    /// A profile, read once (it is small and bounded).
+    Bytes(Vec<u8>),
+}
+
+impl Artifact {
+    /// The artifact as a multipart file part.
+    fn source(&self) -> multipart::Source<'_> {
+        match &self.contents {
+            Contents::Held(file) => multipart::Source::Held {
+                file,
+                len: self.size,
+                sha256: &self.sha256,
+            },
+            Contents::Bytes(bytes) => multipart::Source::Bytes(bytes),
+        }
+    }
+
+    /// A profile's bytes (empty for the package, which is never read whole).
+    fn bytes(&self) -> &[u8] {
+        match &self.contents {
+            Contents::Held(_) => &[],
+            Contents::Bytes(bytes) => bytes,
+        }
+    }
+}
+
 /// What a push delivers.
 pub struct Build {
     pub package: Artifact,
     /// SHA3-512 of the package, the hash Jamf Pro records.
     pub package_sha3_512: String,
+    /// MD5 of the package, which Jamf Pro needs for PreStage enrollment packages.
+    pub package_md5: String,
     pub profiles: Vec<Artifact>,
     pub organization: String,
     pub release: String,
@@ -141,26 +183,44 @@ pub fn push(loaded: &LoadedSpec, options: &PushOptions) -> Result<Report> {
             loaded.origin.display()
         );
     }
-    // Credentials first: a missing one fails before any file is read or any request made.
+    // Credentials first: a missing one fails before any file is read or any request made, except in a
+    // dry run, which then plans from the build alone.
+    let usable = |auth: Result<http::Auth>| match auth {
+        Err(_) if options.dry_run => Ok(None),
+        other => other.map(Some),
+    };
     let jamf = jamf
-        .map(|config| jamf::credentials(config).map(|auth| (config, auth)))
+        .map(|config| usable(jamf::credentials(config)).map(|auth| (config, auth)))
         .transpose()?;
     let kandji = kandji
-        .map(|config| kandji::credentials(config).map(|auth| (config, auth)))
+        .map(|config| usable(kandji::credentials(config)).map(|auth| (config, auth)))
         .transpose()?;
     let build = check_build(loaded, &options.dist)?;
     let mut targets = Vec::new();
     if let Some((config, auth)) = jamf {
-        let client = http::Client::new(&config.url.value, auth, &options.settings);
-        let mut objects = Vec::new();
-        let result = jamf::push(&client, config, &build, options, &mut objects);
-        targets.push(report("jamf", &config.url.value, &client, objects, result));
+        let mut target = TargetReport::new("jamf", &config.url.value, jamf::scope(config));
+        match auth {
+            Some(auth) => {
+                let client = http::Client::new(&config.url.value, auth, &options.settings)
+                    .with_privileges(jamf::privileges);
+                let result = jamf::push(&client, config, &build, options, &mut target.objects);
+                target.finish(&client, result);
+            }
+            None => target.objects = jamf::plan(&build),
+        }
+        targets.push(target);
     }
     if let Some((config, auth)) = kandji {
-        let client = http::Client::new(&config.url.value, auth, &options.settings);
-        let mut objects = Vec::new();
-        let result = kandji::push(&client, config, &build, options, &mut objects);
-        targets.push(report("kandji", &config.url.value, &client, objects, result));
+        let mut target = TargetReport::new("kandji", &config.url.value, kandji::scope(config));
+        match auth {
+            Some(auth) => {
+                let client = http::Client::new(&config.url.value, auth, &options.settings);
+                let result = kandji::push(&client, config, &build, options, &mut target.objects);
+                target.finish(&client, result);
+            }
+            None => target.objects = kandji::plan(config, &build),
+        }
+        targets.push(target);
     }
     Ok(Report {
         dry_run: options.dry_run,
@@ -168,19 +228,35 @@ pub fn push(loaded: &LoadedSpec, options: &PushOptions) -> Result<Report> {
     })
 }
 
-fn report(
-    mdm: &'static str,
-    url: &str,
-    client: &http::Client,
-    objects: Vec<Object>,
-    result: Result<()>,
-) -> TargetReport {
-    TargetReport {
-        mdm,
-        url: url.to_owned(),
-        objects,
-        write_calls: client.writes(),
-        error: result.err().map(|e| client.redact(&format!("{e:#}"))),
+impl TargetReport {
+    /// A target not asked (yet): `finish` records the push.
+    fn new(mdm: &'static str, url: &str, scope: Vec<String>) -> TargetReport {
+        TargetReport {
+            mdm,
+            url: url.to_owned(),
+            asked: false,
+            scope,
+            objects: Vec::new(),
+            write_calls: 0,
+            error: None,
+        }
+    }
+
+    fn finish(&mut self, client: &http::Client, result: Result<()>) {
+        self.asked = true;
+        self.write_calls = client.writes();
+        self.error = result.err().map(|e| client.redact(&format!("{e:#}")));
+    }
+}
+
+/// One object of a plan made without asking the MDM.
+fn planned(kind: &'static str, name: String, identifier: &str) -> Object {
+    Object {
+        kind,
+        name,
+        identifier: identifier.to_owned(),
+        id: None,
+        action: Action::Push,
     }
 }
 
@@ -196,6 +272,37 @@ fn find_named<'a, T>(all: &'a [T], name: impl Fn(&T) -> &str, wanted: &str, miss
         };
         format!("{missing} `{wanted}`; it has: {existing}")
     })
+}
+
+/// Pages, records and bytes one listing (every page of one list) may take: far above a busy tenant (a
+/// few thousand packages), and a bound on a server that pages forever or claims a huge total.
+const MAX_LIST_PAGES: usize = 200;
+const MAX_LIST_RECORDS: usize = 100_000;
+const MAX_LIST_BYTES: usize = 256 * 1024 * 1024;
+
+/// What one listing has read so far, checked against the bounds above after each page.
+#[derive(Default)]
+struct Listing {
+    pages: usize,
+    records: usize,
+    bytes: usize,
+}
+
+impl Listing {
+    fn page(&mut self, what: &str, records: usize, bytes: usize) -> Result<()> {
+        self.pages += 1;
+        self.records += records;
+        self.bytes += bytes;
+        if self.pages > MAX_LIST_PAGES || self.records > MAX_LIST_RECORDS || self.bytes > MAX_LIST_BYTES {
+            bail!(
+                "the server's list {what} does not end: {} pages, {} records, {} bytes read (limits {MAX_LIST_PAGES} pages, {MAX_LIST_RECORDS} records, {MAX_LIST_BYTES} bytes); check the URL points at a real tenant",
+                self.pages,
+                self.records,
+                self.bytes
+            );
+        }
+        Ok(())
+    }
 }
 
 /// A credential from the environment variable the spec names.
@@ -238,9 +345,28 @@ fn check_build(loaded: &LoadedSpec, dist: &Path) -> Result<Build> {
     let mut package = None;
     let mut profiles = Vec::new();
     for entry in &manifest.artifacts {
+        if entry.kind != "pkg" && entry.kind != "profile" {
+            continue;
+        }
         let path = artifact_path(dist, &entry.path)?;
-        let (sha256, sha3_512) = hash_file(&path, entry.kind == "pkg")?;
-        let size = std::fs::metadata(&path)?.len();
+        let (contents, size, sha256, sha3_512) = if entry.kind == "pkg" {
+            let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            let hashes = hash_held(&file, &path)?;
+            (
+                Contents::Held(file),
+                hashes.size,
+                hashes.sha256,
+                (hashes.sha3_512, hashes.md5),
+            )
+        } else {
+            let bytes = crate::limits::read_file_within(&path, crate::limits::MAX_PROFILE_BYTES)?;
+            let sha256 = hex(&openssl::sha::sha256(&bytes));
+            (Contents::Bytes(bytes), 0, sha256, Default::default())
+        };
+        let size = match &contents {
+            Contents::Bytes(bytes) => bytes.len() as u64,
+            Contents::Held(_) => size,
+        };
         if sha256 != entry.sha256 || size != entry.size {
             bail!(
                 "{} does not match the manifest (SHA-256 {sha256}, the manifest says {}): the build was changed after `confine build`; nothing was pushed",
@@ -251,6 +377,7 @@ fn check_build(loaded: &LoadedSpec, dist: &Path) -> Result<Build> {
         let file_name = entry.path.rsplit('/').next().unwrap_or(&entry.path).to_owned();
         let mut artifact = Artifact {
             path,
+            contents,
             file_name,
             identifier: entry.identifier.clone(),
             sha256,
@@ -263,15 +390,14 @@ fn check_build(loaded: &LoadedSpec, dist: &Path) -> Result<Build> {
                 package = Some((artifact, sha3_512));
             }
             "profile" => {
-                let bytes = std::fs::read(&artifact.path)?;
                 artifact.display_name =
-                    normalize::display_name(&bytes).unwrap_or_else(|| artifact.identifier.clone());
+                    normalize::display_name(artifact.bytes()).unwrap_or_else(|| artifact.identifier.clone());
                 profiles.push(artifact);
             }
             _ => {}
         }
     }
-    let Some((package, package_sha3_512)) = package else {
+    let Some((package, (package_sha3_512, package_md5))) = package else {
         bail!("{} lists no installer package", manifest_path.display());
     };
     if package.identifier != fleet.identifier.value {
@@ -286,6 +412,7 @@ fn check_build(loaded: &LoadedSpec, dist: &Path) -> Result<Build> {
     Ok(Build {
         package,
         package_sha3_512,
+        package_md5,
         profiles,
         organization: fleet.organization.value.clone(),
         release: fleet.release.value.clone(),
@@ -301,25 +428,41 @@ fn artifact_path(dist: &Path, relative: &str) -> Result<PathBuf> {
     Ok(dist.join(path))
 }
 
-/// SHA-256 and, when asked, SHA3-512 of a file, read once.
-fn hash_file(path: &Path, sha3: bool) -> Result<(String, String)> {
-    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+struct Hashes {
+    size: u64,
+    sha256: String,
+    sha3_512: String,
+    md5: String,
+}
+
+/// Size, SHA-256, SHA3-512 and MD5 of an open file, read once from its start by position.
+fn hash_held(file: &File, path: &Path) -> Result<Hashes> {
     let mut sha256 = Hasher::new(MessageDigest::sha256())?;
     let mut sha3_512 = Hasher::new(MessageDigest::sha3_512())?;
+    let mut md5 = Hasher::new(MessageDigest::md5())?;
     let mut buffer = vec![0; 1 << 16];
+    let mut offset = 0;
     loop {
-        let n = std::io::Read::read(&mut file, &mut buffer)
+        let n = std::os::unix::fs::FileExt::read_at(file, &mut buffer, offset)
             .with_context(|| format!("reading {}", path.display()))?;
         if n == 0 {
             break;
         }
         sha256.update(&buffer[..n])?;
-        if sha3 {
-            sha3_512.update(&buffer[..n])?;
-        }
+        sha3_512.update(&buffer[..n])?;
+        md5.update(&buffer[..n])?;
+        offset += n as u64;
     }
-    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
-    Ok((hex(&sha256.finish()?), hex(&sha3_512.finish()?)))
+    Ok(Hashes {
+        size: offset,
+        sha256: hex(&sha256.finish()?),
+        sha3_512: hex(&sha3_512.finish()?),
+        md5: hex(&md5.finish()?),
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A progress bar on stderr for one upload, when asked for.

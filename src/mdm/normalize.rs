@@ -6,8 +6,14 @@
 //! The rules: `PayloadUUID` and `PayloadIdentifier` are ignored everywhere; a key from
 //! [`MDM_ADDED_KEYS`] the MDM holds and confine's copy lacks is ignored; strings compare trimmed. Anything
 //! else (a value confine sets, a key confine sets or removed) is a change.
+//!
+//! Profiles an MDM answers with are read within `validate`'s limits ([`crate::profile::reader`]): a
+//! deeply nested one or a binary plist whose shared objects expand without end is simply not the same
+//! profile, never a stack overflow or gigabytes of memory.
 
 use plist::Value;
+
+use crate::profile::reader::parse_plist;
 
 /// Keys an MDM adds to payloads it stores.
 const MDM_ADDED_KEYS: &[&str] = &[
@@ -25,18 +31,43 @@ const REGENERATED_KEYS: &[&str] = &["PayloadUUID", "PayloadIdentifier"];
 
 /// Whether the MDM's copy `theirs` holds the same profile as `ours` (both property lists, XML or binary).
 pub fn same_profile(ours: &[u8], theirs: &[u8]) -> bool {
-    match (
-        Value::from_reader(std::io::Cursor::new(ours)),
-        Value::from_reader(std::io::Cursor::new(theirs)),
-    ) {
-        (Ok(ours), Ok(theirs)) => same(&ours, &theirs),
-        _ => false,
+    difference(ours, theirs).is_none()
+}
+
+/// Where the MDM's copy `theirs` first differs from `ours`: a key path such as
+/// `PayloadContent[0].Services.SystemPolicyAllFiles[0].CodeRequirement`, or `(the whole profile)` when
+/// either side does not parse; `None` when they hold the same profile.
+pub fn difference(ours: &[u8], theirs: &[u8]) -> Option<String> {
+    match (parse_plist(ours), parse_plist(theirs)) {
+        (Ok(ours), Ok(theirs)) => differs(&ours, &theirs, ""),
+        _ => Some("(the whole profile)".to_owned()),
     }
 }
 
-/// The top-level `PayloadIdentifier` of a profile, if it parses.
-pub fn payload_identifier(profile: &[u8]) -> Option<String> {
-    top_level_string(profile, "PayloadIdentifier")
+/// Whether a profile is the one confine built as `identifier`: its own `PayloadIdentifier` is it, or it
+/// has payloads and every one's `PayloadIdentifier` lies under it (`identifier.…`), which survives an
+/// MDM that rewrites the top-level identity.
+pub fn belongs_to(profile: &[u8], identifier: &str) -> bool {
+    let Ok(value) = parse_plist(profile) else {
+        return false;
+    };
+    let Some(dict) = value.as_dictionary() else {
+        return false;
+    };
+    if dict.get("PayloadIdentifier").and_then(Value::as_string) == Some(identifier) {
+        return true;
+    }
+    let under = format!("{identifier}.");
+    let payloads = dict.get("PayloadContent").and_then(Value::as_array);
+    payloads.is_some_and(|items| {
+        !items.is_empty()
+            && items.iter().all(|item| {
+                item.as_dictionary()
+                    .and_then(|d| d.get("PayloadIdentifier"))
+                    .and_then(Value::as_string)
+                    .is_some_and(|id| id.starts_with(&under))
+            })
+    })
 }
 
 /// The top-level `PayloadDisplayName` of a profile, if it parses.
@@ -46,7 +77,7 @@ pub fn display_name(profile: &[u8]) -> Option<String> {
 
 /// `ours` with the top-level `PayloadUUID` and `PayloadIdentifier` of `theirs` (XML plist out).
 pub fn with_identity_of(ours: &[u8], theirs: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut profile = Value::from_reader(std::io::Cursor::new(ours))?;
+    let mut profile = parse_plist(ours)?;
     let dict = profile
         .as_dictionary_mut()
         .ok_or_else(|| anyhow::anyhow!("the profile is not a dictionary"))?;
@@ -61,28 +92,58 @@ pub fn with_identity_of(ours: &[u8], theirs: &[u8]) -> anyhow::Result<Vec<u8>> {
 }
 
 fn top_level_string(profile: &[u8], key: &str) -> Option<String> {
-    let value = Value::from_reader(std::io::Cursor::new(profile)).ok()?;
+    let value = parse_plist(profile).ok()?;
     value.as_dictionary()?.get(key)?.as_string().map(str::to_owned)
 }
 
-fn same(ours: &Value, theirs: &Value) -> bool {
+fn differs(ours: &Value, theirs: &Value, at: &str) -> Option<String> {
+    let here = || {
+        Some(if at.is_empty() {
+            "(top level)".to_owned()
+        } else {
+            at.to_owned()
+        })
+    };
+    let key_path = |k: &str| {
+        if at.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{at}.{k}")
+        }
+    };
     match (ours, theirs) {
         (Value::Dictionary(a), Value::Dictionary(b)) => {
-            let relevant = |k: &String| !REGENERATED_KEYS.contains(&k.as_str());
-            a.keys().filter(|k| relevant(k)).all(|k| match b.get(k) {
-                Some(theirs) => same(&a[k], theirs),
-                None => false,
-            }) && b
-                .keys()
-                .filter(|k| relevant(k) && !a.contains_key(k.as_str()))
-                .all(|k| MDM_ADDED_KEYS.contains(&k.as_str()))
+            // The profile's display name is the MDM record's name, compared there; Kandji rewrites it.
+            let relevant = |k: &String| {
+                !REGENERATED_KEYS.contains(&k.as_str()) && !(at.is_empty() && k == "PayloadDisplayName")
+            };
+            for k in a.keys().filter(|k| relevant(k)) {
+                match b.get(k) {
+                    Some(theirs) => {
+                        if let Some(path) = differs(&a[k], theirs, &key_path(k)) {
+                            return Some(path);
+                        }
+                    }
+                    None => return Some(key_path(k)),
+                }
+            }
+            b.keys()
+                .find(|k| relevant(k) && !a.contains_key(k.as_str()) && !MDM_ADDED_KEYS.contains(&k.as_str()))
+                .map(|k| key_path(k))
         }
-        (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y)),
-        (Value::String(a), Value::String(b)) => a.trim() == b.trim(),
-        (Value::Integer(a), Value::Real(b)) | (Value::Real(b), Value::Integer(a)) => {
-            a.as_signed().is_some_and(|a| a as f64 == *b)
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (x, y))| differs(x, y, &format!("{at}[{i}]"))),
+        (Value::String(a), Value::String(b)) if a.trim() == b.trim() => None,
+        (Value::Integer(a), Value::Real(b)) | (Value::Real(b), Value::Integer(a))
+            if a.as_signed().is_some_and(|a| a as f64 == *b) =>
+        {
+            None
         }
-        _ => ours == theirs,
+        _ if ours == theirs => None,
+        _ => here(),
     }
 }
 
@@ -109,9 +170,28 @@ mod tests {
             "<key>PayloadIdentifier</key><string>0F0F</string><key>PayloadUUID</key><string>0E0E</string>",
         );
         let kept = with_identity_of(&plist(OURS), &theirs).expect("rewritten");
-        assert_eq!(payload_identifier(&kept).as_deref(), Some("0F0F"));
+        assert_eq!(
+            top_level_string(&kept, "PayloadIdentifier").as_deref(),
+            Some("0F0F")
+        );
         assert_eq!(top_level_string(&kept, "PayloadUUID").as_deref(), Some("0E0E"));
         assert!(same_profile(&plist(OURS), &kept));
+    }
+
+    #[test]
+    fn profiles_are_recognised_by_their_payloads() {
+        let kandji = OURS.replace(
+            "<string>com.example.p</string>",
+            "<string>com.kandji.profile.custom.7</string>",
+        );
+        let kandji = kandji.replace(
+            "<key>PayloadUUID</key><string>B</string>",
+            "<key>PayloadUUID</key><string>B</string><key>PayloadIdentifier</key><string>com.example.p.firewall</string>",
+        );
+        assert!(belongs_to(&plist(&kandji), "com.example.p"));
+        assert!(!belongs_to(&plist(&kandji), "com.example"));
+        assert!(belongs_to(&plist(OURS), "com.example.p"));
+        assert!(!belongs_to(&plist(OURS), "com.example.q"));
     }
 
     #[test]
@@ -131,5 +211,9 @@ mod tests {
             "a key confine now sets"
         );
         assert!(!same_profile(&plist(OURS), b"not a plist"));
+        assert_eq!(
+            difference(&plist(OURS), &plist(&flipped)).as_deref(),
+            Some("PayloadContent[0].EnableFirewall")
+        );
     }
 }

@@ -19,7 +19,7 @@
 
 mod catalog;
 mod payloads;
-mod reader;
+pub(crate) mod reader;
 
 use std::fmt;
 use std::path::Path;

@@ -37,13 +37,53 @@ pub struct Jamf {
     /// Existing computer groups the package policy and the profiles are scoped to.
     #[schemars(with = "Vec<String>")]
     pub computer_groups: Vec<Located<String>>,
+    /// Which Macs get a profile again when confine changes it (Jamf's "redeploy on update"): `all`, the
+    /// default, so Macs that already have it get the change; `newly-assigned` only for Macs added to
+    /// the scope later.
+    #[serde(default)]
+    pub redeploy_profiles: Redeploy,
+}
+
+/// Jamf Pro's `redeploy_on_update` for a changed profile.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Redeploy {
+    /// Every Mac in scope receives the changed profile.
+    #[default]
+    All,
+    /// Only Macs newly added to the scope receive it; the others keep the old version.
+    NewlyAssigned,
+}
+
+impl Redeploy {
+    /// The value Jamf Pro's Classic API uses.
+    pub fn jamf_value(self) -> &'static str {
+        match self {
+            Redeploy::All => "All",
+            Redeploy::NewlyAssigned => "Newly Assigned",
+        }
+    }
+}
+
+/// How Kandji keeps the agent's package installed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Enforcement {
+    /// Kandji runs an audit script on every check-in (installed receipt at least this release) and
+    /// installs the package when it fails: a new release reaches Macs that have an older one.
+    #[default]
+    AuditAndEnforce,
+    /// Kandji installs the package once per Mac and never again: a new release reaches only Macs that
+    /// never had the agent.
+    InstallOnce,
 }
 
 /// A Kandji (Iru) tenant, reached with an API token.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Kandji {
-    /// API base URL, e.g. `https://example.api.kandji.io` or `https://example.api.iru.com`.
+    /// API base URL, e.g. `https://example.api.kandji.io`, `https://example.api.eu.kandji.io` (EU) or
+    /// `https://example.api.iru.com`.
     #[schemars(with = "String")]
     pub url: Located<String>,
     /// Environment variable holding the API token.
@@ -53,6 +93,10 @@ pub struct Kandji {
     /// Existing blueprints the library items are assigned to.
     #[schemars(with = "Vec<String>")]
     pub blueprints: Vec<Located<String>>,
+    /// How the package stays installed: `audit-and-enforce` (default; new releases reach every Mac) or
+    /// `install-once`.
+    #[serde(default)]
+    pub enforcement: Enforcement,
 }
 
 impl Mdm {

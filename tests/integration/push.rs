@@ -204,7 +204,34 @@ fn spec_text(jamf: Option<&Double>, kandji: Option<&Double>, release: &str, grou
 }
 
 fn push_with_env(spec: &Path, dist: &Path, extra: &[&str], credentials: bool) -> Output {
-    let mut cmd = confine();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_confine"));
+    cmd.env_remove("SOURCE_DATE_EPOCH");
+    run_push(cmd, spec, dist, extra, credentials)
+}
+
+/// `confine push` under a 1 GiB address-space limit and a two-minute bound, as the hostile-file tests
+/// run (`timeout` answers 124 when the bound is hit).
+fn push_limited(fleet: &Fleet, extra: &[&str], credentials: bool) -> Output {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["120", "prlimit", "--as=1073741824", "--"])
+        .arg(env!("CARGO_BIN_EXE_confine"));
+    let out = run_push(cmd, &fleet.spec, &fleet.dist(), extra, credentials);
+    assert_ne!(
+        out.status.code(),
+        Some(124),
+        "the push did not end within the bound"
+    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(
+        out.status.code().is_some(),
+        "killed by a signal: {:?}: {text}",
+        out.status
+    );
+    out
+}
+
+fn run_push(mut cmd: Command, spec: &Path, dist: &Path, extra: &[&str], credentials: bool) -> Output {
     cmd.arg("push")
         .arg(spec)
         .arg("--dist")
@@ -306,6 +333,8 @@ fn jamf_push_creates_then_converges() {
     );
     for profile in state["profiles"].as_object().expect("profiles").values() {
         assert_eq!(profile["general"]["distribution_method"], "Install Automatically");
+        // A changed profile reaches the Macs that already have it.
+        assert_eq!(profile["general"]["redeploy_on_update"], "All");
         assert_eq!(
             profile["scope"]["computer_groups"][0]["computer_group"]["name"],
             "AI Agent Macs"
@@ -374,7 +403,7 @@ fn jamf_push_creates_then_converges() {
     );
     let package_ref =
         &policy_after.values().next().expect("policy")["package_configuration"]["packages"][0]["package"];
-    assert_eq!(package_ref["name"], "halfday-agents-1.1.0.pkg");
+    assert_eq!(package_ref["id"].to_string(), updated["id"].as_str().expect("id"));
     let policy_id = state["policies"]
         .as_object()
         .expect("one")
@@ -559,10 +588,13 @@ fn statuses(state: &Value) -> Vec<u64> {
 fn kandji_push_creates_then_converges() {
     let kandji = Double::start("kandji");
     let fleet = Fleet::new(None, Some(&kandji), "1.0.0");
-    // Kandji is still processing the upload when the app is created: 503, retried with backoff.
+    // Kandji is still processing the upload when the app is created: 503, whatever its text, retried
+    // with backoff.
     kandji.faults(json!([
-        {"method": "POST", "path": "^/api/v1/library/custom-apps$", "status": 503, "times": 2,
+        {"method": "POST", "path": "^/api/v1/library/custom-apps$", "status": 503, "times": 1,
          "body": {"detail": "The upload is still being processed."}},
+        {"method": "POST", "path": "^/api/v1/library/custom-apps$", "status": 503, "times": 1,
+         "body": {"detail": "Service temporarily unavailable, try again later."}},
         {"method": "POST", "path": "^/_s3/", "status": 500, "body": "", "content_type": "application/xml", "times": 1},
         {"method": "GET", "path": "^/api/v1/library/custom-profiles$", "status": 429, "body": "", "times": 1,
          "retry_after": 1},
@@ -580,6 +612,16 @@ fn kandji_push_creates_then_converges() {
         "still being processed, twice"
     );
     assert!(answered.contains(&500) && answered.contains(&429));
+    let presigned = state["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .filter(|r| r["path"] == "/api/v1/library/custom-apps/upload")
+        .count();
+    assert_eq!(
+        presigned, 2,
+        "the failed S3 upload was retried with a new presigned form"
+    );
     let requests = state["requests"].as_array().expect("requests");
     let limited = requests.iter().position(|r| r["status"] == 429).expect("429");
     let waited =
@@ -588,7 +630,13 @@ fn kandji_push_creates_then_converges() {
     let apps = state["apps"].as_object().expect("apps");
     assert_eq!(apps.len(), 1);
     let app = apps.values().next().expect("app");
-    assert_eq!(app["install_enforcement"], "install_once");
+    assert_eq!(app["install_enforcement"], "continuously_enforce");
+    assert!(
+        app["audit_script"]
+            .as_str()
+            .is_some_and(|s| s.contains("pkgutil --pkg-info 'com.halfday.agents'")),
+        "{app}"
+    );
     assert_eq!(state["kprofiles"].as_object().expect("profiles").len(), 6);
     let blueprint = state["blueprints"]
         .as_object()
@@ -731,28 +779,62 @@ fn the_doubles_refuse_what_the_vendor_descriptions_forbid() {
     assert_eq!(state["profiles"], json!({}));
 }
 
-/// XML specials in names and payloads survive both the Classic XML and Jamf's extra decode of
-/// `<payloads>` (PI-827): the double decodes the way Jamf does and refuses a payload that breaks.
+/// Jamf's PI-827, per payload type (the double models jamf-cli's wire-verified findings): quotes and
+/// apostrophes, which the built plists write as `&quot;` and `&apos;`, reach verbatim-stored payloads
+/// (PPPC's CodeRequirement) as characters, so Jamf stores what was built; a second push writes nothing.
 #[test]
-fn jamf_classic_escaping_survives_the_extra_decode() {
+fn jamf_stores_pppc_code_requirements_as_built() {
+    for mode in ["per-type", "decode-once"] {
+        let jamf = Double::start("jamf");
+        jamf.control("reset", &json!({"pi827": mode}));
+        let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
+        fleet.change("organization: Halfday ", "organization: \"Halfday 'Sons' > AI\" ");
+        ok(&fleet.push(&[]));
+        let state = jamf.state();
+        let profiles = state["profiles"].as_object().expect("profiles");
+        assert_eq!(profiles.len(), 6);
+        let pppc = profiles
+            .values()
+            .map(|p| p["general"]["payloads"].as_str().expect("payloads"))
+            .find(|p| p.contains("com.apple.TCC.configuration-profile-policy"))
+            .expect("the PPPC profile");
+        let stored = plist::Value::from_reader_xml(pppc.as_bytes()).expect("a plist");
+        let text = format!("{stored:?}");
+        assert!(
+            text.contains(r#"identifier \"node\" and anchor apple"#),
+            "{mode}: {text}"
+        );
+        assert!(
+            !text.contains("&quot;") && !text.contains("&apos;"),
+            "{mode}: {text}"
+        );
+        for profile in profiles.values() {
+            let name = profile["general"]["name"].as_str().expect("name");
+            assert!(name.starts_with("Halfday 'Sons' > AI: "), "{name}");
+        }
+        jamf.clear_log();
+        let second = ok(&fleet.push(&["--json"]));
+        assert!(all_actions_are(&second, "unchanged"), "{mode}: {second}");
+        assert_eq!(jamf.writes(), 0);
+        jamf.assert_valid();
+    }
+}
+
+/// `&` in a payload Jamf stores verbatim cannot arrive on Macs as built: refused before any write, with
+/// the key named.
+#[test]
+fn jamf_refuses_an_ampersand_it_would_store_as_an_entity() {
     let jamf = Double::start("jamf");
     let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
-    fleet.change("organization: Halfday ", "organization: \"Halfday & Sons <AI>\" ");
-    ok(&fleet.push(&[]));
-    let state = jamf.state();
-    let profiles = state["profiles"].as_object().expect("profiles");
-    assert_eq!(profiles.len(), 6);
-    for profile in profiles.values() {
-        let name = profile["general"]["name"].as_str().expect("name");
-        assert!(name.starts_with("Halfday & Sons <AI>: "), "{name}");
-        let payloads = profile["general"]["payloads"].as_str().expect("payloads");
-        assert!(payloads.contains("Halfday &amp; Sons &lt;AI&gt;"), "{payloads}");
-    }
-    jamf.clear_log();
-    let second = ok(&fleet.push(&["--json"]));
-    assert!(all_actions_are(&second, "unchanged"), "{second}");
-    assert_eq!(jamf.writes(), 0);
-    jamf.assert_valid();
+    fleet.change("organization: Halfday ", "organization: \"Halfday & Sons\" ");
+    let out = fleet.push(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("PayloadOrganization` holds `&` or `<`") && err.contains("PI-827"),
+        "{err}"
+    );
+    assert_eq!(jamf.writes(), 0, "nothing was written");
 }
 
 /// confine finds its package record past the first page of a busy tenant's package list.
@@ -795,4 +877,321 @@ fn jamf_objects_confine_did_not_push_are_left_alone() {
     assert_eq!(len(&profiles), 1);
     assert_eq!(profiles["2"]["general"]["description"], "made by hand");
     jamf.assert_valid();
+}
+
+/// The SHA-256 of the build's installer package, from its manifest.
+fn package_sha256(fleet: &Fleet) -> String {
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(fleet.dist().join("manifest.json")).expect("manifest"))
+            .expect("json");
+    manifest["artifacts"]
+        .as_array()
+        .expect("artifacts")
+        .iter()
+        .find(|a| a["kind"] == "pkg")
+        .and_then(|a| a["sha256"].as_str())
+        .expect("a package")
+        .to_owned()
+}
+
+/// The double's enrolled Mac checks in; returns the release its receipt records.
+fn check_in(double: &Double, versions: &Value) -> String {
+    double.control(
+        "checkin",
+        &json!({"versions": versions, "package_id": "com.halfday.agents"}),
+    );
+    double.state()["receipts"]["com.halfday.agents"]
+        .as_str()
+        .unwrap_or("none")
+        .to_owned()
+}
+
+/// A Mac that installed release N ends on N+1, also when the push of N+1 stopped right after the upload
+/// (the flush is derived from what Jamf holds, not remembered by the interrupted run).
+#[test]
+fn jamf_a_new_release_reaches_an_installed_mac_even_after_an_interrupted_push() {
+    let jamf = Double::start("jamf");
+    let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
+    ok(&fleet.push(&[]));
+    let mut versions = json!({ package_sha256(&fleet): "1.0.0" });
+    assert_eq!(check_in(&jamf, &versions), "1.0.0");
+    assert_eq!(check_in(&jamf, &versions), "1.0.0", "once per computer");
+
+    fleet.release(Some(&jamf), None, "1.1.0");
+    versions[package_sha256(&fleet)] = json!("1.1.0");
+    // The push stops after the package is uploaded and confirmed: every policy read fails.
+    jamf.faults(json!([
+        {"method": "GET", "path": "^/JSSResource/policies/", "status": 500, "body": "", "times": 100},
+    ]));
+    let interrupted = fleet.push(&["--retries", "0"]);
+    assert_eq!(interrupted.status.code(), Some(1));
+    jamf.faults(json!([]));
+    let package = jamf.state()["packages"]
+        .as_object()
+        .expect("packages")
+        .values()
+        .next()
+        .expect("package")
+        .clone();
+    assert_eq!(
+        package["fileName"], "halfday-agents-1.1.0.pkg",
+        "the upload happened"
+    );
+    assert_eq!(
+        check_in(&jamf, &versions),
+        "1.0.0",
+        "the policy log was not flushed yet"
+    );
+
+    ok(&fleet.push(&[]));
+    assert_eq!(check_in(&jamf, &versions), "1.1.0");
+    jamf.clear_log();
+    let settled = ok(&fleet.push(&["--json"]));
+    assert!(all_actions_are(&settled, "unchanged"), "{settled}");
+    assert_eq!(jamf.writes(), 0);
+    jamf.assert_valid();
+}
+
+/// A Kandji Mac that installed release N ends on N+1 with audit-and-enforce (the default); with
+/// `install-once` it keeps N, as Kandji documents. Kandji's identity rewrite of custom profiles makes no
+/// duplicates on the way.
+#[test]
+fn kandji_a_new_release_reaches_an_installed_mac() {
+    for (enforcement, ends_on) in [("", "1.1.0"), ("install-once", "1.0.0")] {
+        let kandji = Double::start("kandji");
+        let fleet = Fleet::new(None, Some(&kandji), "1.0.0");
+        if !enforcement.is_empty() {
+            let text = std::fs::read_to_string(&fleet.spec).expect("spec");
+            let text = text.replace(
+                "    blueprints: [AI Agent Macs]\n",
+                &format!("    blueprints: [AI Agent Macs]\n    enforcement: {enforcement}\n"),
+            );
+            std::fs::write(&fleet.spec, text).expect("spec");
+        }
+        ok(&kandji_push(&fleet, &[]));
+        let mut versions = json!({ package_sha256(&fleet): "1.0.0" });
+        assert_eq!(check_in(&kandji, &versions), "1.0.0");
+
+        let text = std::fs::read_to_string(&fleet.spec).expect("spec");
+        std::fs::write(&fleet.spec, text.replacen("release: 1.0.0", "release: 1.1.0", 1)).expect("spec");
+        fleet.build();
+        versions[package_sha256(&fleet)] = json!("1.1.0");
+        ok(&kandji_push(&fleet, &[]));
+        assert_eq!(check_in(&kandji, &versions), ends_on, "{enforcement}");
+        let installs = kandji.state()["installs"].clone();
+        assert_eq!(check_in(&kandji, &versions), ends_on, "{enforcement}: settled");
+        assert_eq!(
+            kandji.state()["installs"],
+            installs,
+            "{enforcement}: the audit passes now"
+        );
+        let state = kandji.state();
+        assert_eq!(len(&state["kprofiles"]), 6, "no duplicate custom profiles");
+        kandji.clear_log();
+        let settled = ok(&kandji_push(&fleet, &["--json"]));
+        assert!(all_actions_are(&settled, "unchanged"), "{settled}");
+        assert_eq!(kandji.writes(), 0);
+        kandji.assert_valid();
+    }
+}
+
+/// A CI job without secrets: `--dry-run` plans from the build, says it did not ask, and sends nothing.
+#[test]
+fn a_dry_run_without_credentials_plans_from_the_build() {
+    let jamf = Double::start("jamf");
+    let kandji = Double::start("kandji");
+    let fleet = Fleet::new(Some(&jamf), Some(&kandji), "1.0.0");
+    let out = push_with_env(&fleet.spec, &fleet.dist(), &["--dry-run", "--json"], false);
+    let report = ok(&out);
+    assert!(
+        stderr(&out).contains("no credentials, so http://127.0.0.1:"),
+        "{}",
+        stderr(&out)
+    );
+    let kinds = |target: &Value| -> Vec<String> {
+        target["objects"]
+            .as_array()
+            .expect("objects")
+            .iter()
+            .map(|o| o["kind"].as_str().expect("kind").to_owned())
+            .collect()
+    };
+    let jamf_plan = &report["targets"][0];
+    assert_eq!(jamf_plan["asked"], false);
+    assert_eq!(
+        jamf_plan["scope"],
+        json!(["computer group `AI Agent Macs`", "category `AI Agents`"])
+    );
+    let mut expected = vec!["package".to_owned()];
+    expected.extend(std::iter::repeat_n("profile".to_owned(), 6));
+    expected.push("policy".to_owned());
+    assert_eq!(kinds(jamf_plan), expected);
+    let kandji_plan = &report["targets"][1];
+    assert_eq!(kandji_plan["asked"], false);
+    assert_eq!(kinds(kandji_plan).len(), 1 + 6 + 7);
+    assert!(all_actions_are(&report, "push"), "{report}");
+    assert_eq!(jamf.state()["requests"], json!([]));
+    assert_eq!(kandji.state()["requests"], json!([]));
+    // Without --dry-run, missing credentials are still an error.
+    let out = push_with_env(&fleet.spec, &fleet.dist(), &[], false);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// A 403 names the privilege the API client's role lacks, as Jamf's schema names it.
+#[test]
+fn jamf_a_refusal_names_the_missing_privilege() {
+    let jamf = Double::start("jamf");
+    let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
+    jamf.faults(json!([
+        {"method": "GET", "path": "^/api/v1/packages$", "status": 403, "times": 1,
+         "body": {"httpStatus": 403, "errors": [{"code": "FORBIDDEN", "description": "Forbidden"}]}},
+    ]));
+    let out = fleet.push(&["--dry-run"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(
+            "answered 403: FORBIDDEN Forbidden (the API client's role needs the privilege `Read Packages`)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A token answer with an absurd, negative or missing lifetime is used, never a panic.
+#[test]
+fn hostile_server_token_lifetimes() {
+    for ttl in [json!(18446744073709551615u64), json!(-5), json!("missing")] {
+        let jamf = Double::start("jamf");
+        let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
+        jamf.faults(json!([{ "token_ttl": ttl, "times": 0 }]));
+        let out = push_limited(&fleet, &[], true);
+        assert_eq!(out.status.code(), Some(0), "{ttl}: {}", stderr(&out));
+    }
+}
+
+/// A list that never ends (a next page forever, a huge totalCount) stops with a clear error.
+#[test]
+fn hostile_server_endless_lists() {
+    let jamf = Double::start("jamf");
+    let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
+    jamf.faults(json!([
+        {"method": "GET", "path": "^/api/v1/packages$", "status": 200, "times": 1000000,
+         "body": {"totalCount": 9_000_000_000_000_000u64, "results": [{"id": "9", "packageName": "x",
+                  "fileName": "x.pkg", "categoryId": "-1"}]}},
+    ]));
+    let out = push_limited(&fleet, &["--dry-run"], true);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/api/v1/packages does not end"),
+        "{}",
+        stderr(&out)
+    );
+
+    let kandji = Double::start("kandji");
+    let fleet = Fleet::new(None, Some(&kandji), "1.0.0");
+    let next = format!("{}/api/v1/blueprints?page=2", kandji.url());
+    kandji.faults(json!([
+        {"method": "GET", "path": "^/api/v1/blueprints$", "status": 200, "times": 1000000,
+         "body": {"count": 1, "next": next, "previous": null, "results": [{"id": "b", "name": "x"}]}},
+    ]));
+    let out = push_limited(&fleet, &["--dry-run"], true);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/api/v1/blueprints does not end"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A server that quotes a secret right where the message is cut: redacted first, so not even its
+/// start is printed.
+#[test]
+fn hostile_server_echoing_a_secret_is_redacted_before_the_cut() {
+    let jamf = Double::start("jamf");
+    let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
+    let description = format!("{}{SECRET}", "A".repeat(292));
+    jamf.faults(json!([
+        {"method": "GET", "path": "^/api/v1/computer-groups$", "status": 400, "times": 1,
+         "body": {"httpStatus": 400, "errors": [{"code": "X", "description": description}]}},
+    ]));
+    let out = push_limited(&fleet, &[], true);
+    assert_eq!(out.status.code(), Some(1));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(text.contains("***"), "{text}");
+    assert!(
+        !text.contains(&SECRET[..6]),
+        "the start of the secret was printed: {text}"
+    );
+}
+
+/// Kandji's cookies and token go to Kandji only, never to the S3 upload host (another origin).
+#[test]
+fn hostile_server_cookies_and_credentials_stay_with_their_origin() {
+    let kandji = Double::start("kandji");
+    let fleet = Fleet::new(None, Some(&kandji), "1.0.0");
+    ok(&push_limited(&fleet, &[], true));
+    kandji.assert_valid();
+}
+
+/// A built profile nested without end, or a binary plist whose shared objects expand to 2^60 values:
+/// `push --dry-run` reads it within `validate`'s limits, with or without credentials.
+#[test]
+fn hostile_profiles_stay_within_validates_limits() {
+    let jamf = Double::start("jamf");
+    let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
+    let nested = format!(
+        "<?xml version=\"1.0\"?><plist version=\"1.0\">{}{}</plist>",
+        "<array>".repeat(200_000),
+        "</array>".repeat(200_000)
+    );
+    for (name, bytes) in [
+        ("nested", nested.into_bytes()),
+        ("shared", shared_references_bplist(60)),
+    ] {
+        replace_profile(&fleet, &bytes);
+        for credentials in [false, true] {
+            let out = push_limited(&fleet, &["--dry-run"], credentials);
+            let code = out.status.code();
+            assert!(
+                code == Some(0) || code == Some(1),
+                "{name}: {:?}: {}",
+                out.status,
+                stderr(&out)
+            );
+        }
+    }
+}
+
+/// A binary plist of `levels` arrays, each holding the one below twice: 2^levels strings once expanded.
+fn shared_references_bplist(levels: u8) -> Vec<u8> {
+    let mut out = b"bplist00".to_vec();
+    let mut offsets = vec![out.len() as u8];
+    out.extend_from_slice(&[0x51, b'x']);
+    for level in 1..=levels {
+        offsets.push(out.len() as u8);
+        out.extend_from_slice(&[0xA2, level - 1, level - 1]);
+    }
+    let table = out.len() as u64;
+    out.extend_from_slice(&offsets);
+    out.extend_from_slice(&[0, 0, 0, 0, 0, 0, 1, 1]);
+    out.extend_from_slice(&(u64::from(levels) + 1).to_be_bytes());
+    out.extend_from_slice(&u64::from(levels).to_be_bytes());
+    out.extend_from_slice(&table.to_be_bytes());
+    out
+}
+
+/// Replaces the firewall profile of the build with `bytes`, and its manifest entry to match.
+fn replace_profile(fleet: &Fleet, bytes: &[u8]) {
+    let relative = "profiles/com.halfday.agents.profile.firewall.mobileconfig";
+    std::fs::write(fleet.dist().join(relative), bytes).expect("profile");
+    let path = fleet.dist().join("manifest.json");
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(&path).expect("manifest")).expect("json");
+    for entry in manifest["artifacts"].as_array_mut().expect("artifacts") {
+        if entry["path"] == relative {
+            let digest = openssl::sha::sha256(bytes);
+            entry["sha256"] = json!(digest.iter().map(|b| format!("{b:02x}")).collect::<String>());
+            entry["size"] = json!(bytes.len());
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&manifest).expect("json")).expect("manifest");
 }

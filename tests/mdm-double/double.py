@@ -10,9 +10,33 @@ describes XML documents), then validated. What the vendor descriptions do not de
 usage: double.py jamf|kandji --secret-file FILE
 Prints `PORT <n>` once listening on 127.0.0.1 (a free port); exits when stdin closes.
 
-Test controls (not vendor API, under /_double/): GET state, POST faults, POST reset, POST rewrite.
+Test controls (not vendor API, under /_double/): GET state, POST faults, POST reset, POST clear-log, POST
+checkin (a simulated enrolled Mac checks in and installs what the MDM tells it to).
+
+Vendor behaviours modelled, each with its source (the tests depend on them; a change here is a change
+to what confine is tested against):
+- Jamf PI-827, per payload type (wire-verified: Jamf-Concepts/jamf-cli PRs #310, #311 and its design note
+  classic-profile-payload-ampersand-escaping; jamf/terraform-provider-jamfplatform PR #305): Classic
+  entity-decodes <payloads> once more than XML and refuses (409) what then does not parse; payload types
+  Jamf re-renders (custom settings, notifications) are stored from that parse, every other type verbatim,
+  i.e. parsed from the wire text without the extra decode. `reset {"pi827": "decode-once"}` switches to
+  the older reading every payload as decoded once (grahampugh/jamf-upload's template escaping assumes it).
+- Jamf Classic policies answer a package by its display name (packageName), not its file name (issue #23,
+  from Jamf's Classic answers quoted in deploymenttheory/go-api-sdk-jamfpro classicapi_policies.go).
+- Jamf computes a package's hashes only when the cloud distribution point's inventory is refreshed; a
+  replaced file keeps the old hashes until then (grahampugh/jamf-upload PRs #170 and #387,
+  terraform-provider-jamfpro helpers.go); hashes a client sends are kept as sent until then.
+- Jamf "Once per computer" policies: a Mac that ran the policy does not run it again until its log is
+  flushed (Jamf Pro documentation of policy frequency; the logflush Classic endpoint).
+- Kandji rewrites a custom profile's top-level PayloadIdentifier, PayloadUUID and PayloadDisplayName
+  (`mdm_identifier: com.kandji.profile.custom.<id>`), as Kandji's own kandji-inc/iructl test doubles do.
+- Kandji install_once installs a custom app once per Mac, never again; continuously_enforce runs the
+  audit script at each check-in and installs when it exits non-zero (Kandji's API description of
+  install_enforcement; kandji-inc/kpkg's audit-and-enforce). The Mac's `pkgutil --pkg-info` prints as the
+  capture ../shared/macos-captures/pkgutil-pkg-info--01.txt (and -missing--01.txt) shows.
+- Kandji answers 503 while an upload is processed, whatever its text (kandji-inc/iructl retries any 503).
 """
-import argparse, base64, copy, hashlib, html, json, os, plistlib, re, sys, threading, time, uuid
+import argparse, base64, copy, hashlib, html, json, os, plistlib, re, subprocess, sys, tempfile, threading, time, uuid
 import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit, parse_qs, unquote
@@ -214,6 +238,9 @@ class Double:
         self.tokens = {}
         self.issued_tokens = set()
         self.hash_lag = o.get("hash_lag", 2)
+        self.pi827 = o.get("pi827", "per-type")
+        self.files = {}  # package id -> the bytes' hashes Jamf holds for it (what a Mac would install)
+        self.mac = {"receipts": {}, "ran": set(), "installed": {}}
         self.packages, self.profiles, self.policies, self.flushes = {}, {}, {}, {}
         self.groups = [{"id": str(i + 1), "name": n, "smartGroup": False}
                        for i, n in enumerate(o.get("groups", ["AI Agent Macs", "All Managed Clients"]))]
@@ -336,7 +363,8 @@ class Double:
                      "packages": self.packages, "profiles": {k: {kk: vv for kk, vv in v.items() if kk != "doc"}
                                                              for k, v in self.profiles.items()},
                      "policies": self.policies, "flushes": self.flushes, "apps": self.apps, "kprofiles": self.kprofiles,
-                     "blueprints": self.blueprints}
+                     "blueprints": self.blueprints, "receipts": self.mac["receipts"],
+                     "installs": self.mac.get("installs", 0)}
             return jreply(200, state)
         if path == "/_double/faults" and method == "POST":
             self.faults = json.loads(body or b"[]")
@@ -344,10 +372,65 @@ class Double:
         if path == "/_double/reset" and method == "POST":
             self.reset(json.loads(body or b"{}"))
             return jreply(200, {"ok": True})
+        if path == "/_double/checkin" and method == "POST":
+            self.checkin(json.loads(body or b"{}"))
+            return jreply(200, {"receipts": self.mac["receipts"],
+                     "installs": self.mac.get("installs", 0)})
         if path == "/_double/clear-log" and method == "POST":
             self.log = []
             return jreply(200, {"ok": True})
         return jreply(404, {"error": "unknown control"})
+
+    def checkin(self, o):
+        """The simulated enrolled Mac checks in. `versions` maps a package file's SHA-256 to the version
+        its receipt records (the test knows its builds; the double does not read packages)."""
+        versions, package_id = o.get("versions", {}), o.get("package_id")
+        def install(sha256):
+            self.mac["receipts"][package_id] = versions.get(sha256, "unknown")
+            self.mac["installs"] = self.mac.get("installs", 0) + 1
+        if self.vendor == "jamf":
+            for pid, policy in self.policies.items():
+                general = policy.get("general", {})
+                if not general.get("enabled") or pid in self.mac["ran"]:
+                    continue
+                for p in policy.get("package_configuration", {}).get("packages", []) or []:
+                    held = self.packages.get(str(p.get("package", {}).get("id")), {}).get("held")
+                    if held:
+                        install(held)
+                if general.get("frequency") == "Once per computer":
+                    self.mac["ran"].add(pid)
+            return
+        for bp in self.blueprints.values():
+            for item in bp["items"]:
+                app = self.apps.get(item)
+                if not app or not app.get("active"):
+                    continue
+                enforcement = app.get("install_enforcement")
+                if enforcement == "install_once" and item in self.mac["installed"]:
+                    continue
+                if enforcement == "continuously_enforce" and self.audit_passes(app.get("audit_script", ""), package_id):
+                    continue
+                install(app["sha256"])
+                self.mac["installed"][item] = app["sha256"]
+
+    def audit_passes(self, script, package_id):
+        """Runs a custom app's audit script as Kandji's agent would (exit 0: installed as wanted), with a
+        `pkgutil` that answers `--pkg-info` as the captures show."""
+        with tempfile.TemporaryDirectory() as bin_dir:
+            receipt = self.mac["receipts"].get(package_id)
+            fake = os.path.join(bin_dir, "pkgutil")
+            with open(fake, "w") as f:
+                # ../shared/macos-captures/pkgutil-pkg-info--01.txt and pkgutil-pkg-info-missing--01.txt
+                f.write("#!/bin/sh\n"
+                        "id=${1#--pkg-info=}; [ \"$id\" = --pkg-info ] && id=$2\n"
+                        f"if [ \"$id\" = '{package_id}' ] && [ -n '{receipt or ''}' ]; then\n"
+                        f"  printf 'package-id: %s\\nversion: %s\\nvolume: /\\nlocation: /\\ninstall-time: 1688011857\\n' \"$id\" '{receipt}'; exit 0\n"
+                        "fi\n"
+                        "printf \"No receipt for '%s' found at '/'.\\n\" \"$id\" >&2; exit 1\n")
+            os.chmod(fake, 0o755)
+            env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+            result = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, timeout=30)
+            return result.returncode == 0
 
     def check_session(self, path, headers, token_call):
         if self.vendor == "jamf":
@@ -374,8 +457,11 @@ class Double:
             token = base64.urlsafe_b64encode(os.urandom(24)).decode()
             self.tokens[token] = True
             self.issued_tokens.add(token)
-            raise jreply(200, {"access_token": token, "token_type": "Bearer", "scope": "api-role:1",
-                               "expires_in": self.token_ttl()})
+            answer = {"access_token": token, "token_type": "Bearer", "scope": "api-role:1",
+                      "expires_in": self.token_ttl()}
+            if answer["expires_in"] == "missing":  # a hostile or broken server
+                del answer["expires_in"]
+            raise jreply(200, answer)
         if path == "/api/v1/computer-groups" and method == "GET":
             raise jreply(200, self.groups)
         if path == "/api/v1/categories" and method == "GET":
@@ -393,7 +479,11 @@ class Double:
                                                                   "description": "duplicate name", "id": "0"}]},
                              addition="DUPLICATE_FIELD 400 is not declared by the vendor description")
             record["id"] = self.new_id()
-            record.update({"hashType": None, "hashValue": None, "sha3512": None, "sha256": None, "md5": None})
+            # Hashes a client sends stay as sent until the inventory is refreshed; the file's are unknown.
+            record.setdefault("hashType", None)
+            record.setdefault("hashValue", None)
+            record.setdefault("md5", None)
+            record.update({"sha3512": None, "sha256": None})
             self.packages[record["id"]] = record
             raise jreply(201, {"id": record["id"], "href": f"/api/v1/packages/{record['id']}"})
         m = re.fullmatch(r"/api/v1/packages/([^/]+)", path)
@@ -407,7 +497,7 @@ class Double:
                 raise jreply(200, self.package_view(record))
             if method == "PUT":
                 update = json.loads(body)
-                record.update({k: v for k, v in update.items() if k != "id"})
+                record.update({k: v for k, v in update.items() if k not in ("id", "sha3512", "sha256", "size")})
                 raise jreply(200, self.package_view(record))
         m = re.fullmatch(r"/api/v1/packages/([^/]+)/upload", path)
         if m and method == "POST":
@@ -419,11 +509,18 @@ class Double:
                 raise jreply(400, {"httpStatus": 400, "errors": [{"code": "INVALID_FILE_NAME",
                              "description": "The filename does not correspond to the filename linked to the package ID"}]},
                              addition="INVALID_FILE_NAME 400 is not declared by the vendor description")
-            # Jamf computes the hashes after the upload: the record keeps its old hash for a few reads.
-            record["pending"] = {"sha3512": hashlib.sha3_512(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest(),
-                                 "md5": hashlib.md5(data).hexdigest(), "size": len(data)}
-            record["lag"] = self.hash_lag
+            # Vendor behaviour: Jamf computes the hashes only when the inventory is refreshed; until then
+            # the record keeps its old ones.
+            self.files[record["id"]] = {"sha3512": hashlib.sha3_512(data).hexdigest(),
+                                        "sha256": hashlib.sha256(data).hexdigest(),
+                                        "md5": hashlib.md5(data).hexdigest(), "size": len(data)}
             raise jreply(201, {"id": record["id"], "href": f"/api/v1/packages/{record['id']}"})
+        if path == "/api/v1/cloud-distribution-point/refresh-inventory" and method == "POST":
+            for record in self.packages.values():
+                if record["fileName"] == query.get("file-name") and record["id"] in self.files:
+                    record["pending"] = self.files[record["id"]]
+                    record["lag"] = self.hash_lag
+            raise Reply(204, b"", "application/json")
         if path.startswith("/JSSResource/"):
             self.classic(method, path, body)
 
@@ -438,7 +535,8 @@ class Double:
             pending = record.pop("pending")
             record.update({"hashType": "SHA3_512", "hashValue": pending["sha3512"], "sha3512": pending["sha3512"],
                            "sha256": pending["sha256"], "md5": pending["md5"], "size": str(pending["size"])})
-        return {k: v for k, v in record.items() if k not in ("pending", "lag")}
+            record["held"] = pending["sha256"]
+        return {k: v for k, v in record.items() if k not in ("pending", "lag", "held")}
 
     def classic(self, method, path, body):
         m = re.fullmatch(r"/JSSResource/logflush/policy/id/([^/]+)/interval/Zero\+Days", path)
@@ -446,6 +544,7 @@ class Double:
             if m.group(1) not in self.policies:
                 raise Reply(404, b"<html><p>Not found</p></html>", "text/html", addition="404 is not declared")
             self.flushes[m.group(1)] = self.flushes.get(m.group(1), 0) + 1
+            self.mac["ran"].discard(m.group(1))
             raise Reply(200, b"", "text/plain")
         m = re.fullmatch(r"/JSSResource/(osxconfigurationprofiles|policies)/(name|id)/([^/]+)", path)
         if not m:
@@ -458,7 +557,16 @@ class Double:
             if not found:
                 raise Reply(404, b"<html><body><p>The server has not found anything matching the request URI</p></body></html>",
                             "text/html", addition="404 is not declared by the vendor description")
-            raise Reply(200, ET.tostring(to_xml(root, found[0])), "application/xml")
+            doc = found[0]
+            if kind == "policies":
+                # Vendor behaviour: a policy answers its packages by display name, not file name.
+                doc = copy.deepcopy(doc)
+                for p in doc.get("package_configuration", {}).get("packages", []) or []:
+                    pkg = p.get("package", {})
+                    record = self.packages.get(str(pkg.get("id")))
+                    if record:
+                        pkg["name"] = record["packageName"]
+            raise Reply(200, ET.tostring(to_xml(root, doc)), "application/xml")
         if method in ("POST", "PUT") and by == "id":
             doc = self.xml.deserialize(body)
             name = doc["general"]["name"]
@@ -482,12 +590,15 @@ class Double:
                         addition="Classic POST/PUT declare 201 without a body; Jamf answers <id>")
 
     def jamf_ingest(self, payloads, held=None):
-        # PI-827: the Classic API entity-decodes <payloads> once more than XML does.
+        # PI-827: the Classic API entity-decodes <payloads> once more than XML does, and refuses what then
+        # does not parse.
         decoded = html.unescape(payloads)
         try:
             plist = plistlib.loads(decoded.encode())
         except Exception:
             raise conflict("Unable to update the database")
+        if self.pi827 == "per-type":
+            plist = self.stored_per_type(plist, payloads)
         if held is not None:
             # An update that changes the identity Jamf gave the profile installs a second ("ghost")
             # profile on the Macs beside the first.
@@ -497,6 +608,21 @@ class Double:
                     self.violations.append(f"profile update changed {key} (ghost profile): {old.get(key)} -> {plist.get(key)}")
             return self.rewrite_kept(plist, old)
         return self.rewrite(plist)
+
+    RE_RENDERED = ("com.apple.ManagedClient.preferences", "com.apple.notificationsettings")
+
+    def stored_per_type(self, decoded, wire):
+        """PI-827 per payload type: re-rendered types as decoded, every other type verbatim (the wire
+        text parsed without the extra decode, so an entity arrives as text)."""
+        try:
+            verbatim = plistlib.loads(wire.encode())
+        except Exception:
+            return decoded
+        items, raw = decoded.get("PayloadContent"), verbatim.get("PayloadContent")
+        if isinstance(items, list) and isinstance(raw, list) and len(items) == len(raw):
+            decoded["PayloadContent"] = [d if isinstance(d, dict) and d.get("PayloadType") in self.RE_RENDERED else r
+                                         for d, r in zip(items, raw)]
+        return decoded
 
     def rewrite_kept(self, plist, old):
         new = plistlib.loads(self.rewrite(plist).encode())
@@ -570,7 +696,7 @@ class Double:
                          "policy": base64.b64encode(key.encode()).decode(), "x-amz-signature": os.urandom(16).hex()}
             self.issued[key] = post_data
             raise jreply(201, {"name": name, "expires": "2026-11-29T01:00:00Z", "file_key": key,
-                               "post_url": f"http://127.0.0.1:{self.port}/_s3/bucket", "post_data": post_data})
+                               "post_url": f"http://127.0.0.1:{self.s3_port}/_s3/bucket", "post_data": post_data})
         if path == "/_s3/bucket" and method == "POST":
             self.s3_upload(headers, body)
         if path == "/api/v1/library/custom-apps" and method == "GET":
@@ -611,6 +737,8 @@ class Double:
     def s3_upload(self, headers, body):
         if "Authorization" in headers:
             self.violations.append("the S3 upload carried an Authorization header")
+        if "Cookie" in headers:
+            self.violations.append(f"the S3 upload carried the tenant's cookies: {headers['Cookie']}")
         fields, order = multipart_fields(headers, body)
         if order[-1:] != ["file"] or sorted(order[:-1]) != sorted(k for k in self.s3_fields if k != "file"):
             raise Reply(400, b"<Error><Code>InvalidArgument</Code></Error>", "application/xml",
@@ -633,7 +761,8 @@ class Double:
         app.update({"name": form.get("name", app.get("name")),
                     "install_type": form.get("install_type", app.get("install_type", "package")),
                     "install_enforcement": form.get("install_enforcement", app.get("install_enforcement")),
-                    "audit_script": "", "unzip_location": "", "preinstall_script": "", "postinstall_script": "",
+                    "audit_script": form.get("audit_script", app.get("audit_script", "")),
+                    "unzip_location": "", "preinstall_script": "", "postinstall_script": "",
                     "active": b("active", "true"), "restart": b("restart", "false"),
                     "show_in_self_service": b("show_in_self_service", "false"),
                     "self_service_category_id": "", "self_service_recommended": False,
@@ -646,7 +775,11 @@ class Double:
                 plist = plistlib.loads(fields["file"])
             except Exception:
                 raise jreply(400, {"file": ["Not a valid configuration profile."]}, addition="400 is not declared")
-            # Kandji hands back its own serialisation of the profile, not the bytes it was sent.
+            # Vendor behaviour: Kandji rewrites the top-level identity of a custom profile (as Kandji's
+            # iructl test doubles model) and hands back its own serialisation, not the bytes it was sent.
+            plist["PayloadIdentifier"] = f"com.kandji.profile.custom.{profile['id']}"
+            plist["PayloadUUID"] = str(uuid.uuid5(uuid.NAMESPACE_URL, profile["id"])).upper()
+            plist["PayloadDisplayName"] = fields.get("name", profile.get("name", "").encode()).decode()
             profile["profile"] = plistlib.dumps(plist, sort_keys=True).decode()
         elif require_file:
             raise jreply(400, {"file": ["This field is required."]}, addition="400 is not declared")
@@ -744,6 +877,10 @@ def serve(double):
                 self.send_header(k, v)
             if double.vendor == "jamf":
                 self.send_header("Set-Cookie", "APBALANCEID=aws.usw2.node7; path=/; HttpOnly; Secure")
+            elif not self.path.startswith("/_s3/"):
+                # A load balancer's stickiness cookie on Kandji's API (issue #23 reports Kandji cookies;
+                # the cookie's name is a guess): it must never reach the S3 upload host.
+                self.send_header("Set-Cookie", "AWSALB=kandji-node-3; Path=/")
             self.end_headers()
             self.wfile.write(reply.body)
 
@@ -755,9 +892,7 @@ def serve(double):
         def handle_error(self, request, client_address):
             pass  # a client closing a kept-alive connection is not news
 
-    server = Server(("127.0.0.1", 0), Handler)
-    double.port = server.server_address[1]
-    return server
+    return Server(("127.0.0.1", 0), Handler)
 
 
 def main():
@@ -769,7 +904,12 @@ def main():
         secret = f.read().strip()
     double = Double(args.vendor, secret)
     server = serve(double)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    double.port = server.server_address[1]
+    # Kandji's presigned uploads go to another origin (S3), as on a real tenant.
+    s3 = serve(double)
+    double.s3_port = s3.server_address[1]
+    for srv in (server, s3):
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
     print(f"PORT {double.port}", flush=True)
     sys.stdin.read()  # until the test closes our stdin
 
