@@ -46,7 +46,8 @@ pub fn difference(ours: &[u8], theirs: &[u8]) -> Option<String> {
 
 /// Whether a profile is the one confine built as `identifier`: its own `PayloadIdentifier` is it, or it
 /// has payloads and every one's `PayloadIdentifier` lies under it (`identifier.…`), which survives an
-/// MDM that rewrites the top-level identity.
+/// MDM that rewrites the top-level identity. (A build's profile identifiers are siblings,
+/// `<fleet>.profile.<name>`, so none lies under another.)
 pub fn belongs_to(profile: &[u8], identifier: &str) -> bool {
     let Ok(value) = parse_plist(profile) else {
         return false;
@@ -189,7 +190,7 @@ mod tests {
             "<key>PayloadUUID</key><string>B</string><key>PayloadIdentifier</key><string>com.example.p.firewall</string>",
         );
         assert!(belongs_to(&plist(&kandji), "com.example.p"));
-        assert!(!belongs_to(&plist(&kandji), "com.example"));
+        assert!(!belongs_to(&plist(&kandji), "com.example.q"));
         assert!(belongs_to(&plist(OURS), "com.example.p"));
         assert!(!belongs_to(&plist(OURS), "com.example.q"));
     }
