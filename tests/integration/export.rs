@@ -865,3 +865,37 @@ fn inventory_scripts_report_an_install_on_the_simulated_mac() {
         );
     }
 }
+
+/// With a profile identity, InstallProfile carries the signed profile (Macs show it as verified); Fleet
+/// still gets the unsigned one (an escaped signed profile would no longer verify, and Fleet signs itself).
+#[test]
+fn signed_profiles_go_to_apple_mdm_and_unsigned_ones_to_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = util::identity_new(dir.path(), "export-test");
+    let identity = confine::sign::Identity::from_pkcs12(&ids.join("profile-signing.p12"), "export-test")
+        .expect("identity");
+    let loaded = loaded(&spec_text());
+    let dist = dir.path().join("dist");
+    let options = BuildOptions {
+        out: dist.clone(),
+        profile_identity: Some(identity),
+        ..BuildOptions::default()
+    };
+    confine::build::build(&loaded, &options).expect("build");
+    let (mdm, fleet) = (dir.path().join("mdm"), dir.path().join("fleet"));
+    export(&loaded, Target::AppleMdm, &dist, &mdm).expect("export");
+    export(&loaded, Target::Fleet, &dist, &fleet).expect("export");
+    let name = "com.halfday.agents.profile.firewall";
+    let command = plist(&mdm.join(format!("commands/InstallProfile-{name}.plist")));
+    let signed: String = fs::read(dist.join(format!("profiles/signed/{name}.mobileconfig")))
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(command["Command"]["Payload"], signed.as_str());
+    let escaped =
+        fs::read_to_string(fleet.join(format!("lib/macos/configuration-profiles/{name}.mobileconfig")))
+            .unwrap();
+    let unsigned = fs::read_to_string(dist.join(format!("profiles/{name}.mobileconfig"))).unwrap();
+    assert_eq!(fleet_expand(&escaped), Ok(unsigned));
+}
