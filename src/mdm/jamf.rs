@@ -704,7 +704,7 @@ fn minimise_references(xml: &str) -> String {
             .filter(|&end| end <= 10)
             .and_then(|end| Some((reference(&tail[1..end])?, end)));
         match decoded {
-            Some((c, end)) if !matches!(c, '&' | '<') && !(c.is_control() && c != '\t' && c != '\n') => {
+            Some((c, end)) if written_as_character(c) => {
                 out.push(c);
                 rest = &tail[end + 1..];
             }
@@ -716,6 +716,13 @@ fn minimise_references(xml: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Whether a referenced character may go as itself: not `&` or `<`, nor a control character XML would
+/// not keep raw (a tab or a line feed it keeps).
+fn written_as_character(c: char) -> bool {
+    let kept_raw = !c.is_control() || c == '\t' || c == '\n';
+    kept_raw && c != '&' && c != '<'
 }
 
 /// The character an XML reference (`amp`, `#34`, `#x22`…, without `&` and `;`) stands for.

@@ -398,8 +398,13 @@ fn upload_once(client: &Client, build: &Build, options: &PushOptions) -> Result<
         form = form.with_progress(progress);
     }
     let outcome = client.send_anonymous("POST", &presigned.post_url, &Body::Multipart(&form), Retry::Never);
-    created(client, "POST", &presigned.post_url, outcome)?;
-    Ok(presigned.file_key)
+    // Any failure is worth a new form: S3 refuses an expired one (403) as it refuses a bad one.
+    let failed = match outcome {
+        Ok(r) if r.is_success() => return Ok(presigned.file_key),
+        Ok(r) => client.describe_failure("POST", &presigned.post_url, &r),
+        Err(e) => format!("{e:#}"),
+    };
+    Err(anyhow::Error::new(super::Transient).context(failed))
 }
 
 const CUSTOM_PROFILES: &str = "/api/v1/library/custom-profiles";

@@ -115,9 +115,8 @@ fn differs(ours: &Value, theirs: &Value, at: &str) -> Option<String> {
     match (ours, theirs) {
         (Value::Dictionary(a), Value::Dictionary(b)) => {
             // The profile's display name is the MDM record's name, compared there; Kandji rewrites it.
-            let relevant = |k: &String| {
-                !REGENERATED_KEYS.contains(&k.as_str()) && !(at.is_empty() && k == "PayloadDisplayName")
-            };
+            let renamed = |k: &String| at.is_empty() && k == "PayloadDisplayName";
+            let relevant = |k: &String| !REGENERATED_KEYS.contains(&k.as_str()) && !renamed(k);
             for k in a.keys().filter(|k| relevant(k)) {
                 match b.get(k) {
                     Some(theirs) => {

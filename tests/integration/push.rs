@@ -288,6 +288,34 @@ fn all_actions_are(report: &Value, action: &str) -> bool {
     actions(report).iter().all(|(_, a)| a == action)
 }
 
+/// How many requests to `path` the double received.
+fn requests_to(state: &Value, path: &str) -> usize {
+    state["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .filter(|r| r["path"] == path)
+        .count()
+}
+
+/// Asserts the push failed (exit 1) saying `needle` on stderr; returns stderr.
+fn failed_with(out: &Output, needle: &str) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(needle), "{needle:?} missing from: {err}");
+    err
+}
+
+/// Another push of the same build changes nothing: every object unchanged, no write call. Returns its
+/// report.
+fn settled(double: &Double, fleet: &Fleet, extra: &[&str]) -> Value {
+    double.clear_log();
+    let report = ok(&fleet.push(&[&["--json"], extra].concat()));
+    assert!(all_actions_are(&report, "unchanged"), "{report}");
+    assert_eq!(double.writes(), 0, "{report}");
+    report
+}
+
 #[test]
 fn jamf_push_creates_then_converges() {
     let jamf = Double::start("jamf");
@@ -379,10 +407,7 @@ fn jamf_push_creates_then_converges() {
         .expect("the firewall profile");
     assert_ne!(stored, firewall_file, "the double rewrote the profile");
     assert!(stored.contains("PayloadEnabled") && !stored.contains("com.halfday.agents.profile.firewall<"));
-    jamf.clear_log();
-    let second = ok(&fleet.push(&["--json"]));
-    assert!(all_actions_are(&second, "unchanged"), "{second}");
-    assert_eq!(jamf.writes(), 0);
+    let second = settled(&jamf, &fleet, &[]);
     assert_eq!(second["targets"][0]["write_calls"], 0);
 
     // A new release updates the same records; the policy points at the new file.
@@ -520,12 +545,7 @@ fn a_stalled_read_times_out_and_is_retried() {
     ]));
     ok(&fleet.push(&["--read-timeout", "1"]));
     let state = jamf.state();
-    let reads = state["requests"]
-        .as_array()
-        .expect("requests")
-        .iter()
-        .filter(|r| r["path"] == "/api/v1/computer-groups")
-        .count();
+    let reads = requests_to(&state, "/api/v1/computer-groups");
     assert_eq!(reads, 2, "the stalled read was sent again");
     assert_eq!(len(&state["packages"]), 1);
     jamf.assert_valid();
@@ -556,10 +576,7 @@ fn interrupted_pushes_converge(vendor: &str, counts: fn(&Value) -> Vec<usize>, e
             "step {n}: {}",
             stderr(&interrupted)
         );
-        double.clear_log();
-        let settled = ok(&fleet.push(&["--json"]));
-        assert!(all_actions_are(&settled, "unchanged"), "step {n}: {settled}");
-        assert_eq!(double.writes(), 0, "step {n}");
+        settled(&double, &fleet, &[]);
     }
     double.assert_valid();
 }
@@ -622,6 +639,8 @@ fn kandji_push_creates_then_converges() {
         {"method": "POST", "path": "^/api/v1/library/custom-apps$", "status": 503, "times": 1,
          "body": {"detail": "Service temporarily unavailable, try again later."}},
         {"method": "POST", "path": "^/_s3/", "status": 500, "body": "", "content_type": "application/xml", "times": 1},
+        {"method": "POST", "path": "^/_s3/", "status": 403, "content_type": "application/xml", "times": 1,
+         "body": "<Error><Code>AccessDenied</Code><Message>Invalid according to Policy: Policy expired.</Message></Error>"},
         {"method": "GET", "path": "^/api/v1/library/custom-profiles$", "status": 429, "body": "", "times": 1,
          "retry_after": 1},
     ]));
@@ -638,15 +657,10 @@ fn kandji_push_creates_then_converges() {
         "still being processed, twice"
     );
     assert!(answered.contains(&500) && answered.contains(&429));
-    let presigned = state["requests"]
-        .as_array()
-        .expect("requests")
-        .iter()
-        .filter(|r| r["path"] == "/api/v1/library/custom-apps/upload")
-        .count();
+    let presigned = requests_to(&state, "/api/v1/library/custom-apps/upload");
     assert_eq!(
-        presigned, 2,
-        "the failed S3 upload was retried with a new presigned form"
+        presigned, 3,
+        "each failed S3 upload (a 500, an expired form) was retried with a new presigned form"
     );
     let requests = state["requests"].as_array().expect("requests");
     let limited = requests.iter().position(|r| r["status"] == 429).expect("429");
@@ -673,10 +687,7 @@ fn kandji_push_creates_then_converges() {
     assert_eq!(blueprint["items"].as_array().expect("items").len(), 7);
     kandji.assert_valid();
 
-    kandji.clear_log();
-    let second = ok(&kandji_push(&fleet, &["--json"]));
-    assert!(all_actions_are(&second, "unchanged"), "{second}");
-    assert_eq!(kandji.writes(), 0);
+    settled(&kandji, &fleet, &["--to", "kandji"]);
 
     fleet.release(None, Some(&kandji), "1.1.0");
     let third = ok(&kandji_push(&fleet, &["--json"]));
@@ -709,12 +720,7 @@ fn a_tampered_artifact_stops_the_push_before_any_write() {
     let text = std::fs::read_to_string(&profile).expect("profile");
     std::fs::write(&profile, text.replace("<true/>", "<false/>")).expect("tamper");
     let out = fleet.push(&[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("does not match the manifest"),
-        "{}",
-        stderr(&out)
-    );
+    failed_with(&out, "does not match the manifest");
     assert_eq!(jamf.state()["requests"], json!([]), "not a single request");
 }
 
@@ -723,12 +729,7 @@ fn missing_credentials_or_group_fail_clearly() {
     let jamf = Double::start("jamf");
     let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
     let out = push_with_env(&fleet.spec, &fleet.dist(), &[], false);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("$JAMF_CLIENT_ID is not set"),
-        "{}",
-        stderr(&out)
-    );
+    failed_with(&out, "$JAMF_CLIENT_ID is not set");
 
     let spec = write(
         fleet.dir.path(),
@@ -838,10 +839,7 @@ fn jamf_stores_pppc_code_requirements_as_built() {
             let name = profile["general"]["name"].as_str().expect("name");
             assert!(name.starts_with("Halfday 'Sons' > AI: "), "{name}");
         }
-        jamf.clear_log();
-        let second = ok(&fleet.push(&["--json"]));
-        assert!(all_actions_are(&second, "unchanged"), "{mode}: {second}");
-        assert_eq!(jamf.writes(), 0);
+        settled(&jamf, &fleet, &[]);
         jamf.assert_valid();
     }
 }
@@ -870,10 +868,7 @@ fn jamf_pages_through_a_busy_tenant() {
     jamf.control("reset", &json!({"foreign_packages": 230}));
     let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
     ok(&fleet.push(&[]));
-    jamf.clear_log();
-    let second = ok(&fleet.push(&["--json"]));
-    assert!(all_actions_are(&second, "unchanged"), "{second}");
-    assert_eq!(jamf.writes(), 0);
+    settled(&jamf, &fleet, &[]);
     assert_eq!(len(&jamf.state()["packages"]), 231);
     jamf.assert_valid();
 }
@@ -891,13 +886,9 @@ fn jamf_objects_confine_did_not_push_are_left_alone() {
     );
     assert_eq!(status, 201);
     let out = fleet.push(&[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains(
-            "already has a configuration profile named `Halfday: Firewall` that confine did not push"
-        ),
-        "{}",
-        stderr(&out)
+    failed_with(
+        &out,
+        "already has a configuration profile named `Halfday: Firewall` that confine did not push",
     );
     let profiles = jamf.state()["profiles"].clone();
     assert_eq!(len(&profiles), 1);
@@ -971,10 +962,7 @@ fn jamf_a_new_release_reaches_an_installed_mac_even_after_an_interrupted_push() 
 
     ok(&fleet.push(&[]));
     assert_eq!(check_in(&jamf, &versions), "1.1.0");
-    jamf.clear_log();
-    let settled = ok(&fleet.push(&["--json"]));
-    assert!(all_actions_are(&settled, "unchanged"), "{settled}");
-    assert_eq!(jamf.writes(), 0);
+    settled(&jamf, &fleet, &[]);
     jamf.assert_valid();
 }
 
@@ -1013,10 +1001,7 @@ fn kandji_a_new_release_reaches_an_installed_mac() {
         );
         let state = kandji.state();
         assert_eq!(len(&state["kprofiles"]), 6, "no duplicate custom profiles");
-        kandji.clear_log();
-        let settled = ok(&kandji_push(&fleet, &["--json"]));
-        assert!(all_actions_are(&settled, "unchanged"), "{settled}");
-        assert_eq!(kandji.writes(), 0);
+        settled(&kandji, &fleet, &["--to", "kandji"]);
         kandji.assert_valid();
     }
 }
@@ -1074,13 +1059,9 @@ fn jamf_a_refusal_names_the_missing_privilege() {
          "body": {"httpStatus": 403, "errors": [{"code": "FORBIDDEN", "description": "Forbidden"}]}},
     ]));
     let out = fleet.push(&["--dry-run"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains(
-            "answered 403: FORBIDDEN Forbidden (the API client's role needs the privilege `Read Packages`)"
-        ),
-        "{}",
-        stderr(&out)
+    failed_with(
+        &out,
+        "answered 403: FORBIDDEN Forbidden (the API client's role needs the privilege `Read Packages`)",
     );
 }
 
@@ -1107,12 +1088,7 @@ fn hostile_server_endless_lists() {
                   "fileName": "x.pkg", "categoryId": "-1"}]}},
     ]));
     let out = push_limited(&fleet, &["--dry-run"], true);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("/api/v1/packages does not end"),
-        "{}",
-        stderr(&out)
-    );
+    failed_with(&out, "/api/v1/packages does not end");
 
     let kandji = Double::start("kandji");
     let fleet = Fleet::new(None, Some(&kandji), "1.0.0");
@@ -1122,12 +1098,7 @@ fn hostile_server_endless_lists() {
          "body": {"count": 1, "next": next, "previous": null, "results": [{"id": "b", "name": "x"}]}},
     ]));
     let out = push_limited(&fleet, &["--dry-run"], true);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("/api/v1/blueprints does not end"),
-        "{}",
-        stderr(&out)
-    );
+    failed_with(&out, "/api/v1/blueprints does not end");
 }
 
 /// A server that quotes a secret right where the message is cut: redacted first, so not even its
