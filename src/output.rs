@@ -258,6 +258,26 @@ mod tests {
     }
 
     #[test]
+    fn manifest_paths_stay_inside_the_build() {
+        let entry = |path: &str| Entry {
+            path: path.to_owned(),
+            kind: Kind::Pkg,
+            sha256: String::new(),
+            size: 0,
+            identifier: String::new(),
+            notes: Vec::new(),
+        };
+        let dir = Path::new("/build");
+        assert_eq!(
+            entry("a/b.pkg").path_in(dir).expect("inside"),
+            dir.join("a/b.pkg")
+        );
+        for hostile in ["../x.pkg", "/etc/passwd", "a//b", "a/./b", ""] {
+            assert!(entry(hostile).path_in(dir).is_err(), "{hostile}");
+        }
+    }
+
+    #[test]
     fn refuses_to_replace_a_folder_confine_did_not_write() {
         let root = tempfile::tempdir().expect("tempdir");
         fs::write(root.path().join("precious"), b"keep").expect("write");
