@@ -13,6 +13,7 @@ pub mod cli;
 pub mod diagnostics;
 pub mod egress;
 pub mod escape;
+pub mod export;
 pub mod installer;
 pub mod launchd;
 pub mod layout;

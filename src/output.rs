@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use openssl::hash::{Hasher, MessageDigest};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::escape::escape_controls;
 
 /// What an artifact is, as listed in the manifest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     Profile,
@@ -27,7 +27,7 @@ pub enum Kind {
 }
 
 /// One line of `manifest.json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
     /// Relative to the output folder, with `/` separators.
     pub path: String,
@@ -37,14 +37,63 @@ pub struct Entry {
     /// The Apple identifier the artifact carries (profile identifier, launchd label, package identifier).
     pub identifier: String,
     /// What an admin must know to deploy it (e.g. a profile that needs a user-approved MDM enrollment).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
 
 /// `manifest.json`: every artifact, sorted by path.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     pub artifacts: Vec<Entry>,
+}
+
+/// The manifest is a small JSON file; one larger than this is not confine's.
+const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
+
+impl Manifest {
+    /// Reads the `manifest.json` of the build in `dir`; the error names the command that writes one.
+    pub fn read(dir: &Path) -> Result<Manifest> {
+        use std::io::Read;
+        let path = dir.join("manifest.json");
+        let file = fs::File::open(&path).with_context(|| {
+            format!(
+                "{} is not a confine build (no manifest.json): run `confine build --out {}` first",
+                dir.display(),
+                dir.display()
+            )
+        })?;
+        let mut text = Vec::new();
+        file.take(MAX_MANIFEST_BYTES + 1)
+            .read_to_end(&mut text)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if text.len() as u64 > MAX_MANIFEST_BYTES {
+            bail!(
+                "{} is larger than {MAX_MANIFEST_BYTES} bytes: not a confine manifest",
+                path.display()
+            );
+        }
+        serde_json::from_slice(&text).with_context(|| format!("{} is not a confine manifest", path.display()))
+    }
+}
+
+impl Entry {
+    /// The artifact's path under the build folder `dir`: the manifest's paths are relative,
+    /// `/`-separated and never leave the folder, and one that would is an error.
+    pub fn path_in(&self, dir: &Path) -> Result<PathBuf> {
+        let safe = !self.path.is_empty()
+            && !self.path.starts_with('/')
+            && self
+                .path
+                .split('/')
+                .all(|p| !p.is_empty() && p != "." && p != "..");
+        if !safe {
+            bail!(
+                "manifest.json lists `{}`, which is not a path inside the build",
+                self.path
+            );
+        }
+        Ok(dir.join(&self.path))
+    }
 }
 
 /// A staging folder beside the output folder.
@@ -237,6 +286,26 @@ mod tests {
         assert_eq!(fs::read(out.join("a.txt")).expect("read"), b"one");
         let leftovers: Vec<_> = fs::read_dir(root.path()).expect("ls").collect();
         assert_eq!(leftovers.len(), 1, "only dist/ remains");
+    }
+
+    #[test]
+    fn manifest_paths_stay_inside_the_build() {
+        let entry = |path: &str| Entry {
+            path: path.to_owned(),
+            kind: Kind::Pkg,
+            sha256: String::new(),
+            size: 0,
+            identifier: String::new(),
+            notes: Vec::new(),
+        };
+        let dir = Path::new("/build");
+        assert_eq!(
+            entry("a/b.pkg").path_in(dir).expect("inside"),
+            dir.join("a/b.pkg")
+        );
+        for hostile in ["../x.pkg", "/etc/passwd", "a//b", "a/./b", ""] {
+            assert!(entry(hostile).path_in(dir).is_err(), "{hostile}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 mod audit;
 mod build;
+mod export;
 mod json;
 mod lock;
 mod package;
@@ -99,6 +100,10 @@ enum Command {
     /// as a timeline: time, UID, pid, parent, event, program and arguments or exit status.
     #[command(after_help = audit::EXAMPLES)]
     Audit(audit::AuditArgs),
+    /// Describe a build for Munki and Workspace ONE, Fleet GitOps or Apple MDM servers (NanoMDM, MicroMDM),
+    /// or write the inventory scripts that report each Mac's install back to the MDM.
+    #[command(after_help = export::EXAMPLES)]
+    Export(export::ExportArgs),
     /// Development signing identities.
     #[command(subcommand)]
     Identity(IdentityCommand),
@@ -175,6 +180,7 @@ fn run(command: Command, ui: &Ui) -> Result<bool> {
         Command::Verify(args) => package::verify(&args, ui),
         Command::Push(args) => push::push(&args, ui),
         Command::Audit(args) => audit::audit(&args, ui),
+        Command::Export(args) => export::export(&args, ui),
         Command::Completions { shell } => shell::completions(shell).map(|()| true),
         Command::Man => shell::man().map(|()| true),
     }

@@ -84,7 +84,7 @@ pub fn push(
         objects.push(self::profile(client, config, profile, &scope, options)?);
     }
     objects.push(policy(client, build, package_id.as_deref(), &scope, options)?);
-    Ok(())
+    super::jamf_inventory::push(client, build, options, objects)
 }
 
 /// The scope the spec gives Jamf objects, for the report.
@@ -120,6 +120,7 @@ pub fn plan(build: &Build) -> Result<Vec<Object>> {
         format!("Install {}", package.display_name),
         &package.identifier,
     ));
+    objects.extend(super::jamf_inventory::plan(build));
     Ok(objects)
 }
 
@@ -143,6 +144,9 @@ pub fn privileges(method: &str, path: &str) -> &'static [&'static str] {
         _ if under("/api/v1/cloud-distribution-point/refresh-inventory") => {
             &["Read Cloud Distribution Point"]
         }
+        "GET" if under("/api/v1/computer-extension-attributes") => &["Read Computer Extension Attributes"],
+        "POST" if under("/api/v1/computer-extension-attributes") => &["Create Computer Extension Attributes"],
+        "PUT" if under("/api/v1/computer-extension-attributes") => &["Update Computer Extension Attributes"],
         "POST" if path.ends_with("/upload") => &["Update Packages", "Read Packages"],
         "GET" if under("/api/v1/packages") => &["Read Packages"],
         "POST" if under("/api/v1/packages") => &["Create Packages"],

@@ -18,6 +18,7 @@
 
 pub mod http;
 mod jamf;
+mod jamf_inventory;
 mod kandji;
 mod multipart;
 mod normalize;
@@ -160,6 +161,8 @@ pub struct Build {
     pub profiles: Vec<Artifact>,
     pub organization: String,
     pub release: String,
+    /// The Jamf Pro extension attributes that report each Mac's install ([`jamf_inventory`]).
+    pub extension_attributes: Vec<jamf_inventory::ExtensionAttribute>,
 }
 
 /// Checks the build and credentials, then pushes to each MDM the spec names (or `options.to`). An MDM
@@ -420,7 +423,26 @@ fn check_build(loaded: &LoadedSpec, dist: &Path) -> Result<Build> {
         profiles,
         organization: fleet.organization.value.clone(),
         release: fleet.release.value.clone(),
+        extension_attributes: extension_attributes(loaded)?,
     })
+}
+
+/// The inventory scripts as Jamf Pro extension attributes, named and identified after the fleet.
+fn extension_attributes(loaded: &LoadedSpec) -> Result<Vec<jamf_inventory::ExtensionAttribute>> {
+    use crate::export::inventory::{JAMF_ATTRIBUTES, jamf_scripts};
+    let plan = crate::plan::Plan::new(&loaded.spec);
+    let scripts = jamf_scripts(&plan)?;
+    Ok(JAMF_ATTRIBUTES
+        .iter()
+        .zip(scripts)
+        .map(
+            |((suffix, _, _), (name, script))| jamf_inventory::ExtensionAttribute {
+                name,
+                identifier: format!("{}.inventory.{suffix}", plan.fleet.identifier),
+                script: String::from_utf8_lossy(&script).into_owned(),
+            },
+        )
+        .collect())
 }
 
 /// A manifest path inside `dist`: relative, without `..`.

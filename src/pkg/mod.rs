@@ -22,6 +22,7 @@ mod distribution;
 mod gzip;
 mod inspect;
 mod listing;
+mod metadata;
 mod package_info;
 mod reader;
 mod safety;
@@ -36,6 +37,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail, ensure};
 
 pub use inspect::inspect;
+pub use metadata::{ProductMetadata, Receipt, product_metadata};
 pub(crate) use reader::{Element, parse_xml};
 pub use tree::{Tree, TreeSink};
 pub use verify::{SignatureParts, Verification, verify};

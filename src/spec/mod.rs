@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod egress;
 mod error;
+pub mod exports;
 pub mod mdm;
 mod model;
 pub mod profiles;

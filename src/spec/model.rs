@@ -40,6 +40,9 @@ pub struct Spec {
     /// Where `confine push` delivers the build (Jamf Pro, Kandji). Optional.
     #[serde(default)]
     pub mdm: Option<super::mdm::Mdm>,
+    /// What `confine export` writes for Munki, Workspace ONE, Fleet and Apple MDM servers. Optional.
+    #[serde(default)]
+    pub exports: Option<super::exports::Exports>,
 }
 
 /// Who the fleet belongs to and how its artifacts are named.

@@ -30,6 +30,9 @@ pub(crate) fn validate(spec: &Spec) -> Vec<Problem> {
     if let Some(mdm) = &spec.mdm {
         mdm.validate(&mut c.problems);
     }
+    if let Some(exports) = &spec.exports {
+        exports.validate(&mut c.problems);
+    }
     spec.hardening.profiles.validate(&mut c.problems);
     super::rules::check(spec, &mut c.problems);
     c.problems.sort_by_key(|p| (p.line, p.column));

@@ -52,3 +52,6 @@ mod signed_build;
 mod timestamp;
 // confine push: stateful Jamf Pro and Kandji doubles that check every call against the vendors' API descriptions.
 mod push;
+// confine export: Munki/Workspace ONE, Fleet GitOps and Apple MDM files read back by independent readers
+// and checked against the package built; the inventory scripts on the simulated Mac.
+mod export;

@@ -338,6 +338,25 @@ fn jamf_push_creates_then_converges() {
     assert_eq!(state["packages"].as_object().expect("packages").len(), 1);
     assert_eq!(state["profiles"].as_object().expect("profiles").len(), 6);
     assert_eq!(state["policies"].as_object().expect("policies").len(), 1);
+    // The inventory extension attributes: scripts that report each Mac's install, as exported.
+    let plan = confine::plan::Plan::new(&confine::spec::load(Some(&fleet.spec)).expect("spec").spec);
+    let scripts = confine::export::inventory::jamf_scripts(&plan).expect("scripts");
+    let attributes = state["attributes"].as_object().expect("attributes");
+    assert_eq!(attributes.len(), scripts.len());
+    for (name, script) in &scripts {
+        let stored = attributes
+            .values()
+            .find(|a| a["name"] == name.as_str())
+            .unwrap_or_else(|| panic!("no attribute {name}"));
+        assert_eq!(stored["inputType"], "SCRIPT");
+        assert_eq!(stored["scriptContents"], String::from_utf8_lossy(script).as_ref());
+        assert!(
+            stored["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("confine-id: com.halfday.agents.inventory.")
+        );
+    }
     let package = state["packages"]
         .as_object()
         .expect("one")
@@ -570,8 +589,15 @@ fn len(value: &Value) -> usize {
 fn an_interrupted_jamf_push_converges_on_rerun() {
     interrupted_pushes_converge(
         "jamf",
-        |s| vec![len(&s["packages"]), len(&s["profiles"]), len(&s["policies"])],
-        &[1, 6, 1],
+        |s| {
+            vec![
+                len(&s["packages"]),
+                len(&s["profiles"]),
+                len(&s["policies"]),
+                len(&s["attributes"]),
+            ]
+        },
+        &[1, 6, 1, 4],
     );
 }
 
@@ -1008,6 +1034,7 @@ fn a_dry_run_without_credentials_plans_from_the_build() {
     let mut expected = vec!["package".to_owned()];
     expected.extend(std::iter::repeat_n("profile".to_owned(), 6));
     expected.push("policy".to_owned());
+    expected.extend(std::iter::repeat_n("extension-attribute".to_owned(), 4));
     assert_eq!(kinds(jamf_plan), expected);
     let kandji_plan = &report["targets"][1];
     assert_eq!(kandji_plan["asked"], false);
@@ -1163,4 +1190,38 @@ fn replace_profile(fleet: &Fleet, bytes: &[u8]) {
         }
     }
     std::fs::write(&path, serde_json::to_vec(&manifest).expect("json")).expect("manifest");
+}
+
+/// An extension attribute of the same name that confine did not create stops the push, untouched.
+#[test]
+fn jamf_an_extension_attribute_confine_did_not_create_is_left_alone() {
+    let jamf = Double::start("jamf");
+    let fleet = Fleet::new(Some(&jamf), None, "1.0.0");
+    let theirs = json!({"name": "halfday-agents-release", "description": "the admin's own", "dataType": "STRING",
+                        "inputType": "SCRIPT", "inventoryDisplayType": "GENERAL",
+                        "scriptContents": "#!/bin/sh\necho '<result>x</result>'\n"});
+    assert_eq!(
+        jamf.jamf_call(
+            "/api/v1/computer-extension-attributes",
+            "application/json",
+            &theirs.to_string()
+        ),
+        201
+    );
+    let out = fleet.push(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("extension attribute `halfday-agents-release` that confine did not create"),
+        "{}",
+        stderr(&out)
+    );
+    let stored = jamf.state()["attributes"]
+        .as_object()
+        .expect("attributes")
+        .values()
+        .find(|a| a["name"] == "halfday-agents-release")
+        .cloned()
+        .expect("theirs");
+    assert_eq!(stored["description"], "the admin's own");
+    jamf.assert_valid();
 }

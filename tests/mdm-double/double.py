@@ -71,7 +71,9 @@ def graft(dst, src, paths, prefix=""):
 
 def jamf_descriptions():
     pro = load("derived/jamf-pro-uploader-subset.json")
-    graft(pro, load("jamf/jamf-pro-api-schema-11.30.1.json"), ["/v1/computer-groups"], prefix="/api")
+    graft(pro, load("jamf/jamf-pro-api-schema-11.30.1.json"),
+          ["/v1/computer-groups", "/v1/computer-extension-attributes", "/v1/computer-extension-attributes/{id}"],
+          prefix="/api")
     classic = load("derived/jamf-classic-uploader-subset.json")
     full = load("jamf/jamf-classic-api-oas-11.20.0.json")
     graft(classic, full, ["/policies/name/{name}", "/policies/id/{id}",
@@ -242,6 +244,7 @@ class Double:
         self.files = {}  # package id -> the bytes' hashes Jamf holds for it (what a Mac would install)
         self.mac = {"receipts": {}, "ran": set(), "installed": {}}
         self.packages, self.profiles, self.policies, self.flushes = {}, {}, {}, {}
+        self.attributes = {}  # computer extension attributes, by id
         self.groups = [{"id": str(i + 1), "name": n, "smartGroup": False}
                        for i, n in enumerate(o.get("groups", ["AI Agent Macs", "All Managed Clients"]))]
         self.categories = [{"id": str(i + 1), "name": n, "priority": 9}
@@ -362,7 +365,7 @@ class Double:
                      "writes": sum(1 for e in self.log if e["write"]),
                      "packages": self.packages, "profiles": {k: {kk: vv for kk, vv in v.items() if kk != "doc"}
                                                              for k, v in self.profiles.items()},
-                     "policies": self.policies, "flushes": self.flushes, "apps": self.apps, "kprofiles": self.kprofiles,
+                     "policies": self.policies, "flushes": self.flushes, "attributes": self.attributes, "apps": self.apps, "kprofiles": self.kprofiles,
                      "blueprints": self.blueprints, "receipts": self.mac["receipts"],
                      "installs": self.mac.get("installs", 0)}
             return jreply(200, state)
@@ -515,6 +518,8 @@ class Double:
                                         "sha256": hashlib.sha256(data).hexdigest(),
                                         "md5": hashlib.md5(data).hexdigest(), "size": len(data)}
             raise jreply(201, {"id": record["id"], "href": f"/api/v1/packages/{record['id']}"})
+        if path.startswith("/api/v1/computer-extension-attributes"):
+            self.extension_attributes(method, path, query, body)
         if path == "/api/v1/cloud-distribution-point/refresh-inventory" and method == "POST":
             for record in self.packages.values():
                 if record["fileName"] == query.get("file-name") and record["id"] in self.files:
@@ -523,6 +528,38 @@ class Double:
             raise Reply(204, b"", "application/json")
         if path.startswith("/JSSResource/"):
             self.classic(method, path, body)
+
+    def extension_attributes(self, method, path, query, body):
+        """`/api/v1/computer-extension-attributes`: names are unique (400 Duplicate_Field, declared); a record
+        holds every field of `ComputerExtensionAttributes`, the defaults the description gives filled in."""
+        if path == "/api/v1/computer-extension-attributes" and method == "GET":
+            page, size = int(query.get("page", 0)), int(query.get("page-size", 100))
+            items = sorted(self.attributes.values(), key=lambda a: a["name"])
+            raise jreply(200, {"totalCount": len(items), "results": items[page * size:(page + 1) * size]})
+        m = re.fullmatch(r"/api/v1/computer-extension-attributes(?:/([^/]+))?", path)
+        if not m:
+            return
+        if method in ("POST", "PUT"):
+            record = json.loads(body)
+            ident = m.group(1) if method == "PUT" else self.new_id()
+            if method == "PUT" and ident not in self.attributes:
+                raise jreply(404, {"httpStatus": 404, "errors": [{"code": "NOT_FOUND", "description": "no attribute"}]})
+            if any(a["name"] == record["name"] and a["id"] != ident for a in self.attributes.values()):
+                raise jreply(400, {"httpStatus": 400, "errors": [{"code": "DUPLICATE_FIELD", "field": "name",
+                                                                  "description": "Duplicate_Field", "id": "0"}]})
+            stored = {"enabled": True, "inventoryDisplayType": "GENERAL", "inputType": "TEXT",
+                      "dataType": "STRING", "description": "", "scriptContents": None,
+                      "popupMenuChoices": [], "ldapAttributeMapping": "", "ldapExtensionAttributeAllowed": False}
+            stored.update(record)
+            stored["id"] = ident
+            self.attributes[ident] = stored
+            if method == "POST":
+                raise jreply(201, {"id": ident, "href": f"/api/v1/computer-extension-attributes/{ident}"})
+            raise jreply(202, stored)
+        if method == "GET" and m.group(1):
+            if m.group(1) not in self.attributes:
+                raise jreply(404, {"httpStatus": 404, "errors": [{"code": "NOT_FOUND", "description": "no attribute"}]})
+            raise jreply(200, self.attributes[m.group(1)])
 
     def token_ttl(self):
         for f in self.faults:
