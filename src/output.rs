@@ -47,31 +47,18 @@ pub struct Manifest {
     pub artifacts: Vec<Entry>,
 }
 
-/// The manifest is a small JSON file; one larger than this is not confine's.
-const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
-
 impl Manifest {
     /// Reads the `manifest.json` of the build in `dir`; the error names the command that writes one.
     pub fn read(dir: &Path) -> Result<Manifest> {
-        use std::io::Read;
         let path = dir.join("manifest.json");
-        let file = fs::File::open(&path).with_context(|| {
-            format!(
+        if !path.exists() {
+            bail!(
                 "{} is not a confine build (no manifest.json): run `confine build --out {}` first",
                 dir.display(),
                 dir.display()
-            )
-        })?;
-        let mut text = Vec::new();
-        file.take(MAX_MANIFEST_BYTES + 1)
-            .read_to_end(&mut text)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if text.len() as u64 > MAX_MANIFEST_BYTES {
-            bail!(
-                "{} is larger than {MAX_MANIFEST_BYTES} bytes: not a confine manifest",
-                path.display()
             );
         }
+        let text = crate::limits::read_regular(&path, crate::limits::MAX_BUILD_MANIFEST_BYTES)?;
         serde_json::from_slice(&text).with_context(|| format!("{} is not a confine manifest", path.display()))
     }
 }

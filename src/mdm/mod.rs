@@ -24,12 +24,13 @@ mod multipart;
 mod normalize;
 
 use std::fs::File;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use openssl::hash::{Hasher, MessageDigest};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use crate::output::{Kind, Manifest};
 use crate::spec::LoadedSpec;
 
 /// The versioned shape of `confine push --json`.
@@ -321,42 +322,19 @@ fn env_secret(variable: &str, what: &str) -> Result<String> {
     }
 }
 
-#[derive(Deserialize)]
-struct Manifest {
-    artifacts: Vec<ManifestEntry>,
-}
-
-#[derive(Deserialize)]
-struct ManifestEntry {
-    path: String,
-    kind: String,
-    sha256: String,
-    size: u64,
-    identifier: String,
-}
-
 /// Reads `dist/manifest.json` and checks every artifact's size and SHA-256 before anything is sent.
 fn check_build(loaded: &LoadedSpec, dist: &Path) -> Result<Build> {
     let manifest_path = dist.join("manifest.json");
-    let text = crate::limits::read_regular(&manifest_path, crate::limits::MAX_BUILD_MANIFEST_BYTES)
-        .with_context(|| {
-            format!(
-                "cannot read {}; run `confine build --out {}` first",
-                manifest_path.display(),
-                dist.display()
-            )
-        })?;
-    let manifest: Manifest = serde_json::from_slice(&text)
-        .with_context(|| format!("{} is not a confine manifest", manifest_path.display()))?;
+    let manifest = Manifest::read(dist)?;
     let fleet = &loaded.spec.fleet;
     let mut package = None;
     let mut profiles = Vec::new();
     for entry in &manifest.artifacts {
-        if entry.kind != "pkg" && entry.kind != "profile" {
+        if entry.kind != Kind::Pkg && entry.kind != Kind::Profile {
             continue;
         }
-        let path = artifact_path(dist, &entry.path)?;
-        let (contents, size, sha256, sha3_512) = if entry.kind == "pkg" {
+        let path = entry.path_in(dist)?;
+        let (contents, size, sha256, sha3_512) = if entry.kind == Kind::Pkg {
             let (file, _) = crate::limits::open_regular(&path, crate::limits::MAX_PACKAGE_BYTES)?;
             let hashes = hash_held(&file, &path)?;
             (
@@ -391,12 +369,12 @@ fn check_build(loaded: &LoadedSpec, dist: &Path) -> Result<Build> {
             size,
             display_name: String::new(),
         };
-        match entry.kind.as_str() {
-            "pkg" => {
+        match entry.kind {
+            Kind::Pkg => {
                 artifact.display_name = fleet.name.value.clone();
                 package = Some((artifact, sha3_512));
             }
-            "profile" => {
+            Kind::Profile => {
                 artifact.display_name =
                     normalize::display_name(artifact.bytes()).unwrap_or_else(|| artifact.identifier.clone());
                 profiles.push(artifact);
@@ -443,15 +421,6 @@ fn extension_attributes(loaded: &LoadedSpec) -> Result<Vec<jamf_inventory::Exten
             },
         )
         .collect())
-}
-
-/// A manifest path inside `dist`: relative, without `..`.
-fn artifact_path(dist: &Path, relative: &str) -> Result<PathBuf> {
-    let path = Path::new(relative);
-    if relative.is_empty() || !path.components().all(|c| matches!(c, Component::Normal(_))) {
-        bail!("the manifest names `{relative}`, which is not a path inside the build folder");
-    }
-    Ok(dist.join(path))
 }
 
 struct Hashes {
@@ -574,18 +543,4 @@ fn xml_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn manifest_paths_stay_inside() {
-        let dist = Path::new("/tmp/dist");
-        assert!(artifact_path(dist, "profiles/a.mobileconfig").is_ok());
-        assert!(artifact_path(dist, "../etc/passwd").is_err());
-        assert!(artifact_path(dist, "/etc/passwd").is_err());
-        assert!(artifact_path(dist, "").is_err());
-    }
 }
