@@ -70,7 +70,7 @@ pub fn build(loaded: &LoadedSpec, options: &BuildOptions) -> Result<Manifest> {
     write_audit_files(&plan, &mut staging)?;
     write_scripts(&plan, &component.scripts, &mut staging)?;
     write_secret_scripts(&plan, &mut staging)?;
-    write_probe(&plan, &mut staging)?;
+    write_probe(&plan, vendored.as_ref(), &mut staging)?;
     write_profiles(loaded, &plan, options.profile_identity.as_ref(), &mut staging)?;
     let component_pkg = loaded.spec.package.component;
     write_packages(&plan, component, component_pkg, &packages, &mut staging)?;
@@ -190,12 +190,12 @@ fn write_secret_scripts(plan: &Plan, staging: &mut Staging) -> Result<()> {
 }
 
 /// The read-only pilot-Mac probe, beside the package.
-fn write_probe(plan: &Plan, staging: &mut Staging) -> Result<()> {
+fn write_probe(plan: &Plan, vendored: Option<&npm::Vendored>, staging: &mut Staging) -> Result<()> {
     let entry = staging.write(
         &probe::file_name(plan),
         Kind::Probe,
         &plan.pkg_identifier,
-        &probe::script(plan)?,
+        &probe::script(plan, vendored)?,
     )?;
     entry.notes.push(
         "run with sudo on one pilot Mac before the rollout: it changes nothing and says which facts the installer relies on would fail (docs/pilot.md)".to_owned(),

@@ -9,9 +9,13 @@
 //! (the probe uses the installer's own functions: `check_id`, `ds_get`, `root_only`, `node_satisfies`…),
 //! then `pkg/probe`. Nothing from the spec is ever evaluated: the data file only assigns quoted values.
 
-use anyhow::{Result, bail};
+use std::fmt::Write;
 
-use crate::installer;
+use anyhow::{Context, Result, bail};
+use askama::filters::Escaper;
+
+use crate::installer::{self, ShellQuote};
+use crate::npm::Vendored;
 use crate::plan::Plan;
 
 const PROBE: &str = include_str!("../pkg/probe");
@@ -24,8 +28,8 @@ pub fn file_name(plan: &Plan) -> String {
     format!("{}-probe-{}.sh", plan.fleet.name, plan.fleet.release)
 }
 
-/// The probe script for the fleet.
-pub fn script(plan: &Plan) -> Result<Vec<u8>> {
+/// The probe script for the fleet; `vendored` holds the OpenClaw versions the package bundles.
+pub fn script(plan: &Plan, vendored: Option<&Vendored>) -> Result<Vec<u8>> {
     if !installer::LIB.contains(SOURCE_DATA) {
         bail!(
             "internal error: pkg/lib.sh no longer sources the data file with `{}`",
@@ -38,8 +42,38 @@ pub fn script(plan: &Plan) -> Result<Vec<u8>> {
         exit status 1 if a fact would fail.\n"
         .to_vec();
     text.extend(installer::data_file(plan)?);
+    text.extend(bundled_engines(vendored)?.into_bytes());
     text.extend(b"set -eu\n");
     text.extend(installer::LIB.replacen(SOURCE_DATA, "", 1).into_bytes());
     text.extend(PROBE.as_bytes());
     Ok(text)
+}
+
+/// `bundled_engines VERSION`: REPLY = the `engines.node` of the bundled OpenClaw VERSION (the excerpt
+/// preinstall reads, `openclaw-<version>.json`), empty for a version the package does not bundle. Every
+/// value is quoted by the installer's escaper, as in the data file.
+fn bundled_engines(vendored: Option<&Vendored>) -> Result<String> {
+    let mut function = String::from(
+        "# The engines.node of each OpenClaw version the package bundles.\nbundled_engines() {\n\tREPLY=\n\tcase $1 in\n",
+    );
+    let excerpts = match vendored {
+        Some(vendored) => installer::bundle_scripts(vendored)?,
+        None => Vec::new(),
+    };
+    for excerpt in excerpts {
+        let json: serde_json::Value = serde_json::from_slice(&excerpt.contents)?;
+        let version = json["version"]
+            .as_str()
+            .context("a bundled OpenClaw without a version")?;
+        let node = json["engines"]["node"]
+            .as_str()
+            .context("a bundled OpenClaw without engines.node")?;
+        function.push('\t');
+        ShellQuote.write_escaped_str(&mut function, version)?;
+        function.push_str(") REPLY=");
+        ShellQuote.write_escaped_str(&mut function, node)?;
+        writeln!(function, " ;;")?;
+    }
+    function.push_str("\tesac\n}\n");
+    Ok(function)
 }

@@ -207,7 +207,7 @@ fn run_probe(mac: &Mac, probe: &[u8], shell: &Shell) -> Report {
 }
 
 fn probe_of(fleet: &Fleet) -> Vec<u8> {
-    confine::probe::script(&fleet.plan).expect("probe")
+    confine::probe::script(&fleet.plan, None).expect("probe")
 }
 
 /// Every file and folder of the volume and of the simulation's state (directory records, daemons, pf,
@@ -538,5 +538,37 @@ fn after_the_install_every_fact_holds_and_openclaw_s_engines_are_checked() {
     assert!(
         line(&report.text, "openclaw-engines hexagent")
             .contains("node v24.22.3 is in openclaw@2026.9.6's engines")
+    );
+}
+
+#[test]
+fn a_bundle_s_engines_are_checked_against_the_mac_s_node_before_the_install() {
+    use crate::vendored::{VERSION, bundle_spec, ok, run};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    crate::util::write(dir, "fleet.yaml", &bundle_spec(VERSION));
+    ok(run(dir, &["lock"]).output().expect("runs"));
+    ok(run(dir, &["build", "-q", "--out", "out"]).output().expect("runs"));
+    let probe = fs::read(dir.join("out/halfday-agents-probe-1.0.0.sh")).expect("probe");
+    let text = String::from_utf8_lossy(&probe).into_owned();
+    // The engines of the real bundled package, the same bytes the preinstall reads, quoted like the data.
+    assert!(text.contains(&format!("\t'{VERSION}') REPLY='>=")), "{text}");
+    let shell = &shells()[0];
+    let mac = pilot_mac(shell);
+    let report = run_probe(&mac, &probe, shell);
+    assert!(report.out.status.success(), "{}", report.text);
+    let verdict = line(&report.text, "openclaw-engines hexagent");
+    assert!(
+        verdict.starts_with("ok ") && verdict.contains("node v24.22.3 is in openclaw@"),
+        "{verdict}"
+    );
+    mac.write_state("node-version", "v20.19.0\n");
+    let report = run_probe(&mac, &probe, shell);
+    assert_eq!(report.out.status.code(), Some(1), "{}", report.text);
+    assert_eq!(report.with("would fail"), ["openclaw-engines hexagent"]);
+    assert!(
+        line(&report.text, "openclaw-engines hexagent").contains("node v20.19.0 is not in"),
+        "{}",
+        report.text
     );
 }
