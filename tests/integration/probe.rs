@@ -311,6 +311,12 @@ fn a_mac_that_can_take_the_fleet_gets_ok_for_every_fact_and_nothing_changes() {
         assert_eq!(report.with("unknown"), UNKNOWN_BEFORE_INSTALL, "{}", report.text);
         assert_eq!(report.json["result"], "ok");
         assert_eq!(report.json["fleet"], "halfday-agents");
+        let sh = line(&report.text, "sh");
+        match shell.select {
+            "/bin/dash" => assert!(sh.contains("-> /bin/dash"), "{sh}"),
+            _ if shell.argv[0].ends_with("/sh") => assert!(sh.contains("/bin/sh is bash 3.2.57("), "{sh}"),
+            _ => assert!(sh.contains("/bin/sh is bash 5."), "{sh}"),
+        }
         // Nothing is written, created, loaded or enabled: only reads reach the fakes.
         let commands = mac.commands();
         for line in commands.lines() {
