@@ -188,18 +188,9 @@ impl Report {
 fn run_probe(mac: &Mac, probe: &[u8], shell: &Shell) -> Report {
     let path = mac.state.with_file_name("probe.sh");
     fs::write(&path, probe).expect("probe");
-    let out = Command::new(&shell.argv[0])
-        .args(&shell.argv[1..])
-        .arg(&path)
-        .arg(&mac.target)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", "/var/root")
-        .env("CONFINE_SIM_BIN", mac.sim.join("bin"))
-        .env("SIM_LIB", mac.sim.join("simlib.sh"))
-        .env("SIM_STATE", &mac.state)
-        .output()
-        .expect("runs the probe");
+    let mut command = Command::new(&shell.argv[0]);
+    command.args(&shell.argv[1..]).arg(&path).arg(&mac.target);
+    let out = mac.root_env(&mut command).output().expect("runs the probe");
     let text = String::from_utf8(out.stderr.clone()).expect("utf-8");
     let json = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("the report is not JSON ({e}):\n{}", output_text(&out)));

@@ -339,13 +339,8 @@ impl Mac {
         command
             .args(&self.shell[1..])
             .arg(dir.join(name))
-            .args(["/tmp/confine.pkg", target, target, target])
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("HOME", "/var/root")
-            .env("CONFINE_SIM_BIN", self.sim.join("bin"))
-            .env("SIM_LIB", self.sim.join("simlib.sh"))
-            .env("SIM_STATE", &self.state);
+            .args(["/tmp/confine.pkg", target, target, target]);
+        self.root_env(&mut command);
         if let Some(tools) = &self.tools {
             // As on a Mac without network access to anything but the cache: npm never asks the registry.
             command
@@ -354,6 +349,18 @@ impl Mac {
                 .env("npm_config_update_notifier", "false");
         }
         command.output().expect("runs the script")
+    }
+
+    /// The environment a script run as root on this Mac gets (sudo's, or Installer's reduced to what the
+    /// scripts read), with the fakes on the scripts' PATH.
+    pub(crate) fn root_env<'a>(&self, command: &'a mut Command) -> &'a mut Command {
+        command
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", "/var/root")
+            .env("CONFINE_SIM_BIN", self.sim.join("bin"))
+            .env("SIM_LIB", self.sim.join("simlib.sh"))
+            .env("SIM_STATE", &self.state)
     }
 
     /// `unshare` into a private mount namespace where the volume's Users, Library, usr/local and
