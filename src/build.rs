@@ -9,7 +9,7 @@ use crate::output::{Kind, Manifest, Staging};
 use crate::plan::Plan;
 use crate::sign::{self, Identity, PackageSigner, TimestampAuthority, TocSigner};
 use crate::spec::{InstallMethod, LoadedSpec};
-use crate::{audit, bundle, egress, installer, launchd, layout, npm, openclaw, pkg, profile};
+use crate::{audit, bundle, egress, installer, launchd, layout, npm, openclaw, pkg, probe, profile};
 
 /// The timestamp written where a format demands one (cpio mtimes, the xar creation time) when
 /// `SOURCE_DATE_EPOCH` is not set: 2024-01-01T00:00:00Z. A constant, so builds are reproducible.
@@ -70,6 +70,7 @@ pub fn build(loaded: &LoadedSpec, options: &BuildOptions) -> Result<Manifest> {
     write_audit_files(&plan, &mut staging)?;
     write_scripts(&plan, &component.scripts, &mut staging)?;
     write_secret_scripts(&plan, &mut staging)?;
+    write_probe(&plan, vendored.as_ref(), &mut staging)?;
     write_profiles(loaded, &plan, options.profile_identity.as_ref(), &mut staging)?;
     let component_pkg = loaded.spec.package.component;
     write_packages(&plan, component, component_pkg, &packages, &mut staging)?;
@@ -185,6 +186,20 @@ fn write_secret_scripts(plan: &Plan, staging: &mut Staging) -> Result<()> {
     for script in installer::secret_scripts(plan)? {
         staging.write(&script.path, Kind::Script, &script.identifier, &script.contents)?;
     }
+    Ok(())
+}
+
+/// The read-only pilot-Mac probe, beside the package.
+fn write_probe(plan: &Plan, vendored: Option<&npm::Vendored>, staging: &mut Staging) -> Result<()> {
+    let entry = staging.write(
+        &probe::file_name(plan),
+        Kind::Probe,
+        &plan.pkg_identifier,
+        &probe::script(plan, vendored)?,
+    )?;
+    entry.notes.push(
+        "run with sudo on one pilot Mac before the rollout: it changes nothing and says which facts the installer relies on would fail (docs/pilot.md)".to_owned(),
+    );
     Ok(())
 }
 

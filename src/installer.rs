@@ -70,7 +70,7 @@ pub const CREDENTIALS_FILE: &str = "credentials.sh";
 /// File name of the credential rotation script in the support folder, run by the rotation daemons.
 pub const ROTATE_FILE: &str = "rotate";
 
-const LIB: &str = include_str!("../pkg/lib.sh");
+pub(crate) const LIB: &str = include_str!("../pkg/lib.sh");
 const PREINSTALL: &str = include_str!("../pkg/preinstall");
 const POSTINSTALL: &str = include_str!("../pkg/postinstall");
 const UNINSTALL: &str = include_str!("../pkg/uninstall");

@@ -24,6 +24,7 @@ pub mod openclaw;
 pub mod output;
 pub mod pkg;
 pub mod plan;
+pub mod probe;
 pub mod profile;
 pub mod sign;
 pub mod spec;

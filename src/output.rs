@@ -24,6 +24,8 @@ pub enum Kind {
     UninstallPkg,
     Config,
     Script,
+    /// The read-only pilot-Mac probe (`src/probe.rs`).
+    Probe,
 }
 
 /// One line of `manifest.json`.

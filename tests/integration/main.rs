@@ -29,6 +29,8 @@ mod sim;
 mod captures;
 // The installer scripts run as root against a simulated macOS, with a stub OpenClaw.
 mod installer;
+// The pilot-Mac probe: read-only, a verdict per fact the installer relies on, on the simulated Mac.
+mod probe;
 // The audit trail: eslogger fixture → FIFO → real collector, root-only, flood-bounded; `confine audit`.
 mod audit;
 // A compromised agent plants links, FIFOs, sockets, hard links and forged lines, and races, before reinstall,

@@ -407,12 +407,8 @@ impl Mac {
             .current_dir(&sandbox)
             .args(&self.shell[1..])
             .arg(dir.join(name))
-            .args(["/tmp/confine.pkg", target, target, target])
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("CONFINE_SIM_BIN", self.sim.join("bin"))
-            .env("SIM_LIB", self.sim.join("simlib.sh"))
-            .env("SIM_STATE", &self.state);
+            .args(["/tmp/confine.pkg", target, target, target]);
+        self.root_env(&mut command);
         // What Installer hands the scripts (capture pkg-preinstall-env--01.txt): the console user's HOME
         // and USER, and what their session exported, here hostile (see `plant_in_console_session`).
         let home = match &self.tools {
@@ -436,6 +432,18 @@ impl Mac {
             command.env("CONFINE_SIM_NPM_CACHE", tools.dir.join("npm-cache"));
         }
         command.output().expect("runs the script")
+    }
+
+    /// The environment a script run as root on this Mac gets (sudo's, or Installer's reduced to what the
+    /// scripts read), with the fakes on the scripts' PATH.
+    pub(crate) fn root_env<'a>(&self, command: &'a mut Command) -> &'a mut Command {
+        command
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", "/var/root")
+            .env("CONFINE_SIM_BIN", self.sim.join("bin"))
+            .env("SIM_LIB", self.sim.join("simlib.sh"))
+            .env("SIM_STATE", &self.state)
     }
 
     /// `unshare` into a private mount namespace where the volume's Users, Library, usr/local and
