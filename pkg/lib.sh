@@ -75,6 +75,10 @@ volume_uuid() {
 	diskutil info "$1" | awk -F': *' '$1 ~ /^ *Volume UUID$/ { print $2; exit }'
 }
 
+# macos_version: prints this Mac's version; `sw_vers` prints "ProductVersion:", two tabs, the version
+# (captures sw_vers--01.txt, sw_vers--02.txt).
+macos_version() { sw_vers | awk -F '\t+' '$1 == "ProductVersion:" { print $2; exit }'; }
+
 # version_at_least HAVE WANT: compares dotted versions numerically, up to three parts.
 version_at_least() {
 	awk -v have="$1" -v want="$2" 'BEGIN {

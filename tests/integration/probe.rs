@@ -303,7 +303,7 @@ fn a_mac_that_can_take_the_fleet_gets_ok_for_every_fact_and_nothing_changes() {
             let verb = line.split(' ').take(2).collect::<Vec<_>>().join(" ");
             assert!(
                 [
-                    "sw_vers -productVersion",
+                    "sw_vers",
                     "dscl .",
                     "sfltool dumpbtm",
                     "pfctl -s",
