@@ -176,6 +176,7 @@ each_agent() {
 	ei=1
 	while [ "$ei" -le "$AGENT_COUNT" ]; do
 		load_agent "$ei"
+		STEP="$1 ($A_NAME)"
 		"$1"
 		ei=$((ei + 1))
 	done
@@ -350,41 +351,60 @@ stop_daemon() {
 	fi
 }
 
-# as_agent COMMAND...: runs COMMAND as the agent (its UID, GID and groups), never as root.
-as_agent() { sudo -n -u "$A_NAME" "$@"; }
+# as_agent COMMAND...: runs COMMAND as the agent (its UID, GID and groups), never as root, within 60 s.
+as_agent() { as_agent_within 60 "$@"; }
 
 # What every sh script run as the agent starts with: fixed PATH, owner-only new files, no globbing.
 AGENT_SH='set -euf; PATH=/usr/bin:/bin; umask 077; '
 
-# as_agent_within SECONDS COMMAND...: as_agent, but COMMAND is sent SIGTERM (sudo passes it on) if it takes
-# longer. For reads of what the agent controls: a FIFO or a stuck CLI fails, never hangs.
+# as_agent_within SECONDS COMMAND...: as_agent, bounded by SECONDS. Everything the agent runs is the
+# agent's to stop, stall or hang (a FIFO read, a stuck CLI, a SIGSTOP from its own gateway): a run that
+# times out is killed with every process of the agent's UID, and fails.
 as_agent_within() {
 	awsecs=$1
 	shift
-	bounded "$awsecs" sudo -n -u "$A_NAME" "$@"
+	awstatus=0
+	bounded "$awsecs" sudo -n -u "$A_NAME" "$@" || awstatus=$?
+	if [ -n "$BOUNDED_TIMED_OUT" ]; then
+		pkill -KILL -U "$A_UID" || :
+	fi
+	return "$awstatus"
 }
 
 # bounded SECONDS COMMAND...: runs the external COMMAND (not a function: the signal must reach it) with
-# this standard input, sent SIGTERM if it takes longer (macOS has no timeout(1)). /bin/sleep: the simulated
-# Mac's sleep on PATH returns at once.
+# this standard input; after SECONDS it gets SIGTERM, 5 s later SIGKILL (a stopped process ignores TERM),
+# and the step that timed out (STEP) is reported. BOUNDED_TIMED_OUT is then set. macOS has no
+# timeout(1); /bin/sleep: the simulated Mac's sleep on PATH returns at once.
 bounded() {
 	bsecs=$1
 	shift
+	BOUNDED_TIMED_OUT=
 	exec 9<&0
 	"$@" <&9 &
 	bpid=$!
 	(
+		trap 'kill "$bsleep"; exit 0' TERM
 		/bin/sleep "$bsecs" &
 		bsleep=$!
-		trap 'kill "$bsleep"; exit 0' TERM
 		wait "$bsleep"
 		kill -TERM "$bpid"
+		/bin/sleep 5 &
+		bsleep=$!
+		wait "$bsleep"
+		kill -KILL "$bpid"
+		exit 3
 	) >/dev/null 2>&1 &
 	bwatch=$!
 	bstatus=0
 	wait "$bpid" || bstatus=$?
 	kill "$bwatch" 2>/dev/null || :
+	bwatched=0
+	wait "$bwatch" || bwatched=$?
 	exec 9<&-
+	if [ "$bwatched" -eq 3 ]; then
+		BOUNDED_TIMED_OUT=1
+		printf 'confine: %s timed out after %s seconds: %s was ended\n' "${STEP:-a step}" "$bsecs" "$1" >&2
+	fi
 	return "$bstatus"
 }
 

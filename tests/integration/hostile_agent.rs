@@ -708,6 +708,41 @@ fn bounded_reads_of_a_fifo_fail_instead_of_hanging() {
     }
 }
 
+/// A command the agent stopped (its gateway can SIGSTOP every process of its UID; a stopped process
+/// ignores SIGTERM) is killed at the bound, and the step that timed out is named, in both shells.
+#[test]
+fn bounded_kills_a_stopped_command_and_names_the_step() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for s in confine::installer::scripts(&example()).expect("scripts") {
+        fs::write(dir.path().join(&s.name), &s.contents).expect("script");
+    }
+    for shell in [DASH, BASH_POSIX] {
+        let out = Command::new("timeout")
+            .args(["60"])
+            .args(shell.iter())
+            .args([
+                "-c",
+                ". ./lib.sh; STEP='ensure_credentials (hexagent)'; bounded 1 sh -c 'kill -STOP $$' || echo \"failed $?\"",
+            ])
+            .current_dir(dir.path())
+            .output()
+            .expect("shell");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "failed 137\n",
+            "{shell:?}: {}",
+            output_text(&out)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(
+                "confine: ensure_credentials (hexagent) timed out after 1 seconds: sh was ended"
+            ),
+            "{shell:?}: {}",
+            output_text(&out)
+        );
+    }
+}
+
 /// A workspace group the agent is not in: the agent makes the folder, root sets the group on the folder
 /// itself, and the result is checked.
 #[test]
