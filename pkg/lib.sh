@@ -605,6 +605,25 @@ quiesce() {
 	done
 }
 
+# unflag PATH [FIND-TEST...]: root clears the user-immutable flag (the owner may set it; root's rm, mv,
+# chown and chmod then fail) from every name under PATH that passes FIND-TEST, never following a link
+# (find -execdir, chflags -h). Only after quiesce, so the agent cannot set it again meanwhile.
+unflag() {
+	ufpath=$1
+	shift
+	if [ -d "$ufpath" ] && [ ! -L "$ufpath" ]; then
+		find "$ufpath" -xdev "$@" -execdir chflags -h nouchg {} + || :
+	fi
+}
+
+# unflag_agent: after quiesce, the agent's own trees lose every flag it set (its home, its logs, and its
+# files in its workspace), before root changes anything there.
+unflag_agent() {
+	unflag "$T$A_HOME"
+	unflag "$T$A_LOG_DIR"
+	unflag "$T$A_WORKSPACE" -user "$A_UID"
+}
+
 # root_only FOLDER: FOLDER is a real folder of root's that no one else can write (group write only for
 # wheel or admin, whose members are root already).
 root_only() {
@@ -701,16 +720,17 @@ load_record() {
 	done
 }
 
-# The places any account can leave files in, beside the agent's own trees.
-SHARED_PLACES='/Users/Shared /private/tmp /private/var/tmp'
+# The places an account leaves files in beside its own trees: shared folders, caches, and its per-user
+# folders under /private/var/folders (DARWIN_USER_TEMP_DIR and DARWIN_USER_CACHE_DIR).
+SHARED_PLACES='/Users/Shared /private/tmp /private/var/tmp /Library/Caches /private/var/folders'
 
 # remove_agent: removes the agent A_* describes (from root's record) as completely as uninstall does:
 # quiesced first, then its daemon, files, group memberships, account, personal group and record. What is
 # kept (a workspace in use, files it left in shared places) is handed to root and listed. The account goes
 # last, after a check that its UID owns nothing left: a failure leaves a whole agent a rerun removes.
 remove_agent() {
-	remove_root_jobs_of_agent
-	quiesce
+	stop_agent
+	unflag_agent
 	if [ -d "$T$A_WORKSPACE" ] && [ ! -L "$T$A_WORKSPACE" ] && ! rmdir "$T$A_WORKSPACE" 2>/dev/null; then
 		log "kept the workspace $A_WORKSPACE: it is not empty"
 	fi
@@ -724,6 +744,13 @@ remove_agent() {
 	fi
 	remove_personal_group
 	rm -rf "$T$SUPPORT_DIR/records/${A_NAME:?}"
+}
+
+# stop_agent: root's jobs for the agent stopped, then every process of it ended. A removal of several
+# agents runs it for all of them before it walks any one's files: no agent races another's removal.
+stop_agent() {
+	remove_root_jobs_of_agent
+	quiesce
 }
 
 # remove_root_jobs_of_agent: root's jobs that act for the agent (credential rotation,
@@ -769,6 +796,7 @@ remove_agent_files() {
 hand_over() {
 	for place in "$A_WORKSPACE" $SHARED_PLACES; do
 		if [ -d "$T$place" ] && [ ! -L "$T$place" ]; then
+			unflag "$T$place" -user "$A_UID"
 			if ds_get "/Users/$A_NAME" UniqueID; then
 				# shellcheck disable=SC2016 # expanded by the agent's shell
 				as_agent_sh 'find "$1" -xdev -type f -user "$(id -u)" \( -perm -4000 -o -perm -2000 \) -exec chmod ug-s {} + 2>/dev/null || :' "$T$place"

@@ -734,9 +734,8 @@ fn bounded_kills_a_stopped_command_and_names_the_step() {
             output_text(&out)
         );
         assert!(
-            String::from_utf8_lossy(&out.stderr).contains(
-                "confine: ensure_credentials (hexagent) timed out after 1 seconds: sh was ended"
-            ),
+            String::from_utf8_lossy(&out.stderr)
+                .contains("confine: ensure_credentials (hexagent) timed out after 1 seconds: sh was ended"),
             "{shell:?}: {}",
             output_text(&out)
         );
@@ -768,4 +767,162 @@ agents:
         (0o770, 1051, 1070)
     );
     mac.install(&plan).unwrap_or_else(|e| panic!("reinstall:\n{e}"));
+}
+
+/// Runs `script` as `uid` with the simulated Mac's tools at hand (`"$SIM/chflags"`), as the agent runs
+/// macOS's own chflags.
+fn as_uid_on(mac: &Mac, uid: u32, groups: &str, script: &str) {
+    as_uid(
+        uid,
+        groups,
+        &format!(
+            "export SIM_STATE='{}' SIM_LIB='{}'; SIM='{}'\n{script}",
+            mac.state.display(),
+            mac.sim.join("simlib.sh").display(),
+            mac.sim.join("bin").display()
+        ),
+    );
+}
+
+/// `chflags -R uchg` on its home and workspace (the owner may set it; root's rm, mv, chown and chmod then
+/// fail): the reinstall clears the flags after quiescing the agent, and succeeds.
+#[test]
+fn user_immutable_flags_do_not_block_a_reinstall() {
+    reinstall_after(|mac, home| {
+        let ws = mac.on_mac("/Users/Shared/hexagent-workspace");
+        as_uid_on(
+            mac,
+            1051,
+            "1051,1050",
+            &format!("\"$SIM/chflags\" -R uchg '{home}' '{}'", ws.display()),
+        );
+        // The flag holds against root until cleared.
+        let out = Command::new(mac.sim.join("bin/chown"))
+            .args(["-h", "0", home])
+            .env("SIM_STATE", &mac.state)
+            .env("SIM_LIB", mac.sim.join("simlib.sh"))
+            .output()
+            .expect("chown");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"),
+            "{}",
+            output_text(&out)
+        );
+    });
+}
+
+/// The agent's per-user folder under /private/var/folders (macOS makes one for every account that runs a
+/// process) and a cache in /Library/Caches.
+const VAR_FOLDERS: &str = "/private/var/folders/zz/hexagent_n0000000000000";
+
+fn leave_caches(mac: &Mac) {
+    for (dir, uid, mode) in [
+        ("/private/var/folders/zz", 0, 0o755),
+        (VAR_FOLDERS, 1051, 0o755),
+        (&format!("{VAR_FOLDERS}/T"), 1051, 0o700),
+        (&format!("{VAR_FOLDERS}/C"), 1051, 0o700),
+        ("/Library/Caches", 0, 0o1775),
+        ("/Library/Caches/ai.openclaw", 1051, 0o755),
+    ] {
+        let path = mac.on_mac(dir);
+        fs::create_dir_all(&path).expect("dir");
+        std::os::unix::fs::chown(&path, Some(uid), Some(if uid == 0 { 80 } else { uid })).expect("chown");
+        set_mode(&path, mode);
+    }
+    as_uid(
+        1051,
+        "1051,1050",
+        &format!(
+            "echo t >'{vf}/T/scratch'; echo c >'{vf}/C/cache.db'; echo c >'{caches}/ai.openclaw/blob'",
+            vf = mac.on_mac(VAR_FOLDERS).display(),
+            caches = mac.on_mac("/Library/Caches").display(),
+        ),
+    );
+}
+
+/// With its trees, its files in shared places and its caches flagged uchg, uninstall still removes the
+/// agent, and no file of its UID is left anywhere (/Library/Caches and /private/var/folders included)
+/// for the next account given that UID.
+#[test]
+fn uninstall_clears_flags_and_leaves_no_file_to_the_uid() {
+    let mac = Mac::new(BOUNDED);
+    let plan = example();
+    mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
+    let workspace = "/Users/Shared/hexagent-workspace";
+    leave_traces(&mac, 1051, "1051,1050", workspace);
+    leave_caches(&mac);
+    as_uid_on(
+        &mac,
+        1051,
+        "1051,1050",
+        &format!(
+            "\"$SIM/chflags\" -R uchg '{}' '{}' '{}' '{}' '{}'",
+            mac.on_mac(HOME).display(),
+            mac.on_mac(workspace).display(),
+            mac.on_mac(VAR_FOLDERS).display(),
+            mac.on_mac("/Library/Caches/ai.openclaw").display(),
+            mac.on_mac("/Users/Shared/left.txt").display(),
+        ),
+    );
+    let out = mac.uninstall(&plan);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let out = output_text(&out);
+    for left in [
+        format!("{VAR_FOLDERS}/T/scratch"),
+        "/Library/Caches/ai.openclaw/blob".to_owned(),
+    ] {
+        assert!(
+            out.contains(&format!("confine: handed to root: {left}\n")),
+            "{left}\n{out}"
+        );
+    }
+    assert_eq!(owned_by(&mac, 1051, 1051), Vec::<String>::new(), "{out}");
+    assert!(mac.ds("Users", "hexagent", "UniqueID").is_none(), "account gone");
+    assert!(!mac.on_mac(HOME).exists(), "home gone");
+}
+
+/// A fleet uninstall with two agents: while root walks docbot's workspace (docbot goes first), hexagent,
+/// a member of its group, keeps renaming a hard link to a human's key over docbot's file names. Every
+/// agent is ended before root walks any agent's files, so the racer is gone before the walk.
+#[test]
+fn a_fleet_uninstall_ends_every_agent_before_walking_any_files() {
+    let mac = Mac::new(BOUNDED);
+    let fleet = duo(true);
+    mac.install(&fleet).unwrap_or_else(|e| panic!("install:\n{e}"));
+    let ws = mac.on_mac("/Users/Shared/docbot-workspace");
+    as_uid(
+        1061,
+        "1061,1050",
+        &format!(
+            "cd '{}'; for i in 1 2 3 4 5 6 7 8; do echo d >f$i; done",
+            ws.display()
+        ),
+    );
+    // Made as root: Linux's protected_hardlinks stops the agent, macOS would not.
+    fs::hard_link(mac.on_mac("/Users/alice/.ssh/id_ed25519"), ws.join(".k")).expect("hard link");
+    let mut racing = AgentProcess::start(
+        &mac,
+        1051,
+        "1051,1050",
+        &format!(
+            "cd '{}'; while :; do for i in 1 2 3 4 5 6 7 8; do mv -f .k f$i; mv -f f$i .k; done; done",
+            ws.display()
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let out = mac.uninstall(&fleet);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let out = output_text(&out);
+    assert!(racing.was_killed(), "the racer survived uninstall:\n{out}");
+    let ended = out
+        .find("ending every process of hexagent (UID 1051)")
+        .unwrap_or_else(|| panic!("hexagent was not ended:\n{out}"));
+    let walked = out
+        .find("confine: handed to root: ")
+        .unwrap_or_else(|| panic!("docbot's files were not handed over:\n{out}"));
+    assert!(
+        ended < walked,
+        "root walked docbot's files while hexagent ran:\n{out}"
+    );
+    assert_eq!(mode_owner(&mac, "/Users/alice/.ssh/id_ed25519"), (0o600, 501, 20));
 }

@@ -246,6 +246,9 @@ impl Mac {
         self.write_state("volumes", &volumes);
         self.write_state("commands.log", "");
         set_mode(&self.state.join("commands.log"), 0o666);
+        // File flags (fake chflags), kept by inode: every account may flag its own files.
+        fs::create_dir_all(self.state.join("flags")).expect("flags");
+        set_mode(&self.state.join("flags"), 0o1777);
     }
 
     pub(crate) fn seed_volume(&self) {
