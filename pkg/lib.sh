@@ -442,6 +442,15 @@ printf "confine: moved %s aside to %s.confine-moved: it was %s\n" "$p" "$p" "$ba
 # make_way PATH dir|file: as the agent, clears PATH of anything that does not belong there (MAKE_WAY).
 make_way() { as_agent_sh "$MAKE_WAY" "$1" "$2"; }
 
+# set_aside PATH WHY: as the agent, whatever is at PATH is renamed to PATH.confine-moved, and logged.
+set_aside() {
+	# shellcheck disable=SC2016 # expanded by the agent's shell
+	as_agent_sh '[ -e "$1" ] || [ -L "$1" ] || exit 0
+rm -rf "$1.confine-moved"
+mv -f "$1" "$1.confine-moved"
+printf "confine: moved %s aside to %s.confine-moved: it was %s\n" "$1" "$1" "$2"' "$1" "$2"
+}
+
 # agent_dir MODE PATH: as the agent, a real folder at PATH with MODE.
 agent_dir() {
 	make_way "$2" dir

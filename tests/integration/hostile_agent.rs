@@ -926,3 +926,68 @@ fn a_fleet_uninstall_ends_every_agent_before_walking_any_files() {
     );
     assert_eq!(mode_owner(&mac, "/Users/alice/.ssh/id_ed25519"), (0o600, 501, 20));
 }
+
+/// Before a release adds a deploy key, the agent plants a private key of its own under that name, with a
+/// comment whose second line forges another agent's entry. Root has no record of making it: it is set
+/// aside and a new key generated, and public-keys.txt lists root's key, on one line.
+#[test]
+fn a_key_planted_before_a_release_adds_it_is_replaced() {
+    let fleet = |credentials: &str| {
+        plan_from(&format!(
+            "version: 1\nfleet: {{ name: solo, organization: Solo, identifier: com.example.solo, release: 1.0.0 }}\n\
+             agents:\n  - name: hexagent\n    full_name: Hex Agent\n    uid: 1051\n    openclaw: {{ version: 2026.9.6 }}\n{credentials}"
+        ))
+    };
+    let mac = Mac::new(BOUNDED);
+    mac.install(&fleet("")).unwrap_or_else(|e| panic!("v1:\n{e}"));
+    // The agent's own key (made here: ssh-keygen wants a passwd entry the simulated agent lacks).
+    let own = mac.state.join("own-key");
+    let status = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "mine\ndocbot deploy ssh-ed25519 AAAAforged",
+            "-f",
+        ])
+        .arg(&own)
+        .status()
+        .expect("ssh-keygen");
+    assert!(status.success());
+    set_mode(&own, 0o644);
+    let ssh = mac.on_mac("/Users/hexagent/.ssh");
+    as_uid(
+        1051,
+        "1051",
+        &format!(
+            "mkdir -p '{ssh}' && chmod 700 '{ssh}' && cat '{own}' >'{ssh}/deploy' && chmod 600 '{ssh}/deploy'
+             cat '{own}.pub' >'{ssh}/deploy.pub'",
+            ssh = ssh.display(),
+            own = own.display()
+        ),
+    );
+    let planted = fs::read_to_string(ssh.join("deploy.pub")).expect("planted key");
+    let planted_key = planted.split_whitespace().nth(1).expect("key").to_owned();
+    let v2 = fleet("    credentials: { ssh_keys: [{ name: deploy, host: github.com }] }\n");
+    let out = mac.install(&v2).unwrap_or_else(|e| panic!("v2:\n{e}"));
+    assert!(
+        out.contains("/.ssh/deploy.confine-moved: it was a key root has no record of making"),
+        "{out}"
+    );
+    let listed = fs::read_to_string(mac.on_mac(&format!("{}/public-keys.txt", v2.support_dir))).unwrap();
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.starts_with("hexagent deploy ssh-ed25519 "), "{listed}");
+    assert!(
+        !listed.contains(&planted_key) && !listed.contains("AAAAforged"),
+        "{listed}"
+    );
+    let public = fs::read_to_string(ssh.join("deploy.pub")).unwrap();
+    assert_eq!(
+        public.split_whitespace().nth(1),
+        listed.split_whitespace().nth(3),
+        "the agent's public key is root's"
+    );
+}
