@@ -21,6 +21,9 @@ use crate::spec::{
 pub use crate::spec::SUPPORT_ROOT;
 /// Where each agent's daemon logs go, one folder per agent.
 pub const LOG_ROOT: &str = "/Library/Logs/confine";
+/// OpenClaw's own log folder inside an agent's log folder: the agent's, because OpenClaw rotates its log
+/// itself. The agent's log folder is root's: newsyslog (root) rotates the daemon's stdout and stderr there.
+pub const OPENCLAW_LOG_DIR: &str = "openclaw";
 /// Where root keeps each fleet's audit trail (`agents[].audit`), one root-only folder per fleet.
 pub const AUDIT_ROOT: &str = "/private/var/log/confine";
 

@@ -318,7 +318,7 @@ fn racer(mac: &Mac, support: &str, workspace: bool) -> AgentProcess {
 }
 
 /// The agent's plantings in its own trees before a run: links from the paths root writes (token, SSH
-/// config) and from its log folder to root's and a human's files, a forged line in each public key, a
+/// config) and from its OpenClaw log folder to root's and a human's files, a forged line in each public key, a
 /// FIFO, and, as root (macOS would let the agent), a hard link to the human's key where a public key
 /// belongs.
 fn plant_everything(mac: &Mac, agent: &str, uid: u32, groups: &str) {
@@ -334,7 +334,7 @@ fn plant_everything(mac: &Mac, agent: &str, uid: u32, groups: &str) {
              for k in .ssh/*.pub; do printf 'other deploy ssh-ed25519 AAAAforged x\\n' >>\"$k\"; done
              mkfifo .ssh/known_hosts
              ln -s '{alice}' .openclaw/alice
-             ln -s '{alice}' '{logs}/gateway.err.log.old'",
+             ln -s '{alice}' '{logs}/openclaw/gateway.err.log.old'",
             home = home.display(),
             drop_ins = mac.on_mac("/etc/ssh/sshd_config.d").display(),
             daemons = mac.on_mac("/Library/LaunchDaemons").display(),
@@ -989,5 +989,55 @@ fn a_key_planted_before_a_release_adds_it_is_replaced() {
         public.split_whitespace().nth(1),
         listed.split_whitespace().nth(3),
         "the agent's public key is root's"
+    );
+}
+
+/// newsyslog (root) renames each archive and then chmods and chowns it by path, following links: an agent
+/// that could plant `gateway.out.log.0 -> <a file root runs>` would own that file after two rotations.
+/// The log folder is root's, so the plant fails, and forced rotations change nothing outside the logs.
+#[test]
+fn log_rotation_hands_nothing_of_roots_to_the_agent() {
+    let mac = Mac::new(BOUNDED);
+    let plan = example();
+    mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
+    let logs = "/Library/Logs/confine/hexagent";
+    assert_eq!(mode_owner(&mac, logs), (0o755, 0, 0), "root's folder");
+    for stream in ["out", "err"] {
+        let log = format!("{logs}/gateway.{stream}.log");
+        assert_eq!(mode_owner(&mac, &log), (0o640, 1051, 80), "{log}");
+    }
+    assert_eq!(mode_owner(&mac, &format!("{logs}/openclaw")), (0o750, 1051, 80));
+    let rotate = format!("{}/rotate", plan.support_dir);
+    let before = mode_owner(&mac, &rotate);
+    let planted = hexagent_sh(
+        "-c",
+        &format!(
+            "ln -s '{}' '{}/gateway.out.log.0'",
+            mac.on_mac(&rotate).display(),
+            mac.on_mac(logs).display()
+        ),
+    )
+    .output()
+    .expect("setpriv");
+    assert!(
+        !planted.status.success(),
+        "the agent planted a link in its log folder"
+    );
+    let conf = mac.on_mac(&plan.newsyslog_path);
+    for _ in 0..3 {
+        let out = Command::new(mac.sim.join("bin/newsyslog"))
+            .args(["-F", "-f"])
+            .arg(&conf)
+            .env("SIM_STATE", &mac.state)
+            .env("SIM_LIB", mac.sim.join("simlib.sh"))
+            .env("CONFINE_SIM_TARGET", &mac.target)
+            .output()
+            .expect("newsyslog");
+        assert!(out.status.success(), "{}", output_text(&out));
+    }
+    assert_eq!(mode_owner(&mac, &rotate), before, "root's rotate script");
+    assert_eq!(
+        mode_owner(&mac, &format!("{logs}/gateway.out.log.1")),
+        (0o640, 1051, 80)
     );
 }
