@@ -33,6 +33,10 @@ fail() {
 }
 
 CONFINE_DIR=$(cd "$(dirname "$0")" && pwd -P)
+# Installer starts the scripts in its sandbox (capture pkg-preinstall-env--01.txt: PWD=/private/tmp/
+# PKInstallSandbox.*/Scripts/...), which the agent cannot read; commands run as the agent inherit the
+# folder, and on macOS getcwd fails and `find -execdir` refuses to run there. Everything starts at "/".
+cd /
 # shellcheck source=fleet-data.sh
 . "$CONFINE_DIR/fleet-data.sh"
 
@@ -43,12 +47,14 @@ require_root() {
 	[ "$(id -u)" = 0 ] || fail "must run as root (Installer runs package scripts as root)"
 }
 
-# set_target VOLUME: T is Installer's target volume ($3) without its trailing slash: "" for "/".
+# set_target VOLUME: T is Installer's target volume ($3), resolved, without its trailing slash: "" for "/".
+# `installer -target "/Volumes/Macintosh HD"` names the boot volume through a link to "/".
 set_target() {
 	case $1 in
-	/*) T=${1%/} ;;
+	/*) T=$(cd "$1" && pwd -P) || fail "the target volume '$1' is not a folder" ;;
 	*) fail "the target volume '$1' is not an absolute path" ;;
 	esac
+	T=${T%/}
 }
 
 # Accounts are records in the directory service of the running system, so the package can only install
@@ -224,8 +230,10 @@ group_gid() {
 
 # ds_get RECORD ATTRIBUTE: REPLY = the attribute as `dscl . -read` prints it (several values are separated
 # by spaces); returns 1 if the record or attribute is missing. dscl prints "Attr: value", or "Attr:" and
-# the value on the next line after one space when the value contains a space. The trailing "x" keeps
-# newlines at the end of a value, which command substitution would otherwise drop.
+# the value on the next line after one space when the value contains a space; an attribute outside
+# Apple's standard names (IsHidden) is printed as "dsAttrTypeNative:Attr" (capture
+# dscl-read-ishidden--01.txt). The trailing "x" keeps newlines at the end of a value, which command
+# substitution would otherwise drop.
 ds_get() {
 	REPLY=$(
 		dscl . -read "$1" "$2" 2>/dev/null || :
@@ -233,6 +241,7 @@ ds_get() {
 	)
 	REPLY=${REPLY%x}
 	REPLY=${REPLY%"$NL"}
+	REPLY=${REPLY#dsAttrTypeNative:}
 	case $REPLY in
 	"$2:$NL "*) REPLY=${REPLY#"$2:$NL "} ;;
 	"$2: "*) REPLY=${REPLY#"$2: "} ;;
@@ -299,10 +308,12 @@ place() {
 }
 
 # file_info PATH: "<permissions> <uid> <gid>" of PATH itself, e.g. "drwxr-x--- 501 20". ls, not stat:
-# BSD and GNU stat take different options, while `ls -ldn` prints alike on both.
+# BSD and GNU stat take different options, while `ls -ldn` prints alike on both. macOS appends "+" (an
+# ACL, every home has one) or "@" (extended attributes) to the permissions (captures
+# ls-la-home-acl--01.txt, ls-le-home--01.txt): only their first 10 characters are kept.
 file_info() {
 	# shellcheck disable=SC2012
-	ls -ldn "$1" | awk '{ print $1, $3, $4 }'
+	ls -ldn "$1" | awk '{ print substr($1, 1, 10), $3, $4 }'
 }
 
 # mode_of PATH: the permission bits in octal (e.g. 750).
@@ -329,6 +340,16 @@ human_homes() {
 
 daemon_loaded() { launchctl print "system/$1" >/dev/null 2>&1; }
 
+# daemon_pid LABEL: prints the PID of the job's running process; fails if it does not run. `launchctl
+# print` has top-level lines "<tab>state = running" and, only while it runs, "<tab>pid = N" (capture
+# launchctl-print-system-daemon--01.txt; nested blocks are indented further).
+daemon_pid() {
+	launchctl print "system/$1" 2>/dev/null | awk '
+		/^\tstate = running$/ { running = 1 }
+		/^\tpid = [0-9]+$/ { pid = $3 }
+		END { if (!running || pid == "") exit 1; print pid }'
+}
+
 # wait_unloaded LABEL: `launchctl bootout` returns before launchd has let go of the label; bootstrapping
 # again too early fails with EIO. Wait (bounded) until `launchctl print` no longer finds it.
 wait_unloaded() {
@@ -349,6 +370,17 @@ stop_daemon() {
 		launchctl bootout "system/$A_LABEL" || :
 		wait_unloaded "$A_LABEL"
 	fi
+}
+
+# Installer hands the scripts the console user's environment (capture pkg-preinstall-env--01.txt:
+# HOME=/Users/admin, USER=admin): a tool root runs with it reads that user's ~/.npmrc, ~/.curlrc or
+# OPENSSL_CONF, and NODE_OPTIONS or npm_config_* from it, and writes into their home.
+
+# clean COMMAND...: runs COMMAND as root with none of that: the fixed PATH and root's HOME (and, in the
+# simulated-Mac tests only, the variables its fakes need).
+clean() {
+	env -i PATH="$PATH" HOME=/var/root ${CONFINE_SIM_BIN:+"CONFINE_SIM_BIN=$CONFINE_SIM_BIN"} \
+		${CONFINE_SIM_BIN:+"SIM_LIB=$SIM_LIB"} ${CONFINE_SIM_BIN:+"SIM_STATE=$SIM_STATE"} "$@"
 }
 
 # as_agent COMMAND...: runs COMMAND as the agent (its UID, GID and groups), never as root, within 60 s.

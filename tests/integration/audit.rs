@@ -188,7 +188,7 @@ fn agent_manages(script: &str) -> bool {
 }
 
 fn installed(fleet: &Fleet) -> Mac {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     mac.install(fleet)
         .unwrap_or_else(|e| panic!("install failed:\n{e}"));
     mac
@@ -599,7 +599,7 @@ fn the_collector_parses_in_dash_and_bash_and_passes_shellcheck() {
         let name = Path::new(&file.path).file_name().expect("name").to_owned();
         fs::write(dir.path().join(name), &file.contents).expect("write");
     }
-    for shell in [DASH, BASH_POSIX] {
+    for shell in [apple_sh(), DASH, BASH_POSIX] {
         let out = Command::new(shell[0])
             .args(&shell[1..])
             .args(["-n", "audit-collector"])

@@ -406,7 +406,7 @@ fn assert_ok(out: &Output, what: &str) {
 
 #[test]
 fn install_loads_the_anchor_fills_tables_and_records_the_self_check() {
-    let mac = installed(DASH);
+    let mac = installed(apple_sh());
     assert!(pf(&mac).join("enabled").exists());
     assert_eq!(tokens_held(&mac), BTreeSet::from([our_token(&mac)]));
     let loaded = fs::read_to_string(pf(&mac).join("anchors").join(ANCHOR_DIR).join("rules")).expect("rules");
@@ -466,7 +466,7 @@ fn install_loads_the_anchor_fills_tables_and_records_the_self_check() {
 
 #[test]
 fn the_self_check_fails_when_the_allowlist_does_not_answer() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     // github.com no longer resolves on this Mac: its table stays empty, and the probe finds no address.
     fs::remove_file(mac.state.join("dns/github.com")).unwrap();
     let err = mac
@@ -487,7 +487,7 @@ fn the_self_check_fails_when_the_allowlist_does_not_answer() {
 
 #[test]
 fn the_watchdog_refreshes_host_tables_with_a_bounded_ttl() {
-    let mac = installed(DASH);
+    let mac = installed(apple_sh());
     mac.clear_commands();
     // A CDN moved github.com; the resolver now answers two addresses.
     mac.write_state("dns/github.com", "192.0.2.77\n192.0.2.78\n");
@@ -626,7 +626,7 @@ fn the_watchdog_reenables_pf_with_its_own_token_and_reloads_a_flushed_anchor() {
 
 #[test]
 fn uninstall_and_a_release_without_egress_remove_it_all() {
-    let mac = installed(DASH);
+    let mac = installed(apple_sh());
     // The next release drops egress: anchor, tables, token, watchdog and its files go.
     mac.install(&plan_from(&example_without_egress()))
         .unwrap_or_else(|e| panic!("release without egress:\n{e}"));
@@ -662,7 +662,7 @@ fn assert_removed(mac: &Mac) {
 /// fails, and the filter comes out as the resolver says.
 #[test]
 fn the_agent_cannot_stop_or_confuse_the_watchdog() {
-    let mac = installed(DASH);
+    let mac = installed(apple_sh());
     let rules = pf(&mac).join("anchors").join(ANCHOR_DIR).join("rules");
     let before = fs::read_to_string(&rules).unwrap();
     for attack in [
@@ -759,7 +759,7 @@ fn watchdog_and_functions_pass_shellcheck_in_dash_and_bash_posix() {
         include_str!("../../pkg/egress-watchdog"),
     )
     .unwrap();
-    for shell in [DASH, BASH_POSIX] {
+    for shell in [apple_sh(), DASH, BASH_POSIX] {
         for file in ["egress-watchdog", "egress.sh"] {
             let out = Command::new(shell[0])
                 .args(&shell[1..])

@@ -24,8 +24,12 @@ const AGENT_TREES: &[&str] = &[
     "/Library/Logs/confine/hexagent",
 ];
 
-/// dash under `timeout`: a script that hangs is killed, with its process group, and the test fails.
-const BOUNDED: &[&str] = &["timeout", "-k", "10", "300", "dash"];
+/// macOS's sh (Apple's bash 3.2) under `timeout`: a script that hangs is killed, with its process group,
+/// and the test fails.
+fn bounded() -> &'static [&'static str] {
+    static SHELL: std::sync::OnceLock<[&'static str; 5]> = std::sync::OnceLock::new();
+    SHELL.get_or_init(|| ["timeout", "-k", "10", "300", apple_sh()[0]])
+}
 
 /// Runs `script` with sh as the agent hexagent (UID and GID 1051), as the kernel sees it.
 fn as_agent(script: &str) {
@@ -71,7 +75,7 @@ fn outside_agent_trees(mac: &Mac) -> BTreeMap<String, String> {
 /// Installs the example fleet, lets `plant` attack, reinstalls, and checks the Mac outside the agent's
 /// trees is unchanged and a further install still succeeds. Returns the reinstall's output.
 fn reinstall_after(plant: impl FnOnce(&Mac, &str)) -> String {
-    let mac = Mac::new(BOUNDED);
+    let mac = Mac::new(bounded());
     let plan = example();
     mac.install(&plan)
         .unwrap_or_else(|e| panic!("first install:\n{e}"));
@@ -128,7 +132,7 @@ fn planted_links_and_forged_key_lines_reach_nothing_outside_the_agent() {
 
 #[test]
 fn forged_public_key_lines_are_replaced_from_roots_record() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     let plan = example();
     mac.install(&plan)
         .unwrap_or_else(|e| panic!("first install:\n{e}"));
@@ -209,7 +213,7 @@ fn folders_where_files_belong_are_moved_aside() {
 
 #[test]
 fn remote_login_refuses_the_agents_until_uninstall() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     let plan = example();
     // Remote Login limited to named users, and someone added the agent.
     mac.write_ds("Groups", "com.apple.access_ssh", "PrimaryGroupID", "399");
@@ -399,7 +403,7 @@ fn sockets_where_files_and_folders_belong_are_moved_aside() {
 
 #[test]
 fn an_upgrade_with_a_racing_agent_changes_only_what_the_release_changes() {
-    let mac = Mac::new(BOUNDED);
+    let mac = Mac::new(bounded());
     let v1 = example();
     mac.install(&v1).unwrap_or_else(|e| panic!("v1:\n{e}"));
     let before = outside_agent_trees(&mac);
@@ -429,7 +433,7 @@ fn an_upgrade_with_a_racing_agent_changes_only_what_the_release_changes() {
 
 #[test]
 fn a_failed_install_after_quiescing_starts_the_previous_daemon_again() {
-    let mac = Mac::new(BOUNDED);
+    let mac = Mac::new(bounded());
     let plan = example();
     mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
     // Someone made the log root writable by everyone: root refuses to make the agent's log folder there.
@@ -555,7 +559,7 @@ fn assert_handed_over(mac: &Mac, out: &str, workspace: &str) {
 
 #[test]
 fn a_release_that_drops_an_agent_removes_it_completely() {
-    let mac = Mac::new(BOUNDED);
+    let mac = Mac::new(bounded());
     mac.install(&duo(true)).unwrap_or_else(|e| panic!("v1:\n{e}"));
     let support = duo(true).support_dir.clone();
     let inventory = mac.on_mac(&format!("{support}/public-keys.txt"));
@@ -636,7 +640,7 @@ fn a_release_that_drops_an_agent_removes_it_completely() {
 
 #[test]
 fn uninstall_ends_the_agent_and_leaves_nothing_to_its_uid() {
-    let mac = Mac::new(BOUNDED);
+    let mac = Mac::new(bounded());
     let plan = example();
     mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
     let workspace = "/Users/Shared/hexagent-workspace";
@@ -687,10 +691,13 @@ fn bounded_reads_of_a_fifo_fail_instead_of_hanging() {
         let out = Command::new("timeout")
             .args(["30"])
             .args(shell.iter())
+            // lib.sh starts the scripts at "/": the FIFO by its full path.
             .args([
                 "-c",
-                ". ./lib.sh; bounded 1 head -c 512 fifo || echo \"failed $?\"",
+                ". ./lib.sh; bounded 1 head -c 512 \"$1/fifo\" || echo \"failed $?\"",
+                "sh",
             ])
+            .arg(dir.path())
             .current_dir(dir.path())
             .output()
             .expect("shell");
@@ -760,7 +767,7 @@ agents:
     openclaw: { version: 2026.9.6 }
 "#,
     );
-    let mac = Mac::new(BOUNDED);
+    let mac = Mac::new(bounded());
     mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
     assert_eq!(
         mode_owner(&mac, "/Users/Shared/hexagent-workspace"),

@@ -13,7 +13,7 @@ use crate::sim::*;
 
 #[test]
 fn fresh_install_creates_accounts_folders_credentials_and_daemons() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     let plan = example();
     let out = mac
         .install(&plan)
@@ -134,7 +134,7 @@ fn fresh_install_creates_accounts_folders_credentials_and_daemons() {
 /// (boots its daemon out, ends its processes) before it touches anything of it (issue 16).
 #[test]
 fn second_install_changes_nothing() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     let plan = example();
     mac.install(&plan)
         .unwrap_or_else(|e| panic!("first install:\n{e}"));
@@ -160,7 +160,7 @@ fn second_install_changes_nothing() {
 /// an unchanged daemon a restart, because root must never work in the trees of a running agent.
 #[test]
 fn upgrade_quiesces_every_agent_before_touching_it() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     mac.install(&two_agents(18789))
         .unwrap_or_else(|e| panic!("v1:\n{e}"));
     let before = mac.snapshot(true);
@@ -207,7 +207,7 @@ fn upgrade_quiesces_every_agent_before_touching_it() {
 
 #[test]
 fn uid_collision_fails_in_preinstall_and_changes_nothing() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     mac.write_ds("Users", "bob", "UniqueID", "1051");
     mac.write_ds("Users", "bob", "RecordName", "bob");
     let before = mac.snapshot(true);
@@ -222,7 +222,7 @@ fn uid_collision_fails_in_preinstall_and_changes_nothing() {
 
 #[test]
 fn gid_and_name_collisions_fail_naming_both() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     mac.write_ds("Groups", "devs", "PrimaryGroupID", "1050");
     let err = mac.install(&example()).expect_err("a taken GID must fail");
     assert!(
@@ -230,7 +230,7 @@ fn gid_and_name_collisions_fail_naming_both() {
         "{err}"
     );
 
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     mac.write_ds("Users", "hexagent", "UniqueID", "777");
     let err = mac
         .install(&example())
@@ -243,7 +243,7 @@ fn gid_and_name_collisions_fail_naming_both() {
 
 #[test]
 fn uninstall_returns_the_mac_to_its_starting_state() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     let plan = example();
     let start = mac.snapshot(true);
     mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
@@ -255,7 +255,7 @@ fn uninstall_returns_the_mac_to_its_starting_state() {
 
 #[test]
 fn self_check_fails_when_the_gateway_listens_beyond_loopback() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     mac.write_state("listen-address", "*");
     let plan = example();
     let err = mac
@@ -273,7 +273,7 @@ fn self_check_fails_when_the_gateway_listens_beyond_loopback() {
 
 #[test]
 fn self_check_fails_when_the_agent_can_sudo() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     mac.write_state("sudoers-nopasswd", "hexagent\n");
     let err = mac.install(&example()).expect_err("an agent with sudo must fail");
     assert!(err.contains("self-check failed: hexagent/cannot-sudo ("), "{err}");
@@ -311,7 +311,7 @@ agents:
         comment = q(&evil),
     );
     let plan = plan_from(&yaml);
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     mac.install(&plan)
         .unwrap_or_else(|e| panic!("install failed:\n{e}"));
 
@@ -363,20 +363,24 @@ agents:
 }
 
 #[test]
-fn bash_posix_runs_the_same_install_as_dash() {
+fn dash_and_bash_posix_run_the_same_install_as_apples_sh() {
     let plan = example();
-    let dash = Mac::new(DASH);
-    dash.install(&plan).unwrap_or_else(|e| panic!("dash:\n{e}"));
-    let bash = Mac::new(BASH_POSIX);
-    bash.install(&plan)
-        .unwrap_or_else(|e| panic!("bash --posix:\n{e}"));
-    assert_eq!(dash.commands(), bash.commands());
-    let (a, b) = (dash.snapshot(false), bash.snapshot(false));
+    let apple = Mac::new(apple_sh());
+    apple
+        .install(&plan)
+        .unwrap_or_else(|e| panic!("Apple's sh:\n{e}"));
     let strip = |m: BTreeMap<String, String>, mac: &Mac| -> BTreeMap<String, String> {
         let root = mac.target.to_str().unwrap().to_owned();
         m.into_iter().map(|(k, v)| (k, v.replace(&root, ""))).collect()
     };
-    assert_eq!(changed(&strip(a, &dash), &strip(b, &bash)), Vec::<String>::new());
+    let expected = strip(apple.snapshot(false), &apple);
+    for shell in [DASH, BASH_POSIX] {
+        let other = Mac::new(shell);
+        other.install(&plan).unwrap_or_else(|e| panic!("{shell:?}:\n{e}"));
+        assert_eq!(apple.commands(), other.commands(), "{shell:?}");
+        let got = strip(other.snapshot(false), &other);
+        assert_eq!(changed(&expected, &got), Vec::<String>::new(), "{shell:?}");
+    }
 }
 
 #[test]
@@ -398,7 +402,7 @@ fn scripts_parse_and_pass_shellcheck() {
         fs::write(dir.path().join(&f.name), &f.contents).expect("write");
     }
     for f in &files {
-        for shell in [DASH, BASH_POSIX] {
+        for shell in [apple_sh(), DASH, BASH_POSIX] {
             let out = Command::new(shell[0])
                 .args(&shell[1..])
                 .arg("-n")
@@ -426,7 +430,7 @@ fn scripts_parse_and_pass_shellcheck() {
 
 #[test]
 fn embedded_secret_replaces_the_placeholder_and_leaves_no_copy() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     let mut fleet = example();
     let agent = &fleet.plan.agents[0];
     let secret = &agent.secrets[0];
@@ -456,7 +460,7 @@ fn embedded_secret_replaces_the_placeholder_and_leaves_no_copy() {
 
 #[test]
 fn failed_upgrades_keep_the_running_version() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     let old = plan_from(&confine::spec::EXAMPLE.replace("version: 2026.9.6", "version: 2026.9.5"));
     let new = example();
     mac.install(&old).unwrap_or_else(|e| panic!("2026.9.5:\n{e}"));
@@ -518,9 +522,29 @@ fn failed_upgrades_keep_the_running_version() {
 
 #[test]
 fn uninstall_on_a_mac_without_the_fleet_changes_nothing() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     let start = mac.snapshot(true);
     let out = mac.uninstall(&example());
     assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(changed(&start, &mac.snapshot(true)), Vec::<String>::new());
+}
+
+/// `installer -target "/Volumes/Macintosh HD"` names the boot volume by a link to "/": the scripts resolve
+/// it (`pwd -P`) and install as onto "/", rather than refusing the volume as not the running system.
+#[test]
+fn a_target_named_through_a_link_is_the_volume_it_names() {
+    let mac = Mac::new(apple_sh());
+    let link = mac.state.with_file_name("Macintosh HD");
+    std::os::unix::fs::symlink(&mac.target, &link).expect("link");
+    let plan = example();
+    let scripts = installer::scripts(&plan).expect("scripts");
+    let out = mac.run_targeting(&scripts, "preinstall", link.to_str().expect("utf-8"));
+    assert!(out.status.success(), "{}", output_text(&out));
+    let staged = mac
+        .on_mac(&plan.agents[0].openclaw.prefix)
+        .join("versions/2026.9.6");
+    assert!(
+        staged.is_dir(),
+        "the version is staged on the volume the link names"
+    );
 }

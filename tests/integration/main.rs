@@ -25,6 +25,8 @@ mod profile;
 mod pkg;
 // The simulated Mac (tests/macos-sim) the installer tests run the package scripts on.
 mod sim;
+// Real macOS output (../shared/macos-captures) through the installer scripts' own parsers, under Apple's sh.
+mod captures;
 // The installer scripts run as root against a simulated macOS, with a stub OpenClaw.
 mod installer;
 // The audit trail: eslogger fixture → FIFO → real collector, root-only, flood-bounded; `confine audit`.

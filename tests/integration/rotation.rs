@@ -17,7 +17,7 @@ const KEY: &str = "/Users/hexagent/.ssh/deploy_halfday";
 
 /// An installed example fleet whose gateway checks the token it loaded.
 fn installed() -> (Mac, Fleet) {
-    installed_with(DASH)
+    installed_with(apple_sh())
 }
 
 fn installed_with(shell: &'static [&'static str]) -> (Mac, Fleet) {
@@ -402,7 +402,7 @@ fn rotate_parses_in_dash_and_bash_posix_and_passes_shellcheck() {
         let name = f.path.rsplit('/').next().expect("a file name");
         fs::write(dir.path().join(name), &f.contents).expect("write");
     }
-    for shell in [DASH, BASH_POSIX] {
+    for shell in [apple_sh(), DASH, BASH_POSIX] {
         let out = Command::new(shell[0])
             .args(&shell[1..])
             .args(["-n", "rotate"])
@@ -454,7 +454,7 @@ const CONFIRM_DAEMON: &str = "com.halfday.agents.hexagent.rotate-ssh-confirm";
 
 #[test]
 fn rotation_daemons_are_installed_kept_and_removed_with_the_spec() {
-    let mac = Mac::new(DASH);
+    let mac = Mac::new(apple_sh());
     let on = rotating(
         "1.0.0",
         "{ gateway_token: { every: weekly, at: \"03:15\" }, ssh_keys: { every: monthly } }",

@@ -22,6 +22,30 @@ pub(crate) const SIM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/macos-s
 pub(crate) const DASH: &[&str] = &["dash"];
 pub(crate) const BASH_POSIX: &[&str] = &["bash", "--posix"];
 
+/// macOS's /bin/sh: Apple's bash 3.2.57 invoked as `sh` (POSIX mode), built once by .ci/run into
+/// `$CONFINE_APPLE_BASH` (default `~/.cache/confine/bash-3.2`). Missing, it is a failure that says how to
+/// build it: the installer suite never passes without the shell Macs run.
+pub(crate) fn apple_sh() -> &'static [&'static str] {
+    static SHELL: std::sync::OnceLock<[&'static str; 1]> = std::sync::OnceLock::new();
+    SHELL.get_or_init(|| {
+        let dir = std::env::var_os("CONFINE_APPLE_BASH")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/confine/bash-3.2")))
+            .expect("HOME or CONFINE_APPLE_BASH is set");
+        let sh = dir.join("sh");
+        assert!(
+            sh.is_file(),
+            "Apple's bash 3.2.57 (macOS's /bin/sh) is not built at {}: run \
+             `bash ../shared/macos-shell/build-bash-3.2.sh {}` (needs gcc, make, bison; .ci/run does it)",
+            sh.display(),
+            dir.display()
+        );
+        [String::leak(
+            sh.into_os_string().into_string().expect("utf-8 path"),
+        )]
+    })
+}
+
 /// A spec and its plan: the payload is built from both, like `confine build` does.
 pub(crate) struct Fleet {
     pub(crate) loaded: LoadedSpec,
@@ -167,6 +191,7 @@ impl Mac {
         mac.copy_sim();
         mac.seed_directory();
         mac.seed_volume();
+        mac.plant_in_console_session();
         mac
     }
 
@@ -178,7 +203,7 @@ impl Mac {
         // Not under /tmp: the Mac's own /private/tmp is bound there (OpenClaw keeps its state locks in
         // /tmp, keyed by UID and state path, which every simulated Mac shares).
         let dir = tempfile::tempdir_in("/var/tmp").expect("temp dir");
-        let mac = Mac::seeded(dir, DASH, Some(tools.clone()));
+        let mac = Mac::seeded(dir, apple_sh(), Some(tools.clone()));
         mac.write_state("real-daemons", "");
         let tmp = mac.target.join("private/tmp");
         fs::create_dir_all(&tmp).expect("/private/tmp");
@@ -284,6 +309,38 @@ impl Mac {
         }
     }
 
+    /// The console user's session, as a compromised or careless one could leave it: a ~/.npmrc and
+    /// variables (set by [`Mac::run`]) that would run `planted.sh` or `planted.js`, which leave
+    /// `state/pwned`, if anything root runs honoured them.
+    fn plant_in_console_session(&self) {
+        let pwned = self.state.join("pwned");
+        let script = self.state.join("planted.sh");
+        fs::write(
+            &script,
+            format!("#!/bin/sh\necho \"$0 $*\" >>'{}'\n", pwned.display()),
+        )
+        .expect("planted.sh");
+        set_mode(&script, 0o755);
+        let js = format!(
+            "require('fs').appendFileSync({:?}, 'NODE_OPTIONS\\n');\n",
+            pwned.display().to_string()
+        );
+        fs::write(self.state.join("planted.js"), js).expect("planted.js");
+        let npmrc = format!(
+            "script-shell={}\nnode-options=--require {}\nregistry=http://127.0.0.1:9/\n",
+            script.display(),
+            self.state.join("planted.js").display()
+        );
+        let path = self.target.join("Users/alice/.npmrc");
+        fs::write(&path, npmrc).expect(".npmrc");
+        chown(&path, Some(501), Some(20)).expect("chown");
+    }
+
+    /// Whether anything planted by [`Mac::plant_in_console_session`] ran.
+    pub(crate) fn console_session_ran(&self) -> Option<String> {
+        fs::read_to_string(self.state.join("pwned")).ok()
+    }
+
     fn install_stub_node(&self) {
         for tool in ["node", "npm"] {
             let to = self.target.join("usr/local/bin").join(tool);
@@ -319,6 +376,15 @@ impl Mac {
 
     /// Runs one package script the way Installer does, with `$1..$4`.
     pub(crate) fn run(&self, scripts: &[ScriptFile], name: &str) -> Output {
+        let target = match &self.tools {
+            None => self.target.to_str().expect("utf-8 path"),
+            Some(_) => "/",
+        };
+        self.run_targeting(scripts, name, target)
+    }
+
+    /// [`Mac::run`] with `target` as the volume Installer names (`installer -target`).
+    pub(crate) fn run_targeting(&self, scripts: &[ScriptFile], name: &str, target: &str) -> Output {
         self.runs.set(self.runs.get() + 1);
         let dir = self.state.with_file_name(format!("scripts-{}", self.runs.get()));
         fs::create_dir_all(&dir).expect("scripts dir");
@@ -335,26 +401,41 @@ impl Mac {
                 command
             }
         };
-        let target = match &self.tools {
-            None => self.target.to_str().expect("utf-8 path"),
-            Some(_) => "/",
-        };
+        // Installer runs the scripts in its root-only sandbox (capture pkg-preinstall-env--01.txt: PWD).
+        let sandbox = self.state.with_file_name("PKInstallSandbox");
+        fs::create_dir_all(&sandbox).expect("sandbox");
+        set_mode(&sandbox, 0o700);
         command
+            .current_dir(&sandbox)
             .args(&self.shell[1..])
             .arg(dir.join(name))
             .args(["/tmp/confine.pkg", target, target, target])
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
-            .env("HOME", "/var/root")
             .env("CONFINE_SIM_BIN", self.sim.join("bin"))
             .env("SIM_LIB", self.sim.join("simlib.sh"))
             .env("SIM_STATE", &self.state);
+        // What Installer hands the scripts (capture pkg-preinstall-env--01.txt): the console user's HOME
+        // and USER, and what their session exported, here hostile (see `plant_in_console_session`).
+        let home = match &self.tools {
+            None => self.on_mac("/Users/alice"),
+            Some(_) => PathBuf::from("/Users/alice"),
+        };
+        let planted = self.state.join("planted.sh");
+        command
+            .env("HOME", home)
+            .env("USER", "alice")
+            .env(
+                "NODE_OPTIONS",
+                format!("--require {}", self.state.join("planted.js").display()),
+            )
+            .env("npm_config_registry", "http://127.0.0.1:9/")
+            .env("npm_config_script_shell", &planted)
+            .env("BASH_ENV", &planted)
+            .env("ENV", &planted);
         if let Some(tools) = &self.tools {
             // As on a Mac without network access to anything but the cache: npm never asks the registry.
-            command
-                .env("npm_config_cache", tools.dir.join("npm-cache"))
-                .env("npm_config_offline", "true")
-                .env("npm_config_update_notifier", "false");
+            command.env("CONFINE_SIM_NPM_CACHE", tools.dir.join("npm-cache"));
         }
         command.output().expect("runs the script")
     }
@@ -402,6 +483,9 @@ impl Mac {
         let post = self.run(&scripts, "postinstall");
         if !post.status.success() {
             return Err(output_text(&post));
+        }
+        if let Some(ran) = self.console_session_ran() {
+            panic!("the console user's environment or ~/.npmrc reached a tool root ran:\n{ran}");
         }
         fs::create_dir_all(self.state.join("receipts")).expect("receipts");
         fs::write(self.state.join("receipts").join(&plan.pkg_identifier), "").expect("receipt");
