@@ -723,13 +723,15 @@ fn bounded_kills_a_stopped_command_and_names_the_step() {
     for s in confine::installer::scripts(&example()).expect("scripts") {
         fs::write(dir.path().join(&s.name), &s.contents).expect("script");
     }
-    for shell in [DASH, BASH_POSIX] {
+    for shell in [DASH, BASH_POSIX, apple_sh()] {
         let out = Command::new("timeout")
             .args(["60"])
             .args(shell.iter())
             .args([
                 "-c",
                 ". ./lib.sh; STEP='ensure_credentials (hexagent)'; bounded 1 sh -c 'kill -STOP $$' || echo \"failed $?\"",
+                // $0, which lib.sh finds fleet-data.sh beside.
+                "./lib.sh",
             ])
             .current_dir(dir.path())
             .output()
@@ -852,7 +854,7 @@ fn leave_caches(mac: &Mac) {
 /// for the next account given that UID.
 #[test]
 fn uninstall_clears_flags_and_leaves_no_file_to_the_uid() {
-    let mac = Mac::new(BOUNDED);
+    let mac = Mac::new(bounded());
     let plan = example();
     mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
     let workspace = "/Users/Shared/hexagent-workspace";
@@ -893,7 +895,7 @@ fn uninstall_clears_flags_and_leaves_no_file_to_the_uid() {
 /// agent is ended before root walks any agent's files, so the racer is gone before the walk.
 #[test]
 fn a_fleet_uninstall_ends_every_agent_before_walking_any_files() {
-    let mac = Mac::new(BOUNDED);
+    let mac = Mac::new(bounded());
     let fleet = duo(true);
     mac.install(&fleet).unwrap_or_else(|e| panic!("install:\n{e}"));
     let ws = mac.on_mac("/Users/Shared/docbot-workspace");
@@ -945,7 +947,7 @@ fn a_key_planted_before_a_release_adds_it_is_replaced() {
              agents:\n  - name: hexagent\n    full_name: Hex Agent\n    uid: 1051\n    openclaw: {{ version: 2026.9.6 }}\n{credentials}"
         ))
     };
-    let mac = Mac::new(BOUNDED);
+    let mac = Mac::new(bounded());
     mac.install(&fleet("")).unwrap_or_else(|e| panic!("v1:\n{e}"));
     // The agent's own key (made here: ssh-keygen wants a passwd entry the simulated agent lacks).
     let own = mac.state.join("own-key");
@@ -1004,7 +1006,7 @@ fn a_key_planted_before_a_release_adds_it_is_replaced() {
 /// The log folder is root's, so the plant fails, and forced rotations change nothing outside the logs.
 #[test]
 fn log_rotation_hands_nothing_of_roots_to_the_agent() {
-    let mac = Mac::new(BOUNDED);
+    let mac = Mac::new(bounded());
     let plan = example();
     mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
     let logs = "/Library/Logs/confine/hexagent";
