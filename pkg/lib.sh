@@ -505,6 +505,20 @@ agent_keep() {
 	as_agent_sh '[ -f "$1" ] || exit 1; chmod "$2" "$1"' "$2" "$1"
 }
 
+# place_token FILE: root's copy FILE becomes the agent's gateway token at A_TOKEN_PATH, in root's folder of
+# the agent (the config folder). OpenClaw's file SecretRef wants the file the agent's and unreadable to
+# others, so it is the agent's, 0400, and system-immutable (schg), which only root can clear: the agent
+# reads its token but can never write, rename or replace it (nor put back an old one after a rotation).
+place_token() {
+	token=$T$A_TOKEN_PATH
+	if [ -e "$token" ] || [ -L "$token" ]; then
+		chflags -h noschg "$token"
+	fi
+	cp "$1" "$WORK/token-placed"
+	place "$WORK/token-placed" "$token" "$A_UID:$A_GID" 400
+	chflags schg "$token"
+}
+
 # record FILE RECORD: keeps a copy of FILE, something root made, as RECORD in root's own root-only record
 # (records/ in the support folder), which the agent can neither read nor change.
 record() {
@@ -648,20 +662,22 @@ quiesce() {
 
 # unflag PATH [FIND-TEST...]: root clears the user-immutable flag (the owner may set it; root's rm, mv,
 # chown and chmod then fail) from every name under PATH that passes FIND-TEST, never following a link
-# (find -execdir, chflags -h). Only after quiesce, so the agent cannot set it again meanwhile.
+# (find -execdir, chflags -h), and the system-immutable flag root set (the token). Only after quiesce,
+# so the agent cannot set it again meanwhile.
 unflag() {
 	ufpath=$1
 	shift
 	if [ -d "$ufpath" ] && [ ! -L "$ufpath" ]; then
-		find "$ufpath" -xdev "$@" -execdir chflags -h nouchg {} + || :
+		find "$ufpath" -xdev "$@" -execdir chflags -h nouchg,noschg {} + || :
 	fi
 }
 
-# unflag_agent: after quiesce, the agent's own trees lose every flag it set (its home, its logs, and its
-# files in its workspace), before root changes anything there.
+# unflag_agent: after quiesce, the agent's own trees lose every flag (its home, its logs, its files in
+# its workspace, and its token in root's folder of it), before root changes anything there.
 unflag_agent() {
 	unflag "$T$A_HOME"
 	unflag "$T$A_LOG_DIR"
+	unflag "$T$A_CONFIG_DIR" -maxdepth 1 -name gateway-token
 	unflag "$T$A_WORKSPACE" -user "$A_UID"
 }
 

@@ -350,7 +350,7 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
             browser: a.tools.browser,
         },
         launchd,
-        token_path: format!("{secrets_dir}/{}", spec::GATEWAY_TOKEN_FILE),
+        token_path: format!("{config_dir}/{}", spec::GATEWAY_TOKEN_FILE),
         token_bytes: a.credentials.gateway_token_bytes.value,
         config_dir,
         config_path,
@@ -521,7 +521,8 @@ mod tests {
         );
         assert_eq!(
             agent.token_path,
-            "/Users/hexagent/.openclaw/secrets/gateway-token"
+            "/Library/Application Support/confine/halfday-agents/agents/hexagent/gateway-token",
+            "in root's folder of the agent"
         );
         assert_eq!(agent.primary_gid, 1051);
         assert_ne!(agent.primary_gid, 20, "never staff");

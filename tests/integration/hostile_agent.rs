@@ -123,7 +123,6 @@ fn planted_links_and_forged_key_lines_reach_nothing_outside_the_agent() {
     assert_moved_aside(
         &out,
         &[
-            "/.openclaw/secrets/gateway-token.confine-moved: it was a symbolic link",
             "/.ssh/config.confine-moved: it was a symbolic link",
             "github_pat.confine-moved: it was a hard link or another account's file",
         ],
@@ -200,11 +199,6 @@ fn folders_where_files_belong_are_moved_aside() {
              rm -f {home}/.ssh/deploy_halfday.pub && mkdir {home}/.ssh/deploy_halfday.pub"
         ));
     });
-    assert!(
-        out.contains("gateway-token.confine-moved: it was not a regular file"),
-        "{out}"
-    );
-    assert!(out.contains("generating the gateway token of hexagent"), "{out}");
     assert!(
         out.contains("deploy_halfday.pub.confine-moved: it was not a regular file"),
         "{out}"
@@ -394,7 +388,6 @@ fn sockets_where_files_and_folders_belong_are_moved_aside() {
     assert_moved_aside(
         &out,
         &[
-            "gateway-token.confine-moved: it was not a regular file",
             "/.ssh/config.confine-moved: it was not a regular file",
             "hexagent-workspace.confine-moved: it was not a folder",
         ],
@@ -1049,4 +1042,51 @@ fn log_rotation_hands_nothing_of_roots_to_the_agent() {
         mode_owner(&mac, &format!("{logs}/gateway.out.log.1")),
         (0o640, 1051, 80)
     );
+}
+
+/// After a successful rotation the agent writes the old (perhaps leaked) token back. The token is in
+/// root's folder of the agent, the agent's to read (OpenClaw wants it so) but immutable (schg, which only
+/// root clears): every way of putting the old one back fails, and the rotation checked that the
+/// restarted gateway refuses the old token.
+#[test]
+fn a_rotated_token_cannot_be_put_back_by_the_agent() {
+    let mac = Mac::new(bounded());
+    mac.write_state("gateway-token-check", mac.target.to_str().expect("utf-8"));
+    let plan = example();
+    mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
+    let token_path = &plan.agents[0].token_path;
+    let token = mac.on_mac(token_path);
+    let old = fs::read_to_string(&token).expect("token");
+    let out = Command::new("timeout")
+        .arg("300")
+        .args(mac.shell)
+        .arg(mac.on_mac(&format!("{}/rotate", plan.support_dir)))
+        .args(["gateway-token", "hexagent"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", "/var/root")
+        .env("CONFINE_SIM_BIN", mac.sim.join("bin"))
+        .env("SIM_LIB", mac.sim.join("simlib.sh"))
+        .env("SIM_STATE", &mac.state)
+        .env("CONFINE_SIM_TARGET", &mac.target)
+        .output()
+        .expect("rotate");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let new = fs::read_to_string(&token).expect("token");
+    assert_ne!(new, old);
+    let t = token.display();
+    for put_back in [
+        format!("printf %s '{old}' >'{t}'"),
+        format!("chmod 600 '{t}' && printf %s '{old}' >'{t}'"),
+        format!("printf %s '{old}' >'{t}.old' && mv -f '{t}.old' '{t}'"),
+        format!("rm -f '{t}' && printf %s '{old}' >'{t}'"),
+    ] {
+        let out = hexagent_sh("-c", &put_back).output().expect("setpriv");
+        assert!(
+            !out.status.success(),
+            "the agent put its old token back: {put_back}"
+        );
+    }
+    assert_eq!(fs::read_to_string(&token).expect("token"), new);
+    assert_eq!(mode_owner(&mac, token_path), (0o400, 1051, 1051));
 }

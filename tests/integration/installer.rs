@@ -64,8 +64,8 @@ fn fresh_install_creates_accounts_folders_credentials_and_daemons() {
         ("/Users/hexagent/.openclaw", (0o700, 1051, 1051)),
         ("/Users/hexagent/.openclaw/secrets", (0o700, 1051, 1051)),
         (
-            "/Users/hexagent/.openclaw/secrets/gateway-token",
-            (0o600, 1051, 1051),
+            "/Library/Application Support/confine/halfday-agents/agents/hexagent/gateway-token",
+            (0o400, 1051, 1051),
         ),
         (
             "/Users/hexagent/.openclaw/secrets/github_pat",

@@ -578,6 +578,13 @@ impl Mac {
 /// start sessions of their own), even when the test failed.
 impl Drop for Mac {
     fn drop(&mut self) {
+        // Files the fake chflags made immutable for real (schg): the temp dir could not go otherwise.
+        if self.state.join("flags-real").exists() {
+            let _ = Command::new("chattr")
+                .args(["-R", "-f", "-i"])
+                .arg(&self.target)
+                .status();
+        }
         let Ok(jobs) = fs::read_dir(self.state.join("launchd")) else {
             return;
         };
