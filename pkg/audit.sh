@@ -35,9 +35,7 @@ load_audit_daemon() {
 	unload_audit_daemon "$1"
 	launchctl enable "system/$1"
 	log "loading $1"
-	# shellcheck disable=SC2034 # bootstrap (postinstall) reads it
-	A_LABEL=$1
-	bootstrap "$T$2"
+	bootstrap "$1" "$T$2"
 	cp "$T$2" "$loaded"
 }
 

@@ -160,7 +160,7 @@ install_rotation_daemon() {
 		log "loading $R_LABEL"
 		own 0:0 644 "$T$R_PLIST"
 		launchctl enable "system/$R_LABEL"
-		launchctl bootstrap system "$T$R_PLIST"
+		bootstrap "$R_LABEL" "$T$R_PLIST"
 		record "$T$R_PLIST" "$loaded"
 	fi
 }

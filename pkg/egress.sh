@@ -9,6 +9,10 @@ pf_anchor() { pfctl -a "$EGRESS_ANCHOR" "$@"; }
 
 pf_enabled() { pfctl -s info 2>/dev/null | grep -q '^Status: Enabled'; }
 
+# apple_anchor_hooked: pf's main ruleset evaluates the com.apple/* anchors, the fleet's among them (Apple's
+# stock rules, capture pfctl-s-rules--01.txt: `anchor "com.apple/*" all`).
+apple_anchor_hooked() { pfctl -s rules 2>/dev/null | head -c 1000000 | grep -q '^anchor "com.apple/\*"'; }
+
 # anchor_loaded: the anchor holds rules (an OS update or `pfctl -F all` empties it).
 anchor_loaded() { pf_anchor -s rules 2>/dev/null | head -c 1000000 | grep -q '^block return'; }
 
@@ -58,20 +62,21 @@ load_watchdog() {
 	fi
 	log "loading $EGRESS_LABEL"
 	launchctl enable "system/$EGRESS_LABEL"
-	retry 10 launchctl bootstrap system "$T$EGRESS_PLIST" || fail "launchctl bootstrap $EGRESS_LABEL failed"
+	bootstrap "$EGRESS_LABEL" "$T$EGRESS_PLIST"
 	cp "$T$EGRESS_PLIST" "$loaded"
 }
 
-# egress_watch: one round of the watchdog: pf on with its own reference, Apple's main ruleset (whose
-# `anchor "com.apple/*"` evaluates the fleet's anchor) and the anchor loaded, tables fresh.
+# egress_watch: one round of the watchdog: pf on with its own reference, the fleet's anchor loaded, tables
+# fresh. It never loads the main ruleset: a VPN or security tool may have replaced it with its own rules,
+# which reloading /etc/pf.conf every five minutes would throw away. When the main ruleset has no
+# `anchor "com.apple/*"` (capture pfctl-s-rules--01.txt), which evaluates the fleet's anchor, it says so.
 egress_watch() {
 	egress_state_dir
 	egress_enable
-	if ! pfctl -s rules 2>/dev/null | head -c 1000000 | grep -q '^anchor "com.apple/\*"'; then
-		log "pf's main ruleset no longer evaluates com.apple/*: reloading /etc/pf.conf"
-		out=$(pfctl -f "$T/etc/pf.conf" 2>&1) || fail "pfctl could not load /etc/pf.conf: $out"
-		egress_load
-	elif ! anchor_loaded; then
+	if ! apple_anchor_hooked; then
+		log "WARNING: pf's main ruleset does not evaluate com.apple/*, so the egress allowlist is not enforced; it is not reloaded here (it may be another tool's): load /etc/pf.conf (sudo pfctl -f /etc/pf.conf) or add anchor \"com.apple/*\" to the rules that replaced it"
+	fi
+	if ! anchor_loaded; then
 		log "the pf anchor $EGRESS_ANCHOR is empty (flushed): reloading it"
 		egress_load
 	fi

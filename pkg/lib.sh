@@ -363,6 +363,27 @@ wait_unloaded() {
 	done
 }
 
+# bootstrap LABEL PLIST: loads a daemon, retrying while launchd still holds the old job (EIO, 5) or is busy
+# with it (37). Background Task Management refuses a daemon switched off in Login Items with the same EIO
+# (captures launchctl-bootstrap-eio--02.txt, sfltool-dumpbtm-excerpt--01.txt: "disallowed"), so one that
+# still fails says where it is allowed. Every daemon of the fleet is loaded this way.
+bootstrap() {
+	bi=1
+	while :; do
+		bstatus=0
+		launchctl bootstrap system "$2" || bstatus=$?
+		if [ "$bstatus" -eq 0 ] || { [ "$bstatus" -eq 37 ] && daemon_loaded "$1"; }; then
+			return 0
+		elif [ "$bstatus" -ne 5 ] && [ "$bstatus" -ne 37 ]; then
+			fail "launchctl bootstrap $1 failed with status $bstatus"
+		elif [ "$bi" -ge 10 ]; then
+			fail "launchctl bootstrap $1 still failed (status $bstatus) after $bi tries: if it is switched off in System Settings > General > Login Items, allow it there, or deploy the fleet's managed background-items profile (com.apple.servicemanagement) before the package"
+		fi
+		bi=$((bi + 1))
+		sleep 1
+	done
+}
+
 # stop_daemon: boots the agent's daemon out, if loaded, and waits until launchd has let it go.
 stop_daemon() {
 	if daemon_loaded "$A_LABEL"; then

@@ -56,250 +56,51 @@ const fn case(
     }
 }
 
+#[rustfmt::skip]
 const CASES: &[Case] = &[
     // ds_get: one-line, two-line and dsAttrTypeNative: forms, a missing record and a missing key.
-    case(
-        "dscl-read-ishidden--01.txt",
-        &[],
-        "dscl",
-        (Stdout, 0),
-        r#"ds_get /Users/a IsHidden && echo "$REPLY""#,
-        "1\n",
-    ),
-    case(
-        "dscl-read-group-sharepoint--01.txt",
-        &[1],
-        "dscl",
-        (Stdout, 0),
-        r#"ds_get /Groups/g IsHidden && echo "$REPLY""#,
-        "1\n",
-    ),
-    case(
-        "dscl-read-group-sharepoint--01.txt",
-        &[7, 8],
-        "dscl",
-        (Stdout, 0),
-        r#"ds_get /Groups/g RealName && echo "$REPLY""#,
-        "Avery Quinn\u{2019}s Public Folder\n",
-    ),
-    case(
-        "dscl-read-user-full--01.txt",
-        &[17, 18],
-        "dscl",
-        (Stdout, 0),
-        r#"ds_get /Users/u RealName && echo "$REPLY""#,
-        "User One\n",
-    ),
-    case(
-        "dscl-read-user-full--01.txt",
-        &[16],
-        "dscl",
-        (Stdout, 0),
-        r#"ds_get /Users/u PrimaryGroupID && echo "$REPLY""#,
-        "20\n",
-    ),
-    case(
-        "dscl-read-group-groupmembership--02.txt",
-        &[],
-        "dscl",
-        (Stdout, 0),
-        r#"ds_get /Groups/admin GroupMembership && echo "$REPLY""#,
-        "root dutov _mbsetupuser\n",
-    ),
-    case(
-        "dscl-read-user-attr--01.txt",
-        &[2],
-        "dscl",
-        (Stdout, 0),
-        r#"ds_get /Users/u UniqueID && echo "$REPLY""#,
-        "501\n",
-    ),
-    case(
-        "dscl-read-record-not-found--01.txt",
-        &[],
-        "dscl",
-        (Stderr, 56),
-        "ds_get /Users/a UniqueID || echo absent",
-        "absent\n",
-    ),
+    case("dscl-read-ishidden--01.txt", &[], "dscl", (Stdout, 0), r#"ds_get /Users/a IsHidden && echo "$REPLY""#, "1\n"),
+    case("dscl-read-group-sharepoint--01.txt", &[1], "dscl", (Stdout, 0), r#"ds_get /Groups/g IsHidden && echo "$REPLY""#, "1\n"),
+    case("dscl-read-group-sharepoint--01.txt", &[7, 8], "dscl", (Stdout, 0), r#"ds_get /Groups/g RealName && echo "$REPLY""#, "Avery Quinn\u{2019}s Public Folder\n"),
+    case("dscl-read-user-full--01.txt", &[17, 18], "dscl", (Stdout, 0), r#"ds_get /Users/u RealName && echo "$REPLY""#, "User One\n"),
+    case("dscl-read-user-full--01.txt", &[16], "dscl", (Stdout, 0), r#"ds_get /Users/u PrimaryGroupID && echo "$REPLY""#, "20\n"),
+    case("dscl-read-group-groupmembership--02.txt", &[], "dscl", (Stdout, 0), r#"ds_get /Groups/admin GroupMembership && echo "$REPLY""#, "root dutov _mbsetupuser\n"),
+    case("dscl-read-user-attr--01.txt", &[2], "dscl", (Stdout, 0), r#"ds_get /Users/u UniqueID && echo "$REPLY""#, "501\n"),
+    case("dscl-read-record-not-found--01.txt", &[], "dscl", (Stderr, 56), "ds_get /Users/a UniqueID || echo absent", "absent\n"),
     // The stream of "No such key" is not settled by a capture: either way it is a missing attribute.
-    case(
-        "dscl-read-missing-key--01.txt",
-        &[],
-        "dscl",
-        (Stderr, 0),
-        "ds_get /Users/root AuthenticationAuthority || echo absent",
-        "absent\n",
-    ),
-    case(
-        "dscl-read-missing-key--01.txt",
-        &[],
-        "dscl",
-        (Stdout, 0),
-        "ds_get /Users/root AuthenticationAuthority || echo absent",
-        "absent\n",
-    ),
+    case("dscl-read-missing-key--01.txt", &[], "dscl", (Stderr, 0), "ds_get /Users/root AuthenticationAuthority || echo absent", "absent\n"),
+    case("dscl-read-missing-key--01.txt", &[], "dscl", (Stdout, 0), "ds_get /Users/root AuthenticationAuthority || echo absent", "absent\n"),
     // check_id reads `dscl . -list /Users UniqueID` (names padded to byte 25).
-    case(
-        "dscl-list-users-uniqueid--03.txt",
-        &[],
-        "dscl",
-        (Stdout, 0),
-        "(check_id Users UniqueID newagent 360 user) 2>&1 || :",
-        "confine: ERROR: ID 360 of user 'newagent' already belongs to user '_nixbld10'; nothing was changed\n",
-    ),
+    case("dscl-list-users-uniqueid--03.txt", &[], "dscl", (Stdout, 0), "(check_id Users UniqueID newagent 360 user) 2>&1 || :", "confine: ERROR: ID 360 of user 'newagent' already belongs to user '_nixbld10'; nothing was changed\n"),
     // Remote Login off or for all users: there is no com.apple.access_ssh record.
-    case(
-        "dscl-read-record-not-found--01.txt",
-        &[],
-        "dscl",
-        (Stderr, 56),
-        "not_in_remote_login && echo pass",
-        "pass\n",
-    ),
+    case("dscl-read-record-not-found--01.txt", &[], "dscl", (Stderr, 56), "not_in_remote_login && echo pass", "pass\n"),
     // Mode checks: "+" (ACL) after the permissions of every home.
-    case(
-        "ls-la-home-acl--01.txt",
-        &[3],
-        "ls",
-        (Stdout, 0),
-        "file_info /Users/m; mode_of /Users/m",
-        "drwxr-x--- michaelrinebold staff\n750\n",
-    ),
-    case(
-        "ls-lde-acl--01.txt",
-        &[1],
-        "ls",
-        (Stdout, 0),
-        "file_info /Users/u/Movies",
-        "drwx------ username staff\n",
-    ),
+    case("ls-la-home-acl--01.txt", &[3], "ls", (Stdout, 0), "file_info /Users/m; mode_of /Users/m", "drwxr-x--- michaelrinebold staff\n750\n"),
+    case("ls-lde-acl--01.txt", &[1], "ls", (Stdout, 0), "file_info /Users/u/Movies", "drwx------ username staff\n"),
     // launchctl print: the PID of a running job; none for a job that does not run or is not loaded.
-    case(
-        "launchctl-print-system-daemon--01.txt",
-        &[],
-        "launchctl",
-        (Stdout, 0),
-        "daemon_pid org.nixos.nix-daemon",
-        "383\n",
-    ),
-    case(
-        "launchctl-print-system-daemon--03.txt",
-        &[],
-        "launchctl",
-        (Stdout, 0),
-        "daemon_pid x",
-        "893\n",
-    ),
-    case(
-        "launchctl-print-system-daemon--02.txt",
-        &[],
-        "launchctl",
-        (Stdout, 0),
-        "daemon_pid x || echo stopped",
-        "stopped\n",
-    ),
-    case(
-        "launchctl-print-system-daemon--04.txt",
-        &[],
-        "launchctl",
-        (Stdout, 0),
-        "daemon_pid x || echo stopped",
-        "stopped\n",
-    ),
-    case(
-        "launchctl-print-missing--01.txt",
-        &[],
-        "launchctl",
-        (Stderr, 113),
-        "daemon_loaded x || echo unloaded; daemon_pid x || echo stopped",
-        "unloaded\nstopped\n",
-    ),
+    case("launchctl-print-system-daemon--01.txt", &[], "launchctl", (Stdout, 0), "daemon_pid org.nixos.nix-daemon", "383\n"),
+    case("launchctl-print-system-daemon--03.txt", &[], "launchctl", (Stdout, 0), "daemon_pid x", "893\n"),
+    case("launchctl-print-system-daemon--02.txt", &[], "launchctl", (Stdout, 0), "daemon_pid x || echo stopped", "stopped\n"),
+    case("launchctl-print-system-daemon--04.txt", &[], "launchctl", (Stdout, 0), "daemon_pid x || echo stopped", "stopped\n"),
+    case("launchctl-print-missing--01.txt", &[], "launchctl", (Stderr, 113), "daemon_loaded x || echo unloaded; daemon_pid x || echo stopped", "unloaded\nstopped\n"),
     // pfctl -E: the reference token.
-    case(
-        "pfctl-vvv-f-E--01.txt",
-        &[],
-        "pfctl",
-        (Stdout, 0),
-        r#"T=$PROBE_DIR; EGRESS_STATE_DIR=; egress_enable >/dev/null; cat "$T/pf-token""#,
-        "18446743525445205896\n",
-    ),
+    case("pfctl-vvv-f-E--01.txt", &[], "pfctl", (Stdout, 0), r#"T=$PROBE_DIR; EGRESS_STATE_DIR=; egress_enable >/dev/null; cat "$T/pf-token""#, "18446743525445205896\n"),
+    // pfctl -s rules: Apple's stock main ruleset hooks com.apple/* (the ALTQ lines are its stderr).
+    case("pfctl-s-rules--01.txt", &[3, 4], "pfctl", (Stdout, 0), "apple_anchor_hooked && echo hooked", "hooked\n"),
+    case("pfctl-s-rules--01.txt", &[3], "pfctl", (Stdout, 0), "apple_anchor_hooked || echo unhooked", "unhooked\n"),
     // scutil --dns: the resolvers, without a scoped link-local one.
-    case(
-        "scutil-dns--01.txt",
-        &[],
-        "scutil",
-        (Stdout, 0),
-        "egress_resolvers",
-        "100.100.100.100\n2a02:6b67:ea05:9200::1\n192.168.50.1\n",
-    ),
+    case("scutil-dns--01.txt", &[], "scutil", (Stdout, 0), "egress_resolvers", "100.100.100.100\n2a02:6b67:ea05:9200::1\n192.168.50.1\n"),
     // lsof: the gateway's listeners, loopback or not.
-    case(
-        "lsof-nP-iTCP-listen--01.txt",
-        &[1, 6],
-        "lsof",
-        (Stdout, 0),
-        "A_PORT=11434; loopback_only && echo loopback",
-        "loopback\n",
-    ),
-    case(
-        "lsof-nP-iTCP-listen--01.txt",
-        &[1, 8],
-        "lsof",
-        (Stdout, 0),
-        "A_PORT=3000; loopback_only || echo exposed",
-        "exposed\n",
-    ),
-    case(
-        "lsof-nP-iTCP-listen--01.txt",
-        &[1, 2, 3],
-        "lsof",
-        (Stdout, 0),
-        "A_PORT=61119; loopback_only || echo exposed",
-        "exposed\n",
-    ),
+    case("lsof-nP-iTCP-listen--01.txt", &[1, 6], "lsof", (Stdout, 0), "A_PORT=11434; loopback_only && echo loopback", "loopback\n"),
+    case("lsof-nP-iTCP-listen--01.txt", &[1, 8], "lsof", (Stdout, 0), "A_PORT=3000; loopback_only || echo exposed", "exposed\n"),
+    case("lsof-nP-iTCP-listen--01.txt", &[1, 2, 3], "lsof", (Stdout, 0), "A_PORT=61119; loopback_only || echo exposed", "exposed\n"),
     // sysadminctl -secureTokenStatus (stderr, with an NSLog prefix, naming the RealName).
-    case(
-        "sysadminctl-securetokenstatus--02.txt",
-        &[2],
-        "sysadminctl",
-        (Stderr, 0),
-        "A_NAME=op; no_secure_token && echo none",
-        "none\n",
-    ),
-    case(
-        "sysadminctl-securetokenstatus--02.txt",
-        &[1],
-        "sysadminctl",
-        (Stderr, 0),
-        "A_NAME=op; no_secure_token || echo token",
-        "token\n",
-    ),
-    case(
-        "sysadminctl-securetokenstatus--01.txt",
-        &[1],
-        "sysadminctl",
-        (Stderr, 0),
-        "A_NAME=ec2-user; no_secure_token && echo none",
-        "none\n",
-    ),
+    case("sysadminctl-securetokenstatus--02.txt", &[2], "sysadminctl", (Stderr, 0), "A_NAME=op; no_secure_token && echo none", "none\n"),
+    case("sysadminctl-securetokenstatus--02.txt", &[1], "sysadminctl", (Stderr, 0), "A_NAME=op; no_secure_token || echo token", "token\n"),
+    case("sysadminctl-securetokenstatus--01.txt", &[1], "sysadminctl", (Stderr, 0), "A_NAME=ec2-user; no_secure_token && echo none", "none\n"),
     // dsmemberutil checkmembership.
-    case(
-        "dsmemberutil-checkmembership-notmember--01.txt",
-        &[],
-        "dsmemberutil",
-        (Stdout, 0),
-        "A_NAME=a; not_member admin && echo out",
-        "out\n",
-    ),
-    case(
-        "dsmemberutil-checkmembership-member--01.txt",
-        &[],
-        "dsmemberutil",
-        (Stdout, 0),
-        "A_NAME=a; not_member admin || echo in",
-        "in\n",
-    ),
+    case("dsmemberutil-checkmembership-notmember--01.txt", &[], "dsmemberutil", (Stdout, 0), "A_NAME=a; not_member admin && echo out", "out\n"),
+    case("dsmemberutil-checkmembership-member--01.txt", &[], "dsmemberutil", (Stdout, 0), "A_NAME=a; not_member admin || echo in", "in\n"),
 ];
 
 #[test]
@@ -403,4 +204,82 @@ fn run_case(case: &Case, scripts: &Path, probe: &Path) -> std::process::Output {
         .env("PROBE_DIR", probe)
         .output()
         .expect("runs Apple's sh")
+}
+
+/// The simulated Mac's fakes answer with the captures' own bytes, where the scripts read them.
+#[test]
+fn the_fakes_print_what_real_macs_print() {
+    let mac = Mac::new(apple_sh());
+    mac.write_ds("Users", "hexagent", "IsHidden", "1");
+    mac.write_ds("Users", "hexagent", "RealName", "Tuist Runner Operator");
+    let whole = |capture: &str| fs::read_to_string(Path::new(CAPTURES).join(capture)).expect("capture");
+    let line = |capture: &str, n: usize| {
+        whole(capture)
+            .split_inclusive('\n')
+            .nth(n - 1)
+            .expect("line")
+            .to_owned()
+    };
+    // (fake command line, exit status, stdout, stderr)
+    let cases: &[(&str, i32, String, String)] = &[
+        (
+            "dscl . -read /Users/hexagent IsHidden",
+            0,
+            whole("dscl-read-ishidden--01.txt"),
+            String::new(),
+        ),
+        (
+            "dscl . -read /Users/nobody-here UniqueID",
+            56,
+            String::new(),
+            whole("dscl-read-record-not-found--01.txt"),
+        ),
+        (
+            "dsmemberutil checkmembership -U alice -G admin",
+            0,
+            whole("dsmemberutil-checkmembership-member--01.txt"),
+            String::new(),
+        ),
+        (
+            "dsmemberutil checkmembership -U hexagent -G admin",
+            0,
+            whole("dsmemberutil-checkmembership-notmember--01.txt"),
+            String::new(),
+        ),
+        (
+            "launchctl print system/systems.determinate.nix-daemon",
+            113,
+            String::new(),
+            whole("launchctl-print-missing--01.txt"),
+        ),
+        (
+            "launchctl bootout system/dev.tetherd.nonexistent.zzz",
+            3,
+            String::new(),
+            whole("launchctl-bootout-not-loaded--01.txt"),
+        ),
+        (
+            "sysadminctl -secureTokenStatus hexagent",
+            0,
+            String::new(),
+            line("sysadminctl-securetokenstatus--02.txt", 2),
+        ),
+    ];
+    for (command, status, stdout, stderr) in cases {
+        let out = Command::new("sh")
+            .args(["-c", command])
+            .env("PATH", format!("{}:/usr/bin:/bin", mac.sim.join("bin").display()))
+            .env("SIM_LIB", mac.sim.join("simlib.sh"))
+            .env("SIM_STATE", &mac.state)
+            .output()
+            .expect("fake");
+        assert_eq!(
+            out.status.code(),
+            Some(*status),
+            "{command}: {}",
+            output_text(&out)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), *stdout, "{command}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), *stderr, "{command}");
+    }
 }

@@ -597,21 +597,26 @@ fn the_watchdog_reenables_pf_with_its_own_token_and_reloads_a_flushed_anchor() {
         "our reference keeps pf enabled"
     );
 
-    // Someone flushes pf's main ruleset (`pfctl -F all`): the anchor stays loaded, but nothing evaluates
-    // it. The watchdog reloads Apple's /etc/pf.conf (never editing it), then the anchor.
+    // Someone replaces pf's main ruleset (here `pfctl -F all`; a VPN loads its own): the anchor stays
+    // loaded, but nothing evaluates it. The watchdog says so and never reloads the main ruleset, whose
+    // rules may be another tool's; the admin does.
     root_pfctl("-F all");
     assert_eq!(
         agent_connect(&mac, "203.0.113.9", 443),
         "ok",
         "unfiltered without com.apple/*"
     );
+    mac.clear_commands();
     let out = watchdog(&mac);
     assert_ok(&out, "watchdog");
     assert!(
-        output_text(&out).contains("no longer evaluates com.apple/*: reloading /etc/pf.conf"),
+        output_text(&out).contains("WARNING: pf's main ruleset does not evaluate com.apple/*"),
         "{}",
         output_text(&out)
     );
+    let log = mac.commands();
+    assert!(!log.contains("pf.conf"), "the main ruleset was reloaded:\n{log}");
+    root_pfctl(&format!("-f {}", mac.on_mac("/etc/pf.conf").display()));
     assert!(agent_connect(&mac, "203.0.113.9", 443).contains("refused"));
 
     // All in place: a round changes nothing.

@@ -275,8 +275,35 @@ fn self_check_fails_when_the_gateway_listens_beyond_loopback() {
 fn self_check_fails_when_the_agent_can_sudo() {
     let mac = Mac::new(apple_sh());
     mac.write_state("sudoers-nopasswd", "hexagent\n");
-    let err = mac.install(&example()).expect_err("an agent with sudo must fail");
+    let plan = example();
+    let err = mac.install(&plan).expect_err("an agent with sudo must fail");
     assert!(err.contains("self-check failed: hexagent/cannot-sudo ("), "{err}");
+    // Fail closed: the agent of a fresh install whose checks failed does not stay running.
+    assert!(
+        !loaded(&mac, &plan.agents[0].launchd.label),
+        "the gateway still runs:\n{err}"
+    );
+}
+
+/// Whether the fake launchd holds the job (a job being booted out is on its way out).
+fn loaded(mac: &Mac, label: &str) -> bool {
+    let job = mac.state.join("launchd").join(label);
+    job.is_dir() && !job.join("stopping").exists()
+}
+
+/// A daemon switched off in Login Items is refused by Background Task Management with EIO, which
+/// `launchctl enable` does not clear: the install retries, then fails saying where to allow it.
+#[test]
+fn a_daemon_switched_off_in_login_items_fails_naming_login_items() {
+    let mac = Mac::new(apple_sh());
+    let plan = example();
+    mac.write_state(&format!("btm-disallowed/{}", plan.agents[0].launchd.label), "");
+    let err = mac.install(&plan).expect_err("a refused daemon must fail");
+    assert!(
+        err.contains("Login Items") && err.contains("com.apple.servicemanagement"),
+        "{err}"
+    );
+    assert!(!loaded(&mac, &plan.agents[0].launchd.label), "{err}");
 }
 
 #[test]

@@ -167,6 +167,9 @@ fn fresh_install_runs_the_real_agent_locked_down() {
     let agent = &fleet.agents[0];
     let out = mac.install_ok(&fleet, "the install");
     assert!(out.contains("every check passed"), "{out}");
+    // The real npm and node ran as root beside Installer's environment: the console user's hostile
+    // ~/.npmrc, NODE_OPTIONS, npm_config_*, BASH_ENV and ENV (`Mac::run`) took no effect.
+    assert_eq!(mac.console_session_ran(), None);
 
     // The self-check passed, and recorded versions and OpenClaw's own audit.
     let status = mac.status(&fleet);

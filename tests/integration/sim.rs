@@ -295,7 +295,8 @@ impl Mac {
         std::os::unix::fs::symlink("private/etc", self.target.join("etc")).expect("/etc");
         // Apple's /etc/pf.conf, and the main ruleset com.apple.pfctl loads from it at boot (fake pfctl).
         fs::write(self.target.join("private/etc/pf.conf"), APPLE_PF_CONF).expect("pf.conf");
-        let main_rules = "scrub-anchor \"com.apple/*\" all\nanchor \"com.apple/*\" all\n";
+        // As `pfctl -s rules` lists it (capture pfctl-s-rules--01.txt).
+        let main_rules = "scrub-anchor \"com.apple/*\" all fragment reassemble\nanchor \"com.apple/*\" all\n";
         self.write_state("pf/main-rules", main_rules);
         // root:admin, as on a Mac (and as the payload repeats it).
         chown(self.target.join("Library/Application Support"), Some(0), Some(80)).expect("chown");
