@@ -1090,3 +1090,63 @@ fn a_rotated_token_cannot_be_put_back_by_the_agent() {
     assert_eq!(fs::read_to_string(&token).expect("token"), new);
     assert_eq!(mode_owner(&mac, token_path), (0o400, 1051, 1051));
 }
+
+/// Hiding from the audit: the agent runs the exec it wants hidden, floods its trail with its own events
+/// until rotation discards the file that held it, then runs a program with 3 MiB of arguments. What is
+/// left says, in `confine audit`, that events were discarded and when; the oversized event keeps its
+/// program.
+#[test]
+fn the_agent_cannot_hide_its_events_from_the_audit() {
+    use crate::audit::{collect, expected, installed, trail, two_audited};
+    let fleet = two_audited("{ enabled: true, file_mb: 1, keep: 2 }");
+    let mac = installed(&fleet);
+    let git = expected(1051, &["exec"])[0].clone();
+    let mut feed = format!("{}\n", git.replace("\"--porcelain\"", "\"--hidden\""));
+    for i in 0..2_000 {
+        let line = git
+            .replace(
+                "\"global_seq_num\":40214",
+                &format!("\"global_seq_num\":{}", 50_000 + i),
+            )
+            .replace("\"--porcelain\"", &format!("\"--porcelain={i}\""));
+        feed.push_str(&line);
+        feed.push('\n');
+    }
+    feed.push_str(&git.replace("\"--porcelain\"", &format!("\"{}\"", "A".repeat(3 << 20))));
+    feed.push('\n');
+    collect(&mac, &fleet, &feed);
+    let audit = trail(&fleet);
+    let log = mac.on_mac(&audit.agents[0].log);
+    for kept in ["", ".1", ".2"] {
+        let text = fs::read_to_string(format!("{}{kept}", log.display())).expect("kept file");
+        assert!(!text.contains("--hidden"), "the flood did not push the exec out");
+    }
+    let out = crate::util::confine()
+        .arg("audit")
+        .arg(&log)
+        .output()
+        .expect("confine audit");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let timeline = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        timeline
+            .lines()
+            .any(|l| l.contains(" -- EVENTS DISCARDED: ") && l.starts_with("20")),
+        "the timeline says when events were discarded:\n{}",
+        &timeline[..timeline.len().min(2000)]
+    );
+    assert!(
+        timeline.contains("a exec event of pid ") && timeline.contains("(/usr/bin/git) was "),
+        "the oversized exec keeps its program:\n{}",
+        timeline
+            .lines()
+            .filter(|l| l.contains("too long"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rotation discarded the oldest events"),
+        "{}",
+        output_text(&out)
+    );
+}
