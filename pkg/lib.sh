@@ -412,7 +412,7 @@ AGENT_SH='set -euf; PATH=/usr/bin:/bin; umask 077; '
 
 # as_agent_within SECONDS COMMAND...: as_agent, bounded by SECONDS. Everything the agent runs is the
 # agent's to stop, stall or hang (a FIFO read, a stuck CLI, a SIGSTOP from its own gateway): a run that
-# times out is killed with every process of the agent's UID, and fails.
+# times out is killed with every process of the agent's UID, and the script fails.
 as_agent_within() {
 	awsecs=$1
 	shift
@@ -420,6 +420,7 @@ as_agent_within() {
 	bounded "$awsecs" sudo -n -u "$A_NAME" "$@" || awstatus=$?
 	if [ -n "$BOUNDED_TIMED_OUT" ]; then
 		pkill -KILL -U "$A_UID" || :
+		fail "ended every process of $A_NAME (UID $A_UID), which stalled ${STEP:-a step}"
 	fi
 	return "$awstatus"
 }

@@ -1150,3 +1150,44 @@ fn the_agent_cannot_hide_its_events_from_the_audit() {
         output_text(&out)
     );
 }
+
+/// The agent's gateway stops (SIGSTOP) every process of its UID that root starts (the simulated sudo
+/// stops each one as the agent: a userspace loop would race processes that live milliseconds), and a
+/// stopped process ignores SIGTERM. The run is killed at its bound, every process of the agent with it,
+/// and rotate fails naming the step instead of waiting forever.
+#[test]
+fn an_agent_stopping_roots_runs_as_it_cannot_hang_a_rotation() {
+    let mac = Mac::new(bounded());
+    let plan = example();
+    mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
+    mac.write_state("agent-stops/hexagent", "");
+    let mut gateway = AgentProcess::start(&mac, 1051, "1051,1050", "sleep 1000");
+    let started = Instant::now();
+    let out = Command::new("timeout")
+        .arg("300")
+        .args(mac.shell)
+        .arg(mac.on_mac(&format!("{}/rotate", plan.support_dir)))
+        .args(["ssh-stage", "hexagent"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", "/var/root")
+        .env("CONFINE_SIM_BIN", mac.sim.join("bin"))
+        .env("SIM_LIB", mac.sim.join("simlib.sh"))
+        .env("SIM_STATE", &mac.state)
+        .env("CONFINE_SIM_TARGET", &mac.target)
+        .output()
+        .expect("rotate");
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "rotate hung or passed:\n{text}");
+    for said in [
+        "confine: rotate ssh-stage hexagent timed out after 60 seconds: sudo was ended\n",
+        "confine: ERROR: ended every process of hexagent (UID 1051), which stalled rotate ssh-stage hexagent\n",
+    ] {
+        assert!(text.contains(said), "{said}\n{text}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(200), "{text}");
+    assert!(
+        gateway.was_killed(),
+        "the agent's processes were ended with the run"
+    );
+}
