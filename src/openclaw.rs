@@ -86,7 +86,7 @@ mod tests {
         assert_eq!(v["gateway"]["auth"]["token"]["source"], "file");
         assert_eq!(
             v["secrets"]["providers"]["gateway-token"]["path"],
-            "/Users/hexagent/.openclaw/secrets/gateway-token"
+            "/Library/Application Support/confine/halfday-agents/agents/hexagent/gateway-token"
         );
         assert_eq!(v["tools"]["exec"]["mode"], "allowlist");
         assert_eq!(v["tools"]["profile"], "coding");

@@ -669,31 +669,31 @@ fn uninstall_ends_the_agent_and_leaves_nothing_to_its_uid() {
         .unwrap_or_else(|e| panic!("a clean install after uninstall:\n{e}"));
 }
 
-/// Root's reads of what the agent controls go through `bounded`: a FIFO the agent planted (and never
-/// writes) fails the read within its bound, in both shells, instead of hanging the install.
-#[test]
-fn bounded_reads_of_a_fifo_fail_instead_of_hanging() {
+/// Runs `snippet` after sourcing lib.sh (beside the example's other scripts) in `shell`, under timeout.
+fn in_lib_sh(shell: &[&str], snippet: &str) -> std::process::Output {
     let dir = tempfile::tempdir().expect("temp dir");
     for s in confine::installer::scripts(&example()).expect("scripts") {
         fs::write(dir.path().join(&s.name), &s.contents).expect("script");
     }
     let status = Command::new("mkfifo").arg(dir.path().join("fifo")).status();
     assert!(status.expect("mkfifo").success());
-    for shell in [DASH, BASH_POSIX] {
+    Command::new("timeout")
+        .args(["60"])
+        .args(shell.iter())
+        // $0 is lib.sh, which finds fleet-data.sh beside it.
+        .args(["-c", &format!(". ./lib.sh; {snippet}"), "./lib.sh"])
+        .current_dir(dir.path())
+        .output()
+        .expect("shell")
+}
+
+/// Root's reads of what the agent controls go through `bounded`: a FIFO the agent planted (and never
+/// writes) fails the read within its bound, in every shell, instead of hanging the install.
+#[test]
+fn bounded_reads_of_a_fifo_fail_instead_of_hanging() {
+    for shell in [DASH, BASH_POSIX, apple_sh()] {
         let start = Instant::now();
-        let out = Command::new("timeout")
-            .args(["30"])
-            .args(shell.iter())
-            // lib.sh starts the scripts at "/": the FIFO by its full path.
-            .args([
-                "-c",
-                ". ./lib.sh; bounded 1 head -c 512 \"$1/fifo\" || echo \"failed $?\"",
-                "sh",
-            ])
-            .arg(dir.path())
-            .current_dir(dir.path())
-            .output()
-            .expect("shell");
+        let out = in_lib_sh(shell, "bounded 1 head -c 512 fifo || echo \"failed $?\"");
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             "failed 143\n",
@@ -709,26 +709,14 @@ fn bounded_reads_of_a_fifo_fail_instead_of_hanging() {
 }
 
 /// A command the agent stopped (its gateway can SIGSTOP every process of its UID; a stopped process
-/// ignores SIGTERM) is killed at the bound, and the step that timed out is named, in both shells.
+/// ignores SIGTERM) is killed at the bound, and the step that timed out is named, in every shell.
 #[test]
 fn bounded_kills_a_stopped_command_and_names_the_step() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    for s in confine::installer::scripts(&example()).expect("scripts") {
-        fs::write(dir.path().join(&s.name), &s.contents).expect("script");
-    }
     for shell in [DASH, BASH_POSIX, apple_sh()] {
-        let out = Command::new("timeout")
-            .args(["60"])
-            .args(shell.iter())
-            .args([
-                "-c",
-                ". ./lib.sh; STEP='ensure_credentials (hexagent)'; bounded 1 sh -c 'kill -STOP $$' || echo \"failed $?\"",
-                // $0, which lib.sh finds fleet-data.sh beside.
-                "./lib.sh",
-            ])
-            .current_dir(dir.path())
-            .output()
-            .expect("shell");
+        let out = in_lib_sh(
+            shell,
+            "STEP='ensure_credentials (hexagent)'; bounded 1 sh -c 'kill -STOP $$' || echo \"failed $?\"",
+        );
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             "failed 137\n",
@@ -1057,20 +1045,7 @@ fn a_rotated_token_cannot_be_put_back_by_the_agent() {
     let token_path = &plan.agents[0].token_path;
     let token = mac.on_mac(token_path);
     let old = fs::read_to_string(&token).expect("token");
-    let out = Command::new("timeout")
-        .arg("300")
-        .args(mac.shell)
-        .arg(mac.on_mac(&format!("{}/rotate", plan.support_dir)))
-        .args(["gateway-token", "hexagent"])
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", "/var/root")
-        .env("CONFINE_SIM_BIN", mac.sim.join("bin"))
-        .env("SIM_LIB", mac.sim.join("simlib.sh"))
-        .env("SIM_STATE", &mac.state)
-        .env("CONFINE_SIM_TARGET", &mac.target)
-        .output()
-        .expect("rotate");
+    let out = crate::rotation::rotate(&mac, &plan, &["gateway-token", "hexagent"], "");
     assert!(out.status.success(), "{}", output_text(&out));
     let new = fs::read_to_string(&token).expect("token");
     assert_ne!(new, old);
@@ -1163,20 +1138,7 @@ fn an_agent_stopping_roots_runs_as_it_cannot_hang_a_rotation() {
     mac.write_state("agent-stops/hexagent", "");
     let mut gateway = AgentProcess::start(&mac, 1051, "1051,1050", "sleep 1000");
     let started = Instant::now();
-    let out = Command::new("timeout")
-        .arg("300")
-        .args(mac.shell)
-        .arg(mac.on_mac(&format!("{}/rotate", plan.support_dir)))
-        .args(["ssh-stage", "hexagent"])
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", "/var/root")
-        .env("CONFINE_SIM_BIN", mac.sim.join("bin"))
-        .env("SIM_LIB", mac.sim.join("simlib.sh"))
-        .env("SIM_STATE", &mac.state)
-        .env("CONFINE_SIM_TARGET", &mac.target)
-        .output()
-        .expect("rotate");
+    let out = crate::rotation::rotate(&mac, &plan, &["ssh-stage", "hexagent"], "");
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "rotate hung or passed:\n{text}");
     for said in [

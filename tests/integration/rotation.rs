@@ -29,7 +29,7 @@ fn installed_with(shell: &'static [&'static str]) -> (Mac, Fleet) {
 }
 
 /// Runs the installed `rotate` as root, as a rotation daemon does, with `stdin`.
-fn rotate(mac: &Mac, plan: &Fleet, args: &[&str], stdin: &str) -> Output {
+pub(crate) fn rotate(mac: &Mac, plan: &Fleet, args: &[&str], stdin: &str) -> Output {
     let rotate = mac.on_mac(&format!("{}/rotate", plan.support_dir));
     let mut command = Command::new("timeout");
     command.arg("120").args(mac.shell).arg(rotate).args(args);
