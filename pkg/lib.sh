@@ -401,7 +401,7 @@ stop_daemon() {
 # simulated-Mac tests only, the variables its fakes need).
 clean() {
 	env -i PATH="$PATH" HOME=/var/root ${CONFINE_SIM_BIN:+"CONFINE_SIM_BIN=$CONFINE_SIM_BIN"} \
-		${CONFINE_SIM_BIN:+"SIM_LIB=$SIM_LIB"} ${CONFINE_SIM_BIN:+"SIM_STATE=$SIM_STATE"} "$@"
+		${CONFINE_SIM_BIN:+"SIM_LIB=${SIM_LIB-}"} ${CONFINE_SIM_BIN:+"SIM_STATE=${SIM_STATE-}"} "$@"
 }
 
 # as_agent COMMAND...: runs COMMAND as the agent (its UID, GID and groups), never as root, within 60 s.

@@ -1,9 +1,9 @@
 //! Real macOS output through the package scripts' own parsers. Each case takes lines of a capture in
 //! ../shared/macos-captures (verbatim output of a real Mac, sources in PROVENANCE.md), has a stub of the
 //! tool print exactly those bytes on the stream and with the exit status the capture records, runs a
-//! function of the shipped scripts (lib.sh, egress.sh, postinstall without its `main`) under Apple's
-//! bash 3.2 with that stub first on PATH, and checks what the function concluded. A script that expects
-//! a format no Mac prints fails here, whatever the simulated Mac's fakes say.
+//! function of the shipped scripts (lib.sh, egress.sh, pre- and postinstall without their `main`) under
+//! Apple's bash 3.2 with that stub first on PATH, and checks what the function concluded. A script that
+//! expects a format no Mac prints fails here, whatever the simulated Mac's fakes say.
 
 use std::fs;
 use std::path::Path;
@@ -98,6 +98,9 @@ const CASES: &[Case] = &[
     case("sysadminctl-securetokenstatus--02.txt", &[2], "sysadminctl", (Stderr, 0), "A_NAME=op; no_secure_token && echo none", "none\n"),
     case("sysadminctl-securetokenstatus--02.txt", &[1], "sysadminctl", (Stderr, 0), "A_NAME=op; no_secure_token || echo token", "token\n"),
     case("sysadminctl-securetokenstatus--01.txt", &[1], "sysadminctl", (Stderr, 0), "A_NAME=ec2-user; no_secure_token && echo none", "none\n"),
+    // sw_vers: the macOS version preinstall compares with the fleet's minimum.
+    case("sw_vers--01.txt", &[], "sw_vers", (Stdout, 0), "FLEET_MINIMUM_MACOS=26.6.3; (require_macos) 2>&1 || :", "confine: ERROR: macOS 26.6.2 is older than 26.6.3, the oldest this fleet supports\n"),
+    case("sw_vers--02.txt", &[], "sw_vers", (Stdout, 0), "FLEET_MINIMUM_MACOS=14; require_macos && echo supported", "supported\n"),
     // dsmemberutil checkmembership.
     case("dsmemberutil-checkmembership-notmember--01.txt", &[], "dsmemberutil", (Stdout, 0), "A_NAME=a; not_member admin && echo out", "out\n"),
     case("dsmemberutil-checkmembership-member--01.txt", &[], "dsmemberutil", (Stdout, 0), "A_NAME=a; not_member admin || echo in", "in\n"),
@@ -112,9 +115,9 @@ fn every_capture_a_script_parses_reads_as_the_script_expects() {
         let contents = String::from_utf8(s.contents).expect("utf-8 script");
         let contents = match s.name.as_str() {
             // Its functions, without running it.
-            "postinstall" => contents
+            "preinstall" | "postinstall" => contents
                 .strip_suffix("main \"$@\"\n")
-                .expect("postinstall ends by calling main")
+                .expect("the script ends by calling main")
                 .to_owned(),
             _ => contents,
         };
@@ -193,7 +196,10 @@ fn run_case(case: &Case, scripts: &Path, probe: &Path) -> std::process::Output {
     let driver = scripts.join(format!("probe-{}", probe.file_name().unwrap().to_string_lossy()));
     fs::write(
         &driver,
-        format!(". \"$(dirname \"$0\")/postinstall\"\n{}\n", case.snippet),
+        format!(
+            "dir=$(dirname \"$0\")\n. \"$dir/postinstall\"\n. \"$dir/preinstall\"\n{}\n",
+            case.snippet
+        ),
     )
     .expect("driver");
     Command::new(apple_sh()[0])
@@ -263,6 +269,12 @@ fn the_fakes_print_what_real_macs_print() {
             0,
             String::new(),
             line("sysadminctl-securetokenstatus--02.txt", 2),
+        ),
+        (
+            "echo 26.6.2 >\"$SIM_STATE/macos-version\"; sw_vers",
+            0,
+            whole("sw_vers--01.txt"),
+            String::new(),
         ),
     ];
     for (command, status, stdout, stderr) in cases {
