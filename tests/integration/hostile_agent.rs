@@ -693,7 +693,10 @@ fn in_lib_sh(shell: &[&str], snippet: &str) -> std::process::Output {
 fn bounded_reads_of_a_fifo_fail_instead_of_hanging() {
     for shell in [DASH, BASH_POSIX, apple_sh()] {
         let start = Instant::now();
-        let out = in_lib_sh(shell, "bounded 1 head -c 512 fifo || echo \"failed $?\"");
+        let out = in_lib_sh(
+            shell,
+            "bounded 1 head -c 512 \"$CONFINE_DIR/fifo\" || echo \"failed $?\"",
+        );
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             "failed 143\n",
