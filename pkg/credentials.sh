@@ -61,10 +61,22 @@ append_public_keys() { each_ssh_key append_public_key; }
 
 append_public_key() {
 	records_of "$A_NAME"
-	printf '%s %s %s\n' "$A_NAME" "$K_NAME" "$(cat "$RECORD/$K_NAME.pub")" >>"$WORK/public-keys.txt"
+	public_line "$RECORD/$K_NAME.pub" "$K_NAME" >>"$WORK/public-keys.txt"
 	if [ -f "$RECORD/$K_NAME.pending.pub" ]; then
-		printf '%s %s.pending %s\n' "$A_NAME" "$K_NAME" "$(cat "$RECORD/$K_NAME.pending.pub")" >>"$WORK/public-keys.txt"
+		public_line "$RECORD/$K_NAME.pending.pub" "$K_NAME.pending" >>"$WORK/public-keys.txt"
 	fi
+}
+
+# public_line FILE NAME: "<agent> NAME <type> <key> <comment>" from the first line of the public key
+# FILE in root's record, the comment's unprintable characters as "?": one key, one line, whatever it says.
+public_line() {
+	LC_ALL=C awk -v agent="$A_NAME" -v name="$2" 'NR == 1 {
+		comment = ""
+		for (i = 3; i <= NF; i++) comment = comment " " $i
+		gsub(/[^[:print:]]/, "?", comment)
+		print agent, name, $1, $2 comment
+		exit
+	}' "$1"
 }
 
 # rotation_json: the "rotation" member of status.json (its last one): per agent and credential, when it

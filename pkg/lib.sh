@@ -186,6 +186,7 @@ each_agent() {
 	ei=1
 	while [ "$ei" -le "$AGENT_COUNT" ]; do
 		load_agent "$ei"
+		STEP="$1 ($A_NAME)"
 		"$1"
 		ei=$((ei + 1))
 	done
@@ -407,41 +408,61 @@ clean() {
 		${CONFINE_SIM_BIN:+"SIM_LIB=${SIM_LIB-}"} ${CONFINE_SIM_BIN:+"SIM_STATE=${SIM_STATE-}"} "$@"
 }
 
-# as_agent COMMAND...: runs COMMAND as the agent (its UID, GID and groups), never as root.
-as_agent() { sudo -n -u "$A_NAME" "$@"; }
+# as_agent COMMAND...: runs COMMAND as the agent (its UID, GID and groups), never as root, within 60 s.
+as_agent() { as_agent_within 60 "$@"; }
 
 # What every sh script run as the agent starts with: fixed PATH, owner-only new files, no globbing.
 AGENT_SH='set -euf; PATH=/usr/bin:/bin; umask 077; '
 
-# as_agent_within SECONDS COMMAND...: as_agent, but COMMAND is sent SIGTERM (sudo passes it on) if it takes
-# longer. For reads of what the agent controls: a FIFO or a stuck CLI fails, never hangs.
+# as_agent_within SECONDS COMMAND...: as_agent, bounded by SECONDS. Everything the agent runs is the
+# agent's to stop, stall or hang (a FIFO read, a stuck CLI, a SIGSTOP from its own gateway): a run that
+# times out is killed with every process of the agent's UID, and the script fails.
 as_agent_within() {
 	awsecs=$1
 	shift
-	bounded "$awsecs" sudo -n -u "$A_NAME" "$@"
+	awstatus=0
+	bounded "$awsecs" sudo -n -u "$A_NAME" "$@" || awstatus=$?
+	if [ -n "$BOUNDED_TIMED_OUT" ]; then
+		pkill -KILL -U "$A_UID" || :
+		fail "ended every process of $A_NAME (UID $A_UID), which stalled ${STEP:-a step}"
+	fi
+	return "$awstatus"
 }
 
 # bounded SECONDS COMMAND...: runs the external COMMAND (not a function: the signal must reach it) with
-# this standard input, sent SIGTERM if it takes longer (macOS has no timeout(1)). /bin/sleep: the simulated
-# Mac's sleep on PATH returns at once.
+# this standard input; after SECONDS it gets SIGTERM, 5 s later SIGKILL (a stopped process ignores TERM),
+# and the step that timed out (STEP) is reported. BOUNDED_TIMED_OUT is then set. macOS has no
+# timeout(1); /bin/sleep: the simulated Mac's sleep on PATH returns at once.
 bounded() {
 	bsecs=$1
 	shift
+	BOUNDED_TIMED_OUT=
 	exec 9<&0
 	"$@" <&9 &
 	bpid=$!
 	(
+		trap 'kill "$bsleep"; exit 0' TERM
 		/bin/sleep "$bsecs" &
 		bsleep=$!
-		trap 'kill "$bsleep"; exit 0' TERM
 		wait "$bsleep"
 		kill -TERM "$bpid"
+		/bin/sleep 5 &
+		bsleep=$!
+		wait "$bsleep"
+		kill -KILL "$bpid"
+		exit 3
 	) >/dev/null 2>&1 &
 	bwatch=$!
 	bstatus=0
 	wait "$bpid" || bstatus=$?
 	kill "$bwatch" 2>/dev/null || :
+	bwatched=0
+	wait "$bwatch" || bwatched=$?
 	exec 9<&-
+	if [ "$bwatched" -eq 3 ]; then
+		BOUNDED_TIMED_OUT=1
+		printf 'confine: %s timed out after %s seconds: %s was ended\n' "${STEP:-a step}" "$bsecs" "$1" >&2
+	fi
 	return "$bstatus"
 }
 
@@ -479,6 +500,15 @@ printf "confine: moved %s aside to %s.confine-moved: it was %s\n" "$p" "$p" "$ba
 # make_way PATH dir|file: as the agent, clears PATH of anything that does not belong there (MAKE_WAY).
 make_way() { as_agent_sh "$MAKE_WAY" "$1" "$2"; }
 
+# set_aside PATH WHY: as the agent, whatever is at PATH is renamed to PATH.confine-moved, and logged.
+set_aside() {
+	# shellcheck disable=SC2016 # expanded by the agent's shell
+	as_agent_sh '[ -e "$1" ] || [ -L "$1" ] || exit 0
+rm -rf "$1.confine-moved"
+mv -f "$1" "$1.confine-moved"
+printf "confine: moved %s aside to %s.confine-moved: it was %s\n" "$1" "$1" "$2"' "$1" "$2"
+}
+
 # agent_dir MODE PATH: as the agent, a real folder at PATH with MODE.
 agent_dir() {
 	make_way "$2" dir
@@ -499,6 +529,20 @@ agent_keep() {
 	make_way "$2" file
 	# shellcheck disable=SC2016
 	as_agent_sh '[ -f "$1" ] || exit 1; chmod "$2" "$1"' "$2" "$1"
+}
+
+# place_token FILE: root's copy FILE becomes the agent's gateway token at A_TOKEN_PATH, in root's folder of
+# the agent (the config folder). OpenClaw's file SecretRef wants the file the agent's and unreadable to
+# others, so it is the agent's, 0400, and system-immutable (schg), which only root can clear: the agent
+# reads its token but can never write, rename or replace it (nor put back an old one after a rotation).
+place_token() {
+	token=$T$A_TOKEN_PATH
+	if [ -e "$token" ] || [ -L "$token" ]; then
+		chflags -h noschg "$token"
+	fi
+	cp "$1" "$WORK/token-placed"
+	place "$WORK/token-placed" "$token" "$A_UID:$A_GID" 400
+	chflags schg "$token"
 }
 
 # record FILE RECORD: keeps a copy of FILE, something root made, as RECORD in root's own root-only record
@@ -642,6 +686,27 @@ quiesce() {
 	done
 }
 
+# unflag PATH [FIND-TEST...]: root clears the user-immutable flag (the owner may set it; root's rm, mv,
+# chown and chmod then fail) from every name under PATH that passes FIND-TEST, never following a link
+# (find -execdir, chflags -h), and the system-immutable flag root set (the token). Only after quiesce,
+# so the agent cannot set it again meanwhile.
+unflag() {
+	ufpath=$1
+	shift
+	if [ -d "$ufpath" ] && [ ! -L "$ufpath" ]; then
+		find "$ufpath" -xdev "$@" -execdir chflags -h nouchg,noschg {} + || :
+	fi
+}
+
+# unflag_agent: after quiesce, the agent's own trees lose every flag (its home, its logs, its files in
+# its workspace, and its token in root's folder of it), before root changes anything there.
+unflag_agent() {
+	unflag "$T$A_HOME"
+	unflag "$T$A_LOG_DIR"
+	unflag "$T$A_CONFIG_DIR" -maxdepth 1 -name gateway-token
+	unflag "$T$A_WORKSPACE" -user "$A_UID"
+}
+
 # root_only FOLDER: FOLDER is a real folder of root's that no one else can write (group write only for
 # wheel or admin, whose members are root already).
 root_only() {
@@ -738,16 +803,17 @@ load_record() {
 	done
 }
 
-# The places any account can leave files in, beside the agent's own trees.
-SHARED_PLACES='/Users/Shared /private/tmp /private/var/tmp'
+# The places an account leaves files in beside its own trees: shared folders, caches, and its per-user
+# folders under /private/var/folders (DARWIN_USER_TEMP_DIR and DARWIN_USER_CACHE_DIR).
+SHARED_PLACES='/Users/Shared /private/tmp /private/var/tmp /Library/Caches /private/var/folders'
 
 # remove_agent: removes the agent A_* describes (from root's record) as completely as uninstall does:
 # quiesced first, then its daemon, files, group memberships, account, personal group and record. What is
 # kept (a workspace in use, files it left in shared places) is handed to root and listed. The account goes
 # last, after a check that its UID owns nothing left: a failure leaves a whole agent a rerun removes.
 remove_agent() {
-	remove_root_jobs_of_agent
-	quiesce
+	stop_agent
+	unflag_agent
 	if [ -d "$T$A_WORKSPACE" ] && [ ! -L "$T$A_WORKSPACE" ] && ! rmdir "$T$A_WORKSPACE" 2>/dev/null; then
 		log "kept the workspace $A_WORKSPACE: it is not empty"
 	fi
@@ -761,6 +827,13 @@ remove_agent() {
 	fi
 	remove_personal_group
 	rm -rf "$T$SUPPORT_DIR/records/${A_NAME:?}"
+}
+
+# stop_agent: root's jobs for the agent stopped, then every process of it ended. A removal of several
+# agents runs it for all of them before it walks any one's files: no agent races another's removal.
+stop_agent() {
+	remove_root_jobs_of_agent
+	quiesce
 }
 
 # remove_root_jobs_of_agent: root's jobs that act for the agent (credential rotation,
@@ -806,6 +879,7 @@ remove_agent_files() {
 hand_over() {
 	for place in "$A_WORKSPACE" $SHARED_PLACES; do
 		if [ -d "$T$place" ] && [ ! -L "$T$place" ]; then
+			unflag "$T$place" -user "$A_UID"
 			if ds_get "/Users/$A_NAME" UniqueID; then
 				# shellcheck disable=SC2016 # expanded by the agent's shell
 				as_agent_sh 'find "$1" -xdev -type f -user "$(id -u)" \( -perm -4000 -o -perm -2000 \) -exec chmod ug-s {} + 2>/dev/null || :' "$T$place"

@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use askama::Template;
 
 use crate::npm::Vendored;
-use crate::plan::{ADDRESS_TTL_SECONDS, AgentPlan, DNS_TABLE, EgressPlan, LOG_ROOT, Plan};
+use crate::plan::{ADDRESS_TTL_SECONDS, AgentPlan, DNS_TABLE, EgressPlan, LOG_ROOT, OPENCLAW_LOG_DIR, Plan};
 use crate::spec::InstallMethod;
 use crate::spec::egress::Destination;
 
@@ -89,6 +89,7 @@ const EGRESS: &str = include_str!("../pkg/egress.sh");
 struct FleetData<'a> {
     plan: &'a Plan,
     log_root: &'static str,
+    openclaw_log_dir: &'static str,
     max_event_bytes: u64,
     dns_table: &'static str,
     address_ttl: u32,
@@ -176,6 +177,7 @@ pub fn data_file(plan: &Plan) -> Result<Vec<u8>> {
     let data = FleetData {
         plan,
         log_root: LOG_ROOT,
+        openclaw_log_dir: OPENCLAW_LOG_DIR,
         max_event_bytes: crate::audit::MAX_EVENT_BYTES,
         dns_table: DNS_TABLE,
         address_ttl: ADDRESS_TTL_SECONDS,

@@ -37,7 +37,7 @@ pub fn config(agent: &AgentPlan) -> Result<Vec<u8>> {
         profile: profile(agent.tools.profile),
         exec_mode: exec_mode(agent.tools.exec_mode),
         sessions_visibility: sessions_visibility(agent.tools.sessions_visibility),
-        log_file: format!("{}/openclaw.log", agent.log_dir),
+        log_file: format!("{}/{}/openclaw.log", agent.log_dir, crate::plan::OPENCLAW_LOG_DIR),
     };
     let mut text = template.render().context("rendering the OpenClaw config")?;
     text.push('\n');
@@ -86,7 +86,7 @@ mod tests {
         assert_eq!(v["gateway"]["auth"]["token"]["source"], "file");
         assert_eq!(
             v["secrets"]["providers"]["gateway-token"]["path"],
-            "/Users/hexagent/.openclaw/secrets/gateway-token"
+            "/Library/Application Support/confine/halfday-agents/agents/hexagent/gateway-token"
         );
         assert_eq!(v["tools"]["exec"]["mode"], "allowlist");
         assert_eq!(v["tools"]["profile"], "coding");

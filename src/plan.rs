@@ -21,6 +21,9 @@ use crate::spec::{
 pub use crate::spec::SUPPORT_ROOT;
 /// Where each agent's daemon logs go, one folder per agent.
 pub const LOG_ROOT: &str = "/Library/Logs/confine";
+/// OpenClaw's own log folder inside an agent's log folder: the agent's, because OpenClaw rotates its log
+/// itself. The agent's log folder is root's: newsyslog (root) rotates the daemon's stdout and stderr there.
+pub const OPENCLAW_LOG_DIR: &str = "openclaw";
 /// Where root keeps each fleet's audit trail (`agents[].audit`), one root-only folder per fleet.
 pub const AUDIT_ROOT: &str = "/private/var/log/confine";
 
@@ -347,7 +350,7 @@ fn agent_plan(fleet: &FleetPlan, a: &spec::Agent) -> AgentPlan {
             browser: a.tools.browser,
         },
         launchd,
-        token_path: format!("{secrets_dir}/{}", spec::GATEWAY_TOKEN_FILE),
+        token_path: format!("{config_dir}/{}", spec::GATEWAY_TOKEN_FILE),
         token_bytes: a.credentials.gateway_token_bytes.value,
         config_dir,
         config_path,
@@ -518,7 +521,8 @@ mod tests {
         );
         assert_eq!(
             agent.token_path,
-            "/Users/hexagent/.openclaw/secrets/gateway-token"
+            "/Library/Application Support/confine/halfday-agents/agents/hexagent/gateway-token",
+            "in root's folder of the agent"
         );
         assert_eq!(agent.primary_gid, 1051);
         assert_ne!(agent.primary_gid, 20, "never staff");

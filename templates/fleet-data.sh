@@ -15,6 +15,7 @@ PKG_IDENTIFIER={{ plan.pkg_identifier }}
 SUPPORT_DIR={{ plan.support_dir }}
 EMBEDDED_SECRETS_DIR={{ plan.embedded_secrets_dir }}
 LOG_ROOT={{ log_root }}
+OPENCLAW_LOG_DIR={{ openclaw_log_dir }}
 LOCK_HUMAN_HOMES={{ plan.lock_human_homes }}
 EGRESS={{ plan.egress.enabled }}
 EGRESS_ANCHOR={{ plan.egress.anchor }}

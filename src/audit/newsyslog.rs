@@ -7,8 +7,13 @@
 //! - flag `N`: there is no process to signal;
 //! - no compression flag (`Z`, `J`): after a rotation the gateway keeps appending to `.0` until its next
 //!   start (every install and reboot restarts it), and compressing `.0` would unlink the file it writes;
-//! - without compression newsyslog only renames, unlinks and creates in the agent's log folder, none of
-//!   which follows a link the agent could plant there.
+//! - newsyslog runs as root and, after each rename, chmod(2)s and chown(2)s the archive *by path*, following
+//!   links: so nothing it rotates may sit in a folder the agent can change. The agent's log folder is
+//!   root's (0755); only the two files in it are the agent's. launchd opens `StandardOutPath` and
+//!   `StandardErrorPath` after dropping to `UserName` (launchd's `job_start_child` calls
+//!   `job_postfork_become_user` before `job_setup_fd(..., O_WRONLY|O_APPEND|O_CREAT)`), so the postinstall
+//!   creates them, the agent's, beforehand; OpenClaw's own log is in a folder of the agent's below it
+//!   ([`crate::plan::OPENCLAW_LOG_DIR`]), which nothing of root's rotates.
 //!
 //! It also rotates the audit daemons' stderr, root-only like the folder it is in. The volume lives
 //! elsewhere: OpenClaw writes its real log to `logging.file`, which it rotates itself,

@@ -29,6 +29,8 @@ pub struct Summary {
     pub dropped: u64,
     /// Events too long to keep, from `oversized` records.
     pub oversized: u64,
+    /// Rotations that discarded the oldest rotated file, from `discarded` records.
+    pub discarded: u64,
 }
 
 /// Prints the timeline of `input` (named `origin` in errors) to `out`.
@@ -111,7 +113,8 @@ fn row(v: &Value, summary: &mut Summary) -> String {
     format!("{time:<30} {uid:>6} {pid:>7} {ppid:>7} {event:<6} {detail}")
 }
 
-/// The collector's records: a start, a rotation, events Endpoint Security dropped, a line too long.
+/// The collector's records: a start, a rotation, the oldest file discarded, events Endpoint Security
+/// dropped, a line too long (with its program).
 fn record(kind: &Value, v: &Value, summary: &mut Summary) -> String {
     let count = |key: &str| v.get(key).and_then(Value::as_u64).unwrap_or(0);
     match kind.as_str() {
@@ -129,11 +132,25 @@ fn record(kind: &Value, v: &Value, summary: &mut Summary) -> String {
         }
         Some("oversized") => {
             summary.oversized += 1;
+            let program = v.get("program").and_then(Value::as_str).unwrap_or("");
             format!(
-                "a {} event of pid {} was {} bytes, too long to keep",
+                "a {} event of pid {} ({}) was {} bytes, too long to keep",
                 clean(v.get("event").and_then(Value::as_str).unwrap_or("?")),
                 count("pid"),
+                if program.is_empty() {
+                    "program unknown".to_owned()
+                } else {
+                    clean(program)
+                },
                 count("bytes")
+            )
+        }
+        Some("discarded") => {
+            summary.discarded += 1;
+            format!(
+                "EVENTS DISCARDED: the file rotated out at this time (the trail keeps {} rotated files) is \
+                 gone; every earlier event is lost",
+                count("keep")
             )
         }
         _ => format!("confine record {}", clean(&kind.to_string())),

@@ -45,5 +45,8 @@ pub fn audit(args: &AuditArgs, ui: &Ui) -> Result<bool> {
     if summary.dropped > 0 {
         ui.warn("Endpoint Security dropped events: the trail has gaps (see the `--` lines)");
     }
+    if summary.discarded > 0 {
+        ui.warn("rotation discarded the oldest events: the trail does not reach back to the start (see the `--` lines)");
+    }
     Ok(true)
 }

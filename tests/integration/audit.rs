@@ -27,12 +27,12 @@ fn fixture() -> String {
     fs::read_to_string(FIXTURE).expect("the eslogger fixture")
 }
 
-fn trail(fleet: &Fleet) -> &AuditPlan {
+pub(crate) fn trail(fleet: &Fleet) -> &AuditPlan {
     fleet.plan.audit.as_ref().expect("the fleet has an audit trail")
 }
 
 /// The example fleet, with a second audited agent (docbot, 1061) and `hexagent_audit` for hexagent.
-fn two_audited(hexagent_audit: &str) -> Fleet {
+pub(crate) fn two_audited(hexagent_audit: &str) -> Fleet {
     let yaml = confine::spec::EXAMPLE
         .replace(
             "    audit:\n      enabled: true\n      events: [exec, fork, exit]  # also: signal, setuid, setgid, uipc_connect, uipc_bind, create, unlink, rename\n      file_mb: 10                 # rotated at 10 MiB; at most file_mb × (keep + 1) on disk\n      keep: 5\n",
@@ -100,7 +100,7 @@ fn sim_env(mac: &Mac, command: &mut Command) {
 /// Feeds `feed` to the fleet's audit daemons, started as launchd starts them (collector, then eslogger
 /// with its stdout the FIFO), and waits, bounded, until eslogger is done and the collector has drained the
 /// FIFO. Returns the collector's messages.
-fn collect(mac: &Mac, fleet: &Fleet, feed: &str) -> String {
+pub(crate) fn collect(mac: &Mac, fleet: &Fleet, feed: &str) -> String {
     let audit = trail(fleet);
     mac.write_state("eslogger-feed", feed);
     let (collector_args, _) = job(mac, &daemons::collector_plist(audit).expect("plist"));
@@ -160,7 +160,7 @@ fn agent_lines(mac: &Mac, fleet: &Fleet, agent: &str) -> Vec<String> {
 }
 
 /// The fixture's lines whose acting process runs as `uid` (real or effective) and whose event is listed.
-fn expected(uid: i64, events: &[&str]) -> Vec<String> {
+pub(crate) fn expected(uid: i64, events: &[&str]) -> Vec<String> {
     fixture()
         .lines()
         .filter(|line| {
@@ -187,7 +187,7 @@ fn agent_manages(script: &str) -> bool {
     as_hexagent(script).status.success()
 }
 
-fn installed(fleet: &Fleet) -> Mac {
+pub(crate) fn installed(fleet: &Fleet) -> Mac {
     let mac = Mac::new(apple_sh());
     mac.install(fleet)
         .unwrap_or_else(|e| panic!("install failed:\n{e}"));

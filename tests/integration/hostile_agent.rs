@@ -123,7 +123,6 @@ fn planted_links_and_forged_key_lines_reach_nothing_outside_the_agent() {
     assert_moved_aside(
         &out,
         &[
-            "/.openclaw/secrets/gateway-token.confine-moved: it was a symbolic link",
             "/.ssh/config.confine-moved: it was a symbolic link",
             "github_pat.confine-moved: it was a hard link or another account's file",
         ],
@@ -200,11 +199,6 @@ fn folders_where_files_belong_are_moved_aside() {
              rm -f {home}/.ssh/deploy_halfday.pub && mkdir {home}/.ssh/deploy_halfday.pub"
         ));
     });
-    assert!(
-        out.contains("gateway-token.confine-moved: it was not a regular file"),
-        "{out}"
-    );
-    assert!(out.contains("generating the gateway token of hexagent"), "{out}");
     assert!(
         out.contains("deploy_halfday.pub.confine-moved: it was not a regular file"),
         "{out}"
@@ -322,7 +316,7 @@ fn racer(mac: &Mac, support: &str, workspace: bool) -> AgentProcess {
 }
 
 /// The agent's plantings in its own trees before a run: links from the paths root writes (token, SSH
-/// config) and from its log folder to root's and a human's files, a forged line in each public key, a
+/// config) and from its OpenClaw log folder to root's and a human's files, a forged line in each public key, a
 /// FIFO, and, as root (macOS would let the agent), a hard link to the human's key where a public key
 /// belongs.
 fn plant_everything(mac: &Mac, agent: &str, uid: u32, groups: &str) {
@@ -338,7 +332,7 @@ fn plant_everything(mac: &Mac, agent: &str, uid: u32, groups: &str) {
              for k in .ssh/*.pub; do printf 'other deploy ssh-ed25519 AAAAforged x\\n' >>\"$k\"; done
              mkfifo .ssh/known_hosts
              ln -s '{alice}' .openclaw/alice
-             ln -s '{alice}' '{logs}/gateway.err.log.old'",
+             ln -s '{alice}' '{logs}/openclaw/gateway.err.log.old'",
             home = home.display(),
             drop_ins = mac.on_mac("/etc/ssh/sshd_config.d").display(),
             daemons = mac.on_mac("/Library/LaunchDaemons").display(),
@@ -394,7 +388,6 @@ fn sockets_where_files_and_folders_belong_are_moved_aside() {
     assert_moved_aside(
         &out,
         &[
-            "gateway-token.confine-moved: it was not a regular file",
             "/.ssh/config.confine-moved: it was not a regular file",
             "hexagent-workspace.confine-moved: it was not a folder",
         ],
@@ -676,31 +669,34 @@ fn uninstall_ends_the_agent_and_leaves_nothing_to_its_uid() {
         .unwrap_or_else(|e| panic!("a clean install after uninstall:\n{e}"));
 }
 
-/// Root's reads of what the agent controls go through `bounded`: a FIFO the agent planted (and never
-/// writes) fails the read within its bound, in both shells, instead of hanging the install.
-#[test]
-fn bounded_reads_of_a_fifo_fail_instead_of_hanging() {
+/// Runs `snippet` after sourcing lib.sh (beside the example's other scripts) in `shell`, under timeout.
+fn in_lib_sh(shell: &[&str], snippet: &str) -> std::process::Output {
     let dir = tempfile::tempdir().expect("temp dir");
     for s in confine::installer::scripts(&example()).expect("scripts") {
         fs::write(dir.path().join(&s.name), &s.contents).expect("script");
     }
     let status = Command::new("mkfifo").arg(dir.path().join("fifo")).status();
     assert!(status.expect("mkfifo").success());
-    for shell in [DASH, BASH_POSIX] {
+    Command::new("timeout")
+        .args(["60"])
+        .args(shell.iter())
+        // $0 is lib.sh, which finds fleet-data.sh beside it.
+        .args(["-c", &format!(". ./lib.sh; {snippet}"), "./lib.sh"])
+        .current_dir(dir.path())
+        .output()
+        .expect("shell")
+}
+
+/// Root's reads of what the agent controls go through `bounded`: a FIFO the agent planted (and never
+/// writes) fails the read within its bound, in every shell, instead of hanging the install.
+#[test]
+fn bounded_reads_of_a_fifo_fail_instead_of_hanging() {
+    for shell in [DASH, BASH_POSIX, apple_sh()] {
         let start = Instant::now();
-        let out = Command::new("timeout")
-            .args(["30"])
-            .args(shell.iter())
-            // lib.sh starts the scripts at "/": the FIFO by its full path.
-            .args([
-                "-c",
-                ". ./lib.sh; bounded 1 head -c 512 \"$1/fifo\" || echo \"failed $?\"",
-                "sh",
-            ])
-            .arg(dir.path())
-            .current_dir(dir.path())
-            .output()
-            .expect("shell");
+        let out = in_lib_sh(
+            shell,
+            "bounded 1 head -c 512 \"$CONFINE_DIR/fifo\" || echo \"failed $?\"",
+        );
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             "failed 143\n",
@@ -711,6 +707,30 @@ fn bounded_reads_of_a_fifo_fail_instead_of_hanging() {
             start.elapsed() < Duration::from_secs(10),
             "{shell:?} waited {:?}",
             start.elapsed()
+        );
+    }
+}
+
+/// A command the agent stopped (its gateway can SIGSTOP every process of its UID; a stopped process
+/// ignores SIGTERM) is killed at the bound, and the step that timed out is named, in every shell.
+#[test]
+fn bounded_kills_a_stopped_command_and_names_the_step() {
+    for shell in [DASH, BASH_POSIX, apple_sh()] {
+        let out = in_lib_sh(
+            shell,
+            "STEP='ensure_credentials (hexagent)'; bounded 1 sh -c 'kill -STOP $$' || echo \"failed $?\"",
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "failed 137\n",
+            "{shell:?}: {}",
+            output_text(&out)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("confine: ensure_credentials (hexagent) timed out after 1 seconds: sh was ended"),
+            "{shell:?}: {}",
+            output_text(&out)
         );
     }
 }
@@ -740,4 +760,399 @@ agents:
         (0o770, 1051, 1070)
     );
     mac.install(&plan).unwrap_or_else(|e| panic!("reinstall:\n{e}"));
+}
+
+/// Runs `script` as `uid` with the simulated Mac's tools at hand (`"$SIM/chflags"`), as the agent runs
+/// macOS's own chflags.
+fn as_uid_on(mac: &Mac, uid: u32, groups: &str, script: &str) {
+    as_uid(
+        uid,
+        groups,
+        &format!(
+            "export SIM_STATE='{}' SIM_LIB='{}'; SIM='{}'\n{script}",
+            mac.state.display(),
+            mac.sim.join("simlib.sh").display(),
+            mac.sim.join("bin").display()
+        ),
+    );
+}
+
+/// `chflags -R uchg` on its home and workspace (the owner may set it; root's rm, mv, chown and chmod then
+/// fail): the reinstall clears the flags after quiescing the agent, and succeeds.
+#[test]
+fn user_immutable_flags_do_not_block_a_reinstall() {
+    reinstall_after(|mac, home| {
+        let ws = mac.on_mac("/Users/Shared/hexagent-workspace");
+        as_uid_on(
+            mac,
+            1051,
+            "1051,1050",
+            &format!("\"$SIM/chflags\" -R uchg '{home}' '{}'", ws.display()),
+        );
+        // The flag holds against root until cleared.
+        let out = Command::new(mac.sim.join("bin/chown"))
+            .args(["-h", "0", home])
+            .env("SIM_STATE", &mac.state)
+            .env("SIM_LIB", mac.sim.join("simlib.sh"))
+            .output()
+            .expect("chown");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"),
+            "{}",
+            output_text(&out)
+        );
+    });
+}
+
+/// The agent's per-user folder under /private/var/folders (macOS makes one for every account that runs a
+/// process) and a cache in /Library/Caches.
+const VAR_FOLDERS: &str = "/private/var/folders/zz/hexagent_n0000000000000";
+
+fn leave_caches(mac: &Mac) {
+    for (dir, uid, mode) in [
+        ("/private/var/folders/zz", 0, 0o755),
+        (VAR_FOLDERS, 1051, 0o755),
+        (&format!("{VAR_FOLDERS}/T"), 1051, 0o700),
+        (&format!("{VAR_FOLDERS}/C"), 1051, 0o700),
+        ("/Library/Caches", 0, 0o1775),
+        ("/Library/Caches/ai.openclaw", 1051, 0o755),
+    ] {
+        let path = mac.on_mac(dir);
+        fs::create_dir_all(&path).expect("dir");
+        std::os::unix::fs::chown(&path, Some(uid), Some(if uid == 0 { 80 } else { uid })).expect("chown");
+        set_mode(&path, mode);
+    }
+    as_uid(
+        1051,
+        "1051,1050",
+        &format!(
+            "echo t >'{vf}/T/scratch'; echo c >'{vf}/C/cache.db'; echo c >'{caches}/ai.openclaw/blob'",
+            vf = mac.on_mac(VAR_FOLDERS).display(),
+            caches = mac.on_mac("/Library/Caches").display(),
+        ),
+    );
+}
+
+/// With its trees, its files in shared places and its caches flagged uchg, uninstall still removes the
+/// agent, and no file of its UID is left anywhere (/Library/Caches and /private/var/folders included)
+/// for the next account given that UID.
+#[test]
+fn uninstall_clears_flags_and_leaves_no_file_to_the_uid() {
+    let mac = Mac::new(bounded());
+    let plan = example();
+    mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
+    let workspace = "/Users/Shared/hexagent-workspace";
+    leave_traces(&mac, 1051, "1051,1050", workspace);
+    leave_caches(&mac);
+    as_uid_on(
+        &mac,
+        1051,
+        "1051,1050",
+        &format!(
+            "\"$SIM/chflags\" -R uchg '{}' '{}' '{}' '{}' '{}'",
+            mac.on_mac(HOME).display(),
+            mac.on_mac(workspace).display(),
+            mac.on_mac(VAR_FOLDERS).display(),
+            mac.on_mac("/Library/Caches/ai.openclaw").display(),
+            mac.on_mac("/Users/Shared/left.txt").display(),
+        ),
+    );
+    let out = mac.uninstall(&plan);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let out = output_text(&out);
+    for left in [
+        format!("{VAR_FOLDERS}/T/scratch"),
+        "/Library/Caches/ai.openclaw/blob".to_owned(),
+    ] {
+        assert!(
+            out.contains(&format!("confine: handed to root: {left}\n")),
+            "{left}\n{out}"
+        );
+    }
+    assert_eq!(owned_by(&mac, 1051, 1051), Vec::<String>::new(), "{out}");
+    assert!(mac.ds("Users", "hexagent", "UniqueID").is_none(), "account gone");
+    assert!(!mac.on_mac(HOME).exists(), "home gone");
+}
+
+/// A fleet uninstall with two agents: while root walks docbot's workspace (docbot goes first), hexagent,
+/// a member of its group, keeps renaming a hard link to a human's key over docbot's file names. Every
+/// agent is ended before root walks any agent's files, so the racer is gone before the walk.
+#[test]
+fn a_fleet_uninstall_ends_every_agent_before_walking_any_files() {
+    let mac = Mac::new(bounded());
+    let fleet = duo(true);
+    mac.install(&fleet).unwrap_or_else(|e| panic!("install:\n{e}"));
+    let ws = mac.on_mac("/Users/Shared/docbot-workspace");
+    as_uid(
+        1061,
+        "1061,1050",
+        &format!(
+            "cd '{}'; for i in 1 2 3 4 5 6 7 8; do echo d >f$i; done",
+            ws.display()
+        ),
+    );
+    // Made as root: Linux's protected_hardlinks stops the agent, macOS would not.
+    fs::hard_link(mac.on_mac("/Users/alice/.ssh/id_ed25519"), ws.join(".k")).expect("hard link");
+    let mut racing = AgentProcess::start(
+        &mac,
+        1051,
+        "1051,1050",
+        &format!(
+            "cd '{}'; while :; do for i in 1 2 3 4 5 6 7 8; do mv -f .k f$i; mv -f f$i .k; done; done",
+            ws.display()
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let out = mac.uninstall(&fleet);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let out = output_text(&out);
+    assert!(racing.was_killed(), "the racer survived uninstall:\n{out}");
+    let ended = out
+        .find("ending every process of hexagent (UID 1051)")
+        .unwrap_or_else(|| panic!("hexagent was not ended:\n{out}"));
+    let walked = out
+        .find("confine: handed to root: ")
+        .unwrap_or_else(|| panic!("docbot's files were not handed over:\n{out}"));
+    assert!(
+        ended < walked,
+        "root walked docbot's files while hexagent ran:\n{out}"
+    );
+    assert_eq!(mode_owner(&mac, "/Users/alice/.ssh/id_ed25519"), (0o600, 501, 20));
+}
+
+/// Before a release adds a deploy key, the agent plants a private key of its own under that name, with a
+/// comment whose second line forges another agent's entry. Root has no record of making it: it is set
+/// aside and a new key generated, and public-keys.txt lists root's key, on one line.
+#[test]
+fn a_key_planted_before_a_release_adds_it_is_replaced() {
+    let fleet = |credentials: &str| {
+        plan_from(&format!(
+            "version: 1\nfleet: {{ name: solo, organization: Solo, identifier: com.example.solo, release: 1.0.0 }}\n\
+             agents:\n  - name: hexagent\n    full_name: Hex Agent\n    uid: 1051\n    openclaw: {{ version: 2026.9.6 }}\n{credentials}"
+        ))
+    };
+    let mac = Mac::new(bounded());
+    mac.install(&fleet("")).unwrap_or_else(|e| panic!("v1:\n{e}"));
+    // The agent's own key (made here: ssh-keygen wants a passwd entry the simulated agent lacks).
+    let own = mac.state.join("own-key");
+    let status = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "mine\ndocbot deploy ssh-ed25519 AAAAforged",
+            "-f",
+        ])
+        .arg(&own)
+        .status()
+        .expect("ssh-keygen");
+    assert!(status.success());
+    set_mode(&own, 0o644);
+    let ssh = mac.on_mac("/Users/hexagent/.ssh");
+    as_uid(
+        1051,
+        "1051",
+        &format!(
+            "mkdir -p '{ssh}' && chmod 700 '{ssh}' && cat '{own}' >'{ssh}/deploy' && chmod 600 '{ssh}/deploy'
+             cat '{own}.pub' >'{ssh}/deploy.pub'",
+            ssh = ssh.display(),
+            own = own.display()
+        ),
+    );
+    let planted = fs::read_to_string(ssh.join("deploy.pub")).expect("planted key");
+    let planted_key = planted.split_whitespace().nth(1).expect("key").to_owned();
+    let v2 = fleet("    credentials: { ssh_keys: [{ name: deploy, host: github.com }] }\n");
+    let out = mac.install(&v2).unwrap_or_else(|e| panic!("v2:\n{e}"));
+    assert!(
+        out.contains("/.ssh/deploy.confine-moved: it was a key root has no record of making"),
+        "{out}"
+    );
+    let listed = fs::read_to_string(mac.on_mac(&format!("{}/public-keys.txt", v2.support_dir))).unwrap();
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.starts_with("hexagent deploy ssh-ed25519 "), "{listed}");
+    assert!(
+        !listed.contains(&planted_key) && !listed.contains("AAAAforged"),
+        "{listed}"
+    );
+    let public = fs::read_to_string(ssh.join("deploy.pub")).unwrap();
+    assert_eq!(
+        public.split_whitespace().nth(1),
+        listed.split_whitespace().nth(3),
+        "the agent's public key is root's"
+    );
+}
+
+/// newsyslog (root) renames each archive and then chmods and chowns it by path, following links: an agent
+/// that could plant `gateway.out.log.0 -> <a file root runs>` would own that file after two rotations.
+/// The log folder is root's, so the plant fails, and forced rotations change nothing outside the logs.
+#[test]
+fn log_rotation_hands_nothing_of_roots_to_the_agent() {
+    let mac = Mac::new(bounded());
+    let plan = example();
+    mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
+    let logs = "/Library/Logs/confine/hexagent";
+    assert_eq!(mode_owner(&mac, logs), (0o755, 0, 0), "root's folder");
+    for stream in ["out", "err"] {
+        let log = format!("{logs}/gateway.{stream}.log");
+        assert_eq!(mode_owner(&mac, &log), (0o640, 1051, 80), "{log}");
+    }
+    assert_eq!(mode_owner(&mac, &format!("{logs}/openclaw")), (0o750, 1051, 80));
+    let rotate = format!("{}/rotate", plan.support_dir);
+    let before = mode_owner(&mac, &rotate);
+    let planted = hexagent_sh(
+        "-c",
+        &format!(
+            "ln -s '{}' '{}/gateway.out.log.0'",
+            mac.on_mac(&rotate).display(),
+            mac.on_mac(logs).display()
+        ),
+    )
+    .output()
+    .expect("setpriv");
+    assert!(
+        !planted.status.success(),
+        "the agent planted a link in its log folder"
+    );
+    let conf = mac.on_mac(&plan.newsyslog_path);
+    for _ in 0..3 {
+        let out = Command::new(mac.sim.join("bin/newsyslog"))
+            .args(["-F", "-f"])
+            .arg(&conf)
+            .env("SIM_STATE", &mac.state)
+            .env("SIM_LIB", mac.sim.join("simlib.sh"))
+            .env("CONFINE_SIM_TARGET", &mac.target)
+            .output()
+            .expect("newsyslog");
+        assert!(out.status.success(), "{}", output_text(&out));
+    }
+    assert_eq!(mode_owner(&mac, &rotate), before, "root's rotate script");
+    assert_eq!(
+        mode_owner(&mac, &format!("{logs}/gateway.out.log.1")),
+        (0o640, 1051, 80)
+    );
+}
+
+/// After a successful rotation the agent writes the old (perhaps leaked) token back. The token is in
+/// root's folder of the agent, the agent's to read (OpenClaw wants it so) but immutable (schg, which only
+/// root clears): every way of putting the old one back fails, and the rotation checked that the
+/// restarted gateway refuses the old token.
+#[test]
+fn a_rotated_token_cannot_be_put_back_by_the_agent() {
+    let mac = Mac::new(bounded());
+    mac.write_state("gateway-token-check", mac.target.to_str().expect("utf-8"));
+    let plan = example();
+    mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
+    let token_path = &plan.agents[0].token_path;
+    let token = mac.on_mac(token_path);
+    let old = fs::read_to_string(&token).expect("token");
+    let out = crate::rotation::rotate(&mac, &plan, &["gateway-token", "hexagent"], "");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let new = fs::read_to_string(&token).expect("token");
+    assert_ne!(new, old);
+    let t = token.display();
+    for put_back in [
+        format!("printf %s '{old}' >'{t}'"),
+        format!("chmod 600 '{t}' && printf %s '{old}' >'{t}'"),
+        format!("printf %s '{old}' >'{t}.old' && mv -f '{t}.old' '{t}'"),
+        format!("rm -f '{t}' && printf %s '{old}' >'{t}'"),
+    ] {
+        let out = hexagent_sh("-c", &put_back).output().expect("setpriv");
+        assert!(
+            !out.status.success(),
+            "the agent put its old token back: {put_back}"
+        );
+    }
+    assert_eq!(fs::read_to_string(&token).expect("token"), new);
+    assert_eq!(mode_owner(&mac, token_path), (0o400, 1051, 1051));
+}
+
+/// Hiding from the audit: the agent runs the exec it wants hidden, floods its trail with its own events
+/// until rotation discards the file that held it, then runs a program with 3 MiB of arguments. What is
+/// left says, in `confine audit`, that events were discarded and when; the oversized event keeps its
+/// program.
+#[test]
+fn the_agent_cannot_hide_its_events_from_the_audit() {
+    use crate::audit::{collect, expected, installed, trail, two_audited};
+    let fleet = two_audited("{ enabled: true, file_mb: 1, keep: 2 }");
+    let mac = installed(&fleet);
+    let git = expected(1051, &["exec"])[0].clone();
+    let mut feed = format!("{}\n", git.replace("\"--porcelain\"", "\"--hidden\""));
+    for i in 0..2_000 {
+        let line = git
+            .replace(
+                "\"global_seq_num\":40214",
+                &format!("\"global_seq_num\":{}", 50_000 + i),
+            )
+            .replace("\"--porcelain\"", &format!("\"--porcelain={i}\""));
+        feed.push_str(&line);
+        feed.push('\n');
+    }
+    feed.push_str(&git.replace("\"--porcelain\"", &format!("\"{}\"", "A".repeat(3 << 20))));
+    feed.push('\n');
+    collect(&mac, &fleet, &feed);
+    let audit = trail(&fleet);
+    let log = mac.on_mac(&audit.agents[0].log);
+    for kept in ["", ".1", ".2"] {
+        let text = fs::read_to_string(format!("{}{kept}", log.display())).expect("kept file");
+        assert!(!text.contains("--hidden"), "the flood did not push the exec out");
+    }
+    let out = crate::util::confine()
+        .arg("audit")
+        .arg(&log)
+        .output()
+        .expect("confine audit");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let timeline = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        timeline
+            .lines()
+            .any(|l| l.contains(" -- EVENTS DISCARDED: ") && l.starts_with("20")),
+        "the timeline says when events were discarded:\n{}",
+        &timeline[..timeline.len().min(2000)]
+    );
+    assert!(
+        timeline.contains("a exec event of pid ") && timeline.contains("(/usr/bin/git) was "),
+        "the oversized exec keeps its program:\n{}",
+        timeline
+            .lines()
+            .filter(|l| l.contains("too long"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rotation discarded the oldest events"),
+        "{}",
+        output_text(&out)
+    );
+}
+
+/// The agent's gateway stops (SIGSTOP) every process of its UID that root starts (the simulated sudo
+/// stops each one as the agent: a userspace loop would race processes that live milliseconds), and a
+/// stopped process ignores SIGTERM. The run is killed at its bound, every process of the agent with it,
+/// and rotate fails naming the step instead of waiting forever.
+#[test]
+fn an_agent_stopping_roots_runs_as_it_cannot_hang_a_rotation() {
+    let mac = Mac::new(bounded());
+    let plan = example();
+    mac.install(&plan).unwrap_or_else(|e| panic!("install:\n{e}"));
+    mac.write_state("agent-stops/hexagent", "");
+    let mut gateway = AgentProcess::start(&mac, 1051, "1051,1050", "sleep 1000");
+    let started = Instant::now();
+    let out = crate::rotation::rotate(&mac, &plan, &["ssh-stage", "hexagent"], "");
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "rotate hung or passed:\n{text}");
+    for said in [
+        "confine: rotate ssh-stage hexagent timed out after 60 seconds: sudo was ended\n",
+        "confine: ERROR: ended every process of hexagent (UID 1051), which stalled rotate ssh-stage hexagent\n",
+    ] {
+        assert!(text.contains(said), "{said}\n{text}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(200), "{text}");
+    assert!(
+        gateway.was_killed(),
+        "the agent's processes were ended with the run"
+    );
 }

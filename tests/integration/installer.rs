@@ -64,8 +64,8 @@ fn fresh_install_creates_accounts_folders_credentials_and_daemons() {
         ("/Users/hexagent/.openclaw", (0o700, 1051, 1051)),
         ("/Users/hexagent/.openclaw/secrets", (0o700, 1051, 1051)),
         (
-            "/Users/hexagent/.openclaw/secrets/gateway-token",
-            (0o600, 1051, 1051),
+            "/Library/Application Support/confine/halfday-agents/agents/hexagent/gateway-token",
+            (0o400, 1051, 1051),
         ),
         (
             "/Users/hexagent/.openclaw/secrets/github_pat",
@@ -76,7 +76,12 @@ fn fresh_install_creates_accounts_folders_credentials_and_daemons() {
         ("/Users/hexagent/.ssh/deploy_halfday", (0o600, 1051, 1051)),
         ("/Users/hexagent/.ssh/deploy_halfday.pub", (0o644, 1051, 1051)),
         ("/Users/Shared/hexagent-workspace", (0o770, 1051, 1050)),
-        ("/Library/Logs/confine/hexagent", (0o750, 1051, 80)),
+        ("/Library/Logs/confine/hexagent", (0o755, 0, 0)),
+        (
+            "/Library/Logs/confine/hexagent/gateway.out.log",
+            (0o640, 1051, 80),
+        ),
+        ("/Library/Logs/confine/hexagent/openclaw", (0o750, 1051, 80)),
         (agent.config_dir.as_str(), (0o755, 0, 0)),
         (agent.config_path.as_str(), (0o640, 0, 1051)),
         (agent.openclaw.prefix.as_str(), (0o755, 0, 0)),

@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use crate::sim::*;
 
 const AGENT: &str = "hexagent";
-const TOKEN: &str = "/Users/hexagent/.openclaw/secrets/gateway-token";
+const TOKEN: &str = "/Library/Application Support/confine/halfday-agents/agents/hexagent/gateway-token";
 const KEY: &str = "/Users/hexagent/.ssh/deploy_halfday";
 
 /// An installed example fleet whose gateway checks the token it loaded.
@@ -29,7 +29,7 @@ fn installed_with(shell: &'static [&'static str]) -> (Mac, Fleet) {
 }
 
 /// Runs the installed `rotate` as root, as a rotation daemon does, with `stdin`.
-fn rotate(mac: &Mac, plan: &Fleet, args: &[&str], stdin: &str) -> Output {
+pub(crate) fn rotate(mac: &Mac, plan: &Fleet, args: &[&str], stdin: &str) -> Output {
     let rotate = mac.on_mac(&format!("{}/rotate", plan.support_dir));
     let mut command = Command::new("timeout");
     command.arg("120").args(mac.shell).arg(rotate).args(args);
@@ -123,7 +123,7 @@ fn token_rotation_succeeds(shell: &'static [&'static str]) {
     assert_eq!(new.trim().len(), 64, "32 random bytes, hex");
     assert_eq!(read(&mac, &record(&plan, "gateway-token")), new);
     assert_eq!(loaded_token(&mac, &plan), new, "the gateway restarted with it");
-    assert_eq!(mode_owner(&mac, TOKEN), (0o600, 1051, 1051));
+    assert_eq!(mode_owner(&mac, TOKEN), (0o400, 1051, 1051));
     let log = mac.commands();
     assert!(
         log.contains("launchctl kickstart -k system/com.halfday.agents.hexagent.gateway\n"),
@@ -159,7 +159,7 @@ fn gateway_token_rotation_rolls_back_when_the_probe_fails() {
     assert!(text.contains("the old token is back in place"), "{text}");
     assert_eq!(read(&mac, TOKEN), old, "the old token is back");
     assert_eq!(read(&mac, &record(&plan, "gateway-token")), old);
-    assert_eq!(mode_owner(&mac, TOKEN), (0o600, 1051, 1051));
+    assert_eq!(mode_owner(&mac, TOKEN), (0o400, 1051, 1051));
     assert_eq!(
         read(&mac, &format!("{}/status.json", plan.support_dir)),
         status_before,
@@ -314,8 +314,8 @@ const AGENT_TREES: &[&str] = &[
     "/Library/Logs/confine/hexagent",
 ];
 
-/// Everything outside the agent's trees but root's record, the inventory and status.json, which a
-/// rotation updates (and the token the simulated gateway loaded).
+/// Everything outside the agent's trees but root's record, the inventory, status.json and the token
+/// itself, which a rotation updates (and the token the simulated gateway loaded).
 fn outside_agent_trees(mac: &Mac, plan: &Fleet) -> BTreeMap<String, String> {
     let support = &plan.support_dir;
     let mut snap = mac.snapshot(true);
@@ -326,6 +326,7 @@ fn outside_agent_trees(mac: &Mac, plan: &Fleet) -> BTreeMap<String, String> {
             && !path.starts_with(&format!("{support}/records"))
             && *path != format!("{support}/status.json")
             && *path != format!("{support}/public-keys.txt")
+            && path != TOKEN
             && !(path.starts_with("state/launchd/") && path.ends_with("/token"))
     });
     snap

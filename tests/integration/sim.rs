@@ -271,6 +271,9 @@ impl Mac {
         self.write_state("volumes", &volumes);
         self.write_state("commands.log", "");
         set_mode(&self.state.join("commands.log"), 0o666);
+        // File flags (fake chflags), kept by inode: every account may flag its own files.
+        fs::create_dir_all(self.state.join("flags")).expect("flags");
+        set_mode(&self.state.join("flags"), 0o1777);
     }
 
     pub(crate) fn seed_volume(&self) {
@@ -584,6 +587,13 @@ impl Mac {
 /// start sessions of their own), even when the test failed.
 impl Drop for Mac {
     fn drop(&mut self) {
+        // Files the fake chflags made immutable for real (schg): the temp dir could not go otherwise.
+        if self.state.join("flags-real").exists() {
+            let _ = Command::new("chattr")
+                .args(["-R", "-f", "-i"])
+                .arg(&self.target)
+                .status();
+        }
         let Ok(jobs) = fs::read_dir(self.state.join("launchd")) else {
             return;
         };
