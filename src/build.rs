@@ -92,10 +92,9 @@ fn vendor_openclaw(loaded: &LoadedSpec, plan: &Plan) -> Result<Option<npm::Vendo
     if versions.is_empty() {
         return Ok(None);
     }
-    let lock_path = npm::lock_path(&loaded.origin);
-    let lock = npm::Lockfile::read(&lock_path)?;
+    let lock = npm::Lockfile::read(&loaded.origin)?;
     let versions: Vec<String> = versions.into_iter().collect();
-    npm::vendor(&lock, &lock_path, &versions, &npm::Cache::user()?).map(Some)
+    npm::vendor(&lock, &loaded.origin, &versions, &npm::Cache::user()?).map(Some)
 }
 
 /// Each agent's LaunchDaemon plist and OpenClaw config, standalone for review and diffs (the package

@@ -39,9 +39,14 @@ pub struct Entry {
     pub notes: Vec<String>,
 }
 
-/// `manifest.json`: every artifact, sorted by path.
+/// The version of `manifest.json`'s layout, raised when a field changes meaning or goes away (adding a
+/// field does not raise it), so a deploy script can refuse a manifest it does not understand.
+pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+
+/// `manifest.json`: its format version and every artifact, sorted by path.
 #[derive(Debug, Clone, Serialize)]
 pub struct Manifest {
+    pub format_version: u32,
     pub artifacts: Vec<Entry>,
 }
 
@@ -127,6 +132,7 @@ impl Staging {
     pub fn commit_with(mut self, finish: impl FnOnce(&Path, &Manifest) -> Result<()>) -> Result<Manifest> {
         self.entries.sort_by(|a, b| a.path.cmp(&b.path));
         let manifest = Manifest {
+            format_version: MANIFEST_FORMAT_VERSION,
             artifacts: self.entries,
         };
         let mut json = serde_json::to_vec_pretty(&manifest).context("serializing the manifest")?;

@@ -35,7 +35,9 @@ const VERSION: &str = match option_env!("CONFINE_GIT_DESCRIBE") {
 /// locked-down macOS account, on every Mac of a fleet.
 #[derive(Debug, Parser)]
 #[command(name = "confine", version = VERSION, about, max_term_width = 100)]
-#[command(after_help = "Without a SPEC, commands use ./fleet.yaml, then ./confine.yaml.")]
+#[command(
+    after_help = "Without a SPEC, commands use fleet.yaml, then confine.yaml, from the current folder or the nearest\nfolder above it that has one."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -75,7 +77,7 @@ enum Command {
     /// Write the example fleet spec, with comments that teach the format.
     #[command(after_help = "Example:\n  confine init fleet.yaml")]
     Init {
-        /// Where to write it. An existing file is never overwritten.
+        /// Where to write it, or `-` for stdout. An existing file is never overwritten.
         #[arg(default_value = "fleet.yaml")]
         path: PathBuf,
     },

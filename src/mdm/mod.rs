@@ -134,7 +134,7 @@ pub fn push(loaded: &LoadedSpec, options: &PushOptions) -> Result<Report> {
         let which = match options.to {
             Some(Target::Jamf) => "`mdm.jamf`",
             Some(Target::Kandji) => "`mdm.kandji`",
-            None => "an `mdm` section (jamf, kandji)",
+            None => "`mdm` section (jamf or kandji)",
         };
         bail!(
             "{} has no {which} to push to; add one (see `confine schema`)",

@@ -104,19 +104,27 @@ pub fn lock_path(spec: &Path) -> PathBuf {
     spec.with_extension("lock")
 }
 
+/// The hint every lockfile error ends with, naming the spec as given (`fleets/a.yaml`, not fleet.yaml).
+pub fn relock_hint(spec: &Path) -> String {
+    format!("run `confine lock {}`", spec.display())
+}
+
 impl Lockfile {
-    pub fn read(path: &Path) -> Result<Lockfile> {
-        let text = std::fs::read_to_string(path).with_context(|| {
+    /// The lockfile of `spec` (see [`lock_path`]).
+    pub fn read(spec: &Path) -> Result<Lockfile> {
+        let path = lock_path(spec);
+        let relock = relock_hint(spec);
+        let text = std::fs::read_to_string(&path).with_context(|| {
             format!(
-                "cannot read the lockfile {}: run `confine lock` to write it",
+                "cannot read the lockfile {}: {relock} to write it",
                 path.display()
             )
         })?;
         let lock: Lockfile = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a confine lockfile: run `confine lock`", path.display()))?;
+            .with_context(|| format!("{} is not a confine lockfile: {relock}", path.display()))?;
         ensure!(
             lock.confine_lock == FORMAT,
-            "{}: lockfile format {} (this confine reads {FORMAT}): run `confine lock`",
+            "{}: lockfile format {} (this confine reads {FORMAT}): {relock}",
             path.display(),
             lock.confine_lock
         );
@@ -140,13 +148,14 @@ impl Lockfile {
     }
 
     /// The packages of one OpenClaw version, or the error that says how to fix the lockfile.
-    pub fn packages(&self, version: &str, path: &Path) -> Result<&BTreeMap<String, LockedPackage>> {
+    pub fn packages(&self, version: &str, spec: &Path) -> Result<&BTreeMap<String, LockedPackage>> {
         self.openclaw.get(version).with_context(|| {
             let locked: Vec<&str> = self.openclaw.keys().map(String::as_str).collect();
             format!(
-                "{} locks openclaw {}, not {version}, which the spec pins: run `confine lock` to lock the spec's versions",
-                path.display(),
-                if locked.is_empty() { "nothing".to_owned() } else { locked.join(", ") }
+                "{} locks openclaw {}, not {version}, which the spec pins: {} to lock the spec's versions",
+                lock_path(spec).display(),
+                if locked.is_empty() { "nothing".to_owned() } else { locked.join(", ") },
+                relock_hint(spec)
             )
         })
     }

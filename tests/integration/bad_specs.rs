@@ -650,7 +650,8 @@ fn a_bundle_without_its_lockfile() {
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("fleet.lock") && err.contains("run `confine lock`"),
+        err.contains("fleet.lock")
+            && err.contains(&format!("run `confine lock {}` to write it", spec.display())),
         "{err}"
     );
     assert!(!dir.path().join("dist").exists());
