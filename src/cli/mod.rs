@@ -110,9 +110,15 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    #[command(after_help = "Example:\n  confine man > /usr/local/share/man/man1/confine.1")]
-    Man,
+    /// Print the man page (roff), or write it and one page per subcommand into a folder.
+    #[command(
+        after_help = "Examples:\n  confine man | man -l -\n  confine man --out /usr/local/share/man/man1   # confine.1 and confine-build.1, …"
+    )]
+    Man {
+        /// Write confine.1 and every confine-<command>.1 into this folder instead.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,7 +184,7 @@ fn run(command: Command, ui: &Ui) -> Result<bool> {
         Command::Push(args) => push::push(&args, ui),
         Command::Audit(args) => audit::audit(&args, ui),
         Command::Completions { shell } => shell::completions(shell).map(|()| true),
-        Command::Man => shell::man().map(|()| true),
+        Command::Man { out } => shell::man(out.as_deref()).map(|()| true),
     }
 }
 

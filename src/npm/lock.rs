@@ -154,7 +154,11 @@ impl Lockfile {
             format!(
                 "{} locks openclaw {}, not {version}, which the spec pins: {} to lock the spec's versions",
                 lock_path(spec).display(),
-                if locked.is_empty() { "nothing".to_owned() } else { locked.join(", ") },
+                if locked.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    locked.join(", ")
+                },
                 relock_hint(spec)
             )
         })

@@ -79,10 +79,7 @@ fn a_spec_in_a_parent_folder_is_found_and_named() {
 
     let output = run_in(&deep, &["build"]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(
-        built_packages(&deep.join("dist"))[0],
-        "parent-agents-1.0.0.pkg"
-    );
+    assert_eq!(built_packages(&deep.join("dist"))[0], "parent-agents-1.0.0.pkg");
 }
 
 #[test]
