@@ -139,6 +139,7 @@ impl Staging {
         json.push(b'\n');
         fs::write(self.dir.path().join("manifest.json"), json).context("writing manifest.json")?;
         finish(self.dir.path(), &manifest)?;
+        crate::interrupt::check()?;
         let staged = self.dir.keep();
         replace_folder(&staged, &self.out).inspect_err(|_| {
             let _ = fs::remove_dir_all(&staged);

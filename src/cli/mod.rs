@@ -3,13 +3,14 @@
 //! The output rule, for every command: stdout carries only what the command produces (a JSON object with
 //! `--json`, a report, the schema, completions, a man page), so it can be piped; stderr carries
 //! everything meant for a person (summaries, notes, warnings, diagnostics). `-q` silences the notes and
-//! summaries, never warnings or errors. Exit status: 0 success, 1 error, 2 usage error.
+//! summaries, never warnings or errors. Exit status: 0 success, 1 error, 2 usage error, 130 interrupted.
 
 mod audit;
 mod build;
 mod json;
 mod lock;
 mod package;
+mod progress;
 mod push;
 mod shell;
 mod source;
@@ -146,7 +147,8 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-/// Parses the command line, runs it, and reports errors. Exit status: 0 ok, 1 error, 2 usage.
+/// Parses the command line, runs it, and reports errors. Exit status: 0 ok, 1 error, 2 usage, 130
+/// interrupted (docs/cli.md).
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -156,7 +158,18 @@ pub fn main() -> ExitCode {
         }
     };
     let ui = Ui::new(color_enabled(cli.global.color), cli.global.quiet);
-    match run(cli.command, &ui) {
+    if let Err(e) = crate::interrupt::install() {
+        ui.warn(&format!("Ctrl-C will not stop cleanly: {e:#}"));
+    }
+    // `--json` is each subcommand's own flag; any of them asks for output a program reads, without progress.
+    let json = std::env::args_os().any(|arg| arg == "--json");
+    progress::show_if_watched(json, cli.global.quiet);
+    let outcome = run(cli.command, &ui);
+    if crate::interrupt::interrupted() && !matches!(outcome, Ok(true)) {
+        ui.warn(&crate::interrupt::Interrupted.to_string());
+        return ExitCode::from(130);
+    }
+    match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {

@@ -252,7 +252,16 @@ impl Client {
             }
             attempt += 1;
             let asked = outcome.as_ref().ok().and_then(|r| r.retry_after);
-            std::thread::sleep(asked.map_or_else(|| self.backoff(attempt), |d| d.min(MAX_WAIT)));
+            let wait = asked.map_or_else(|| self.backoff(attempt), |d| d.min(MAX_WAIT));
+            let why = match &outcome {
+                Ok(r) => format!("HTTP {}", r.status),
+                Err(e) => self.redact(&format!("{e:#}")),
+            };
+            crate::progress::note(&format!(
+                "{method} {path}: {why}; retry {attempt} of {budget} in {:.1} s",
+                wait.as_secs_f64()
+            ));
+            std::thread::sleep(wait);
         }
     }
 

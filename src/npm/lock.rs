@@ -142,6 +142,7 @@ impl Lockfile {
         let mut tmp = tempfile::NamedTempFile::new_in(dir)
             .with_context(|| format!("cannot write in {}", dir.display()))?;
         std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+        crate::interrupt::check()?;
         tmp.persist(path)
             .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(())
@@ -213,20 +214,22 @@ fn resolve_one(version: &str, platforms: &[Platform]) -> Result<BTreeMap<String,
         "dependencies": { "openclaw": version },
     });
     std::fs::write(dir.path().join("package.json"), manifest.to_string())?;
-    let output = super::cache::npm()
-        .args([
-            "install",
-            "--package-lock-only",
-            "--ignore-scripts",
-            "--no-audit",
-            "--no-fund",
-            "--loglevel=error",
-            // Some .npmrc files leave `resolved` out of lockfiles; ours needs every URL.
-            "--omit-lockfile-registry-resolved=false",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .context("cannot run npm (confine lock resolves with it): install node and npm")?;
+    let _step = crate::progress::start(&format!("resolving openclaw@{version} with npm"), None);
+    let output = crate::interrupt::output(
+        super::cache::npm()
+            .args([
+                "install",
+                "--package-lock-only",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                // Some .npmrc files leave `resolved` out of lockfiles; ours needs every URL.
+                "--omit-lockfile-registry-resolved=false",
+            ])
+            .current_dir(dir.path()),
+    )
+    .context("cannot run npm (confine lock resolves with it): install node and npm")?;
     ensure!(
         output.status.success(),
         "npm could not resolve openclaw@{version}:\n{}",

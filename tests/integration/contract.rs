@@ -243,3 +243,51 @@ fn man_writes_a_page_for_every_command_a_page_refers_to() {
     let stdout = confine().arg("man").output().expect("runs");
     assert!(!String::from_utf8_lossy(&stdout.stdout).contains("confine\\-help"));
 }
+
+/// Ctrl-C while `confine lock` waits for npm. npm here is a stand-in that only records its pid and sleeps:
+/// what is tested is confine's handling of its child and its temporary folder, not npm's answers (the
+/// real npm resolves in vendored.rs).
+#[test]
+fn ctrl_c_during_lock_leaves_no_temp_folder_lockfile_or_npm() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("mkdir");
+    write(dir.path(), "fleet.yaml", example_spec());
+    let pid_file = dir.path().join("npm.pid");
+    let npm = write(
+        dir.path(),
+        "slow-npm",
+        &format!("#!/bin/sh\necho $$ > '{}'\nexec sleep 60\n", pid_file.display()),
+    );
+    std::fs::set_permissions(&npm, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut lock = std::process::Command::new(env!("CARGO_BIN_EXE_confine"))
+        .args(["lock", "fleet.yaml"])
+        .current_dir(dir.path())
+        .env("CONFINE_NPM", &npm)
+        .env("TMPDIR", &tmp)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let waited = (0..300).find(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::fs::read_to_string(&pid_file).is_ok_and(|pid| !pid.trim().is_empty())
+    });
+    assert!(waited.is_some(), "the stand-in npm never started");
+    let npm_pid = std::fs::read_to_string(&pid_file).expect("pid").trim().to_owned();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &lock.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let output = lock.wait_with_output().expect("waits");
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    assert!(stderr(&output).contains("interrupted"), "{}", stderr(&output));
+    assert!(
+        !Path::new(&format!("/proc/{npm_pid}")).exists(),
+        "npm ({npm_pid}) is still there"
+    );
+    let left: Vec<_> = std::fs::read_dir(&tmp).expect("ls").collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+    assert!(!dir.path().join("fleet.lock").exists());
+}
