@@ -261,7 +261,7 @@ fn ctrl_c_during_lock_leaves_no_temp_folder_lockfile_or_npm() {
         &format!("#!/bin/sh\necho $$ > '{}'\nexec sleep 60\n", pid_file.display()),
     );
     std::fs::set_permissions(&npm, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let mut lock = std::process::Command::new(env!("CARGO_BIN_EXE_confine"))
+    let lock = std::process::Command::new(env!("CARGO_BIN_EXE_confine"))
         .args(["lock", "fleet.yaml"])
         .current_dir(dir.path())
         .env("CONFINE_NPM", &npm)
