@@ -8,10 +8,21 @@ use std::sync::OnceLock;
 
 /// Shows progress to a person.
 pub trait Reporter: Send + Sync {
-    /// A step starts; `total` is its size in bytes when known. It ends when the returned [`Step`] drops.
-    fn start(&self, what: &str, total: Option<u64>) -> Box<dyn Step>;
+    /// A step starts. It ends when the returned [`Step`] drops.
+    fn start(&self, what: &str, measure: Measure) -> Box<dyn Step>;
     /// Something worth knowing mid-way, e.g. a retry and why.
     fn note(&self, message: &str);
+}
+
+/// What a step's progress is counted in.
+#[derive(Debug, Clone, Copy)]
+pub enum Measure {
+    /// Only the time it takes (a child process).
+    Time,
+    /// Bytes, total unknown (a payload being written).
+    Bytes,
+    /// Bytes out of a known total (an upload).
+    BytesOf(u64),
 }
 
 /// A running step.
@@ -28,8 +39,8 @@ pub fn set_reporter(reporter: Box<dyn Reporter>) {
 }
 
 /// Starts a step; `None` when nobody watches.
-pub fn start(what: &str, total: Option<u64>) -> Option<Box<dyn Step>> {
-    REPORTER.get().map(|r| r.start(what, total))
+pub fn start(what: &str, measure: Measure) -> Option<Box<dyn Step>> {
+    REPORTER.get().map(|r| r.start(what, measure))
 }
 
 /// A note for whoever watches (nothing otherwise).
@@ -50,7 +61,7 @@ impl<W: Write> Counting<W> {
     pub fn new(inner: W, what: &str) -> Self {
         Counting {
             inner,
-            step: start(what, None),
+            step: start(what, Measure::Bytes),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::progress::{Reporter, Step};
+use crate::progress::{Measure, Reporter, Step};
 
 /// Shows progress when a person is watching: stderr is a terminal, and neither `json` nor `quiet`.
 pub fn show_if_watched(json: bool, quiet: bool) {
@@ -20,6 +20,7 @@ struct Terminal;
 
 struct Spinner {
     bar: ProgressBar,
+    measure: Measure,
 }
 
 /// Templates are constants, so a failure to parse one is a bug; fall back to indicatif's default.
@@ -28,18 +29,20 @@ fn style(template: &str) -> ProgressStyle {
 }
 
 impl Reporter for Terminal {
-    fn start(&self, what: &str, total: Option<u64>) -> Box<dyn Step> {
-        let bar = match total {
-            Some(total) => ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
-                .with_style(style(
-                    "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-                )),
-            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
-                .with_style(style("{spinner} {msg} {elapsed} {bytes:>10}")),
+    fn start(&self, what: &str, measure: Measure) -> Box<dyn Step> {
+        let (length, template) = match measure {
+            Measure::Time => (None, "{spinner} {msg} {elapsed}"),
+            Measure::Bytes => (None, "{spinner} {msg} {elapsed} {bytes} ({bytes_per_sec})"),
+            Measure::BytesOf(total) => (
+                Some(total),
+                "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+            ),
         };
+        let bar =
+            ProgressBar::with_draw_target(length, ProgressDrawTarget::stderr()).with_style(style(template));
         bar.set_message(what.to_owned());
         bar.enable_steady_tick(Duration::from_millis(120));
-        Box::new(Spinner { bar })
+        Box::new(Spinner { bar, measure })
     }
 
     fn note(&self, message: &str) {
@@ -54,9 +57,17 @@ impl Step for Spinner {
 }
 
 impl Drop for Spinner {
-    /// Leaves one line: what was done, how long it took and how much was written.
+    /// Replaces the spinner with one line: what was done, how long it took, and how much when counted.
     fn drop(&mut self) {
-        self.bar.set_style(style("done {msg} in {elapsed} ({bytes})"));
-        self.bar.finish();
+        let mut line = format!(
+            "done: {} in {}",
+            self.bar.message(),
+            indicatif::HumanDuration(self.bar.elapsed())
+        );
+        if !matches!(self.measure, Measure::Time) {
+            line.push_str(&format!(" ({})", indicatif::HumanBytes(self.bar.position())));
+        }
+        self.bar.finish_and_clear();
+        eprintln!("{line}");
     }
 }

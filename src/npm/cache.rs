@@ -168,7 +168,10 @@ fn npm_pack<'a>(
     dir: &Path,
 ) -> Result<BTreeMap<(String, String), String>> {
     let urls: Vec<&str> = urls.collect();
-    let _step = crate::progress::start(&format!("fetching {} tarballs with npm pack", urls.len()), None);
+    let _step = crate::progress::start(
+        &format!("fetching {} tarballs with npm pack", urls.len()),
+        crate::progress::Measure::Time,
+    );
     let output = crate::interrupt::output(
         npm()
             .args([

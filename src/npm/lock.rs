@@ -214,7 +214,10 @@ fn resolve_one(version: &str, platforms: &[Platform]) -> Result<BTreeMap<String,
         "dependencies": { "openclaw": version },
     });
     std::fs::write(dir.path().join("package.json"), manifest.to_string())?;
-    let _step = crate::progress::start(&format!("resolving openclaw@{version} with npm"), None);
+    let _step = crate::progress::start(
+        &format!("resolving openclaw@{version} with npm"),
+        crate::progress::Measure::Time,
+    );
     let output = crate::interrupt::output(
         super::cache::npm()
             .args([

@@ -291,3 +291,41 @@ fn ctrl_c_during_lock_leaves_no_temp_folder_lockfile_or_npm() {
     assert!(left.is_empty(), "temporary files left: {left:?}");
     assert!(!dir.path().join("fleet.lock").exists());
 }
+
+/// `confine ARGS` under `script(1)`, so stderr is a terminal: everything it printed.
+fn on_a_terminal(dir: &Path, args: &str) -> String {
+    let command = format!("{} {args}", env!("CARGO_BIN_EXE_confine"));
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(dir)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .expect("script (bsdutils) runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn progress_is_shown_on_a_terminal_only_and_never_with_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shown = on_a_terminal(dir.path(), "build --example --out a");
+    assert!(
+        shown.contains("done: writing com.halfday.agents's Payload in"),
+        "{shown}"
+    );
+
+    let json = on_a_terminal(dir.path(), "build --example --out b --json");
+    assert!(!json.contains("Payload"), "{json}");
+    assert!(!json.contains("done:"), "{json}");
+
+    let piped = confine()
+        .current_dir(dir.path())
+        .args(["build", "--example", "--out", "c"])
+        .output()
+        .expect("runs");
+    assert!(!stderr(&piped).contains("done:"), "{}", stderr(&piped));
+}
