@@ -329,3 +329,31 @@ fn progress_is_shown_on_a_terminal_only_and_never_with_json() {
         .expect("runs");
     assert!(!stderr(&piped).contains("done:"), "{}", stderr(&piped));
 }
+
+/// The schema's range for UIDs and GIDs is the validator's own (one constant generates both): each bound
+/// the schema gives is accepted by `validate`, and one step beyond it is refused.
+#[test]
+fn the_schema_and_the_validator_share_the_id_range() {
+    let schema: serde_json::Value =
+        serde_json::from_slice(&confine().arg("schema").output().expect("runs").stdout).expect("JSON");
+    let definitions = &schema["definitions"];
+    let range = |definition: &str, field: &str| {
+        let property = &definitions[definition]["properties"][field];
+        let bound = |name: &str| {
+            property[name]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{definition}.{field} has no {name}"))
+        };
+        (bound("minimum"), bound("maximum"))
+    };
+    let (min, max) = range("Agent", "uid");
+    assert_eq!(range("Group", "gid"), (min, max));
+    assert_eq!(range("PrimaryGroup", "gid"), (min, max));
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (uid, valid) in [(min - 1, false), (min, true), (max, true), (max + 1, false)] {
+        let text = crate::util::example_with("uid: 1051 ", &format!("uid: {uid} "));
+        let spec = write(dir.path(), "fleet.yaml", &text);
+        let output = confine().arg("validate").arg(&spec).output().expect("runs");
+        assert_eq!(output.status.success(), valid, "uid {uid}: {}", stderr(&output));
+    }
+}
