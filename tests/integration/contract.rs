@@ -1,5 +1,7 @@
 //! The contract every subcommand keeps (docs/cli.md): exit status 0 success, 1 error, 2 usage error;
-//! `-` for stdin or stdout; unset variables named as unset; man pages for every command they name.
+//! `-` for stdin or stdout; unset variables named as unset; man pages for every command they name;
+//! progress and Ctrl-C; one range for IDs in the schema and the validator. (manifest.json's
+//! `format_version`: cli.rs.)
 
 use std::path::Path;
 
@@ -187,20 +189,6 @@ fn push_without_an_mdm_section_says_so_in_plain_words() {
     let err = stderr(&output);
     assert!(err.contains("has no `mdm` section"), "{err}");
     assert!(!err.contains("no an"), "{err}");
-}
-
-#[test]
-fn the_manifest_carries_its_format_version() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("dist");
-    confine()
-        .args(["build", "--example", "-q", "--out"])
-        .arg(&out)
-        .assert()
-        .success();
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).expect("manifest")).expect("JSON");
-    assert_eq!(manifest["format_version"], 1);
 }
 
 /// Every `confine-<command>(1)` a page refers to, in `page`.
