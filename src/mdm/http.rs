@@ -220,6 +220,8 @@ impl Client {
         let mut attempt = 0;
         let mut renewed = false;
         loop {
+            // Ctrl-C stops a push between requests, never half-way through one.
+            crate::interrupt::check()?;
             if is_write {
                 *self.writes.borrow_mut() += 1;
             }
