@@ -1,4 +1,4 @@
-# confine's recipes. CI does not need just: .ci/run calls cargo directly.
+# confine's recipes. CI does not need just: .ci/run calls tests/run directly.
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # list the recipes
@@ -9,9 +9,9 @@ default:
 build:
     cargo build --locked --all-targets
 
-# run the test suite (the same command CI runs; the end-to-end tests need `just e2e-tools` once)
-test:
-    cargo test --locked
+# install or check what the tests need, then run them (the same command CI runs; `just test --check` only checks)
+test *args:
+    tests/run {{args}}
 
 # install the pinned real node, npm and OpenClaw the end-to-end tests run (~/.cache/confine-e2e)
 e2e-tools:

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::layout::EmbeddedSecret;
 use crate::output::{Kind, Manifest, Staging};
 use crate::plan::Plan;
 use crate::sign::{self, Identity, PackageSigner, TimestampAuthority, TocSigner};
@@ -93,10 +94,9 @@ fn vendor_openclaw(loaded: &LoadedSpec, plan: &Plan) -> Result<Option<npm::Vendo
     if versions.is_empty() {
         return Ok(None);
     }
-    let lock_path = npm::lock_path(&loaded.origin);
-    let lock = npm::Lockfile::read(&lock_path)?;
+    let lock = npm::Lockfile::read(&loaded.origin)?;
     let versions: Vec<String> = versions.into_iter().collect();
-    npm::vendor(&lock, &lock_path, &versions, &npm::Cache::user()?).map(Some)
+    npm::vendor(&lock, &loaded.origin, &versions, &npm::Cache::user()?).map(Some)
 }
 
 /// Each agent's LaunchDaemon plist and OpenClaw config, standalone for review and diffs (the package
@@ -301,28 +301,6 @@ pub fn source_date_epoch() -> Result<u64> {
             .filter(|&t| t < 1 << 33)
             .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds since 1970")),
         Err(e) => bail!("SOURCE_DATE_EPOCH: {e}"),
-    }
-}
-
-/// A secret value taken from the build machine's environment, to be installed on every Mac.
-pub struct EmbeddedSecret {
-    pub agent: String,
-    pub name: String,
-    /// Where the installer puts it, owner-only.
-    pub path: String,
-    pub value: Vec<u8>,
-}
-
-// Written by hand so a value can never reach a log through `{:?}`.
-impl std::fmt::Debug for EmbeddedSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "EmbeddedSecret({}/{}, {} bytes)",
-            self.agent,
-            self.name,
-            self.value.len()
-        )
     }
 }
 

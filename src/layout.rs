@@ -30,12 +30,33 @@
 
 use anyhow::{Context, Result};
 
-use crate::build::EmbeddedSecret;
 use crate::npm::Vendored;
 use crate::pkg::{Component, Payload, Product, Script};
 use crate::plan::{Plan, SUPPORT_ROOT, bundle_root};
 use crate::spec::LoadedSpec;
 use crate::{audit, egress, installer, launchd, openclaw};
+
+/// A secret value taken from the build machine's environment, to be installed on every Mac.
+pub struct EmbeddedSecret {
+    pub agent: String,
+    pub name: String,
+    /// Where the installer puts it, owner-only.
+    pub path: String,
+    pub value: Vec<u8>,
+}
+
+// Written by hand so a value can never reach a log through `{:?}`.
+impl std::fmt::Debug for EmbeddedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "EmbeddedSecret({}/{}, {} bytes)",
+            self.agent,
+            self.name,
+            self.value.len()
+        )
+    }
+}
 
 const ROOT: u32 = 0;
 const WHEEL: u32 = 0;

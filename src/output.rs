@@ -6,7 +6,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use openssl::hash::{Hasher, MessageDigest};
 use serde::{Deserialize, Serialize};
 
@@ -43,9 +43,14 @@ pub struct Entry {
     pub notes: Vec<String>,
 }
 
-/// `manifest.json`: every artifact, sorted by path.
+/// The version of `manifest.json`'s layout, raised when a field changes meaning or goes away (adding a
+/// field does not raise it), so a deploy script can refuse a manifest it does not understand.
+pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+
+/// `manifest.json`: its format version and every artifact, sorted by path.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
+    pub format_version: u32,
     pub artifacts: Vec<Entry>,
 }
 
@@ -61,7 +66,20 @@ impl Manifest {
             );
         }
         let text = crate::limits::read_regular(&path, crate::limits::MAX_BUILD_MANIFEST_BYTES)?;
-        serde_json::from_slice(&text).with_context(|| format!("{} is not a confine manifest", path.display()))
+        let rebuild = format!("run `confine build --out {}` again", dir.display());
+        let manifest: Manifest = serde_json::from_slice(&text).with_context(|| {
+            format!(
+                "{} is not a confine manifest of this version: {rebuild}",
+                path.display()
+            )
+        })?;
+        ensure!(
+            manifest.format_version == MANIFEST_FORMAT_VERSION,
+            "{}: manifest format {} (this confine reads {MANIFEST_FORMAT_VERSION}): {rebuild}",
+            path.display(),
+            manifest.format_version
+        );
+        Ok(manifest)
     }
 }
 
@@ -167,6 +185,7 @@ impl Staging {
     pub fn commit_with(mut self, finish: impl FnOnce(&Path, &Manifest) -> Result<()>) -> Result<Manifest> {
         self.entries.sort_by(|a, b| a.path.cmp(&b.path));
         let manifest = Manifest {
+            format_version: MANIFEST_FORMAT_VERSION,
             artifacts: self.entries,
         };
         let mut json = serde_json::to_vec_pretty(&manifest).context("serializing the manifest")?;
@@ -174,6 +193,7 @@ impl Staging {
         fs::write(self.dir.path().join("manifest.json"), json).context("writing manifest.json")?;
         fs::write(self.dir.path().join(MARKER), MARKER_CONTENTS).context("writing the output marker")?;
         finish(self.dir.path(), &manifest)?;
+        crate::interrupt::check()?;
         let staged = self.dir.keep();
         replace_folder(&staged, &self.out).inspect_err(|_| {
             let _ = fs::remove_dir_all(&staged);

@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 
+mod audit;
 mod egress;
 
+pub use audit::{AuditPlan, AuditedAgent, COLLECTOR_FILE};
 pub use egress::{
     ADDRESS_TTL_SECONDS, DNS_TABLE, EgressPlan, EgressRulePlan, FleetEgressPlan, REFRESH_SECONDS,
 };
@@ -45,7 +47,7 @@ pub struct Plan {
     pub agents: Vec<AgentPlan>,
     pub lock_human_homes: bool,
     /// Root's audit trail, when at least one agent has `audit.enabled`.
-    pub audit: Option<crate::audit::AuditPlan>,
+    pub audit: Option<AuditPlan>,
     /// `/private/etc/newsyslog.d/confine-<fleet>.conf`: rotates the gateways' stdout and stderr.
     pub newsyslog_path: String,
     /// The pf anchor and its watchdog: installed when an agent has `egress`, removed otherwise.
@@ -237,7 +239,7 @@ impl Plan {
         let egress_on = agents.iter().any(|a| a.egress.is_some());
         let egress = egress::fleet_egress(&fleet, &support_dir, LOG_ROOT, egress_on);
         Plan {
-            audit: crate::audit::AuditPlan::new(spec, &fleet, &support_dir),
+            audit: AuditPlan::new(spec, &fleet, &support_dir),
             newsyslog_path: format!("/private/etc/newsyslog.d/confine-{}.conf", fleet.name),
             egress,
             pkg_identifier: fleet.identifier.clone(),

@@ -164,7 +164,7 @@ fn report(args: &BuildArgs, ui: &Ui, source: Option<&SpecSource>, result: Result
     if args.json {
         let built = result.as_ref().ok();
         let data = BuildJson {
-            spec: source.map_or_else(String::new, |s| s.origin.display().to_string()),
+            spec: spec_name(source, args.spec.as_deref()),
             out: &args.out,
             fleet: built.map(|b| b.fleet.clone()),
             release: built.map(|b| b.release.clone()),
@@ -176,6 +176,16 @@ fn report(args: &BuildArgs, ui: &Ui, source: Option<&SpecSource>, result: Result
         print_json(&Report::new("build", &problems, data))?;
     }
     Ok(result.is_ok())
+}
+
+/// The spec as the JSON report names it: where it was read from, else the path given when it could not be
+/// read (`build missing.yaml --json`).
+fn spec_name(source: Option<&SpecSource>, given: Option<&Path>) -> String {
+    match (source, given) {
+        (Some(s), _) => s.origin.display().to_string(),
+        (None, Some(path)) => path.display().to_string(),
+        (None, None) => String::new(),
+    }
 }
 
 /// `built halfday-agents 1.0.0 from fleet.yaml into dist/ (14 artifacts; packages signed by "…",
@@ -242,25 +252,38 @@ fn check_out(out: &Path, source: &SpecSource) -> Result<(), UsageError> {
 }
 
 pub fn identity_new(out: &Path) -> Result<()> {
-    let password = std::env::var(PASSWORD_VARIABLE).with_context(|| {
-        format!("set {PASSWORD_VARIABLE} to the password that will protect the .p12 files")
-    })?;
+    let password = identity_password("the password that will protect the new .p12 files")?;
     for path in sign::create_dev_identity(out, &password)? {
         println!("{}", path.display());
     }
     Ok(())
 }
 
+/// `confine init PATH`: the example spec into a new file, or on stdout for `-`.
 pub fn init(path: &Path, ui: &Ui) -> Result<()> {
+    if path == Path::new("-") {
+        return super::ui::print_stdout(spec::EXAMPLE.as_bytes());
+    }
+    if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty())
+        && !folder.is_dir()
+    {
+        anyhow::bail!(
+            "cannot create {}: there is no folder {}; create it first (`mkdir -p {1}`)",
+            path.display(),
+            folder.display()
+        );
+    }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
-        .with_context(|| {
-            format!(
-                "cannot create {} (an existing file is never overwritten)",
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
+                "{} exists already; confine init never overwrites a file: choose another name, or `confine \
+                 init -` to print the example",
                 path.display()
-            )
+            ),
+            _ => anyhow::Error::new(e).context(format!("cannot create {}", path.display())),
         })?;
     file.write_all(spec::EXAMPLE.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
@@ -303,6 +326,18 @@ fn identities(args: &SigningArgs, loaded: &LoadedSpec) -> Result<(Option<Identit
 
 fn load_p12(path: Option<PathBuf>) -> Result<Option<Identity>> {
     let Some(path) = path else { return Ok(None) };
-    let password = std::env::var(PASSWORD_VARIABLE).unwrap_or_default();
+    let password = identity_password(&format!("the password of the identity {}", path.display()))?;
     Identity::from_pkcs12(&path, &password).map(Some)
+}
+
+/// CONFINE_IDENTITY_PASSWORD, which must hold `what`. Unset is not the same mistake as a wrong password,
+/// so it is named as unset; set and empty is a password.
+fn identity_password(what: &str) -> Result<String> {
+    match std::env::var(PASSWORD_VARIABLE) {
+        Ok(password) => Ok(password),
+        Err(std::env::VarError::NotPresent) => {
+            anyhow::bail!("{PASSWORD_VARIABLE} is not set: set it to {what}")
+        }
+        Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!("{PASSWORD_VARIABLE} is not valid UTF-8"),
+    }
 }

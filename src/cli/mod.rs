@@ -3,7 +3,7 @@
 //! The output rule, for every command: stdout carries only what the command produces (a JSON object with
 //! `--json`, a report, the schema, completions, a man page), so it can be piped; stderr carries
 //! everything meant for a person (summaries, notes, warnings, diagnostics). `-q` silences the notes and
-//! summaries, never warnings or errors. Exit status: 0 success, 1 error, 2 usage error.
+//! summaries, never warnings or errors. Exit status: 0 success, 1 error, 2 usage error, 130 interrupted.
 
 mod audit;
 mod build;
@@ -11,6 +11,7 @@ mod export;
 mod json;
 mod lock;
 mod package;
+mod progress;
 mod push;
 mod shell;
 mod source;
@@ -36,7 +37,9 @@ const VERSION: &str = match option_env!("CONFINE_GIT_DESCRIBE") {
 /// locked-down macOS account, on every Mac of a fleet.
 #[derive(Debug, Parser)]
 #[command(name = "confine", version = VERSION, about, max_term_width = 100)]
-#[command(after_help = "Without a SPEC, commands use ./fleet.yaml, then ./confine.yaml.")]
+#[command(
+    after_help = "Without a SPEC, commands use fleet.yaml, then confine.yaml, from the current folder or the nearest\nfolder above it that has one."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -76,7 +79,7 @@ enum Command {
     /// Write the example fleet spec, with comments that teach the format.
     #[command(after_help = "Example:\n  confine init fleet.yaml")]
     Init {
-        /// Where to write it. An existing file is never overwritten.
+        /// Where to write it, or `-` for stdout. An existing file is never overwritten.
         #[arg(default_value = "fleet.yaml")]
         path: PathBuf,
     },
@@ -113,9 +116,15 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    #[command(after_help = "Example:\n  confine man > /usr/local/share/man/man1/confine.1")]
-    Man,
+    /// Print the man page (roff), or write it and one page per subcommand into a folder.
+    #[command(
+        after_help = "Examples:\n  confine man | man -l -\n  confine man --out /usr/local/share/man/man1   # confine.1 and confine-build.1, …"
+    )]
+    Man {
+        /// Write confine.1 and every confine-<command>.1 into this folder instead.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,7 +152,8 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-/// Parses the command line, runs it, and reports errors. Exit status: 0 ok, 1 error, 2 usage.
+/// Parses the command line, runs it, and reports errors. Exit status: 0 ok, 1 error, 2 usage, 130
+/// interrupted (docs/cli.md).
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -153,7 +163,18 @@ pub fn main() -> ExitCode {
         }
     };
     let ui = Ui::new(color_enabled(cli.global.color), cli.global.quiet);
-    match run(cli.command, &ui) {
+    if let Err(e) = crate::interrupt::install() {
+        ui.warn(&format!("Ctrl-C will not stop cleanly: {e:#}"));
+    }
+    // `--json` is each subcommand's own flag; any of them asks for output a program reads, without progress.
+    let json = std::env::args_os().any(|arg| arg == "--json");
+    progress::show_if_watched(json, cli.global.quiet);
+    let outcome = run(cli.command, &ui);
+    if crate::interrupt::interrupted() && !matches!(outcome, Ok(true)) {
+        ui.warn(&crate::interrupt::Interrupted.to_string());
+        return ExitCode::from(130);
+    }
+    match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
@@ -182,7 +203,7 @@ fn run(command: Command, ui: &Ui) -> Result<bool> {
         Command::Audit(args) => audit::audit(&args, ui),
         Command::Export(args) => export::export(&args, ui),
         Command::Completions { shell } => shell::completions(shell).map(|()| true),
-        Command::Man => shell::man().map(|()| true),
+        Command::Man { out } => shell::man(out.as_deref()).map(|()| true),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Which spec a command reads, like cargo and just find theirs: the SPEC argument (`-` for stdin), else
-//! `./fleet.yaml`, else `./confine.yaml`, else the built-in example, announced loudly so nobody ships
-//! the example by mistake.
+//! `fleet.yaml` or `confine.yaml` in the current folder, else in the nearest parent that has one, else
+//! the built-in example, announced loudly so nobody ships the example by mistake.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use anyhow::Result;
 use super::Ui;
 use crate::spec::{self, LoadedSpec, Problem, SpecError};
 
-/// The spec files looked for in the current folder, in order.
+/// The spec files looked for in the current folder and then each parent, in order.
 pub const DISCOVERED: [&str; 2] = ["fleet.yaml", "confine.yaml"];
 
 /// What `-` stands for in messages.
@@ -54,19 +54,29 @@ pub fn find(spec: Option<&Path>, example: bool, ui: &Ui) -> Result<SpecSource, S
             from_file(path)
         };
     }
-    if let Some(found) = DISCOVERED.iter().map(Path::new).find(|p| p.exists()) {
-        ui.note(&format!(
-            "using the spec {} in the current folder",
-            found.display()
-        ));
-        return from_file(found);
+    if let Some(found) = discover() {
+        ui.note(&format!("using the spec {}", found.display()));
+        return from_file(&found);
     }
     ui.warn(&format!(
-        "no {} or {} here: using the BUILT-IN EXAMPLE fleet, not yours. Write your own with \
-         `confine init`, or pass --example to choose the example on purpose.",
+        "no {} or {} in this folder or any folder above it: using the BUILT-IN EXAMPLE fleet, not \
+         yours. Write your own with `confine init`, or pass --example to choose the example on purpose.",
         DISCOVERED[0], DISCOVERED[1]
     ));
     Ok(example_source())
+}
+
+/// The first of [`DISCOVERED`] in the current folder, else in the nearest parent folder that has one, as
+/// a relative path (`fleet.yaml`, `../../fleet.yaml`) so messages stay short.
+fn discover() -> Option<PathBuf> {
+    let here = std::env::current_dir().ok()?;
+    here.ancestors().enumerate().find_map(|(depth, folder)| {
+        DISCOVERED
+            .iter()
+            .find(|name| folder.join(name).is_file())
+            .map(|name| "../".repeat(depth) + name)
+            .map(PathBuf::from)
+    })
 }
 
 fn example_source() -> SpecSource {

@@ -263,6 +263,8 @@ impl Client {
         let mut attempt = 0;
         let mut renewed = false;
         loop {
+            // Ctrl-C stops a push between requests, never half-way through one.
+            crate::interrupt::check()?;
             if is_write {
                 *self.writes.borrow_mut() += 1;
             }
@@ -293,7 +295,16 @@ impl Client {
             }
             attempt += 1;
             let asked = outcome.as_ref().ok().and_then(|r| r.retry_after);
-            std::thread::sleep(asked.map_or_else(|| self.backoff(attempt), |d| d.min(MAX_WAIT)));
+            let wait = asked.map_or_else(|| self.backoff(attempt), |d| d.min(MAX_WAIT));
+            let why = match &outcome {
+                Ok(r) => format!("HTTP {}", r.status),
+                Err(e) => self.redact(&format!("{e:#}")),
+            };
+            crate::progress::note(&format!(
+                "{method} {path}: {why}; retry {attempt} of {budget} in {:.1} s",
+                wait.as_secs_f64()
+            ));
+            std::thread::sleep(wait);
         }
     }
 

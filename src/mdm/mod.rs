@@ -180,7 +180,7 @@ pub fn push(loaded: &LoadedSpec, options: &PushOptions) -> Result<Report> {
         let which = match options.to {
             Some(Target::Jamf) => "`mdm.jamf`",
             Some(Target::Kandji) => "`mdm.kandji`",
-            None => "an `mdm` section (jamf, kandji)",
+            None => "`mdm` section (jamf or kandji)",
         };
         bail!(
             "{} has no {which} to push to; add one (see `confine schema`)",
@@ -460,24 +460,19 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A progress bar on stderr for one upload, when asked for.
+/// Progress of one upload, in bytes of its total, when asked for and someone watches
+/// ([`crate::progress`]). The step ends when the upload drops it.
 fn progress_for(options: &PushOptions, what: &str, total: u64) -> Option<multipart::Progress> {
     if !options.progress {
         return None;
     }
-    let bar = indicatif::ProgressBar::new(total);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_message(what.to_owned());
+    let step = crate::progress::start(
+        &format!("uploading {what}"),
+        crate::progress::Measure::BytesOf(total),
+    )?;
+    let reported = std::cell::Cell::new(0);
     Some(Box::new(move |sent| {
-        bar.set_position(sent);
-        if sent >= total {
-            bar.finish_and_clear();
-        }
+        step.advance(sent.saturating_sub(reported.replace(sent)));
     }))
 }
 

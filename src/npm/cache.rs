@@ -186,19 +186,25 @@ fn npm_pack<'a>(
     urls: impl Iterator<Item = &'a str>,
     dir: &Path,
 ) -> Result<BTreeMap<(String, String), String>> {
-    let output = npm()
-        .args([
-            "pack",
-            "--json",
-            "--ignore-scripts",
-            "--loglevel=error",
-            "--pack-destination",
-        ])
-        .arg(dir)
-        .args(urls)
-        .current_dir(dir)
-        .output()
-        .context("cannot run npm (confine fetches tarballs with `npm pack`): install node and npm")?;
+    let urls: Vec<&str> = urls.collect();
+    let _step = crate::progress::start(
+        &format!("fetching {} tarballs with npm pack", urls.len()),
+        crate::progress::Measure::Time,
+    );
+    let output = crate::interrupt::output(
+        npm()
+            .args([
+                "pack",
+                "--json",
+                "--ignore-scripts",
+                "--loglevel=error",
+                "--pack-destination",
+            ])
+            .arg(dir)
+            .args(urls)
+            .current_dir(dir),
+    )
+    .context("cannot run npm (confine fetches tarballs with `npm pack`): install node and npm")?;
     ensure!(
         output.status.success(),
         "npm pack could not fetch the locked tarballs:\n{}",

@@ -104,15 +104,27 @@ pub fn lock_path(spec: &Path) -> PathBuf {
     spec.with_extension("lock")
 }
 
+/// The hint every lockfile error ends with, naming the spec as given (`fleets/a.yaml`, not fleet.yaml).
+pub fn relock_hint(spec: &Path) -> String {
+    format!("run `confine lock {}`", spec.display())
+}
+
 impl Lockfile {
-    pub fn read(path: &Path) -> Result<Lockfile> {
-        let text = crate::limits::read_regular(path, crate::limits::MAX_LOCK_BYTES)
-            .context("cannot read the lockfile: run `confine lock` to write it")?;
+    /// The lockfile of `spec` (see [`lock_path`]).
+    pub fn read(spec: &Path) -> Result<Lockfile> {
+        let path = lock_path(spec);
+        let relock = relock_hint(spec);
+        let text = crate::limits::read_regular(&path, crate::limits::MAX_LOCK_BYTES).with_context(|| {
+            format!(
+                "cannot read the lockfile {}: {relock} to write it",
+                path.display()
+            )
+        })?;
         let lock: Lockfile = serde_json::from_slice(&text)
-            .with_context(|| format!("{} is not a confine lockfile: run `confine lock`", path.display()))?;
+            .with_context(|| format!("{} is not a confine lockfile: {relock}", path.display()))?;
         ensure!(
             lock.confine_lock == FORMAT,
-            "{}: lockfile format {} (this confine reads {FORMAT}): run `confine lock`",
+            "{}: lockfile format {} (this confine reads {FORMAT}): {relock}",
             path.display(),
             lock.confine_lock
         );
@@ -130,19 +142,25 @@ impl Lockfile {
         let mut tmp = tempfile::NamedTempFile::new_in(dir)
             .with_context(|| format!("cannot write in {}", dir.display()))?;
         std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+        crate::interrupt::check()?;
         tmp.persist(path)
             .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(())
     }
 
     /// The packages of one OpenClaw version, or the error that says how to fix the lockfile.
-    pub fn packages(&self, version: &str, path: &Path) -> Result<&BTreeMap<String, LockedPackage>> {
+    pub fn packages(&self, version: &str, spec: &Path) -> Result<&BTreeMap<String, LockedPackage>> {
         self.openclaw.get(version).with_context(|| {
             let locked: Vec<&str> = self.openclaw.keys().map(String::as_str).collect();
             format!(
-                "{} locks openclaw {}, not {version}, which the spec pins: run `confine lock` to lock the spec's versions",
-                path.display(),
-                if locked.is_empty() { "nothing".to_owned() } else { locked.join(", ") }
+                "{} locks openclaw {}, not {version}, which the spec pins: {} to lock the spec's versions",
+                lock_path(spec).display(),
+                if locked.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    locked.join(", ")
+                },
+                relock_hint(spec)
             )
         })
     }
@@ -196,20 +214,25 @@ fn resolve_one(version: &str, platforms: &[Platform]) -> Result<BTreeMap<String,
         "dependencies": { "openclaw": version },
     });
     std::fs::write(dir.path().join("package.json"), manifest.to_string())?;
-    let output = super::cache::npm()
-        .args([
-            "install",
-            "--package-lock-only",
-            "--ignore-scripts",
-            "--no-audit",
-            "--no-fund",
-            "--loglevel=error",
-            // Some .npmrc files leave `resolved` out of lockfiles; ours needs every URL.
-            "--omit-lockfile-registry-resolved=false",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .context("cannot run npm (confine lock resolves with it): install node and npm")?;
+    let _step = crate::progress::start(
+        &format!("resolving openclaw@{version} with npm"),
+        crate::progress::Measure::Time,
+    );
+    let output = crate::interrupt::output(
+        super::cache::npm()
+            .args([
+                "install",
+                "--package-lock-only",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                // Some .npmrc files leave `resolved` out of lockfiles; ours needs every URL.
+                "--omit-lockfile-registry-resolved=false",
+            ])
+            .current_dir(dir.path()),
+    )
+    .context("cannot run npm (confine lock resolves with it): install node and npm")?;
     ensure!(
         output.status.success(),
         "npm could not resolve openclaw@{version}:\n{}",

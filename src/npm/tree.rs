@@ -48,18 +48,19 @@ fn parse_platform(text: &str) -> Result<Platform> {
 
 /// Fetches what the cache lacks and returns each version's bundle; the tarballs are read (and their
 /// integrity checked) only when the Payload is written.
-pub fn vendor(lock: &Lockfile, lock_path: &Path, versions: &[String], cache: &Cache) -> Result<Vendored> {
+pub fn vendor(lock: &Lockfile, spec: &Path, versions: &[String], cache: &Cache) -> Result<Vendored> {
     let wanted = platforms()?;
     ensure!(
         lock.platforms == wanted,
-        "{} was locked for {}, the build needs {}: run `confine lock`",
-        lock_path.display(),
+        "{} was locked for {}, the build needs {}: {}",
+        super::lock_path(spec).display(),
         list(&lock.platforms),
-        list(&wanted)
+        list(&wanted),
+        super::lock::relock_hint(spec)
     );
     let mut trees = BTreeMap::new();
     for version in versions {
-        let packages = lock.packages(version, lock_path)?;
+        let packages = lock.packages(version, spec)?;
         for (path, package) in packages {
             safe_relative(path)?;
             Integrity::parse(&package.integrity)

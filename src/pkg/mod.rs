@@ -468,7 +468,8 @@ fn add_component<'a>(
     if let Some(payload) = &component.payload {
         let listing = archive
             .add_stream(&at("Payload"), xar::Encoding::Stored, |out| {
-                cpio::write_payload(payload, options.mtime, out)
+                let mut watched = crate::progress::Counting::new(out, &format!("writing {id}'s Payload"));
+                cpio::write_payload(payload, options.mtime, &mut watched)
             })
             .with_context(|| format!("component {id}: writing the Payload"))?;
         // Metadata is zlib'd as productbuild does it (the Installer's most travelled path); a BOM of

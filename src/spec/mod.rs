@@ -87,7 +87,8 @@ pub fn base_dir_of(path: &Path) -> PathBuf {
 
 /// Parses and validates spec text; `file` only names it in messages. Every problem found is reported:
 /// tabs are all found first; then every unknown key and wrong type (parsing goes on past each); a
-/// syntax error or a missing key stops parsing; once the spec parses, every semantic check runs.
+/// syntax error or a missing key stops parsing; once the spec parses, every semantic check runs, also
+/// when wrong types were reported (on the spec with stand-ins for them, see [`parse`]).
 pub fn parse_and_validate(text: &str, file: &Path) -> Result<Spec, SpecError> {
     let fail = |problems| SpecError {
         file: file.to_path_buf(),
@@ -106,9 +107,13 @@ pub fn parse_and_validate(text: &str, file: &Path) -> Result<Spec, SpecError> {
         problems.sort_by_key(|p| (p.line, p.column));
         return Err(fail(problems));
     }
-    let (spec, mut problems) = parse(text, file)?;
-    problems.extend(validate::validate(&spec));
-    problems.extend(yaml::unquoted_modes(&spec, text));
+    let (spec, mut problems, stand_in_lines) = parse(text, file)?;
+    // A rule about a stand-in value speaks of a value the admin did not write: leave it out.
+    let semantic = validate::validate(&spec)
+        .into_iter()
+        .chain(yaml::unquoted_modes(&spec, text))
+        .filter(|p| !stand_in_lines.contains(&p.line));
+    problems.extend(semantic);
     problems.sort_by_key(|p| (p.line, p.column));
     if problems.is_empty() {
         Ok(spec)
@@ -151,11 +156,11 @@ pub fn read(path: &Path) -> Result<String, SpecError> {
 /// The most problems parsing reports at once; a file with more is probably not a fleet spec.
 const MAX_PARSE_PROBLEMS: usize = 20;
 
-/// The spec and the unknown keys it had, or every problem parsing found. After a problem, parsing goes
-/// on as if it were fixed (see [`yaml::recover`]), so every typo and wrong type shows at once. The spec
-/// is returned only when every fix was a renamed or dropped unknown key: a value put in for a wrong
-/// type is not the admin's, so the semantic checks do not run on it.
-fn parse(text: &str, file: &Path) -> Result<(Spec, Vec<Problem>), SpecError> {
+/// The spec, the problems parsing found (unknown keys, wrong types), and the lines where a wrong-typed
+/// value was replaced by a stand-in; or, when the spec cannot be read past a problem (syntax, a missing
+/// key), every problem found until then. After a problem, parsing goes on as if it were fixed (see
+/// [`yaml::recover`]), so every typo and wrong type shows at once.
+fn parse(text: &str, file: &Path) -> Result<(Spec, Vec<Problem>, Vec<u64>), SpecError> {
     let fail = |line, column, message: String, help: &str| SpecError {
         file: file.to_path_buf(),
         problems: vec![Problem {
@@ -186,11 +191,10 @@ fn parse(text: &str, file: &Path) -> Result<(Spec, Vec<Problem>), SpecError> {
     }
     let mut problems = Vec::new();
     let mut current = std::borrow::Cow::Borrowed(text);
-    let mut only_keys_fixed = true;
+    let mut stand_in_lines = Vec::new();
     loop {
         let error = match serde_saphyr::from_str_with_options(&current, parse_options()) {
-            Ok(spec) if only_keys_fixed => return Ok((spec, problems)),
-            Ok(_) => break,
+            Ok(spec) => return Ok((spec, problems, stand_in_lines)),
             Err(error) => error,
         };
         let problem = yaml::problem(&error, &current);
@@ -200,7 +204,7 @@ fn parse(text: &str, file: &Path) -> Result<(Spec, Vec<Problem>), SpecError> {
         problems.push(problem);
         match yaml::recover(&error, &current) {
             Some(fixed) if problems.len() < MAX_PARSE_PROBLEMS => {
-                only_keys_fixed &= fixed.key_only;
+                stand_in_lines.extend(fixed.stand_in_line);
                 current = fixed.text.into();
             }
             _ => break,

@@ -74,8 +74,9 @@ pub struct Group {
     /// Group short name (POSIX portable: lower-case letter, then letters, digits, `_`, `-`).
     #[schemars(with = "String")]
     pub name: Located<String>,
-    /// Explicit GID, 501 to 65000 (below 500 collides with Apple's own groups).
-    #[schemars(with = "u32")]
+    /// Explicit GID, from the schema's minimum to its maximum: below collides with Apple's own groups and the
+    /// first human accounts, above with directory-service ids.
+    #[schemars(with = "u32", range(min = super::validate::MIN_ID, max = super::validate::MAX_ID))]
     pub gid: Located<u32>,
     /// Human-readable name (RealName).
     #[serde(default)]
@@ -100,8 +101,9 @@ pub struct Agent {
     /// Full name (RealName) of the account.
     #[schemars(with = "String")]
     pub full_name: Located<String>,
-    /// Explicit UID, 501 to 65000. The account is hidden (IsHidden), so a UID above 500 is fine.
-    #[schemars(with = "u32")]
+    /// Explicit UID, from the schema's minimum to its maximum (the account is hidden, IsHidden): below
+    /// collides with Apple's service accounts and the first human accounts, above with directory-service ids.
+    #[schemars(with = "u32", range(min = super::validate::MIN_ID, max = super::validate::MAX_ID))]
     pub uid: Located<u32>,
     /// The agent's personal primary group. Defaults to a group named like the agent with GID = UID.
     #[serde(default)]
@@ -143,7 +145,8 @@ pub struct Agent {
 pub struct PrimaryGroup {
     #[schemars(with = "String")]
     pub name: Located<String>,
-    #[schemars(with = "u32")]
+    /// Its GID, in the same range as every UID and GID of the spec.
+    #[schemars(with = "u32", range(min = super::validate::MIN_ID, max = super::validate::MAX_ID))]
     pub gid: Located<u32>,
 }
 

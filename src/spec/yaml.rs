@@ -116,8 +116,9 @@ pub(super) fn problem(error: &Error, text: &str) -> Problem {
 /// Spec text with one problem fixed, so parsing can go on to find the next.
 pub(super) struct Fixed {
     pub text: String,
-    /// Only an unknown key was renamed or dropped: every value is still the admin's own.
-    pub key_only: bool,
+    /// The line (1-based) where a wrong-typed value was replaced by a stand-in of the right type; `None`
+    /// when only an unknown key was renamed or dropped, so every value is still the admin's own.
+    pub stand_in_line: Option<u64>,
 }
 
 /// `text` as if the problem `error` reports were fixed: an unknown key renamed or dropped, a value of
@@ -125,7 +126,10 @@ pub(super) struct Fixed {
 /// editing one line (a syntax error, a missing key).
 pub(super) fn recover(error: &Error, text: &str) -> Option<Fixed> {
     if let Some(text) = without_unknown_key(error, text) {
-        return Some(Fixed { text, key_only: true });
+        return Some(Fixed {
+            text,
+            stand_in_line: None,
+        });
     }
     let (location, placeholder) = match original(error) {
         Error::InvalidScalar { ty, location } => (location, placeholder_for(ty)),
@@ -156,7 +160,7 @@ pub(super) fn recover(error: &Error, text: &str) -> Option<Fixed> {
     lines[index].replace_range(start..end, &placeholder);
     Some(Fixed {
         text: lines.join("\n") + "\n",
-        key_only: false,
+        stand_in_line: Some(location.line()),
     })
 }
 

@@ -83,7 +83,7 @@ fn macos_awk(mac: &Mac) {
     let bwk = Path::new("/usr/bin/original-awk");
     assert!(
         bwk.exists(),
-        "original-awk is missing: apt-get install original-awk (.ci/run installs it)"
+        "original-awk is missing: apt-get install original-awk (tests/run installs it)"
     );
     std::os::unix::fs::symlink(bwk, mac.sim.join("bin/awk")).expect("awk");
 }

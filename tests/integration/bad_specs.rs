@@ -717,8 +717,29 @@ fn a_bundle_without_its_lockfile() {
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("fleet.lock") && err.contains("run `confine lock`"),
+        err.contains("fleet.lock")
+            && err.contains(&format!("run `confine lock {}` to write it", spec.display())),
         "{err}"
     );
     assert!(!dir.path().join("dist").exists());
+}
+
+/// A wrong type, an unknown key and a broken rule elsewhere: all in one run. The rule checks run on the
+/// spec with a stand-in for the wrong-typed value, and say nothing about the stand-in itself.
+#[test]
+fn type_errors_unknown_keys_and_rules_are_reported_together() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = crate::util::example_with("port: 18789 ", "port: lots  ")
+        .replacen("uid: 1051 ", "uid: 70000 ", 1)
+        .replacen("  release: 1.0.0", "  relase: 1.0.0", 1);
+    let spec = crate::util::write(dir.path(), "fleet.yaml", &text);
+    let err = crate::util::refused(&spec);
+    for expected in [
+        "unknown key `relase`",
+        "`port` must be a whole number from 1024 to 65535, not `lots`",
+        "UID 70000 is outside the safe range",
+    ] {
+        assert!(err.contains(expected), "lacks {expected:?}:\n{err}");
+    }
+    assert_eq!(err.matches("error:").count(), 3, "{err}");
 }

@@ -9,6 +9,7 @@ fn build_without_a_spec_builds_the_example_fleet() {
     confine().current_dir(dir.path()).arg("build").assert().success();
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).expect("manifest")).expect("JSON");
+    assert_eq!(manifest["format_version"], 1);
     let artifacts = manifest["artifacts"].as_array().expect("artifacts");
     assert!(artifacts.iter().any(|a| a["kind"] == "launchd-plist"));
     for a in artifacts {

@@ -12,7 +12,7 @@ use flate2::Compression;
 use flate2::write::{GzEncoder, ZlibEncoder};
 use openssl::hash::{MessageDigest, hash};
 
-/// Runs `confine <command> <file>` under `prlimit --as=1G` (util-linux, installed by `.ci/run`).
+/// Runs `confine <command> <file>` under `prlimit --as=1G` (util-linux, installed by `tests/run`).
 fn confine_limited(command: &str, file: &Path) -> Output {
     Command::new("prlimit")
         .arg("--as=1073741824")

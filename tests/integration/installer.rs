@@ -6,8 +6,8 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use confine::build::EmbeddedSecret;
 use confine::installer::{self, ScriptFile};
+use confine::layout::EmbeddedSecret;
 
 use crate::sim::*;
 

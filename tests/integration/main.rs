@@ -9,6 +9,8 @@ mod cli;
 mod bad_specs;
 // Diagnostics: the ten common mistakes as rustc-style snapshots, did-you-mean, colour rules.
 mod diagnostics;
+// The contract of every subcommand: the exit-status table, `-`, unset variables, man pages, manifest version.
+mod contract;
 // The admin's first use: spec discovery, --out safety, stdin, many files, completions, man page.
 mod usage;
 // The JSON contract: one snapshot per command, success and failure.

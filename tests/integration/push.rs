@@ -34,7 +34,7 @@ impl Double {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .expect("python3 runs the MDM double (.ci/run installs openapi-core)");
+            .expect("python3 runs the MDM double (tests/run installs openapi-core)");
         let stdin = child.stdin.take().expect("stdin");
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout"))

@@ -9,8 +9,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use confine::build::EmbeddedSecret;
 use confine::installer::{self, ScriptFile};
+use confine::layout::EmbeddedSecret;
 use confine::plan::Plan;
 use confine::spec::LoadedSpec;
 

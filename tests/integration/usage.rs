@@ -65,13 +65,34 @@ fn build_finds_fleet_yaml_then_confine_yaml() {
 }
 
 #[test]
+fn a_spec_in_a_parent_folder_is_found_and_named() {
+    let project = tempfile::tempdir().expect("tempdir");
+    let renamed = example_spec().replace("name: halfday-agents", "name: parent-agents");
+    write(project.path(), "fleet.yaml", &renamed);
+    let deep = project.path().join("docs/notes");
+    std::fs::create_dir_all(&deep).expect("mkdir");
+
+    let output = run_in(&deep, &["validate"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_stderr_has(&output, "using the spec ../../fleet.yaml");
+    assert!(!stderr(&output).contains("EXAMPLE"), "{}", stderr(&output));
+
+    let output = run_in(&deep, &["build"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(built_packages(&deep.join("dist"))[0], "parent-agents-1.0.0.pkg");
+}
+
+#[test]
 fn without_a_spec_the_example_is_built_with_a_loud_warning() {
     let dir = tempfile::tempdir().expect("tempdir");
     let output = run_in(dir.path(), &["build", "-q"]);
     assert!(output.status.success());
     let err = stderr(&output);
     assert!(
-        err.contains("warning: no fleet.yaml or confine.yaml here: using the BUILT-IN EXAMPLE"),
+        err.contains(
+            "warning: no fleet.yaml or confine.yaml in this folder or any folder above it: using the \
+             BUILT-IN EXAMPLE"
+        ),
         "{err}"
     );
     let explicit = run_in(dir.path(), &["build", "--example", "--out", "example"]);

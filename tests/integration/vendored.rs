@@ -267,7 +267,7 @@ fn a_real_lock_builds_exactly_the_locked_bytes_offline_and_tampering_stops_the_b
             .expect("runs"),
         &[
             "older.lock locks openclaw 2026.9.6, not 2026.9.5",
-            "run `confine lock`",
+            "run `confine lock older.yaml`",
         ],
     );
 
