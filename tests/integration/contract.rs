@@ -56,6 +56,11 @@ fn cases(subcommand: &str) -> Vec<Case> {
             case(&["push", "nomdm.yaml", "--dry-run"], 1),
             case(&["push", "--retry-delay", "0"], 2),
         ],
+        "export" => vec![
+            case(&["export", "inventory", "--out", "inventory"], 0),
+            case(&["export", "munki", "--build", "missing"], 1),
+            case(&["export", "bogus"], 2),
+        ],
         "audit" => vec![
             case(&["audit", "-"], 0),
             case(&["audit", "missing.jsonl"], 1),
