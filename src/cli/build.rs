@@ -218,7 +218,7 @@ fn summary(built: &Built, source: Option<&SpecSource>, out: &Path, bundle: bool)
 
 /// `--out` must be a folder confine may replace: not an existing file, not `/`, not the home folder,
 /// not the spec's own folder. A refusal is a usage error, and nothing is touched.
-fn check_out(out: &Path, source: &SpecSource) -> Result<(), UsageError> {
+pub(super) fn check_out(out: &Path, source: &SpecSource) -> Result<(), UsageError> {
     let refuse = |why: &str| {
         Err(UsageError(format!(
             "--out {}: {why}; choose an output folder such as `dist`",

@@ -66,6 +66,7 @@ pub fn export(args: &ExportArgs, ui: &Ui) -> Result<bool> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("export").join(name));
+    super::build::check_out(&out, &source)?;
     let result = source
         .load()
         .map_err(anyhow::Error::from)

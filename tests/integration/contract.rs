@@ -75,15 +75,6 @@ fn cases(subcommand: &str) -> Vec<Case> {
             case(&["completions", "tcsh"], 2),
         ],
         "man" => vec![case(&["man"], 0), case(&["man", "--bogus"], 2)],
-        "export" => vec![
-            case(&["build", "--out", "dist"], 0),
-            case(
-                &["export", "inventory", "--build", "dist", "--out", "inventory"],
-                0,
-            ),
-            case(&["export", "munki", "--build", "missing", "--out", "munki"], 1),
-            case(&["export", "bogus"], 2),
-        ],
         other => panic!("`confine {other}` has no exit-status cases: add them here and to docs/cli.md"),
     }
 }
