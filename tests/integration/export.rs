@@ -923,6 +923,26 @@ fn inventory_scripts_report_an_install_on_the_simulated_mac() {
                 munki_writes("NO", "1.0.0", &format!(" hexagent/{first_check}"))
             );
         }
+        // Two failed checks: one array element each (Jamf: space-separated).
+        let checks = status["checks"].as_array().unwrap();
+        let last_check = checks[checks.len() - 1]["check"].as_str().unwrap();
+        assert_ne!(first_check, last_check);
+        let passed = format!("{{\"agent\": \"hexagent\", \"check\": \"{last_check}\", \"ok\": true}}");
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches(&passed).count(), 1, "{text}");
+        fs::write(&path, text.replacen(&passed, &passed.replace("true", "false"), 1)).unwrap();
+        assert_eq!(
+            jamf_value(shell, &mac, "install-result"),
+            format!("failed: hexagent/{first_check} hexagent/{last_check}")
+        );
+        assert_eq!(
+            munki_conditions(shell, &mac, &munki, &support),
+            munki_writes(
+                "NO",
+                "1.0.0",
+                &format!(" hexagent/{first_check} hexagent/{last_check}")
+            )
+        );
     }
 }
 
