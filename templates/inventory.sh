@@ -101,8 +101,8 @@ deploy_keys | sed 's/^/deploy key: /'
 # admin, not world-writable) as root, then reads the plist's keys into the facts its manifests'
 # `condition` predicates test (munki/munki code/client/munkilib/info.py `get_conditions`, Munki 7
 # code/cli/munki/shared/facts.swift `getConditions`). Other condition scripts write the same file, so each
-# key is merged in with `defaults write`, whose output nothing reads. Workspace ONE: set CONDITIONS to its
-# Munki folder's "Managed Installs/ConditionalItems".
+# key is merged in with `defaults write`, whose output nothing reads. CONDITIONS is in Munki's default
+# ManagedInstallDir: change it where the ManagedInstallDir preference moves it (e.g. Workspace ONE's).
 DEFAULTS=/usr/bin/defaults
 CONDITIONS='/Library/Managed Installs/ConditionalItems'
 KEY={{ condition_key }}
