@@ -8,9 +8,11 @@
 //!   each agent's OpenClaw and node versions, each agent's deploy public keys (to register with the forge).
 //! - `report.sh`: all of it as `name: value` lines, exit status 1 unless the last install succeeded: a
 //!   Kandji custom script (audit), a Fleet script, or any MDM's script runner.
-//!
-//! Not written: a Munki condition script (it would write ConditionalItems.plist with `defaults`, which
-//! no capture of a real Mac shows and the simulated Mac does not have).
+//! - `munki/<fleet>-condition.sh`: a Munki admin-provided condition (run as root from
+//!   `/usr/local/munki/conditions`) that writes `confine_<fleet>_install_ok` (bool),
+//!   `confine_<fleet>_release` (string) and `confine_<fleet>_failed_checks` (array of `<agent>/<check>`)
+//!   into Munki's `ConditionalItems.plist` with `defaults write`, for manifests' `condition` predicates.
+//!   The fleet name's `-` become `_`: a predicate's key is an identifier.
 
 use anyhow::{Context as _, Result};
 use askama::Template;
@@ -26,6 +28,8 @@ struct Inventory<'a> {
     mode: &'a str,
     purpose: &'a str,
     usage: &'a str,
+    /// The Munki condition keys' prefix.
+    condition_key: String,
 }
 
 /// The Jamf Pro extension attributes: (file and attribute name suffix, template mode, what it reports).
@@ -48,13 +52,19 @@ pub const JAMF_ATTRIBUTES: [(&str, &str, &str); 4] = [
     ),
 ];
 
-/// Writes `report.sh` and the Jamf extension attribute scripts.
+/// Writes `report.sh`, the Munki condition and the Jamf extension attribute scripts.
 pub fn write(plan: &Plan, staging: &mut Staging) -> Result<()> {
     staging.write(
         "report.sh",
         Kind::Script,
         &plan.pkg_identifier,
         &report_script(plan)?,
+    )?;
+    staging.write(
+        &format!("munki/{}-condition.sh", plan.fleet.name),
+        Kind::Script,
+        &plan.pkg_identifier,
+        &munki_condition(plan)?,
     )?;
     for (name, script) in jamf_scripts(plan)? {
         staging.write(
@@ -74,6 +84,16 @@ pub fn report_script(plan: &Plan) -> Result<Vec<u8>> {
         "report",
         "the install result, release, OpenClaw versions and deploy keys",
         "Kandji: a custom script (audit); Fleet: a script; exit status 1 unless the last install succeeded.",
+    )
+}
+
+/// The Munki condition script.
+pub fn munki_condition(plan: &Plan) -> Result<Vec<u8>> {
+    render(
+        plan,
+        "munki",
+        "the install result, release and failed checks as Munki conditions",
+        "Munki: copy into /usr/local/munki/conditions (owner root, group wheel, mode 755) on each Mac.",
     )
 }
 
@@ -100,6 +120,7 @@ fn render(plan: &Plan, mode: &str, purpose: &str, usage: &str) -> Result<Vec<u8>
         mode,
         purpose,
         usage,
+        condition_key: format!("confine_{}", plan.fleet.name.replace('-', "_")),
     }
     .render()
     .context("rendering an inventory script")?;

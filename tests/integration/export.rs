@@ -778,13 +778,57 @@ fn run_script(shell: &[&str], script: &[u8]) -> (bool, String) {
     (out.status.success(), output_text(&out))
 }
 
+/// The keys the Munki condition script writes on the simulated Mac, as the fake `defaults` logs them
+/// (`defaults write DOMAIN KEY TYPE VALUE…`, one a line), run by `shell` as root the way
+/// managedsoftwareupdate runs `/usr/local/munki/conditions`, into Munki's default ManagedInstallDir.
+fn munki_conditions(shell: &[&str], mac: &Mac, script: &[u8], support: &str) -> String {
+    let text = String::from_utf8(on_sim(mac, script, support)).unwrap();
+    let managed = "/Library/Managed Installs";
+    fs::create_dir_all(mac.on_mac(managed)).unwrap();
+    let lines = [
+        (
+            "DEFAULTS=/usr/bin/defaults".to_owned(),
+            format!("DEFAULTS='{}'", mac.sim.join("bin/defaults").display()),
+        ),
+        (
+            format!("CONDITIONS='{managed}/ConditionalItems'"),
+            format!("CONDITIONS='{}/ConditionalItems'", mac.on_mac(managed).display()),
+        ),
+    ];
+    let text = lines.iter().fold(text, |text, (line, on_sim)| {
+        assert_eq!(text.matches(line.as_str()).count(), 1, "{text}");
+        text.replace(line.as_str(), on_sim)
+    });
+    let file = tempfile::NamedTempFile::new().unwrap();
+    fs::write(file.path(), text).unwrap();
+    mac.clear_commands();
+    let out = mac
+        .root_env(Command::new(shell[0]).args(&shell[1..]).arg(file.path()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(output_text(&out), "", "a condition script prints nothing");
+    mac.commands()
+}
+
+/// What the Munki condition writes for the example fleet (`halfday-agents`: a predicate's key has no `-`).
+fn munki_writes(install_ok: &str, release: &str, failed_checks: &str) -> String {
+    let domain = "defaults write '/Library/Managed Installs/ConditionalItems' confine_halfday_agents";
+    format!(
+        "{domain}_install_ok -bool {install_ok}\n{domain}_release -string {release}\n\
+         {domain}_failed_checks -array{failed_checks}\n"
+    )
+}
+
 #[test]
 fn inventory_scripts_report_an_install_on_the_simulated_mac() {
     let fleet = sim::example();
     let support = fleet.support_dir.clone();
     let report = confine::export::inventory::report_script(&fleet).unwrap();
     let jamf = confine::export::inventory::jamf_scripts(&fleet).unwrap();
-    let all: Vec<&[u8]> = std::iter::once(report.as_slice())
+    let munki = confine::export::inventory::munki_condition(&fleet).unwrap();
+    let all: Vec<&[u8]> = [report.as_slice(), munki.as_slice()]
+        .into_iter()
         .chain(jamf.iter().map(|(_, s)| s.as_slice()))
         .collect();
     for script in &all {
@@ -813,6 +857,10 @@ fn inventory_scripts_report_an_install_on_the_simulated_mac() {
         assert_eq!(jamf_value(shell, &mac, "release"), "not installed");
         let (ok, out) = run_script(shell, &on_sim(&mac, &report, &support));
         assert!(!ok && out.starts_with("result: not installed\n"), "{out}");
+        assert_eq!(
+            munki_conditions(shell, &mac, &munki, &support),
+            munki_writes("NO", "'not installed'", "")
+        );
 
         mac.install(&fleet).expect("install");
         let status: Value =
@@ -843,6 +891,12 @@ fn inventory_scripts_report_an_install_on_the_simulated_mac() {
                 keys.trim_end()
             )
         );
+        for munki_shell in [shell, sim::apple_sh()] {
+            assert_eq!(
+                munki_conditions(munki_shell, &mac, &munki, &support),
+                munki_writes("YES", "1.0.0", "")
+            );
+        }
 
         // A failed install, as write_status records one: the result and the failed checks are reported.
         let path = mac.on_mac(&format!("{support}/status.json"));
@@ -862,6 +916,32 @@ fn inventory_scripts_report_an_install_on_the_simulated_mac() {
         assert!(
             !ok && out.starts_with(&format!("result: failed: hexagent/{first_check}\n")),
             "{out}"
+        );
+        for munki_shell in [shell, sim::apple_sh()] {
+            assert_eq!(
+                munki_conditions(munki_shell, &mac, &munki, &support),
+                munki_writes("NO", "1.0.0", &format!(" hexagent/{first_check}"))
+            );
+        }
+        // Two failed checks: one array element each (Jamf: space-separated).
+        let checks = status["checks"].as_array().unwrap();
+        let last_check = checks[checks.len() - 1]["check"].as_str().unwrap();
+        assert_ne!(first_check, last_check);
+        let passed = format!("{{\"agent\": \"hexagent\", \"check\": \"{last_check}\", \"ok\": true}}");
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches(&passed).count(), 1, "{text}");
+        fs::write(&path, text.replacen(&passed, &passed.replace("true", "false"), 1)).unwrap();
+        assert_eq!(
+            jamf_value(shell, &mac, "install-result"),
+            format!("failed: hexagent/{first_check} hexagent/{last_check}")
+        );
+        assert_eq!(
+            munki_conditions(shell, &mac, &munki, &support),
+            munki_writes(
+                "NO",
+                "1.0.0",
+                &format!(" hexagent/{first_check} hexagent/{last_check}")
+            )
         );
     }
 }
