@@ -38,13 +38,8 @@ pub(crate) fn rotate(mac: &Mac, plan: &Fleet, args: &[&str], stdin: &str) -> Out
 
 /// Runs `command` as root on the simulated Mac (its volume in CONFINE_SIM_TARGET), fed `stdin`.
 fn run_as_root(mac: &Mac, mut command: Command, stdin: &str) -> Output {
-    let mut child = command
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", "/var/root")
-        .env("CONFINE_SIM_BIN", mac.sim.join("bin"))
-        .env("SIM_LIB", mac.sim.join("simlib.sh"))
-        .env("SIM_STATE", &mac.state)
+    let mut child = mac
+        .root_env(&mut command)
         .env("CONFINE_SIM_TARGET", &mac.target)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
