@@ -474,7 +474,10 @@ impl Mac {
             binds += &format!("mount --bind '{}' /usr/bin/npm && ", tripwire.display());
         }
         let mut command = Command::new("unshare");
+        // Start at `/`: the namespace binds the volume over /tmp, so a test run from a clone under /tmp
+        // would start in a folder that no longer exists there (node's spawn then fails with ENOENT).
         command
+            .current_dir("/")
             .args(["--mount", "--propagation", "private", "sh", "-c"])
             .arg(format!("{binds}exec \"$@\""))
             .arg("sh");
